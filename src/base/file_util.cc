@@ -1,0 +1,179 @@
+#include "base/file_util.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <vector>
+
+namespace barge {
+
+Result<UniqueFd> OpenFile(const std::string& path, int flags, int mode) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  if (fd < 0) return ErrnoError("open " + path);
+  return UniqueFd(fd);
+}
+
+Result<std::string> ReadFile(const std::string& path) {
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(path, O_RDONLY));
+  std::string out;
+  struct stat st {};
+  if (::fstat(fd.get(), &st) == 0 && st.st_size > 0) out.reserve(static_cast<size_t>(st.st_size));
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("read " + path);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+Status WriteAll(int fd, std::string_view data, std::string_view what) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError(std::string("write ") + std::string(what));
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return Status::Ok();
+}
+
+Status WriteFile(const std::string& path, std::string_view data, int mode) {
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(path, O_WRONLY | O_CREAT | O_TRUNC, mode));
+  return WriteAll(fd.get(), data, path);
+}
+
+Status WriteFileAtomic(const std::string& path, std::string_view data, int mode) {
+  std::string tmp = path + ".tmp-XXXXXX";
+  int raw = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (raw < 0) return ErrnoError("create temporary file for " + path);
+  UniqueFd fd(raw);
+  Status st = WriteAll(fd.get(), data, tmp);
+  if (st.ok() && ::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0)
+    st = ErrnoError("chmod " + tmp);
+  if (st.ok() && ::fsync(fd.get()) != 0) st = ErrnoError("fsync " + tmp);
+  fd.Reset();
+  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = ErrnoError("rename to " + path);
+  if (!st.ok()) ::unlink(tmp.c_str());
+  return st;
+}
+
+Status MakeDirs(const std::string& path, int mode) {
+  if (path.empty()) return Status::Ok();
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return Status::Ok();
+    return InvalidArgument("mkdir " + path + ": exists and is not a directory");
+  }
+  size_t slash = path.find_last_of('/');
+  if (slash != std::string::npos && slash > 0)
+    RETURN_IF_ERROR(MakeDirs(path.substr(0, slash), mode));
+  if (::mkdir(path.c_str(), static_cast<mode_t>(mode)) != 0 && errno != EEXIST) {
+    return ErrnoError("mkdir " + path);
+  }
+  return Status::Ok();
+}
+
+bool PathExists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+namespace {
+
+Status RemoveAt(int parent_fd, const std::string& name, const std::string& path, dev_t dev) {
+  struct stat st {};
+  if (::fstatat(parent_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return ErrnoError("stat " + path);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    if (::unlinkat(parent_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
+      return ErrnoError("unlink " + path);
+    }
+    return Status::Ok();
+  }
+  if (st.st_dev != dev) {
+    return IoError("refusing to remove " + path + ": it is a mount point (unmount it first)");
+  }
+  int dfd = ::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0) return ErrnoError("open " + path);
+  DIR* dir = ::fdopendir(dfd);
+  if (dir == nullptr) {
+    ::close(dfd);
+    return ErrnoError("opendir " + path);
+  }
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(dir)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+  }
+  Status result;
+  for (const std::string& n : names) {
+    result = RemoveAt(::dirfd(dir), n, path + "/" + n, dev);
+    if (!result.ok()) break;
+  }
+  ::closedir(dir);
+  RETURN_IF_ERROR(result);
+  if (::unlinkat(parent_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+    return ErrnoError("rmdir " + path);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status RemoveTree(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return ErrnoError("stat " + path);
+  }
+  // The device of the top directory's parent is the file system we stay on; a `path` that is
+  // itself a mount point is refused too.
+  std::string parent = ".";
+  std::string name = path;
+  size_t slash = path.find_last_of('/');
+  if (slash != std::string::npos) {
+    parent = slash == 0 ? "/" : path.substr(0, slash);
+    name = path.substr(slash + 1);
+  }
+  struct stat pst {};
+  if (::stat(parent.c_str(), &pst) != 0) return ErrnoError("stat " + parent);
+  int pfd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (pfd < 0) return ErrnoError("open " + parent);
+  UniqueFd parent_fd(pfd);
+  return RemoveAt(parent_fd.get(), name, path, pst.st_dev);
+}
+
+Result<TempDir> TempDir::Make(std::string_view prefix) {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/" +
+                     std::string(prefix) + "XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) return ErrnoError("mkdtemp " + tmpl);
+  return TempDir(std::move(tmpl));
+}
+
+TempDir::~TempDir() {
+  if (!path_.empty()) (void)RemoveTree(path_);
+}
+
+TempDir& TempDir::operator=(TempDir&& other) noexcept {
+  if (this != &other) {
+    if (!path_.empty()) (void)RemoveTree(path_);
+    path_ = std::move(other.path_);
+    other.path_.clear();
+  }
+  return *this;
+}
+
+}  // namespace barge

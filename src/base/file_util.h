@@ -1,0 +1,54 @@
+// Small filesystem helpers that report failures as Status with the path and errno.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "barge/status.h"
+#include "base/unique_fd.h"
+
+namespace barge {
+
+Result<UniqueFd> OpenFile(const std::string& path, int flags, int mode = 0644);
+
+// Reads a whole file.
+Result<std::string> ReadFile(const std::string& path);
+
+// Writes `data` to `path` (truncating).
+Status WriteFile(const std::string& path, std::string_view data, int mode = 0644);
+
+// Writes through a temporary file in the same directory, fsyncs, then renames over `path`:
+// readers see the old content or the new one, never a torn file.
+Status WriteFileAtomic(const std::string& path, std::string_view data, int mode = 0644);
+
+// Writes all of `data` to `fd`, retrying short writes and EINTR.
+Status WriteAll(int fd, std::string_view data, std::string_view what);
+
+// mkdir -p.
+Status MakeDirs(const std::string& path, int mode = 0755);
+
+bool PathExists(const std::string& path);
+
+// rm -rf that never crosses into another file system: a mount point found inside `path`
+// is an error and nothing below it is touched. A missing path is OK.
+Status RemoveTree(const std::string& path);
+
+// A directory made with mkdtemp and removed (RemoveTree) when destroyed. Move-only.
+class TempDir {
+ public:
+  static Result<TempDir> Make(std::string_view prefix = "barge-");
+  TempDir() = default;
+  ~TempDir();
+  TempDir(TempDir&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }
+  TempDir& operator=(TempDir&& other) noexcept;
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit TempDir(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
+
+}  // namespace barge

@@ -1,0 +1,68 @@
+// The barge command line: global options and the registry of subcommands.
+//
+// Each subcommand lives in its own file in src/cli/ and registers itself:
+//
+//   static const barge::cli::Registration kImages{
+//       "images", "List images in the local repository", [](CLI::App& cmd, Cli& cli) {
+//         cmd.callback([&cli] { cli.Finish(ListImages(cli.root())); });
+//       }};
+//
+// Only this layer prints for the user and chooses exit codes; it calls the libraries for
+// everything else.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "barge/status.h"
+
+namespace barge::cli {
+
+// Exit codes shared by all commands.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;  // the command failed; an error line was printed
+inline constexpr int kExitUsage = 2;  // the command line itself was wrong
+
+class Cli {
+ public:
+  // The state root: --root, else $BARGE_ROOT, else /var/lib/barge for root and
+  // $XDG_DATA_HOME/barge (or ~/.local/share/barge) for others.
+  const std::string& root() const { return root_; }
+
+  // Prints "barge: error: MESSAGE" on stderr for a non-OK status and sets the exit code.
+  void Finish(const Status& status);
+  void SetExitCode(int code) { exit_code_ = code; }
+  int exit_code() const { return exit_code_; }
+
+  // Used by main.
+  void set_root(std::string root) { root_ = std::move(root); }
+
+ private:
+  std::string root_;
+  int exit_code_ = kExitOk;
+};
+
+// Prints "barge: error: MESSAGE" on stderr.
+void PrintError(std::string_view message);
+
+using SetupFn = std::function<void(CLI::App& command, Cli& cli)>;
+
+struct Registration {
+  Registration(std::string name, std::string summary, SetupFn setup);
+};
+
+struct CommandInfo {
+  std::string name;
+  std::string summary;
+  SetupFn setup;
+};
+
+// All registered commands, sorted by name.
+std::vector<CommandInfo>& Commands();
+
+// Parses sizes such as 512, 64k, 256m, 1g (binary units) into bytes.
+Result<long long> ParseSize(std::string_view text);
+
+}  // namespace barge::cli
