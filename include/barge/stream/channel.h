@@ -1,0 +1,101 @@
+// Channel<T>: a bounded SPSC ring of batches between two tasks, with blocking on both ends.
+// Records, watermarks, checkpoint barriers and end-of-stream travel in the same slots, in order.
+// A full channel blocks its producer (backpressure): memory in flight is bounded by
+// slots x batch capacity per channel.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+
+#include "barge/stream/batch.h"
+#include "barge/stream/ring.h"
+
+namespace barge::stream {
+
+enum class SlotKind : uint8_t {
+  kData,       // batch holds records; `watermark` holds after them (kMinTime: none)
+  kWatermark,  // no records; `watermark` advanced
+  kBarrier,    // checkpoint barrier `barrier_id`
+  kEnd,        // the producer is done; nothing follows
+};
+
+template <class T>
+struct Slot {
+  SlotKind kind = SlotKind::kData;
+  EventTime watermark = kMinTime;
+  uint64_t barrier_id = 0;
+  Batch<T> batch;
+};
+
+// Thrown inside the engine when the pipeline is cancelled while a task waits; caught at the
+// task boundary, never seen by users.
+struct PipelineCancelled {};
+
+// Counters a metrics endpoint reads while the pipeline runs. Written by one thread each.
+struct ChannelMetrics {
+  std::atomic<uint64_t> slots{0};       // slots published
+  std::atomic<uint64_t> records{0};     // records published
+  std::atomic<uint64_t> blocked_ns{0};  // producer time spent waiting on a full channel
+};
+
+template <class T>
+class Channel {
+ public:
+  // `consumer_bell` is rung after every publish (the consuming task sleeps on one bell for all
+  // its inputs). `cancelled` aborts waits.
+  Channel(size_t slots, Doorbell* consumer_bell, const std::atomic<bool>* cancelled)
+      : ring_(slots), consumer_bell_(consumer_bell), cancelled_(cancelled) {}
+
+  // Producer: a free slot to fill, blocking while the channel is full.
+  Slot<T>* Claim() {
+    Slot<T>* slot = ring_.TryClaim();
+    if (slot != nullptr) return slot;
+    auto start = std::chrono::steady_clock::now();
+    space_bell_.WaitUntil([&] {
+      slot = ring_.TryClaim();
+      return slot != nullptr || cancelled_->load(std::memory_order_relaxed);
+    });
+    if (slot == nullptr) throw PipelineCancelled{};
+    auto waited = std::chrono::steady_clock::now() - start;
+    metrics_.blocked_ns.store(metrics_.blocked_ns.load(std::memory_order_relaxed) +
+                                  static_cast<uint64_t>(std::chrono::nanoseconds(waited).count()),
+                              std::memory_order_relaxed);
+    return slot;
+  }
+  // Producer: publishes the slot returned by the last Claim.
+  void Publish(const Slot<T>& slot) {
+    metrics_.slots.store(metrics_.slots.load(std::memory_order_relaxed) + 1,
+                         std::memory_order_relaxed);
+    metrics_.records.store(metrics_.records.load(std::memory_order_relaxed) + slot.batch.size(),
+                           std::memory_order_relaxed);
+    ring_.Publish();
+    consumer_bell_->Ring();
+  }
+
+  // Consumer: the oldest slot, or nullptr when empty. Never blocks (the task waits on its bell).
+  Slot<T>* Peek() { return ring_.TryPeek(); }
+  // Consumer: returns the peeked slot to the producer.
+  void Release() {
+    ring_.Release();
+    space_bell_.Ring();
+  }
+
+  // Wakes a producer blocked in Claim (cancellation).
+  void WakeProducer() { space_bell_.RingAlways(); }
+
+  bool Empty() const { return ring_.Empty(); }
+  size_t Fill() const { return ring_.Size(); }
+  size_t capacity() const { return ring_.capacity(); }
+  const ChannelMetrics& metrics() const { return metrics_; }
+
+ private:
+  SpscRing<Slot<T>> ring_;
+  Doorbell space_bell_;
+  Doorbell* consumer_bell_;
+  const std::atomic<bool>* cancelled_;
+  ChannelMetrics metrics_;
+};
+
+}  // namespace barge::stream

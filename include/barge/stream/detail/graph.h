@@ -1,0 +1,588 @@
+// The logical dataflow graph behind the typed API, and the typed pieces that join tasks:
+// partitioners (producer side of an exchange), input gates (consumer side) and source drivers.
+// Users never touch these; pipeline.h builds them.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "barge/status.h"
+#include "barge/stream/channel.h"
+#include "barge/stream/keyed_table.h"
+#include "barge/stream/operator.h"
+#include "barge/stream/operators.h"
+#include "barge/stream/source.h"
+
+namespace barge::stream::detail {
+
+enum class Partitioning {
+  kForward,    // instance i -> instance i (chained when parallelism matches)
+  kHash,       // by key: hash(key) % parallelism
+  kRebalance,  // whole batches round-robin
+  kBroadcast,  // every batch to every instance
+};
+
+// Something a task owns besides its operators (partitioners, gates, tees).
+class TaskPart {
+ public:
+  virtual ~TaskPart() = default;
+};
+
+// Shared state of one running pipeline.
+struct RunState {
+  std::atomic<bool> cancelled{false};
+  size_t batch_size = 1024;
+  size_t channel_slots = 8;
+};
+
+// The physical task a node instance runs in; owns the doorbell its input channels ring.
+struct TaskInfo {
+  Doorbell bell;
+};
+
+class NodeBase;
+
+// An edge of the logical graph. Typed subclasses know the record type and partitioning.
+class EdgeBase {
+ public:
+  EdgeBase(NodeBase* from, int from_port, NodeBase* to, Partitioning kind)
+      : from(from), from_port(from_port), to(to), kind(kind) {}
+  virtual ~EdgeBase() = default;
+
+  NodeBase* from;
+  int from_port;
+  NodeBase* to;
+  Partitioning kind;
+  bool chained = false;  // set when the pipeline fuses `to` into `from`'s task
+
+  // Creates the channels of a non-chained edge; `down_tasks[j]` owns instance j's doorbell.
+  virtual void CreateChannels(int up_parallelism, int down_parallelism,
+                              const std::vector<TaskInfo*>& down_tasks, RunState& run) = 0;
+  // Producer side for upstream instance `up` (owned by the returned part).
+  virtual std::unique_ptr<TaskPart> MakePartitioner(int up, RunState& run) = 0;
+  // Downstream operator `op` seen as this edge's typed Input.
+  virtual void* InputOf(OperatorBase* op) = 0;
+  // Connects `port` of `op` to `targets` (Input<T>* each), adding a Tee if several.
+  virtual std::unique_ptr<TaskPart> ConnectPort(OperatorBase* op, int port,
+                                                const std::vector<void*>& targets) = 0;
+  // Partitioner's Input<T>*.
+  virtual void* PartitionerInput(TaskPart* partitioner) = 0;
+  // Wakes producers blocked on this edge's channels (cancellation).
+  virtual void WakeProducers() = 0;
+  // Metrics: fill and counters of the channels into downstream instance `down`.
+  virtual void ChannelStats(int down, size_t* fill, size_t* capacity, uint64_t* blocked_ns,
+                            uint64_t* records) const = 0;
+};
+
+// A node of the logical graph: a source or an operator, with a parallelism.
+class NodeBase {
+ public:
+  virtual ~NodeBase() = default;
+
+  std::string name;
+  int parallelism = 1;
+  std::vector<EdgeBase*> inputs;
+  std::vector<EdgeBase*> outputs;
+
+  virtual bool is_source() const { return false; }
+  virtual std::unique_ptr<OperatorBase> MakeOperator(int instance, RunState& run) = 0;
+  // Non-source chain heads: a gate reading this node's input channels into `head`.
+  virtual std::unique_ptr<TaskPart> MakeGate(int instance, OperatorBase* head, TaskInfo& task,
+                                             RunState& run) = 0;
+};
+
+// A source operator: drives a Source<T> on its task and pushes into port 0.
+class SourceDriverBase : public OperatorBase {
+ public:
+  using OperatorBase::OperatorBase;
+  // Produces one batch. Returns false after the source ended (End has been sent downstream).
+  virtual bool Step(RunState& run) = 0;
+  // Opens the source; errors name it.
+  virtual Status OpenSource(int instance, int parallelism) = 0;
+  virtual void CloseSource() = 0;
+};
+
+template <class T>
+class SourceDriver final : public SourceDriverBase {
+ public:
+  SourceDriver(std::string name, std::unique_ptr<Source<T>> source)
+      : SourceDriverBase(std::move(name)), source_(std::move(source)) {}
+
+  OutputBase* Port(int port) override { return port == 0 ? &out_ : nullptr; }
+
+  Status OpenSource(int instance, int parallelism) override {
+    Status st = source_->Open(instance, parallelism);
+    return st.ok() ? st : st.Wrap("source '" + name() + "'");
+  }
+  void CloseSource() override { source_->Close(); }
+
+  bool Step(RunState& run) override {
+    batch_.clear();
+    Result<SourceState> state = source_->Next(batch_, run.batch_size);
+    if (!state.ok()) {
+      throw OperatorFailure(name(), state.status().message());
+    }
+    if (!batch_.empty()) {
+      OperatorMetrics::Add(metrics().records_out, batch_.size());
+      out_.target().Push(batch_);
+    }
+    switch (*state) {
+      case SourceState::kMore:
+        return true;
+      case SourceState::kIdle:
+        out_.target().Idle();
+        return true;
+      case SourceState::kEnd:
+        out_.target().End();
+        return false;
+    }
+    return false;
+  }
+
+  Source<T>& source() { return *source_; }
+
+ private:
+  std::unique_ptr<Source<T>> source_;
+  Output<T> out_;
+  Batch<T> batch_;
+};
+
+// Assigns event time from a user function and emits bounded-out-of-orderness watermarks:
+// after each batch, watermark = max timestamp seen - max_out_of_orderness - 1.
+template <class T, class F>
+class TimestampOperator final : public Operator<T, T> {
+ public:
+  TimestampOperator(std::string name, F f, EventTime max_out_of_orderness)
+      : Operator<T, T>(std::move(name)), f_(std::move(f)), bound_(max_out_of_orderness) {}
+
+  void Push(Batch<T>& in) override {
+    this->CountIn(in);
+    Guarded(this->name(), [&] {
+      in.timestamps.resize(in.size());
+      EventTime* ts = in.timestamps.data();
+      const T* r = in.records.data();
+      EventTime max_ts = max_ts_;
+      for (size_t i = 0, n = in.size(); i < n; ++i) {
+        EventTime t = f_(r[i]);
+        ts[i] = t;
+        max_ts = t > max_ts ? t : max_ts;
+      }
+      max_ts_ = max_ts;
+    });
+    this->out_.Push(in, this->metrics());
+    if (max_ts_ != kMinTime) {
+      EventTime w = max_ts_ - bound_ - 1;
+      if (w > emitted_) {
+        emitted_ = w;
+        this->out_.target().Watermark(w);
+      }
+    }
+  }
+  // Upstream watermarks are replaced by this operator's own.
+  void Watermark(EventTime) override {}
+
+ private:
+  F f_;
+  EventTime bound_;
+  EventTime max_ts_ = kMinTime;
+  EventTime emitted_ = kMinTime;
+};
+
+// Producer side of an exchange for one upstream instance: routes records into per-destination
+// slots claimed from the channels, publishing a slot when it is full. Watermarks ride on the
+// next published slot (a watermark may only be delayed, never advanced early, so this is safe).
+template <class T, class KeyFn>
+class Partitioner final : public Input<T>, public TaskPart {
+ public:
+  Partitioner(Partitioning kind, std::vector<Channel<T>*> outs, KeyFn key_fn, size_t batch_size,
+              int up_instance)
+      : kind_(kind),
+        outs_(std::move(outs)),
+        key_fn_(std::move(key_fn)),
+        open_(outs_.size(), nullptr),
+        sent_wm_(outs_.size(), kMinTime),
+        batch_size_(batch_size),
+        next_(static_cast<size_t>(up_instance) % outs_.size()) {}
+
+  void Push(Batch<T>& in) override {
+    switch (kind_) {
+      case Partitioning::kForward:
+      case Partitioning::kRebalance: {
+        // Whole batch, zero copy: swap its buffers into the slot.
+        size_t d = kind_ == Partitioning::kForward ? 0 : Next();
+        Close(d);
+        Slot<T>* slot = outs_[d]->Claim();
+        slot->kind = SlotKind::kData;
+        slot->batch.swap(in);
+        Publish(d, slot);
+        break;
+      }
+      case Partitioning::kBroadcast:
+        for (size_t d = 0; d < outs_.size(); ++d) {
+          Close(d);
+          Slot<T>* slot = outs_[d]->Claim();
+          slot->kind = SlotKind::kData;
+          slot->batch.records.assign(in.records.begin(), in.records.end());
+          slot->batch.timestamps.assign(in.timestamps.begin(), in.timestamps.end());
+          Publish(d, slot);
+        }
+        break;
+      case Partitioning::kHash:
+        PushHashed(in);
+        break;
+    }
+  }
+
+  void Watermark(EventTime w) override {
+    if (w <= wm_) return;
+    wm_ = w;
+    for (size_t d = 0; d < outs_.size(); ++d) {
+      if (open_[d] == nullptr && sent_wm_[d] < w) {
+        Slot<T>* slot = outs_[d]->Claim();
+        slot->kind = SlotKind::kWatermark;
+        slot->batch.clear();
+        Publish(d, slot);
+      }
+    }
+  }
+
+  void Barrier(uint64_t id) override {
+    for (size_t d = 0; d < outs_.size(); ++d) {
+      Close(d);
+      Slot<T>* slot = outs_[d]->Claim();
+      slot->kind = SlotKind::kBarrier;
+      slot->barrier_id = id;
+      slot->batch.clear();
+      Publish(d, slot);
+    }
+  }
+
+  void End() override {
+    for (size_t d = 0; d < outs_.size(); ++d) {
+      Close(d);
+      Slot<T>* slot = outs_[d]->Claim();
+      slot->kind = SlotKind::kEnd;
+      slot->batch.clear();
+      Publish(d, slot);
+    }
+  }
+
+  void Idle() override {
+    for (size_t d = 0; d < outs_.size(); ++d) Close(d);
+  }
+
+ private:
+  size_t Next() {
+    size_t d = next_;
+    next_ = next_ + 1 == outs_.size() ? 0 : next_ + 1;
+    return d;
+  }
+
+  void PushHashed(Batch<T>& in) {
+    const size_t n = in.size();
+    const size_t parts = outs_.size();
+    const bool with_ts = !in.timestamps.empty();
+    for (size_t i = 0; i < n; ++i) {
+      // Range reduction without division: (hash * parts) >> 64.
+      size_t d = static_cast<size_t>(
+          (static_cast<unsigned __int128>(HashKey(key_fn_(in.records[i]))) * parts) >> 64);
+      Slot<T>* slot = open_[d];
+      if (slot == nullptr) {
+        slot = open_[d] = outs_[d]->Claim();
+        slot->kind = SlotKind::kData;
+        slot->batch.clear();
+        slot->batch.reserve(batch_size_);
+      }
+      slot->batch.records.push_back(std::move(in.records[i]));
+      if (with_ts) slot->batch.timestamps.push_back(in.timestamps[i]);
+      if (slot->batch.records.size() >= batch_size_) Close(d);
+    }
+  }
+
+  // Publishes destination d's open slot, if any.
+  void Close(size_t d) {
+    if (open_[d] != nullptr) {
+      Publish(d, open_[d]);
+      open_[d] = nullptr;
+    } else if (sent_wm_[d] < wm_ && kind_ != Partitioning::kForward &&
+               kind_ != Partitioning::kRebalance) {
+      // Nothing open but a newer watermark: send it alone so the destination can progress.
+      Slot<T>* slot = outs_[d]->Claim();
+      slot->kind = SlotKind::kWatermark;
+      slot->batch.clear();
+      Publish(d, slot);
+    }
+  }
+
+  void Publish(size_t d, Slot<T>* slot) {
+    slot->watermark = wm_;
+    sent_wm_[d] = wm_;
+    outs_[d]->Publish(*slot);
+  }
+
+  Partitioning kind_;
+  std::vector<Channel<T>*> outs_;
+  KeyFn key_fn_;
+  std::vector<Slot<T>*> open_;
+  std::vector<EventTime> sent_wm_;
+  EventTime wm_ = kMinTime;
+  size_t batch_size_;
+  size_t next_;
+};
+
+// Consumer side: reads every input channel of one task, merges watermarks (the minimum over
+// live inputs), forwards barriers once all inputs delivered them, and ends after every input
+// ended. Runs the task's loop for non-source chains.
+class GateBase : public TaskPart {
+ public:
+  // Runs until all inputs end. Throws PipelineCancelled on cancellation.
+  virtual void Run(RunState& run) = 0;
+};
+
+template <class T>
+class InputGate final : public GateBase {
+ public:
+  InputGate(std::vector<Channel<T>*> ins, Input<T>* head, Doorbell* bell)
+      : ins_(std::move(ins)),
+        head_(head),
+        bell_(bell),
+        wm_(ins_.size(), kMinTime),
+        ended_(ins_.size(), false),
+        barriers_(ins_.size(), 0) {}
+
+  void Run(RunState& run) override {
+    size_t live = ins_.size();
+    if (live == 0) {
+      head_->End();
+      return;
+    }
+    while (live > 0) {
+      bool progressed = false;
+      for (size_t c = 0; c < ins_.size(); ++c) {
+        if (ended_[c]) continue;
+        // A few slots per channel per round keeps inputs fair.
+        for (int k = 0; k < 4; ++k) {
+          Slot<T>* slot = ins_[c]->Peek();
+          if (slot == nullptr) break;
+          progressed = true;
+          bool ended = Handle(c, *slot);
+          ins_[c]->Release();
+          if (ended) {
+            --live;
+            break;
+          }
+        }
+      }
+      if (live == 0) break;
+      if (!progressed) {
+        head_->Idle();
+        bell_->WaitUntil([&] {
+          if (run.cancelled.load(std::memory_order_relaxed)) return true;
+          for (size_t c = 0; c < ins_.size(); ++c) {
+            if (!ended_[c] && !ins_[c]->Empty()) return true;
+          }
+          return false;
+        });
+        if (run.cancelled.load(std::memory_order_relaxed)) throw PipelineCancelled{};
+      }
+    }
+    head_->End();
+  }
+
+ private:
+  // Returns true when channel c ended.
+  bool Handle(size_t c, Slot<T>& slot) {
+    switch (slot.kind) {
+      case SlotKind::kData:
+        if (!slot.batch.empty()) head_->Push(slot.batch);
+        slot.batch.clear();
+        UpdateWatermark(c, slot.watermark);
+        return false;
+      case SlotKind::kWatermark:
+        UpdateWatermark(c, slot.watermark);
+        return false;
+      case SlotKind::kBarrier:
+        barriers_[c] = slot.barrier_id;
+        MaybeForwardBarrier();
+        return false;
+      case SlotKind::kEnd:
+        ended_[c] = true;
+        UpdateWatermark(c, kMaxTime);
+        MaybeForwardBarrier();
+        return true;
+    }
+    return false;
+  }
+
+  void UpdateWatermark(size_t c, EventTime w) {
+    if (w <= wm_[c]) return;
+    wm_[c] = w;
+    EventTime low = kMaxTime;
+    for (EventTime x : wm_) low = x < low ? x : low;
+    // kMaxTime from all inputs is end of stream, which End() handles.
+    if (low > emitted_ && low != kMaxTime) {
+      emitted_ = low;
+      head_->Watermark(low);
+    }
+  }
+
+  // Forwards barrier id once every live input has delivered it. (Aligned checkpoints, which
+  // hold back inputs that are ahead, arrive with the checkpointing work.)
+  void MaybeForwardBarrier() {
+    uint64_t low = UINT64_MAX;
+    for (size_t c = 0; c < ins_.size(); ++c) {
+      if (!ended_[c]) low = std::min(low, barriers_[c]);
+    }
+    if (low != UINT64_MAX && low > forwarded_barrier_) {
+      forwarded_barrier_ = low;
+      head_->Barrier(low);
+    }
+  }
+
+  std::vector<Channel<T>*> ins_;
+  Input<T>* head_;
+  Doorbell* bell_;
+  std::vector<EventTime> wm_;
+  std::vector<bool> ended_;
+  std::vector<uint64_t> barriers_;
+  EventTime emitted_ = kMinTime;
+  uint64_t forwarded_barrier_ = 0;
+};
+
+struct NoKey {
+  template <class T>
+  int operator()(const T&) const {
+    return 0;
+  }
+};
+
+// An edge carrying T; the consumer side lists its channels through this.
+template <class T>
+class ChannelEdge : public EdgeBase {
+ public:
+  using EdgeBase::EdgeBase;
+  // Channels into downstream instance j.
+  virtual std::vector<Channel<T>*> ChannelsInto(int j) const = 0;
+};
+
+// An edge carrying T, partitioned by KeyFn when kind is kHash.
+template <class T, class KeyFn = NoKey>
+class TypedEdge final : public ChannelEdge<T> {
+ public:
+  TypedEdge(NodeBase* from, int from_port, NodeBase* to, Partitioning kind, KeyFn key_fn = {})
+      : ChannelEdge<T>(from, from_port, to, kind), key_fn_(std::move(key_fn)) {}
+  using EdgeBase::kind;
+
+  void CreateChannels(int up, int down, const std::vector<TaskInfo*>& down_tasks,
+                      RunState& run) override {
+    up_ = up;
+    down_ = down;
+    one_to_one_ = kind == Partitioning::kForward && up == down;
+    channels_.assign(static_cast<size_t>(up) * static_cast<size_t>(down), nullptr);
+    for (int i = 0; i < up; ++i) {
+      for (int j = 0; j < down; ++j) {
+        if (one_to_one_ && i != j) continue;
+        owned_.push_back(
+            std::make_unique<Channel<T>>(run.channel_slots, &down_tasks[j]->bell, &run.cancelled));
+        channels_[Index(i, j)] = owned_.back().get();
+      }
+    }
+  }
+
+  std::unique_ptr<TaskPart> MakePartitioner(int up, RunState& run) override {
+    std::vector<Channel<T>*> outs;
+    if (one_to_one_) {
+      outs.push_back(channels_[Index(up, up)]);
+    } else {
+      for (int j = 0; j < down_; ++j) outs.push_back(channels_[Index(up, j)]);
+    }
+    Partitioning k = kind;
+    if (k == Partitioning::kForward && !one_to_one_) k = Partitioning::kRebalance;
+    return std::make_unique<Partitioner<T, KeyFn>>(k, std::move(outs), key_fn_, run.batch_size, up);
+  }
+
+  void* PartitionerInput(TaskPart* p) override {
+    return static_cast<Input<T>*>(static_cast<Partitioner<T, KeyFn>*>(p));
+  }
+
+  void* InputOf(OperatorBase* op) override {
+    auto* input = dynamic_cast<Input<T>*>(op);
+    return input;
+  }
+
+  std::unique_ptr<TaskPart> ConnectPort(OperatorBase* op, int port,
+                                        const std::vector<void*>& targets) override {
+    auto* out = dynamic_cast<Output<T>*>(op->Port(port));
+    if (targets.size() == 1) {
+      out->Connect(static_cast<Input<T>*>(targets[0]));
+      return nullptr;
+    }
+    std::vector<Input<T>*> typed;
+    for (void* t : targets) typed.push_back(static_cast<Input<T>*>(t));
+    auto tee = std::make_unique<TeePart>(std::move(typed));
+    out->Connect(&tee->tee);
+    return tee;
+  }
+
+  std::vector<Channel<T>*> ChannelsInto(int j) const override {
+    std::vector<Channel<T>*> result;
+    for (int i = 0; i < up_; ++i) {
+      if (Channel<T>* c = channels_[Index(i, j)]) result.push_back(c);
+    }
+    return result;
+  }
+
+  void WakeProducers() override {
+    for (auto& c : owned_) c->WakeProducer();
+  }
+
+  void ChannelStats(int j, size_t* fill, size_t* capacity, uint64_t* blocked_ns,
+                    uint64_t* records) const override {
+    for (Channel<T>* c : ChannelsInto(j)) {
+      *fill += c->Fill();
+      *capacity += c->capacity();
+      *blocked_ns += c->metrics().blocked_ns.load(std::memory_order_relaxed);
+      *records += c->metrics().records.load(std::memory_order_relaxed);
+    }
+  }
+
+ private:
+  struct TeePart : TaskPart {
+    explicit TeePart(std::vector<Input<T>*> targets) : tee(std::move(targets)) {}
+    Tee<T> tee;
+  };
+
+  size_t Index(int i, int j) const {
+    return static_cast<size_t>(i) * static_cast<size_t>(down_) + static_cast<size_t>(j);
+  }
+
+  KeyFn key_fn_;
+  int up_ = 0;
+  int down_ = 0;
+  bool one_to_one_ = false;
+  std::vector<Channel<T>*> channels_;
+  std::vector<std::unique_ptr<Channel<T>>> owned_;
+};
+
+// A node whose operator consumes In (all its input edges carry In).
+template <class In>
+class ConsumerNode : public NodeBase {
+ public:
+  std::unique_ptr<TaskPart> MakeGate(int instance, OperatorBase* head, TaskInfo& task,
+                                     RunState&) override {
+    std::vector<Channel<In>*> ins;
+    for (EdgeBase* e : inputs) {
+      for (Channel<In>* c : static_cast<ChannelEdge<In>*>(e)->ChannelsInto(instance)) {
+        ins.push_back(c);
+      }
+    }
+    return std::make_unique<InputGate<In>>(std::move(ins), dynamic_cast<Input<In>*>(head),
+                                           &task.bell);
+  }
+};
+
+}  // namespace barge::stream::detail

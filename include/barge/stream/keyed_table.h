@@ -1,0 +1,137 @@
+// KeyedTable<K, V>: the hash table behind keyed state. Open addressing with linear probing,
+// keys and values stored inline, so a lookup of a hot key touches one cache line. Integer keys
+// are mixed with a multiplicative hash (std::hash of an integer is the identity).
+//
+// Not thread-safe: owned by one operator instance. Pointers returned stay valid until the next
+// insertion or erase.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace barge::stream {
+
+template <class K>
+inline uint64_t HashKey(const K& key) {
+  uint64_t h;
+  if constexpr (std::is_integral_v<K> || std::is_enum_v<K>) {
+    h = static_cast<uint64_t>(key);
+  } else {
+    h = static_cast<uint64_t>(std::hash<K>{}(key));
+  }
+  // Fibonacci hashing then a fold: spreads consecutive integers over the whole table.
+  h *= 0x9E3779B97F4A7C15ULL;
+  return h ^ (h >> 29);
+}
+
+template <class K, class V>
+class KeyedTable {
+ public:
+  KeyedTable() { Rehash(16); }
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+  V* Find(const K& key) {
+    size_t i = HashKey(key) & mask_;
+    while (used_[i]) {
+      if (slots_[i].key == key) return &slots_[i].value;
+      i = (i + 1) & mask_;
+    }
+    return nullptr;
+  }
+
+  // Returns the value for `key` and whether it was inserted (value-initialized) just now.
+  std::pair<V*, bool> FindOrInsert(const K& key) {
+    size_t i = HashKey(key) & mask_;
+    while (used_[i]) {
+      if (slots_[i].key == key) return {&slots_[i].value, false};
+      i = (i + 1) & mask_;
+    }
+    if ((size_ + 1) * 2 > slots_.size()) {
+      Rehash(slots_.size() * 2);
+      return FindOrInsert(key);
+    }
+    used_[i] = 1;
+    slots_[i].key = key;
+    slots_[i].value = V{};
+    ++size_;
+    return {&slots_[i].value, true};
+  }
+
+  // Removes `key` if present (backward-shift deletion: no tombstones).
+  bool Erase(const K& key) {
+    size_t i = HashKey(key) & mask_;
+    while (used_[i]) {
+      if (slots_[i].key == key) break;
+      i = (i + 1) & mask_;
+    }
+    if (!used_[i]) return false;
+    size_t hole = i;
+    for (size_t j = (hole + 1) & mask_; used_[j]; j = (j + 1) & mask_) {
+      size_t home = HashKey(slots_[j].key) & mask_;
+      // Move j into the hole when its home is not in (hole, j] cyclically.
+      bool between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+      if (!between) {
+        slots_[hole] = std::move(slots_[j]);
+        hole = j;
+      }
+    }
+    used_[hole] = 0;
+    slots_[hole] = Slot{};
+    --size_;
+    return true;
+  }
+
+  // Drops every entry, keeping the allocation.
+  void Clear() {
+    if (size_ == 0) return;
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      if (used_[i]) slots_[i] = Slot{};
+    }
+    std::fill(used_.begin(), used_.end(), 0);
+    size_ = 0;
+  }
+
+  // fn(const K&, V&) for every entry, in table order.
+  template <class Fn>
+  void ForEach(Fn&& fn) {
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      if (used_[i]) fn(std::as_const(slots_[i].key), slots_[i].value);
+    }
+  }
+
+ private:
+  struct Slot {
+    K key{};
+    V value{};
+  };
+
+  void Rehash(size_t capacity) {
+    std::vector<Slot> old_slots = std::move(slots_);
+    std::vector<uint8_t> old_used = std::move(used_);
+    slots_.assign(capacity, Slot{});
+    used_.assign(capacity, 0);
+    mask_ = capacity - 1;
+    size_ = 0;
+    for (size_t i = 0; i < old_slots.size(); ++i) {
+      if (!old_used[i]) continue;
+      size_t j = HashKey(old_slots[i].key) & mask_;
+      while (used_[j]) j = (j + 1) & mask_;
+      used_[j] = 1;
+      slots_[j] = std::move(old_slots[i]);
+      ++size_;
+    }
+  }
+
+  std::vector<Slot> slots_;
+  std::vector<uint8_t> used_;
+  size_t mask_ = 0;
+  size_t size_ = 0;
+};
+
+}  // namespace barge::stream

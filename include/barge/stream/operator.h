@@ -1,0 +1,172 @@
+// The operator contract. An operator consumes batches of In through Input<In> and produces
+// batches of Out into Output<Out>. Every call is per batch or per control event; user functions
+// are template parameters, so they inline into the per-batch loop.
+//
+// Threading: one operator instance is driven by exactly one task thread, so it needs no locks.
+// Metrics are relaxed atomics written by that thread and read by anyone.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "barge/stream/batch.h"
+
+namespace barge::stream {
+
+// What flows into an operator, in order.
+template <class T>
+class Input {
+ public:
+  virtual ~Input() = default;
+  // Records (see Batch for the ownership contract). Never called with an empty batch.
+  virtual void Push(Batch<T>& batch) = 0;
+  // Event time has advanced to `watermark`: no record with a smaller or equal timestamp is
+  // expected any more (records that still come are late).
+  virtual void Watermark(EventTime watermark) = 0;
+  // Checkpoint barrier `id`: everything before it belongs to checkpoint id.
+  virtual void Barrier(uint64_t id) = 0;
+  // No more input. Flush all state downstream, then forward End.
+  virtual void End() = 0;
+  // The task has no input right now: hand partial batches downstream so nothing waits on a
+  // batch that will not fill (latency); cheap when there is nothing to flush.
+  virtual void Idle() = 0;
+};
+
+struct OperatorMetrics {
+  std::atomic<uint64_t> records_in{0};
+  std::atomic<uint64_t> records_out{0};
+  std::atomic<uint64_t> batches_in{0};
+  std::atomic<uint64_t> late_records{0};  // window operators: records after their window closed
+
+  static void Add(std::atomic<uint64_t>& counter, uint64_t n) {
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+};
+
+// A failure inside an operator (an exception from user code, or an error the operator raises),
+// carrying the operator's name to the pipeline's error.
+class OperatorFailure : public std::runtime_error {
+ public:
+  OperatorFailure(const std::string& op, const std::string& what)
+      : std::runtime_error("operator '" + op + "' failed: " + what), op_(op) {}
+  const std::string& op() const { return op_; }
+
+ private:
+  std::string op_;
+};
+
+// Runs `fn`, turning any exception except one already attributed into an OperatorFailure
+// naming `op`. Zero cost when nothing throws.
+template <class Fn>
+inline void Guarded(const std::string& op, Fn&& fn) {
+  try {
+    fn();
+  } catch (const OperatorFailure&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw OperatorFailure(op, e.what());
+  }
+  // Anything else (engine cancellation among it) passes through unchanged.
+}
+
+class OutputBase {
+ public:
+  virtual ~OutputBase() = default;
+};
+
+// Swallows everything: where an output port leads when nothing consumes it.
+template <class T>
+class DiscardInput final : public Input<T> {
+ public:
+  static DiscardInput* Get() {
+    static DiscardInput instance;
+    return &instance;
+  }
+  void Push(Batch<T>&) override {}
+  void Watermark(EventTime) override {}
+  void Barrier(uint64_t) override {}
+  void End() override {}
+  void Idle() override {}
+};
+
+// An operator's output port: the downstream Input plus a recycled batch to build output in.
+template <class T>
+class Output final : public OutputBase {
+ public:
+  void Connect(Input<T>* target) { target_ = target; }
+  bool connected() const { return target_ != DiscardInput<T>::Get(); }
+  Input<T>& target() { return *target_; }
+
+  // Sends `batch` downstream unless it is empty; the caller clears it afterwards.
+  void Push(Batch<T>& batch, OperatorMetrics& metrics) {
+    if (batch.empty()) return;
+    OperatorMetrics::Add(metrics.records_out, batch.size());
+    target_->Push(batch);
+  }
+
+  // A batch owned by this port for operators that build output record by record.
+  Batch<T>& scratch() { return scratch_; }
+  // Pushes scratch downstream (if not empty) and clears it.
+  void Flush(OperatorMetrics& metrics) {
+    Push(scratch_, metrics);
+    scratch_.clear();
+  }
+
+ private:
+  Input<T>* target_ = DiscardInput<T>::Get();
+  Batch<T> scratch_;
+};
+
+// Base of every operator: name, metrics, output ports for wiring.
+class OperatorBase {
+ public:
+  explicit OperatorBase(std::string name) : name_(std::move(name)) {}
+  virtual ~OperatorBase() = default;
+  OperatorBase(const OperatorBase&) = delete;
+  OperatorBase& operator=(const OperatorBase&) = delete;
+
+  const std::string& name() const { return name_; }
+  OperatorMetrics& metrics() { return metrics_; }
+
+  // Port 0 is the main output; window operators have port 1 for late records.
+  virtual OutputBase* Port(int port) = 0;
+
+  // Called on the task thread before the first record; `instance` of `parallelism`.
+  virtual void Open(int instance, int parallelism) {
+    (void)instance;
+    (void)parallelism;
+  }
+
+ private:
+  std::string name_;
+  OperatorMetrics metrics_;
+};
+
+// An operator with one input type and one main output type. Control events forward by default.
+template <class In, class Out>
+class Operator : public OperatorBase, public Input<In> {
+ public:
+  using OperatorBase::OperatorBase;
+
+  OutputBase* Port(int port) override { return port == 0 ? &out_ : nullptr; }
+
+  void Watermark(EventTime watermark) override { out_.target().Watermark(watermark); }
+  void Barrier(uint64_t id) override { out_.target().Barrier(id); }
+  void End() override { out_.target().End(); }
+  void Idle() override { out_.target().Idle(); }
+
+ protected:
+  // Counts a batch in; call at the top of Push.
+  void CountIn(const Batch<In>& batch) {
+    OperatorMetrics::Add(metrics().records_in, batch.size());
+    OperatorMetrics::Add(metrics().batches_in, 1);
+  }
+
+  Output<Out> out_;
+};
+
+}  // namespace barge::stream

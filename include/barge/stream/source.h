@@ -1,0 +1,83 @@
+// Source<T>: where records enter a pipeline. Built-in sources (generator, files, sockets) and
+// user sources implement the same interface; the engine drives each instance on its own task.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "barge/status.h"
+#include "barge/stream/batch.h"
+
+namespace barge::stream {
+
+enum class SourceState {
+  kMore,  // `Next` produced records (or may, if called again)
+  kIdle,  // nothing available right now; the engine flushes downstream and calls Next again
+  kEnd,   // the input is exhausted
+};
+
+// Counters a source keeps; read by the metrics endpoint.
+struct SourceMetrics {
+  std::atomic<uint64_t> skipped{0};  // malformed inputs skipped (when the user asked to skip)
+};
+
+template <class T>
+class Source {
+ public:
+  virtual ~Source() = default;
+
+  // Called once on the task thread before Next; this is instance `instance` of `parallelism`.
+  virtual Status Open(int instance, int parallelism) {
+    (void)instance;
+    (void)parallelism;
+    return Status::Ok();
+  }
+
+  // Appends up to `max_records` records to `out` (empty on entry). Blocking sources should wait
+  // at most ~100 ms before returning kIdle so that cancellation and flushing stay prompt. An
+  // error ends the pipeline with that error.
+  virtual Result<SourceState> Next(Batch<T>& out, size_t max_records) = 0;
+
+  // Called once after the last Next, on success or failure.
+  virtual void Close() {}
+
+  SourceMetrics& metrics() { return metrics_; }
+
+ private:
+  SourceMetrics metrics_;
+};
+
+// The deterministic generator: instance k of P produces records fn(i) for i = k, k + P,
+// k + 2P, ... < count, so the union over instances is the same for every parallelism and event
+// time advances evenly on all instances.
+template <class T, class F>
+class GeneratorSource final : public Source<T> {
+ public:
+  GeneratorSource(uint64_t count, F fn) : count_(count), fn_(std::move(fn)) {}
+
+  Status Open(int instance, int parallelism) override {
+    next_ = static_cast<uint64_t>(instance);
+    stride_ = static_cast<uint64_t>(parallelism);
+    return Status::Ok();
+  }
+
+  Result<SourceState> Next(Batch<T>& out, size_t max_records) override {
+    if (next_ >= count_) return SourceState::kEnd;
+    uint64_t remaining = (count_ - next_ + stride_ - 1) / stride_;
+    size_t n = static_cast<size_t>(std::min<uint64_t>(remaining, max_records));
+    out.records.resize(n);
+    T* r = out.records.data();
+    uint64_t i = next_;
+    for (size_t j = 0; j < n; ++j, i += stride_) r[j] = fn_(i);
+    next_ = i;
+    return SourceState::kMore;
+  }
+
+ private:
+  uint64_t count_;
+  F fn_;
+  uint64_t next_ = 0;
+  uint64_t stride_ = 1;
+};
+
+}  // namespace barge::stream

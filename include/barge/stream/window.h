@@ -1,0 +1,397 @@
+// Event-time windows over keyed streams: tumbling, sliding and session windows, fired by
+// watermarks, with allowed lateness and a side output for records that come too late.
+//
+// Semantics follow Flink's event-time windows:
+// - A window [start, end) fires when the watermark reaches end - 1 (its max timestamp).
+// - A record is late when its window's end - 1 + allowed_lateness <= the current watermark; it
+//   is counted (OperatorMetrics::late_records) and sent to the late-records port if one is
+//   connected, and otherwise dropped.
+// - A record that lands in a window whose end - 1 <= watermark but within the lateness fires
+//   that window again for its key at once (a late firing with the updated result).
+// - End of input fires every open window.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <queue>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include "barge/stream/keyed_table.h"
+#include "barge/stream/operator.h"
+
+namespace barge::stream {
+
+struct TimeWindow {
+  EventTime start = 0;
+  EventTime end = 0;  // exclusive
+  EventTime max_timestamp() const { return end - 1; }
+  bool operator==(const TimeWindow&) const = default;
+};
+
+// Assigners, as users name them.
+struct Tumbling {
+  EventTime size;
+  EventTime offset = 0;
+};
+struct Sliding {
+  EventTime size;
+  EventTime slide;
+  EventTime offset = 0;
+};
+struct Session {
+  EventTime gap;
+};
+
+// The value a window aggregation emits when the user gives no result function.
+template <class K, class V>
+struct WindowResult {
+  K key{};
+  EventTime start = 0;
+  EventTime end = 0;
+  V value{};
+  bool operator==(const WindowResult&) const = default;
+};
+
+inline EventTime FloorMod(EventTime a, EventTime b) {
+  EventTime m = a % b;
+  return m < 0 ? m + b : m;
+}
+
+// How a window operator folds records: Acc init(); void add(Acc&, const T&);
+// void merge(Acc&, const Acc&) (session windows); Out result(const K&, const TimeWindow&,
+// const Acc&).
+template <class Init, class Add, class Merge, class Result>
+struct Aggregation {
+  Init init;
+  Add add;
+  Merge merge;
+  Result result;
+};
+
+// Shared machinery: event-time bookkeeping, lateness, emitting results and late records.
+template <class T, class Out>
+class WindowOperatorBase : public Operator<T, Out> {
+ public:
+  WindowOperatorBase(std::string name, EventTime allowed_lateness, size_t batch_size)
+      : Operator<T, Out>(std::move(name)),
+        allowed_lateness_(allowed_lateness),
+        batch_size_(batch_size) {}
+
+  OutputBase* Port(int port) override {
+    if (port == 0) return &this->out_;
+    if (port == 1) return &late_;
+    return nullptr;
+  }
+
+  void Idle() override {
+    FlushLate();
+    this->out_.target().Idle();
+  }
+
+ protected:
+  bool IsLate(EventTime window_max_timestamp) const {
+    return watermark_ != kMinTime && window_max_timestamp <= watermark_ - allowed_lateness_;
+  }
+
+  void RequireTimestamps(const Batch<T>& in) {
+    if (in.timestamps.empty() && !in.records.empty()) {
+      throw OperatorFailure(this->name(),
+                            "records carry no event time: assign timestamps at the source "
+                            "(with_timestamps) before windowing");
+    }
+  }
+
+  void SendLate(const T& record, EventTime ts) {
+    OperatorMetrics::Add(this->metrics().late_records, 1);
+    if (!late_.connected()) return;
+    Batch<T>& b = late_.scratch();
+    b.records.push_back(record);
+    b.timestamps.push_back(ts);
+    if (b.size() >= batch_size_) late_.Flush(this->metrics());
+  }
+  void FlushLate() {
+    if (late_.connected()) late_.Flush(this->metrics());
+  }
+
+  void Emit(Out value, EventTime ts) {
+    Batch<Out>& b = this->out_.scratch();
+    b.records.push_back(std::move(value));
+    b.timestamps.push_back(ts);
+    if (b.size() >= batch_size_) this->out_.Flush(this->metrics());
+  }
+  void FlushOut() { this->out_.Flush(this->metrics()); }
+
+  // Forwards the watermark to both ports after results are out.
+  void ForwardWatermark(EventTime w) {
+    FlushOut();
+    FlushLate();
+    this->out_.target().Watermark(w);
+    if (late_.connected()) late_.target().Watermark(w);
+  }
+  void ForwardEnd() {
+    FlushOut();
+    FlushLate();
+    this->out_.target().End();
+    if (late_.connected()) late_.target().End();
+  }
+
+  EventTime watermark_ = kMinTime;
+  EventTime allowed_lateness_;
+  size_t batch_size_;
+  Output<T> late_;
+};
+
+// Tumbling and sliding windows: each window keeps a KeyedTable of accumulators.
+template <class T, class K, class Out, class Acc, class KeyFn, class Agg, class Assigner>
+class TimeWindowOperator final : public WindowOperatorBase<T, Out> {
+ public:
+  TimeWindowOperator(std::string name, KeyFn key_fn, Agg agg, Assigner assigner,
+                     EventTime allowed_lateness, size_t batch_size)
+      : WindowOperatorBase<T, Out>(std::move(name), allowed_lateness, batch_size),
+        key_fn_(std::move(key_fn)),
+        agg_(std::move(agg)),
+        assigner_(assigner) {
+    if constexpr (std::is_same_v<Assigner, Tumbling>) {
+      size_ = assigner.size;
+      slide_ = assigner.size;
+    } else {
+      size_ = assigner.size;
+      slide_ = assigner.slide;
+    }
+    offset_ = assigner.offset;
+  }
+
+  void Push(Batch<T>& in) override {
+    this->CountIn(in);
+    Guarded(this->name(), [&] {
+      this->RequireTimestamps(in);
+      const T* r = in.records.data();
+      const EventTime* ts = in.timestamps.data();
+      for (size_t i = 0, n = in.size(); i < n; ++i) {
+        EventTime t = ts[i];
+        if constexpr (std::is_same_v<Assigner, Tumbling>) {
+          // Fast path: most records fall into the window the previous one did.
+          if (t - cached_start_ >= size_ || t < cached_start_ || cached_ == nullptr) {
+            if (!Locate(t - FloorMod(t - offset_, size_))) {
+              this->SendLate(r[i], t);
+              continue;
+            }
+          }
+          AddTo(*cached_, r[i]);
+        } else {
+          EventTime last = t - FloorMod(t - offset_, slide_);
+          bool any = false;
+          for (EventTime s = last; s > t - size_; s -= slide_) {
+            if (!Locate(s)) continue;
+            any = true;
+            AddTo(*cached_, r[i]);
+          }
+          if (!any) this->SendLate(r[i], t);
+        }
+      }
+    });
+  }
+
+  void Watermark(EventTime w) override {
+    Guarded(this->name(), [&] { Advance(w); });
+    this->ForwardWatermark(w);
+  }
+
+  void End() override {
+    Guarded(this->name(), [&] { Advance(kMaxTime); });
+    this->ForwardEnd();
+  }
+
+  size_t open_windows() const { return windows_.size(); }
+
+ private:
+  struct Window {
+    TimeWindow bounds;
+    KeyedTable<K, Acc> table;
+    bool fired = false;
+  };
+
+  // Points cached_ at the window starting at `start`, creating it; false if it is late.
+  bool Locate(EventTime start) {
+    EventTime max_ts = start + size_ - 1;
+    if (this->IsLate(max_ts)) return false;
+    auto it = windows_.find(start);
+    if (it == windows_.end()) {
+      it = windows_.emplace(start, Window{}).first;
+      it->second.bounds = {start, start + size_};
+    }
+    cached_ = &it->second;
+    cached_start_ = start;
+    return true;
+  }
+
+  void AddTo(Window& w, const T& record) {
+    const K key = key_fn_(record);
+    auto [acc, inserted] = w.table.FindOrInsert(key);
+    if (inserted) *acc = agg_.init();
+    agg_.add(*acc, record);
+    // A window the watermark already passed fires again for this key (late firing).
+    if (w.fired) this->Emit(agg_.result(key, w.bounds, *acc), w.bounds.max_timestamp());
+  }
+
+  void Advance(EventTime w) {
+    if (w <= this->watermark_) return;
+    this->watermark_ = w;
+    for (auto it = windows_.begin(); it != windows_.end();) {
+      Window& win = it->second;
+      EventTime max_ts = win.bounds.max_timestamp();
+      if (max_ts > w) break;  // ordered by start, and all windows have one size
+      if (!win.fired) {
+        win.table.ForEach(
+            [&](const K& key, Acc& acc) { this->Emit(agg_.result(key, win.bounds, acc), max_ts); });
+        win.fired = true;
+      }
+      if (this->IsLate(max_ts) || w == kMaxTime) {
+        if (cached_ == &win) cached_ = nullptr;
+        it = windows_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  KeyFn key_fn_;
+  Agg agg_;
+  Assigner assigner_;
+  EventTime size_ = 1, slide_ = 1, offset_ = 0;
+  std::map<EventTime, Window> windows_;
+  Window* cached_ = nullptr;
+  EventTime cached_start_ = 0;
+};
+
+// Session windows: per key, a set of disjoint sessions that merge when a record bridges them.
+template <class T, class K, class Out, class Acc, class KeyFn, class Agg>
+class SessionWindowOperator final : public WindowOperatorBase<T, Out> {
+ public:
+  SessionWindowOperator(std::string name, KeyFn key_fn, Agg agg, Session assigner,
+                        EventTime allowed_lateness, size_t batch_size)
+      : WindowOperatorBase<T, Out>(std::move(name), allowed_lateness, batch_size),
+        key_fn_(std::move(key_fn)),
+        agg_(std::move(agg)),
+        gap_(assigner.gap) {}
+
+  void Push(Batch<T>& in) override {
+    this->CountIn(in);
+    Guarded(this->name(), [&] {
+      this->RequireTimestamps(in);
+      for (size_t i = 0, n = in.size(); i < n; ++i) Add(in.records[i], in.timestamps[i]);
+    });
+  }
+
+  void Watermark(EventTime w) override {
+    Guarded(this->name(), [&] { Advance(w); });
+    this->ForwardWatermark(w);
+  }
+
+  void End() override {
+    Guarded(this->name(), [&] { Advance(kMaxTime); });
+    this->ForwardEnd();
+  }
+
+ private:
+  struct SessionState {
+    TimeWindow bounds;
+    Acc acc;
+    bool fired = false;
+  };
+  using Sessions = std::vector<SessionState>;  // disjoint, sorted by start
+
+  void Add(const T& record, EventTime ts) {
+    const K key = key_fn_(record);
+    Sessions& sessions = *state_.FindOrInsert(key).first;
+    TimeWindow merged{ts, ts + gap_};
+    // Sessions that intersect [ts, ts + gap) (touching counts, as in Flink) merge with it.
+    size_t first = sessions.size(), last = 0;
+    for (size_t i = 0; i < sessions.size(); ++i) {
+      const TimeWindow& b = sessions[i].bounds;
+      if (b.start <= merged.end && b.end >= ts) {
+        first = std::min(first, i);
+        last = i;
+        merged.start = std::min(merged.start, b.start);
+        merged.end = std::max(merged.end, b.end);
+      }
+    }
+    if (this->IsLate(merged.max_timestamp())) {
+      this->SendLate(record, ts);
+      return;
+    }
+    const bool created = first == sessions.size();
+    SessionState* target;
+    if (created) {
+      auto pos = std::lower_bound(
+          sessions.begin(), sessions.end(), merged.start,
+          [](const SessionState& s, EventTime start) { return s.bounds.start < start; });
+      target = &*sessions.insert(pos, SessionState{merged, agg_.init(), false});
+    } else {
+      target = &sessions[first];
+      for (size_t i = first + 1; i <= last; ++i) {
+        agg_.merge(target->acc, sessions[i].acc);
+        target->fired = target->fired || sessions[i].fired;
+      }
+      sessions.erase(sessions.begin() + static_cast<ptrdiff_t>(first) + 1,
+                     sessions.begin() + static_cast<ptrdiff_t>(last) + 1);
+      target->bounds = merged;
+    }
+    agg_.add(target->acc, record);
+    if (merged.max_timestamp() <= this->watermark_) {
+      // The watermark is already past this session's end: fire now (late firing), and purge
+      // once the lateness has passed too.
+      this->Emit(agg_.result(key, merged, target->acc), merged.max_timestamp());
+      target->fired = true;
+      timers_.push({merged.max_timestamp() + this->allowed_lateness_, key});
+    } else if (created) {
+      // Sessions that grow keep their timer; Advance re-arms it for the grown end.
+      timers_.push({merged.max_timestamp(), key});
+    }
+  }
+
+  void Advance(EventTime w) {
+    if (w <= this->watermark_) return;
+    this->watermark_ = w;
+    while (!timers_.empty() && timers_.top().time <= w) {
+      K key = timers_.top().key;
+      timers_.pop();
+      Sessions* sessions = state_.Find(key);
+      if (sessions == nullptr) continue;
+      for (auto it = sessions->begin(); it != sessions->end();) {
+        EventTime max_ts = it->bounds.max_timestamp();
+        if (max_ts <= w && !it->fired) {
+          this->Emit(agg_.result(key, it->bounds, it->acc), max_ts);
+          it->fired = true;
+          if (this->allowed_lateness_ > 0 && w != kMaxTime) {
+            timers_.push({max_ts + this->allowed_lateness_, key});
+          }
+        }
+        if (it->fired && (this->IsLate(max_ts) || w == kMaxTime)) {
+          it = sessions->erase(it);
+        } else {
+          if (!it->fired) timers_.push({max_ts, key});  // not due yet: re-arm
+          ++it;
+        }
+      }
+      if (sessions->empty()) state_.Erase(key);
+    }
+  }
+
+  struct Timer {
+    EventTime time;
+    K key;
+    bool operator>(const Timer& o) const { return time > o.time; }
+  };
+
+  KeyFn key_fn_;
+  Agg agg_;
+  EventTime gap_;
+  KeyedTable<K, Sessions> state_;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+};
+
+}  // namespace barge::stream

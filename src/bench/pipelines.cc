@@ -1,0 +1,112 @@
+// p1 and p2: the stream engine's throughput benchmarks (shared/docs/VISION.md), written with the
+// public API exactly as a user would write them.
+//
+//   p1: generator -> map(value * 2) -> filter(value % 3 != 0) -> sum sink
+//   p2: generator -> key_by(key) -> tumbling event-time window (~1,000 records per key and
+//       window) -> sum per key and window -> sink summing the results
+//
+// At parallelism P > 1 a hash exchange by key sits before the middle operators. The checksum
+// is the same at every parallelism.
+#include <atomic>
+#include <chrono>
+
+#include "barge/stream/pipeline.h"
+#include "bench/bench.h"
+
+namespace barge::bench {
+namespace {
+
+using stream::EventTime;
+
+struct Event {
+  uint64_t key;
+  uint64_t value;
+  uint64_t time;
+};
+
+constexpr uint64_t kKeys = 1000;
+constexpr uint64_t kRecordsPerKeyAndWindow = 1000;
+
+// Deterministic, cheap: a 64-bit mix of the index gives key and value; time is the index, so a
+// window of kKeys * kRecordsPerKeyAndWindow time units holds ~1,000 records per key.
+inline Event MakeEvent(uint64_t i) {
+  uint64_t h = (i + 1) * 0x9E3779B97F4A7C15ULL;
+  h ^= h >> 31;
+  return Event{h % kKeys, (h >> 20) & 0xFFFF, i};
+}
+
+struct Run {
+  double seconds;
+  uint64_t checksum;
+};
+
+template <class Build>
+Result<Run> Time(int parallelism, Build build) {
+  stream::Pipeline p({.parallelism = parallelism});
+  std::atomic<uint64_t> checksum{0};
+  build(p, checksum);
+  auto start = std::chrono::steady_clock::now();
+  Status st = p.Run();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!st.ok()) return st;
+  return Run{seconds, checksum.load()};
+}
+
+nlohmann::json Report(const std::string& name, uint64_t records, int parallelism, const Run& r) {
+  return {{"bench", name},
+          {"records", records},
+          {"parallelism", parallelism},
+          {"seconds", r.seconds},
+          {"records_per_sec", static_cast<double>(records) / r.seconds},
+          {"checksum", r.checksum}};
+}
+
+Result<nlohmann::json> RunP1(const Options& o) {
+  uint64_t n = o.records > 0 ? o.records : 200'000'000;
+  int par = o.parallelism > 0 ? o.parallelism : 1;
+  ASSIGN_OR_RETURN(Run r, Time(par, [&](stream::Pipeline& p, std::atomic<uint64_t>& checksum) {
+                     auto events = p.generate("events", n, MakeEvent);
+                     auto mapped =
+                         par > 1
+                             ? events.key_by([](const Event& e) { return e.key; }).map([](Event e) {
+                                 e.value *= 2;
+                                 return e;
+                               })
+                             : events.map([](Event e) {
+                                 e.value *= 2;
+                                 return e;
+                               });
+                     mapped.filter([](const Event& e) { return e.value % 3 != 0; })
+                         .sink([&checksum](const stream::Batch<Event>& b) {
+                           uint64_t sum = 0;
+                           for (const Event& e : b.records) sum += e.value;
+                           checksum.fetch_add(sum, std::memory_order_relaxed);
+                         });
+                   }));
+  return Report("p1", n, par, r);
+}
+
+Result<nlohmann::json> RunP2(const Options& o) {
+  uint64_t n = o.records > 0 ? o.records : 200'000'000;
+  int par = o.parallelism > 0 ? o.parallelism : 1;
+  ASSIGN_OR_RETURN(
+      Run r, Time(par, [&](stream::Pipeline& p, std::atomic<uint64_t>& checksum) {
+        p.generate("events", n, MakeEvent)
+            .with_timestamps([](const Event& e) { return static_cast<EventTime>(e.time); })
+            .key_by([](const Event& e) { return e.key; })
+            .window(stream::Tumbling{static_cast<EventTime>(kKeys * kRecordsPerKeyAndWindow)})
+            .sum([](const Event& e) { return e.value; })
+            .sink([&checksum](const stream::Batch<stream::WindowResult<uint64_t, uint64_t>>& b) {
+              uint64_t sum = 0;
+              for (const auto& w : b.records) sum += w.value;
+              checksum.fetch_add(sum, std::memory_order_relaxed);
+            });
+      }));
+  return Report("p2", n, par, r);
+}
+
+const Registration kP1{"p1", "generator -> map -> filter -> sum (records/s)", RunP1};
+const Registration kP2{"p2", "generator -> key_by -> tumbling window sum (records/s)", RunP2};
+
+}  // namespace
+}  // namespace barge::bench

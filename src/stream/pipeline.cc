@@ -1,0 +1,274 @@
+// Turns the logical graph into running tasks: chains forward-connected operators, creates the
+// channels of every exchange, starts one thread per task instance and gathers the first error.
+#include "barge/stream/pipeline.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace barge::stream {
+
+using detail::EdgeBase;
+using detail::NodeBase;
+using detail::Partitioning;
+
+// One task: a chain of operators for one instance, fed by a source or an input gate.
+struct Task {
+  std::string name;
+  NodeBase* head = nullptr;
+  int instance = 0;
+  detail::TaskInfo info;
+  std::vector<std::pair<NodeBase*, std::unique_ptr<OperatorBase>>> ops;  // chain order
+  std::vector<std::unique_ptr<detail::TaskPart>> parts;  // partitioners, tees, the gate
+  detail::GateBase* gate = nullptr;
+  detail::SourceDriverBase* source = nullptr;
+  std::thread thread;
+};
+
+struct Pipeline::Runtime {
+  detail::RunState run;
+  std::vector<std::unique_ptr<Task>> tasks;
+  std::map<NodeBase*, std::vector<Task*>> tasks_of_head;
+  std::mutex mu;
+  Status error;
+  bool started = false;
+
+  void Fail(Status st, const std::vector<std::unique_ptr<detail::EdgeBase>>& edges) {
+    {
+      std::lock_guard lock(mu);
+      if (error.ok()) error = std::move(st);
+    }
+    run.cancelled.store(true);
+    for (auto& t : tasks) t->info.bell.RingAlways();
+    for (auto& e : edges) e->WakeProducers();
+  }
+};
+
+Pipeline::Pipeline(PipelineOptions options) : options_(options) {
+  if (options_.parallelism < 1) options_.parallelism = 1;
+  if (options_.batch_size < 1) options_.batch_size = 1;
+  if (options_.channel_slots < 2) options_.channel_slots = 2;
+}
+
+Pipeline::~Pipeline() {
+  if (runtime_) {
+    for (auto& t : runtime_->tasks) {
+      if (t->thread.joinable()) t->thread.join();
+    }
+  }
+}
+
+detail::NodeBase* Pipeline::AddNode(std::unique_ptr<detail::NodeBase> node) {
+  nodes_.push_back(std::move(node));
+  return nodes_.back().get();
+}
+
+void Pipeline::AddEdge(std::unique_ptr<detail::EdgeBase> edge) {
+  edge->from->outputs.push_back(edge.get());
+  edge->to->inputs.push_back(edge.get());
+  edges_.push_back(std::move(edge));
+}
+
+std::string Pipeline::UniqueName(const std::string& base) {
+  int same = 0;
+  for (const auto& n : nodes_) {
+    if (n->name == base || n->name.rfind(base + "#", 0) == 0) ++same;
+  }
+  return same == 0 ? base : base + "#" + std::to_string(same + 1);
+}
+
+namespace {
+
+// Fuses `to` into `from`'s task: a single forward-equivalent input at equal parallelism.
+bool Chainable(const EdgeBase& e) {
+  const NodeBase& to = *e.to;
+  if (to.is_source() || to.inputs.size() != 1) return false;
+  if (e.from->parallelism != to.parallelism) return false;
+  if (e.kind == Partitioning::kForward) return true;
+  // With one instance on each side every partitioning routes everything to instance 0.
+  return to.parallelism == 1;
+}
+
+void Pin(std::thread& t, int index) {
+  cpu_set_t allowed;
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  }
+  if (cpus.size() < 2) return;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpus[static_cast<size_t>(index) % cpus.size()], &one);
+  ::pthread_setaffinity_np(t.native_handle(), sizeof one, &one);
+}
+
+}  // namespace
+
+Status Pipeline::Run() {
+  if (runtime_) return InvalidArgument("pipeline already ran: build a new Pipeline to run again");
+  runtime_ = std::make_unique<Runtime>();
+  Runtime& rt = *runtime_;
+  rt.run.batch_size = options_.batch_size;
+  rt.run.channel_slots = options_.channel_slots;
+
+  bool has_source = false;
+  for (auto& n : nodes_) {
+    if (n->is_source()) has_source = true;
+    if (n->parallelism < 1) {
+      return InvalidArgument("operator '" + n->name + "': parallelism must be at least 1");
+    }
+  }
+  if (!has_source) return InvalidArgument("pipeline has no source");
+
+  // 1. Chains. Nodes were added in topological order (an operator only reads existing streams).
+  std::map<NodeBase*, NodeBase*> head_of;
+  for (auto& n : nodes_) {
+    NodeBase* node = n.get();
+    if (node->inputs.size() == 1 && Chainable(*node->inputs[0])) {
+      node->inputs[0]->chained = true;
+      head_of[node] = head_of[node->inputs[0]->from];
+    } else {
+      head_of[node] = node;
+    }
+  }
+
+  // 2. Tasks: one per chain head and instance.
+  for (auto& n : nodes_) {
+    NodeBase* node = n.get();
+    if (head_of[node] != node) continue;
+    for (int i = 0; i < node->parallelism; ++i) {
+      auto task = std::make_unique<Task>();
+      task->name = node->name + "[" + std::to_string(i) + "]";
+      task->head = node;
+      task->instance = i;
+      rt.tasks_of_head[node].push_back(task.get());
+      rt.tasks.push_back(std::move(task));
+    }
+  }
+
+  // 3. Channels of every exchange.
+  for (auto& e : edges_) {
+    if (e->chained) continue;
+    std::vector<detail::TaskInfo*> down;
+    for (Task* t : rt.tasks_of_head[e->to]) down.push_back(&t->info);
+    e->CreateChannels(e->from->parallelism, e->to->parallelism, down, rt.run);
+  }
+
+  // 4. Operators of each task, wired in chain order.
+  for (auto& task : rt.tasks) {
+    std::map<NodeBase*, OperatorBase*> op_of;
+    std::vector<NodeBase*> chain{task->head};
+    for (size_t k = 0; k < chain.size(); ++k) {
+      for (EdgeBase* e : chain[k]->outputs) {
+        if (e->chained) chain.push_back(e->to);
+      }
+    }
+    for (NodeBase* node : chain) {
+      std::unique_ptr<OperatorBase> op = node->MakeOperator(task->instance, rt.run);
+      op_of[node] = op.get();
+      task->ops.emplace_back(node, std::move(op));
+    }
+    for (NodeBase* node : chain) {
+      std::map<int, std::vector<EdgeBase*>> by_port;
+      for (EdgeBase* e : node->outputs) by_port[e->from_port].push_back(e);
+      for (auto& [port, edges] : by_port) {
+        std::vector<void*> targets;
+        for (EdgeBase* e : edges) {
+          if (e->chained) {
+            targets.push_back(e->InputOf(op_of[e->to]));
+          } else {
+            std::unique_ptr<detail::TaskPart> part = e->MakePartitioner(task->instance, rt.run);
+            targets.push_back(e->PartitionerInput(part.get()));
+            task->parts.push_back(std::move(part));
+          }
+        }
+        if (auto tee = edges[0]->ConnectPort(op_of[node], port, targets)) {
+          task->parts.push_back(std::move(tee));
+        }
+      }
+    }
+    OperatorBase* head_op = op_of[task->head];
+    if (task->head->is_source()) {
+      task->source = static_cast<detail::SourceDriverBase*>(head_op);
+    } else {
+      auto gate = task->head->MakeGate(task->instance, head_op, task->info, rt.run);
+      task->gate = static_cast<detail::GateBase*>(gate.get());
+      task->parts.push_back(std::move(gate));
+    }
+    for (auto& [node, op] : task->ops) op->Open(task->instance, node->parallelism);
+  }
+
+  // 5. Run.
+  rt.started = true;
+  int index = 0;
+  for (auto& task : rt.tasks) {
+    Task* t = task.get();
+    t->thread = std::thread([this, t, &rt] {
+      try {
+        if (t->source != nullptr) {
+          Status st = t->source->OpenSource(t->instance, t->head->parallelism);
+          if (!st.ok()) {
+            rt.Fail(st, edges_);
+            return;
+          }
+          struct Closer {
+            detail::SourceDriverBase* s;
+            ~Closer() { s->CloseSource(); }
+          } closer{t->source};
+          while (t->source->Step(rt.run)) {
+            if (rt.run.cancelled.load(std::memory_order_relaxed)) throw PipelineCancelled{};
+          }
+        } else {
+          t->gate->Run(rt.run);
+        }
+      } catch (const PipelineCancelled&) {
+      } catch (const OperatorFailure& e) {
+        rt.Fail(Internal(e.what()), edges_);
+      } catch (const std::exception& e) {
+        rt.Fail(Internal("task '" + t->name + "' failed: " + e.what()), edges_);
+      } catch (...) {
+        rt.Fail(Internal("task '" + t->name + "' failed: unknown exception"), edges_);
+      }
+    });
+    if (options_.pin_threads) Pin(t->thread, index);
+    ++index;
+  }
+  for (auto& task : rt.tasks) task->thread.join();
+  std::lock_guard lock(rt.mu);
+  return rt.error;
+}
+
+void Pipeline::Cancel() {
+  if (!runtime_) return;
+  runtime_->Fail(Cancelled("pipeline cancelled"), edges_);
+}
+
+std::vector<OperatorStats> Pipeline::Stats() const {
+  std::vector<OperatorStats> out;
+  if (!runtime_ || !runtime_->started) return out;
+  for (const auto& task : runtime_->tasks) {
+    for (const auto& [node, op] : task->ops) {
+      OperatorStats s;
+      s.name = node->name;
+      s.instance = task->instance;
+      s.records_in = op->metrics().records_in.load(std::memory_order_relaxed);
+      s.records_out = op->metrics().records_out.load(std::memory_order_relaxed);
+      s.late_records = op->metrics().late_records.load(std::memory_order_relaxed);
+      if (node == task->head) {
+        for (EdgeBase* e : node->inputs) {
+          e->ChannelStats(task->instance, &s.channel_fill, &s.channel_capacity, &s.blocked_ns,
+                          &s.records_in);
+        }
+        s.records_in = op->metrics().records_in.load(std::memory_order_relaxed);
+      }
+      out.push_back(std::move(s));
+    }
+  }
+  return out;
+}
+
+}  // namespace barge::stream
