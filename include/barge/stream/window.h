@@ -12,6 +12,7 @@
 #pragma once
 
 #include <algorithm>
+#include <compare>
 #include <cstdint>
 #include <map>
 #include <queue>
@@ -52,7 +53,7 @@ struct WindowResult {
   EventTime start = 0;
   EventTime end = 0;
   V value{};
-  bool operator==(const WindowResult&) const = default;
+  auto operator<=>(const WindowResult&) const = default;
 };
 
 inline EventTime FloorMod(EventTime a, EventTime b) {
@@ -301,6 +302,7 @@ class SessionWindowOperator final : public WindowOperatorBase<T, Out> {
     TimeWindow bounds;
     Acc acc;
     bool fired = false;
+    EventTime armed = kMinTime;  // time of this session's pending timer
   };
   using Sessions = std::vector<SessionState>;  // disjoint, sorted by start
 
@@ -329,7 +331,7 @@ class SessionWindowOperator final : public WindowOperatorBase<T, Out> {
       auto pos = std::lower_bound(
           sessions.begin(), sessions.end(), merged.start,
           [](const SessionState& s, EventTime start) { return s.bounds.start < start; });
-      target = &*sessions.insert(pos, SessionState{merged, agg_.init(), false});
+      target = &*sessions.insert(pos, SessionState{merged, agg_.init(), false, kMinTime});
     } else {
       target = &sessions[first];
       for (size_t i = first + 1; i <= last; ++i) {
@@ -342,15 +344,11 @@ class SessionWindowOperator final : public WindowOperatorBase<T, Out> {
     }
     agg_.add(target->acc, record);
     if (merged.max_timestamp() <= this->watermark_) {
-      // The watermark is already past this session's end: fire now (late firing), and purge
-      // once the lateness has passed too.
+      // The watermark is already past this session's end: fire now (late firing).
       this->Emit(agg_.result(key, merged, target->acc), merged.max_timestamp());
       target->fired = true;
-      timers_.push({merged.max_timestamp() + this->allowed_lateness_, key});
-    } else if (created) {
-      // Sessions that grow keep their timer; Advance re-arms it for the grown end.
-      timers_.push({merged.max_timestamp(), key});
     }
+    Arm(*target, key);
   }
 
   void Advance(EventTime w) {
@@ -366,18 +364,27 @@ class SessionWindowOperator final : public WindowOperatorBase<T, Out> {
         if (max_ts <= w && !it->fired) {
           this->Emit(agg_.result(key, it->bounds, it->acc), max_ts);
           it->fired = true;
-          if (this->allowed_lateness_ > 0 && w != kMaxTime) {
-            timers_.push({max_ts + this->allowed_lateness_, key});
-          }
         }
         if (it->fired && (this->IsLate(max_ts) || w == kMaxTime)) {
           it = sessions->erase(it);
-        } else {
-          if (!it->fired) timers_.push({max_ts, key});  // not due yet: re-arm
-          ++it;
+          continue;
         }
+        Arm(*it, key);
+        ++it;
       }
       if (sessions->empty()) state_.Erase(key);
+    }
+  }
+
+  // Keeps one pending timer per session at its next due time: its end while open, its end plus
+  // the allowed lateness (purge) once fired. Sessions grow and merge without re-arming on every
+  // record; a timer that pops early re-arms here.
+  void Arm(SessionState& s, const K& key) {
+    EventTime max_ts = s.bounds.max_timestamp();
+    EventTime due = s.fired ? max_ts + this->allowed_lateness_ : max_ts;
+    if (s.armed <= this->watermark_ || s.armed > due) {
+      s.armed = due;
+      timers_.push({due, key});
     }
   }
 

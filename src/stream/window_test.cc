@@ -1,0 +1,300 @@
+// Window results against a straightforward reference on randomized, out-of-order input.
+//
+// The reference replays the engine's documented semantics naively: records in arrival order,
+// the watermark advanced after every source batch to (max timestamp - bound - 1), windows kept
+// in plain vectors and scanned in full.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <tuple>
+
+#include "barge/stream/pipeline.h"
+
+namespace barge::stream {
+namespace {
+
+struct Rec {
+  uint64_t key;
+  int64_t value;
+  EventTime time;
+};
+
+using Result = WindowResult<uint64_t, int64_t>;
+
+struct Input {
+  std::vector<Rec> records;
+};
+
+// Keys in [0, keys), timestamps around i * step with jitter, and a share of records delayed by
+// up to late_by (some within the allowed lateness, some beyond).
+Input MakeInput(uint64_t seed, size_t n, uint64_t keys, EventTime step, EventTime jitter,
+                double late_share, EventTime late_by) {
+  std::mt19937_64 rng(seed);
+  Input in;
+  for (size_t i = 0; i < n; ++i) {
+    EventTime t = static_cast<EventTime>(i) * step +
+                  static_cast<EventTime>(rng() % static_cast<uint64_t>(2 * jitter + 1)) - jitter;
+    if (std::uniform_real_distribution<double>(0, 1)(rng) < late_share) {
+      t -= 1 + static_cast<EventTime>(rng() % static_cast<uint64_t>(late_by));  // up to late_by
+    }
+    in.records.push_back({rng() % keys, static_cast<int64_t>(rng() % 100), t});
+  }
+  return in;
+}
+
+struct Expected {
+  std::vector<Result> results;
+  std::vector<EventTime> late;  // timestamps of records sent to the late output
+  size_t late_firings = 0;      // results emitted for windows the watermark had passed
+};
+
+// Reference for tumbling and sliding windows.
+Expected ReferenceTimeWindows(const Input& in, size_t batch, EventTime bound, EventTime size,
+                              EventTime slide, EventTime lateness) {
+  struct Win {
+    uint64_t key;
+    EventTime start;
+    int64_t sum;
+    bool fired;
+  };
+  std::vector<Win> wins;
+  Expected out;
+  EventTime wm = kMinTime, max_ts = kMinTime;
+  auto late = [&](EventTime max_t) { return wm != kMinTime && max_t + lateness <= wm; };
+  for (size_t b = 0; b < in.records.size(); b += batch) {
+    size_t end = std::min(in.records.size(), b + batch);
+    for (size_t i = b; i < end; ++i) {
+      const Rec& r = in.records[i];
+      max_ts = std::max(max_ts, r.time);
+      EventTime last = r.time - FloorMod(r.time, slide);
+      bool any = false;
+      for (EventTime s = last; s > r.time - size; s -= slide) {
+        if (late(s + size - 1)) continue;
+        any = true;
+        auto it = std::find_if(wins.begin(), wins.end(),
+                               [&](const Win& w) { return w.key == r.key && w.start == s; });
+        if (it == wins.end()) {
+          // A window whose start is known fired already iff the watermark passed its end.
+          wins.push_back({r.key, s, 0, false});
+          it = wins.end() - 1;
+          it->fired = wm != kMinTime && s + size - 1 <= wm;
+        }
+        it->sum += r.value;
+        if (it->fired) {
+          out.results.push_back({r.key, s, s + size, it->sum});
+          ++out.late_firings;
+        }
+      }
+      if (!any) out.late.push_back(r.time);
+    }
+    EventTime next = max_ts - bound - 1;
+    if (next > wm) {
+      wm = next;
+      for (Win& w : wins) {
+        if (!w.fired && w.start + size - 1 <= wm) {
+          out.results.push_back({w.key, w.start, w.start + size, w.sum});
+          w.fired = true;
+        }
+      }
+      std::erase_if(wins, [&](const Win& w) { return w.fired && late(w.start + size - 1); });
+    }
+  }
+  for (Win& w : wins) {
+    if (!w.fired) out.results.push_back({w.key, w.start, w.start + size, w.sum});
+  }
+  return out;
+}
+
+// Reference for session windows (Flink semantics: windows that touch merge).
+Expected ReferenceSessions(const Input& in, size_t batch, EventTime bound, EventTime gap,
+                           EventTime lateness) {
+  struct Ses {
+    uint64_t key;
+    EventTime start, end;
+    int64_t sum;
+    bool fired;
+  };
+  std::vector<Ses> ses;
+  Expected out;
+  EventTime wm = kMinTime, max_ts = kMinTime;
+  for (size_t b = 0; b < in.records.size(); b += batch) {
+    size_t end = std::min(in.records.size(), b + batch);
+    for (size_t i = b; i < end; ++i) {
+      const Rec& r = in.records[i];
+      max_ts = std::max(max_ts, r.time);
+      Ses merged{r.key, r.time, r.time + gap, r.value, false};
+      std::vector<size_t> hit;
+      for (size_t k = 0; k < ses.size(); ++k) {
+        if (ses[k].key == r.key && ses[k].start <= merged.end && ses[k].end >= merged.start) {
+          hit.push_back(k);
+          merged.start = std::min(merged.start, ses[k].start);
+          merged.end = std::max(merged.end, ses[k].end);
+        }
+      }
+      if (wm != kMinTime && merged.end - 1 + lateness <= wm) {
+        out.late.push_back(r.time);
+        continue;
+      }
+      for (size_t k : hit) {
+        merged.sum += ses[k].sum;
+        merged.fired = merged.fired || ses[k].fired;
+      }
+      for (size_t k = hit.size(); k-- > 0;) ses.erase(ses.begin() + static_cast<ptrdiff_t>(hit[k]));
+      if (wm != kMinTime && merged.end - 1 <= wm) {
+        out.results.push_back({r.key, merged.start, merged.end, merged.sum});
+        ++out.late_firings;
+        merged.fired = true;
+      }
+      ses.push_back(merged);
+    }
+    EventTime next = max_ts - bound - 1;
+    if (next > wm) {
+      wm = next;
+      for (Ses& s : ses) {
+        if (!s.fired && s.end - 1 <= wm) {
+          out.results.push_back({s.key, s.start, s.end, s.sum});
+          s.fired = true;
+        }
+      }
+      std::erase_if(ses, [&](const Ses& s) { return s.fired && s.end - 1 + lateness <= wm; });
+    }
+  }
+  for (Ses& s : ses) {
+    if (!s.fired) out.results.push_back({s.key, s.start, s.end, s.sum});
+  }
+  return out;
+}
+
+struct Actual {
+  std::vector<Result> results;
+  std::vector<EventTime> late;
+  uint64_t late_counted = 0;
+};
+
+template <class Assigner>
+Actual RunEngine(const Input& in, size_t batch, EventTime bound, Assigner assigner,
+                 EventTime lateness, int parallelism = 1) {
+  Pipeline p({.parallelism = parallelism, .batch_size = batch});
+  Collected<Result> results;
+  Collected<Rec> late;
+  const std::vector<Rec>* records = &in.records;
+  auto windowed =
+      p.generate(
+           "input", in.records.size(), [records](uint64_t i) { return (*records)[i]; }, 1)
+          .with_timestamps([](const Rec& r) { return r.time; }, bound)
+          .key_by([](const Rec& r) { return r.key; })
+          .window(assigner);
+  windowed.allowed_lateness(lateness);
+  windowed.sum([](const Rec& r) { return r.value; }).collect(results);
+  windowed.late_records().collect(late);
+  Status st = p.Run();
+  EXPECT_TRUE(st.ok()) << st.message();
+  Actual a{results.records(), {}, 0};
+  for (const Rec& r : late.records()) a.late.push_back(r.time);
+  for (const OperatorStats& s : p.Stats()) a.late_counted += s.late_records;
+  return a;
+}
+
+// The reference must exercise what it checks: late records, and late firings with lateness.
+void ExpectInteresting(const Expected& e, EventTime lateness) {
+  EXPECT_FALSE(e.results.empty());
+  EXPECT_FALSE(e.late.empty());
+  if (lateness > 0) EXPECT_GT(e.late_firings, 0u);
+}
+
+void ExpectSame(Actual a, Expected e) {
+  std::sort(a.results.begin(), a.results.end());
+  std::sort(e.results.begin(), e.results.end());
+  std::sort(a.late.begin(), a.late.end());
+  std::sort(e.late.begin(), e.late.end());
+  ASSERT_EQ(a.results.size(), e.results.size());
+  EXPECT_TRUE(a.results == e.results);
+  EXPECT_EQ(a.late, e.late);
+  EXPECT_EQ(a.late_counted, e.late.size());
+}
+
+struct Case {
+  uint64_t seed;
+  size_t batch;
+  EventTime bound;
+  EventTime lateness;
+};
+
+class WindowReferenceTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(WindowReferenceTest, Tumbling) {
+  Case c = GetParam();
+  Input in = MakeInput(c.seed, 20000, 17, 3, 40, 0.02, 400);
+  Expected e = ReferenceTimeWindows(in, c.batch, c.bound, 100, 100, c.lateness);
+  ExpectInteresting(e, c.lateness);
+  ExpectSame(RunEngine(in, c.batch, c.bound, Tumbling{100}, c.lateness), e);
+}
+
+TEST_P(WindowReferenceTest, Sliding) {
+  Case c = GetParam();
+  Input in = MakeInput(c.seed + 1, 20000, 11, 3, 40, 0.02, 400);
+  Expected e = ReferenceTimeWindows(in, c.batch, c.bound, 150, 50, c.lateness);
+  ExpectInteresting(e, c.lateness);
+  ExpectSame(RunEngine(in, c.batch, c.bound, Sliding{150, 50}, c.lateness), e);
+}
+
+TEST_P(WindowReferenceTest, Session) {
+  Case c = GetParam();
+  // Sparse keys so that sessions open, close and merge.
+  Input in = MakeInput(c.seed + 2, 20000, 200, 1, 30, 0.02, 600);
+  Expected e = ReferenceSessions(in, c.batch, c.bound, 60, c.lateness);
+  ExpectInteresting(e, c.lateness);
+  ExpectSame(RunEngine(in, c.batch, c.bound, Session{60}, c.lateness), e);
+}
+
+INSTANTIATE_TEST_SUITE_P(Randomized, WindowReferenceTest,
+                         ::testing::Values(Case{1, 64, 20, 0}, Case{2, 7, 0, 0},
+                                           Case{3, 128, 50, 150}, Case{4, 1, 10, 300},
+                                           Case{5, 1024, 30, 60}));
+
+TEST(WindowTest, LateRecordsAreCountedAndSentToTheSideOutput) {
+  Input in;
+  for (int i = 0; i < 100; ++i) in.records.push_back({1, 1, i * 10});
+  in.records.push_back({1, 5, 3});  // far behind the watermark: late
+  Actual a = RunEngine(in, 10, 0, Tumbling{100}, 0);
+  ASSERT_EQ(a.late, std::vector<EventTime>{3});
+  EXPECT_EQ(a.late_counted, 1u);
+  int64_t total = 0;
+  for (const Result& r : a.results) total += r.value;
+  EXPECT_EQ(total, 100);  // the late record's 5 is not in any window
+}
+
+TEST(WindowTest, EndOfInputFlushesEveryOpenWindow) {
+  Input in;
+  for (int i = 0; i < 1000; ++i) in.records.push_back({uint64_t(i % 7), 1, i});
+  // A bound larger than the input's span: no watermark ever fires a window before the end.
+  Actual a = RunEngine(in, 64, 1'000'000, Tumbling{100}, 0);
+  EXPECT_EQ(a.results.size(), 10u * 7u);
+  int64_t total = 0;
+  for (const Result& r : a.results) total += r.value;
+  EXPECT_EQ(total, 1000);
+}
+
+TEST(WindowTest, ParallelRunsEqualTheSingleTaskRun) {
+  // Jitter 40 and bound 100 >= 2 x jitter: no record is late whatever the interleaving.
+  Input in = MakeInput(9, 50000, 101, 2, 40, 0, 0);
+  for (auto run : {0, 1, 2}) {
+    auto engine = [&](int par) {
+      Actual a;
+      if (run == 0) a = RunEngine(in, 256, 100, Tumbling{500}, 0, par);
+      if (run == 1) a = RunEngine(in, 256, 100, Sliding{500, 100}, 0, par);
+      if (run == 2) a = RunEngine(in, 256, 100, Session{30}, 0, par);
+      std::sort(a.results.begin(), a.results.end());
+      EXPECT_EQ(a.late_counted, 0u);
+      return a.results;
+    };
+    std::vector<Result> single = engine(1);
+    EXPECT_FALSE(single.empty());
+    EXPECT_EQ(engine(2), single) << "assigner " << run;
+    EXPECT_EQ(engine(3), single) << "assigner " << run;
+  }
+}
+
+}  // namespace
+}  // namespace barge::stream
