@@ -82,14 +82,15 @@ std::string Pipeline::UniqueName(const std::string& base) {
 
 namespace {
 
-// Fuses `to` into `from`'s task: a single forward-equivalent input at equal parallelism.
+// Fuses `to` into `from`'s task: a single forward input at equal parallelism. A hash exchange
+// between single instances routes everything to instance 0, so it fuses too. rebalance() and
+// broadcast() always cut the chain: users ask for them to spread work over threads.
 bool Chainable(const EdgeBase& e) {
   const NodeBase& to = *e.to;
   if (to.is_source() || to.inputs.size() != 1) return false;
   if (e.from->parallelism != to.parallelism) return false;
   if (e.kind == Partitioning::kForward) return true;
-  // With one instance on each side every partitioning routes everything to instance 0.
-  return to.parallelism == 1;
+  return e.kind == Partitioning::kHash && to.parallelism == 1;
 }
 
 void Pin(std::thread& t, int index) {

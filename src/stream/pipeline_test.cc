@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <numeric>
+#include <thread>
 
 namespace barge::stream {
 namespace {
@@ -12,7 +14,16 @@ struct Event {
   uint64_t key;
   uint64_t value;
   EventTime time;
+  bool operator==(const Event&) const = default;
 };
+
+Event MakeEvent(uint64_t i) { return {(i * 7919) % 13, i % 101, static_cast<EventTime>(i)}; }
+
+template <class T>
+std::vector<T> Sorted(std::vector<T> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
 
 TEST(PipelineTest, MapFilterSinkChained) {
   Pipeline p;
@@ -28,6 +39,257 @@ TEST(PipelineTest, MapFilterSinkChained) {
   }
   auto records = out.records();
   EXPECT_EQ(std::accumulate(records.begin(), records.end(), uint64_t{0}), expected);
+  // One fused task: every operator saw every record, in order.
+  EXPECT_TRUE(std::is_sorted(records.begin(), records.end()));
+}
+
+TEST(PipelineTest, MapChangesTypeAndKeepsTimestamps) {
+  Pipeline p({.batch_size = 16});
+  Collected<std::string> out;
+  p.generate("n", 100, [](uint64_t i) { return i; })
+      .with_timestamps([](uint64_t i) { return static_cast<EventTime>(i * 10); })
+      .map([](uint64_t i) { return std::to_string(i); })
+      .collect(out);
+  ASSERT_TRUE(p.Run().ok());
+  auto records = out.records();
+  auto ts = out.timestamps();
+  ASSERT_EQ(records.size(), 100u);
+  ASSERT_EQ(ts.size(), 100u);
+  for (size_t i = 0; i < records.size(); ++i) EXPECT_EQ(std::stoll(records[i]) * 10, ts[i]);
+}
+
+TEST(PipelineTest, FlatMapEmitsZeroOrMorePerRecord) {
+  Pipeline p({.batch_size = 8});
+  Collected<uint64_t> out;
+  p.generate("n", 1000, [](uint64_t i) { return i; })
+      .flat_map<uint64_t>([](uint64_t i, Emitter<uint64_t>& emit) {
+        for (uint64_t k = 0; k < i % 4; ++k) emit(i);
+      })
+      .collect(out);
+  ASSERT_TRUE(p.Run().ok());
+  uint64_t expected = 0;
+  for (uint64_t i = 0; i < 1000; ++i) expected += i % 4;
+  EXPECT_EQ(out.records().size(), expected);
+}
+
+// The same records reach the sink whatever the parallelism and exchange.
+TEST(PipelineTest, ExchangesDeliverEveryRecordOnce) {
+  std::vector<Event> reference;
+  for (uint64_t i = 0; i < 50000; ++i) reference.push_back(MakeEvent(i));
+  auto by_key = [](const Event& e) { return e.key; };
+  auto less = [](const Event& a, const Event& b) { return a.time < b.time; };
+  for (int par : {1, 2, 3}) {
+    for (int kind : {0, 1, 2}) {
+      Pipeline p({.parallelism = par, .batch_size = 100, .channel_slots = 4});
+      Collected<Event> out;
+      auto src = p.generate("events", reference.size(), MakeEvent);
+      if (kind == 0) src.key_by(by_key).map([](Event e) { return e; }).collect(out);
+      if (kind == 1) src.rebalance().map([](Event e) { return e; }).collect(out);
+      if (kind == 2) src.map([](Event e) { return e; }).parallelism(1).rebalance().collect(out);
+      ASSERT_TRUE(p.Run().ok());
+      auto got = out.records();
+      std::sort(got.begin(), got.end(), less);
+      EXPECT_EQ(got, reference) << "parallelism " << par << " kind " << kind;
+    }
+  }
+}
+
+TEST(PipelineTest, HashExchangeSendsEachKeyToOneInstance) {
+  Pipeline p({.parallelism = 3, .batch_size = 64});
+  std::mutex mu;
+  std::map<uint64_t, std::set<const void*>> seen;
+  p.generate("events", 30000, MakeEvent)
+      .key_by([](const Event& e) { return e.key; })
+      .sink([&](const Batch<Event>& b) {
+        thread_local int marker;
+        std::lock_guard lock(mu);
+        for (const Event& e : b.records) seen[e.key].insert(&marker);
+      });
+  ASSERT_TRUE(p.Run().ok());
+  EXPECT_EQ(seen.size(), 13u);
+  for (auto& [key, threads] : seen) EXPECT_EQ(threads.size(), 1u) << "key " << key;
+}
+
+TEST(PipelineTest, BroadcastReachesEveryInstance) {
+  Pipeline p({.parallelism = 1});
+  Collected<uint64_t> out;
+  p.generate("n", 1000, [](uint64_t i) { return i; })
+      .broadcast()
+      .map([](uint64_t i) { return i; })
+      .parallelism(3)
+      .collect(out);
+  ASSERT_TRUE(p.Run().ok());
+  EXPECT_EQ(out.records().size(), 3000u);
+}
+
+TEST(PipelineTest, UnionMergesStreams) {
+  Pipeline p({.batch_size = 32});
+  Collected<uint64_t> out;
+  auto a = p.generate("a", 500, [](uint64_t i) { return i; });
+  auto b = p.generate("b", 700, [](uint64_t i) { return 10000 + i; });
+  a.union_with(b).filter([](uint64_t) { return true; }).collect(out);
+  ASSERT_TRUE(p.Run().ok());
+  EXPECT_EQ(out.records().size(), 1200u);
+}
+
+TEST(PipelineTest, StreamUsedTwiceFeedsBothConsumers) {
+  Pipeline p({.batch_size = 16});
+  Collected<uint64_t> evens, all;
+  auto s = p.generate("n", 1000, [](uint64_t i) { return i; });
+  s.filter([](uint64_t i) { return i % 2 == 0; }).collect(evens);
+  s.collect(all);
+  ASSERT_TRUE(p.Run().ok());
+  EXPECT_EQ(evens.records().size(), 500u);
+  EXPECT_EQ(all.records().size(), 1000u);
+}
+
+TEST(PipelineTest, KeyedReduceEmitsRunningValuesPerKey) {
+  for (int par : {1, 2}) {
+    Pipeline p({.parallelism = par, .batch_size = 50});
+    Collected<Event> out;
+    p.generate("events", 10000, MakeEvent)
+        .key_by([](const Event& e) { return e.key; })
+        .reduce([](const Event& acc, const Event& e) {
+          return Event{e.key, acc.value + e.value, std::max(acc.time, e.time)};
+        })
+        .collect(out);
+    ASSERT_TRUE(p.Run().ok());
+    std::map<uint64_t, uint64_t> final_sum, expected;
+    for (const Event& e : out.records()) final_sum[e.key] = std::max(final_sum[e.key], e.value);
+    for (uint64_t i = 0; i < 10000; ++i) expected[MakeEvent(i).key] += MakeEvent(i).value;
+    EXPECT_EQ(final_sum, expected);
+    EXPECT_EQ(out.records().size(), 10000u);
+  }
+}
+
+// Backpressure: a slow sink bounds what is in flight to the channel capacity.
+TEST(PipelineTest, SlowSinkKeepsMemoryBounded) {
+  constexpr size_t kBatch = 64, kSlots = 4;
+  Pipeline p({.parallelism = 1, .batch_size = kBatch, .channel_slots = kSlots});
+  std::atomic<uint64_t> produced{0};
+  uint64_t consumed = 0, max_in_flight = 0;
+  p.generate("fast", 20000, [](uint64_t i) { return i; })
+      .map([&produced](uint64_t i) {
+        produced.fetch_add(1, std::memory_order_relaxed);
+        return i;
+      })
+      .rebalance()
+      .sink([&](const Batch<uint64_t>& b) {
+        consumed += b.size();
+        max_in_flight = std::max(max_in_flight, produced.load() - consumed);
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      });
+  ASSERT_TRUE(p.Run().ok());
+  EXPECT_EQ(consumed, 20000u);
+  // Slots in the ring, plus the batch the producer is filling and the one being consumed.
+  EXPECT_LE(max_in_flight, (kSlots + 2) * kBatch);
+  EXPECT_GT(max_in_flight, kBatch);  // the producer did run ahead until blocked
+  uint64_t blocked = 0;
+  for (const OperatorStats& s : p.Stats()) blocked += s.blocked_ns;
+  EXPECT_GT(blocked, 0u);
+}
+
+TEST(PipelineTest, ThrowingOperatorStopsThePipelineNamingIt) {
+  for (int par : {1, 2}) {
+    Pipeline p({.parallelism = par, .batch_size = 32, .channel_slots = 2});
+    std::atomic<uint64_t> sunk{0};
+    p.generate("numbers", 1'000'000'000, [](uint64_t i) { return i; })
+        .key_by([](uint64_t i) { return i % 7; })
+        .map([](uint64_t i) {
+          if (i == 5000) throw std::runtime_error("bad record 5000");
+          return i;
+        })
+        .name("parse")
+        .sink([&](const Batch<uint64_t>& b) { sunk += b.size(); });
+    Status st = p.Run();
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.message(), "operator 'parse' failed: bad record 5000") << "par " << par;
+    EXPECT_LT(sunk.load(), 1'000'000u);
+  }
+}
+
+TEST(PipelineTest, ThrowingSinkStopsAnEndlessSource) {
+  Pipeline p({.parallelism = 2, .batch_size = 16, .channel_slots = 2});
+  p.generate("endless", UINT64_MAX, [](uint64_t i) { return i; }).rebalance().sink([](uint64_t i) {
+    if (i > 100000) throw std::logic_error("sink full");
+  });
+  Status st = p.Run();
+  EXPECT_EQ(st.message(), "operator 'sink' failed: sink full");
+}
+
+class FailingSource final : public Source<int> {
+ public:
+  Result<SourceState> Next(Batch<int>& out, size_t) override {
+    if (++calls_ > 3) return IoError("read /data/in: Input/output error");
+    out.records.push_back(calls_);
+    return SourceState::kMore;
+  }
+
+ private:
+  int calls_ = 0;
+};
+
+TEST(PipelineTest, SourceErrorEndsThePipelineWithIt) {
+  Pipeline p;
+  Collected<int> out;
+  p.source<int>("reader", [] { return std::make_unique<FailingSource>(); }).collect(out);
+  Status st = p.Run();
+  EXPECT_EQ(st.message(), "operator 'reader' failed: read /data/in: Input/output error");
+}
+
+TEST(PipelineTest, CancelStopsARunningPipeline) {
+  Pipeline p({.parallelism = 2});
+  p.generate("endless", UINT64_MAX, [](uint64_t i) { return i; })
+      .rebalance()
+      .sink([](const Batch<uint64_t>&) {});
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    p.Cancel();
+  });
+  Status st = p.Run();
+  canceller.join();
+  EXPECT_EQ(st.code(), StatusCode::kCancelled);
+}
+
+TEST(PipelineTest, WindowWithoutTimestampsIsAClearError) {
+  Pipeline p;
+  p.generate("n", 10, MakeEvent)
+      .key_by([](const Event& e) { return e.key; })
+      .window(Tumbling{10})
+      .count()
+      .sink([](const auto&) {});
+  Status st = p.Run();
+  EXPECT_NE(st.message().find("operator 'window' failed: records carry no event time"),
+            std::string::npos)
+      << st.message();
+}
+
+TEST(PipelineTest, MisuseIsReported) {
+  Pipeline empty;
+  EXPECT_EQ(empty.Run().message(), "pipeline has no source");
+  Pipeline p;
+  p.generate("n", 10, [](uint64_t i) { return i; }).sink([](uint64_t) {});
+  EXPECT_TRUE(p.Run().ok());
+  EXPECT_FALSE(p.Run().ok());
+  Pipeline bad;
+  bad.generate("n", 10, [](uint64_t i) { return i; })
+      .map([](uint64_t i) { return i; })
+      .parallelism(0);
+  EXPECT_NE(bad.Run().message().find("parallelism must be at least 1"), std::string::npos);
+}
+
+TEST(PipelineTest, StatsCountRecordsPerOperator) {
+  Pipeline p({.batch_size = 100});
+  p.generate("n", 1000, [](uint64_t i) { return i; })
+      .filter([](uint64_t i) { return i < 250; })
+      .sink([](uint64_t) {});
+  ASSERT_TRUE(p.Run().ok());
+  std::map<std::string, OperatorStats> by_name;
+  for (const OperatorStats& s : p.Stats()) by_name[s.name] = s;
+  EXPECT_EQ(by_name["n"].records_out, 1000u);
+  EXPECT_EQ(by_name["filter"].records_in, 1000u);
+  EXPECT_EQ(by_name["filter"].records_out, 250u);
+  EXPECT_EQ(by_name["sink"].records_in, 250u);
 }
 
 }  // namespace

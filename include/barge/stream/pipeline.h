@@ -121,16 +121,18 @@ class SourceNode final : public NodeBase {
   std::function<std::unique_ptr<Source<T>>()> make_;
 };
 
-// An operator node consuming In; `make(run)` creates one instance.
+// An operator node consuming In; `make(run, name)` creates one instance.
 template <class In>
 class FnNode final : public ConsumerNode<In> {
  public:
-  explicit FnNode(std::function<std::unique_ptr<OperatorBase>(RunState&)> make)
-      : make_(std::move(make)) {}
-  std::unique_ptr<OperatorBase> MakeOperator(int, RunState& run) override { return make_(run); }
+  using Make = std::function<std::unique_ptr<OperatorBase>(RunState&, const std::string&)>;
+  explicit FnNode(Make make) : make_(std::move(make)) {}
+  std::unique_ptr<OperatorBase> MakeOperator(int, RunState& run) override {
+    return make_(run, this->name);
+  }
 
  private:
-  std::function<std::unique_ptr<OperatorBase>(RunState&)> make_;
+  Make make_;
 };
 
 // Where a stream comes from: node output ports (several after a union) and how the next
@@ -266,12 +268,12 @@ class Stream {
   // task thread (one per sink instance).
   template <class F>
   SinkHandle sink(F f) const {
-    std::string name = p_->UniqueName("sink");
-    auto* raw = Attach(std::make_unique<detail::FnNode<T>>(
-                           [f, name](detail::RunState&) -> std::unique_ptr<OperatorBase> {
-                             return std::make_unique<SinkOperator<T, F>>(name, f);
-                           }),
-                       name);
+    auto* raw = Attach(
+        std::make_unique<detail::FnNode<T>>(
+            [f](detail::RunState&, const std::string& name) -> std::unique_ptr<OperatorBase> {
+              return std::make_unique<SinkOperator<T, F>>(name, f);
+            }),
+        p_->UniqueName("sink"));
     return SinkHandle(raw);
   }
 
@@ -283,12 +285,10 @@ class Stream {
   // Internal: adds an operator node fed by this stream.
   template <class Out, class Make>
   Stream<Out> Apply(const std::string& base, Make make) const {
-    std::string name = p_->UniqueName(base);
     auto* node = Attach(std::make_unique<detail::FnNode<T>>(
-                            [make, name](detail::RunState& run) -> std::unique_ptr<OperatorBase> {
-                              return make(run, name);
-                            }),
-                        name);
+                            [make](detail::RunState& run, const std::string& name)
+                                -> std::unique_ptr<OperatorBase> { return make(run, name); }),
+                        p_->UniqueName(base));
     return Stream<Out>(p_, {{node, 0}});
   }
 

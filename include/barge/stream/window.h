@@ -382,6 +382,7 @@ class SessionWindowOperator final : public WindowOperatorBase<T, Out> {
   void Arm(SessionState& s, const K& key) {
     EventTime max_ts = s.bounds.max_timestamp();
     EventTime due = s.fired ? max_ts + this->allowed_lateness_ : max_ts;
+    if (due <= this->watermark_) return;  // already due: Advance handles it in this pass
     if (s.armed <= this->watermark_ || s.armed > due) {
       s.armed = due;
       timers_.push({due, key});
