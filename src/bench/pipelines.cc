@@ -9,6 +9,7 @@
 // is the same at every parallelism.
 #include <atomic>
 #include <chrono>
+#include <ctime>
 
 #include "barge/stream/pipeline.h"
 #include "bench/bench.h"
@@ -36,9 +37,16 @@ inline Event MakeEvent(uint64_t i) {
 }
 
 struct Run {
-  double seconds;
+  double seconds;      // wall clock
+  double cpu_seconds;  // CPU time of all threads: on a shared machine the steadier figure
   uint64_t checksum;
 };
+
+double ProcessCpuSeconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
 
 template <class Build>
 Result<Run> Time(int parallelism, Build build) {
@@ -46,10 +54,12 @@ Result<Run> Time(int parallelism, Build build) {
   std::atomic<uint64_t> checksum{0};
   build(p, checksum);
   auto start = std::chrono::steady_clock::now();
+  double cpu_start = ProcessCpuSeconds();
   Status st = p.Run();
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double cpu = ProcessCpuSeconds() - cpu_start;
   if (!st.ok()) return st;
-  return Run{seconds, checksum.load()};
+  return Run{seconds, cpu, checksum.load()};
 }
 
 nlohmann::json Report(const std::string& name, uint64_t records, int parallelism, const Run& r) {
@@ -58,6 +68,7 @@ nlohmann::json Report(const std::string& name, uint64_t records, int parallelism
           {"parallelism", parallelism},
           {"seconds", r.seconds},
           {"records_per_sec", static_cast<double>(records) / r.seconds},
+          {"cpu_seconds", r.cpu_seconds},
           {"checksum", r.checksum}};
 }
 
@@ -65,7 +76,7 @@ Result<nlohmann::json> RunP1(const Options& o) {
   uint64_t n = o.records > 0 ? o.records : 200'000'000;
   int par = o.parallelism > 0 ? o.parallelism : 1;
   ASSIGN_OR_RETURN(Run r, Time(par, [&](stream::Pipeline& p, std::atomic<uint64_t>& checksum) {
-                     auto events = p.generate("events", n, MakeEvent);
+                     auto events = p.generate("events", n, [](uint64_t i) { return MakeEvent(i); });
                      auto mapped =
                          par > 1
                              ? events.key_by([](const Event& e) { return e.key; }).map([](Event e) {
@@ -91,7 +102,7 @@ Result<nlohmann::json> RunP2(const Options& o) {
   int par = o.parallelism > 0 ? o.parallelism : 1;
   ASSIGN_OR_RETURN(
       Run r, Time(par, [&](stream::Pipeline& p, std::atomic<uint64_t>& checksum) {
-        p.generate("events", n, MakeEvent)
+        p.generate("events", n, [](uint64_t i) { return MakeEvent(i); })
             .with_timestamps([](const Event& e) { return static_cast<EventTime>(e.time); })
             .key_by([](const Event& e) { return e.key; })
             .window(stream::Tumbling{static_cast<EventTime>(kKeys * kRecordsPerKeyAndWindow)})

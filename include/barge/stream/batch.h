@@ -4,6 +4,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <memory>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace barge::stream {
@@ -12,6 +15,31 @@ namespace barge::stream {
 using EventTime = int64_t;
 inline constexpr EventTime kMinTime = std::numeric_limits<EventTime>::min();
 inline constexpr EventTime kMaxTime = std::numeric_limits<EventTime>::max();
+
+// An allocator whose resize() leaves trivial elements uninitialized instead of zeroing them:
+// batches are resized and then overwritten, and zeroing first costs a pass over memory.
+template <class T>
+class DefaultInitAllocator : public std::allocator<T> {
+ public:
+  template <class U>
+  struct rebind {
+    using other = DefaultInitAllocator<U>;
+  };
+  using std::allocator<T>::allocator;
+
+  template <class U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+
+// The record storage of a batch: a std::vector whose resize does not zero trivial records.
+template <class T>
+using RecordVector = std::vector<T, DefaultInitAllocator<T>>;
 
 // Records and, when the stream carries event time, their timestamps in a parallel array.
 // `timestamps` is either empty (no event time) or exactly as long as `records`.
@@ -22,8 +50,8 @@ inline constexpr EventTime kMaxTime = std::numeric_limits<EventTime>::max();
 // nothing.
 template <class T>
 struct Batch {
-  std::vector<T> records;
-  std::vector<EventTime> timestamps;
+  RecordVector<T> records;
+  RecordVector<EventTime> timestamps;
 
   size_t size() const { return records.size(); }
   bool empty() const { return records.empty(); }

@@ -15,17 +15,27 @@
 
 namespace barge::stream {
 
+// The key's raw 64-bit hash: integers as they are, anything else through std::hash.
+template <class K>
+inline uint64_t RawHash(const K& key) {
+  if constexpr (std::is_integral_v<K> || std::is_enum_v<K>) {
+    return static_cast<uint64_t>(key);
+  } else {
+    return static_cast<uint64_t>(std::hash<K>{}(key));
+  }
+}
+
+// A well-mixed hash (murmur3's finalizer), used to pick a key's partition. Tables index with a
+// different function of the raw hash, so the keys one partition receives still spread evenly
+// over that partition's table.
 template <class K>
 inline uint64_t HashKey(const K& key) {
-  uint64_t h;
-  if constexpr (std::is_integral_v<K> || std::is_enum_v<K>) {
-    h = static_cast<uint64_t>(key);
-  } else {
-    h = static_cast<uint64_t>(std::hash<K>{}(key));
-  }
-  // Fibonacci hashing then a fold: spreads consecutive integers over the whole table.
-  h *= 0x9E3779B97F4A7C15ULL;
-  return h ^ (h >> 29);
+  uint64_t h = RawHash(key);
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  return h ^ (h >> 33);
 }
 
 template <class K, class V>
@@ -37,7 +47,7 @@ class KeyedTable {
   bool empty() const { return size_ == 0; }
 
   V* Find(const K& key) {
-    size_t i = HashKey(key) & mask_;
+    size_t i = Home(key);
     while (used_[i]) {
       if (slots_[i].key == key) return &slots_[i].value;
       i = (i + 1) & mask_;
@@ -47,7 +57,7 @@ class KeyedTable {
 
   // Returns the value for `key` and whether it was inserted (value-initialized) just now.
   std::pair<V*, bool> FindOrInsert(const K& key) {
-    size_t i = HashKey(key) & mask_;
+    size_t i = Home(key);
     while (used_[i]) {
       if (slots_[i].key == key) return {&slots_[i].value, false};
       i = (i + 1) & mask_;
@@ -65,7 +75,7 @@ class KeyedTable {
 
   // Removes `key` if present (backward-shift deletion: no tombstones).
   bool Erase(const K& key) {
-    size_t i = HashKey(key) & mask_;
+    size_t i = Home(key);
     while (used_[i]) {
       if (slots_[i].key == key) break;
       i = (i + 1) & mask_;
@@ -73,7 +83,7 @@ class KeyedTable {
     if (!used_[i]) return false;
     size_t hole = i;
     for (size_t j = (hole + 1) & mask_; used_[j]; j = (j + 1) & mask_) {
-      size_t home = HashKey(slots_[j].key) & mask_;
+      size_t home = Home(slots_[j].key);
       // Move j into the hole when its home is not in (hole, j] cyclically.
       bool between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
       if (!between) {
@@ -111,16 +121,23 @@ class KeyedTable {
     V value{};
   };
 
+  // Fibonacci hashing: the top bits of raw hash x golden ratio. Consecutive integer keys land
+  // far apart, so hot key ranges probe rarely.
+  size_t Home(const K& key) const {
+    return static_cast<size_t>((RawHash(key) * 0x9E3779B97F4A7C15ULL) >> shift_);
+  }
+
   void Rehash(size_t capacity) {
     std::vector<Slot> old_slots = std::move(slots_);
     std::vector<uint8_t> old_used = std::move(used_);
     slots_.assign(capacity, Slot{});
     used_.assign(capacity, 0);
     mask_ = capacity - 1;
+    shift_ = 64 - static_cast<unsigned>(__builtin_ctzll(capacity));
     size_ = 0;
     for (size_t i = 0; i < old_slots.size(); ++i) {
       if (!old_used[i]) continue;
-      size_t j = HashKey(old_slots[i].key) & mask_;
+      size_t j = Home(old_slots[i].key);
       while (used_[j]) j = (j + 1) & mask_;
       used_[j] = 1;
       slots_[j] = std::move(old_slots[i]);
@@ -131,6 +148,7 @@ class KeyedTable {
   std::vector<Slot> slots_;
   std::vector<uint8_t> used_;
   size_t mask_ = 0;
+  unsigned shift_ = 64;
   size_t size_ = 0;
 };
 
