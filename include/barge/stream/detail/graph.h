@@ -203,7 +203,7 @@ class Partitioner final : public Input<T>, public TaskPart {
       : kind_(kind),
         outs_(std::move(outs)),
         key_fn_(std::move(key_fn)),
-        open_(outs_.size(), nullptr),
+        open_(outs_.size()),
         sent_wm_(outs_.size(), kMinTime),
         batch_size_(batch_size),
         next_(static_cast<size_t>(up_instance) % outs_.size()) {}
@@ -214,21 +214,21 @@ class Partitioner final : public Input<T>, public TaskPart {
       case Partitioning::kRebalance: {
         // Whole batch, zero copy: swap its buffers into the slot.
         size_t d = kind_ == Partitioning::kForward ? 0 : Next();
-        Close(d);
+        Close(d, false);
         Slot<T>* slot = outs_[d]->Claim();
         slot->kind = SlotKind::kData;
         slot->batch.swap(in);
-        Publish(d, slot);
+        Publish(d, slot, false);
         break;
       }
       case Partitioning::kBroadcast:
         for (size_t d = 0; d < outs_.size(); ++d) {
-          Close(d);
+          Close(d, false);
           Slot<T>* slot = outs_[d]->Claim();
           slot->kind = SlotKind::kData;
           slot->batch.records.assign(in.records.begin(), in.records.end());
           slot->batch.timestamps.assign(in.timestamps.begin(), in.timestamps.end());
-          Publish(d, slot);
+          Publish(d, slot, false);
         }
         break;
       case Partitioning::kHash:
@@ -241,41 +241,42 @@ class Partitioner final : public Input<T>, public TaskPart {
     if (w <= wm_) return;
     wm_ = w;
     for (size_t d = 0; d < outs_.size(); ++d) {
-      if (open_[d] == nullptr && sent_wm_[d] < w) {
-        Slot<T>* slot = outs_[d]->Claim();
-        slot->kind = SlotKind::kWatermark;
-        slot->batch.clear();
-        Publish(d, slot);
-      }
+      if (open_[d].slot == nullptr && sent_wm_[d] < w) SendControl(d, SlotKind::kWatermark, 0);
     }
   }
 
   void Barrier(uint64_t id) override {
     for (size_t d = 0; d < outs_.size(); ++d) {
-      Close(d);
-      Slot<T>* slot = outs_[d]->Claim();
-      slot->kind = SlotKind::kBarrier;
-      slot->barrier_id = id;
-      slot->batch.clear();
-      Publish(d, slot);
+      Close(d, false);
+      SendControl(d, SlotKind::kBarrier, id);
     }
   }
 
   void End() override {
     for (size_t d = 0; d < outs_.size(); ++d) {
-      Close(d);
-      Slot<T>* slot = outs_[d]->Claim();
-      slot->kind = SlotKind::kEnd;
-      slot->batch.clear();
-      Publish(d, slot);
+      Close(d, false);
+      SendControl(d, SlotKind::kEnd, 0);
     }
   }
 
+  // The task has nothing more for now: publish partial batches and wake every consumer.
   void Idle() override {
-    for (size_t d = 0; d < outs_.size(); ++d) Close(d);
+    for (size_t d = 0; d < outs_.size(); ++d) {
+      Close(d, true);
+      outs_[d]->WakeConsumer();
+    }
   }
 
  private:
+  // A slot being filled in place: records are written through raw cursors and the vectors are
+  // sized once when the slot is published (no per-record push_back bookkeeping).
+  struct Open {
+    Slot<T>* slot = nullptr;
+    T* records = nullptr;
+    EventTime* timestamps = nullptr;  // null when the stream carries no event time
+    size_t n = 0;
+  };
+
   size_t Next() {
     size_t d = next_;
     next_ = next_ + 1 == outs_.size() ? 0 : next_ + 1;
@@ -286,48 +287,65 @@ class Partitioner final : public Input<T>, public TaskPart {
     const size_t n = in.size();
     const size_t parts = outs_.size();
     const bool with_ts = !in.timestamps.empty();
+    T* records = in.records.data();
     for (size_t i = 0; i < n; ++i) {
       // Range reduction without division: (hash * parts) >> 64.
       size_t d = static_cast<size_t>(
-          (static_cast<unsigned __int128>(HashKey(key_fn_(in.records[i]))) * parts) >> 64);
-      Slot<T>* slot = open_[d];
-      if (slot == nullptr) {
-        slot = open_[d] = outs_[d]->Claim();
-        slot->kind = SlotKind::kData;
-        slot->batch.clear();
-        slot->batch.reserve(batch_size_);
+          (static_cast<unsigned __int128>(HashKey(key_fn_(records[i]))) * parts) >> 64);
+      Open& o = open_[d];
+      if (o.slot == nullptr || (o.timestamps != nullptr) != with_ts) {
+        Close(d, false);
+        OpenSlot(d, with_ts);
       }
-      slot->batch.records.push_back(std::move(in.records[i]));
-      if (with_ts) slot->batch.timestamps.push_back(in.timestamps[i]);
-      if (slot->batch.records.size() >= batch_size_) Close(d);
+      o.records[o.n] = std::move(records[i]);
+      if (with_ts) o.timestamps[o.n] = in.timestamps[i];
+      if (++o.n == batch_size_) Close(d, false);
     }
   }
 
-  // Publishes destination d's open slot, if any.
-  void Close(size_t d) {
-    if (open_[d] != nullptr) {
-      Publish(d, open_[d]);
-      open_[d] = nullptr;
-    } else if (sent_wm_[d] < wm_ && kind_ != Partitioning::kForward &&
-               kind_ != Partitioning::kRebalance) {
-      // Nothing open but a newer watermark: send it alone so the destination can progress.
-      Slot<T>* slot = outs_[d]->Claim();
-      slot->kind = SlotKind::kWatermark;
-      slot->batch.clear();
-      Publish(d, slot);
+  void OpenSlot(size_t d, bool with_ts) {
+    Open& o = open_[d];
+    o.slot = outs_[d]->Claim();
+    o.slot->kind = SlotKind::kData;
+    o.slot->batch.records.resize(batch_size_);
+    o.slot->batch.timestamps.resize(with_ts ? batch_size_ : 0);
+    o.records = o.slot->batch.records.data();
+    o.timestamps = with_ts ? o.slot->batch.timestamps.data() : nullptr;
+    o.n = 0;
+  }
+
+  // Publishes destination d's open slot, if any; else, when `flush`, sends a newer watermark
+  // alone so the destination can progress.
+  void Close(size_t d, bool flush) {
+    Open& o = open_[d];
+    if (o.slot != nullptr) {
+      o.slot->batch.records.resize(o.n);
+      o.slot->batch.timestamps.resize(o.timestamps != nullptr ? o.n : 0);
+      Publish(d, o.slot, flush);
+      o = Open{};
+    } else if (flush && sent_wm_[d] < wm_) {
+      SendControl(d, SlotKind::kWatermark, 0);
     }
   }
 
-  void Publish(size_t d, Slot<T>* slot) {
+  void SendControl(size_t d, SlotKind kind, uint64_t barrier_id) {
+    Slot<T>* slot = outs_[d]->Claim();
+    slot->kind = kind;
+    slot->barrier_id = barrier_id;
+    slot->batch.clear();
+    Publish(d, slot, true);
+  }
+
+  void Publish(size_t d, Slot<T>* slot, bool urgent) {
     slot->watermark = wm_;
     sent_wm_[d] = wm_;
-    outs_[d]->Publish(*slot);
+    outs_[d]->Publish(*slot, urgent);
   }
 
   Partitioning kind_;
   std::vector<Channel<T>*> outs_;
   KeyFn key_fn_;
-  std::vector<Slot<T>*> open_;
+  std::vector<Open> open_;
   std::vector<EventTime> sent_wm_;
   EventTime wm_ = kMinTime;
   size_t batch_size_;
