@@ -262,9 +262,8 @@ std::vector<OperatorStats> Pipeline::Stats() const {
       if (node == task->head) {
         for (EdgeBase* e : node->inputs) {
           e->ChannelStats(task->instance, &s.channel_fill, &s.channel_capacity, &s.blocked_ns,
-                          &s.records_in);
+                          &s.channel_records, &s.channel_bytes);
         }
-        s.records_in = op->metrics().records_in.load(std::memory_order_relaxed);
       }
       out.push_back(std::move(s));
     }

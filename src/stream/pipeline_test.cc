@@ -184,9 +184,15 @@ TEST(PipelineTest, SlowSinkKeepsMemoryBounded) {
   // Slots in the ring, plus the batch the producer is filling and the one being consumed.
   EXPECT_LE(max_in_flight, (kSlots + 2) * kBatch);
   EXPECT_GT(max_in_flight, kBatch);  // the producer did run ahead until blocked
-  uint64_t blocked = 0;
-  for (const OperatorStats& s : p.Stats()) blocked += s.blocked_ns;
+  uint64_t blocked = 0, channel_records = 0, channel_bytes = 0;
+  for (const OperatorStats& s : p.Stats()) {
+    blocked += s.blocked_ns;
+    channel_records += s.channel_records;
+    channel_bytes += s.channel_bytes;
+  }
   EXPECT_GT(blocked, 0u);
+  EXPECT_EQ(channel_records, 20000u);
+  EXPECT_EQ(channel_bytes, 20000u * sizeof(uint64_t));
 }
 
 TEST(PipelineTest, ThrowingOperatorStopsThePipelineNamingIt) {

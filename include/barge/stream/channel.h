@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cstdint>
 #include <stdexcept>
+#include <string>
+#include <type_traits>
 
 #include "barge/stream/batch.h"
 #include "barge/stream/ring.h"
@@ -29,6 +31,19 @@ struct Slot {
   Batch<T> batch;
 };
 
+// The bytes a batch carries: string payloads by length, anything else by sizeof, plus 8 per
+// timestamp. An estimate for metrics, computed once per slot.
+template <class T>
+uint64_t BatchBytes(const Batch<T>& b) {
+  uint64_t bytes = b.timestamps.size() * sizeof(EventTime);
+  if constexpr (std::is_same_v<T, std::string>) {
+    for (const std::string& r : b.records) bytes += r.size();
+  } else {
+    bytes += b.records.size() * sizeof(T);
+  }
+  return bytes;
+}
+
 // Thrown inside the engine when the pipeline is cancelled while a task waits; caught at the
 // task boundary, never seen by users.
 struct PipelineCancelled {};
@@ -37,6 +52,7 @@ struct PipelineCancelled {};
 struct ChannelMetrics {
   std::atomic<uint64_t> slots{0};       // slots published
   std::atomic<uint64_t> records{0};     // records published
+  std::atomic<uint64_t> bytes{0};       // record bytes published (see BatchBytes)
   std::atomic<uint64_t> blocked_ns{0};  // producer time spent waiting on a full channel
 };
 
@@ -73,6 +89,8 @@ class Channel {
                          std::memory_order_relaxed);
     metrics_.records.store(metrics_.records.load(std::memory_order_relaxed) + slot.batch.size(),
                            std::memory_order_relaxed);
+    metrics_.bytes.store(metrics_.bytes.load(std::memory_order_relaxed) + BatchBytes(slot.batch),
+                         std::memory_order_relaxed);
     ring_.Publish();
     if (urgent || ring_.Size() * 2 >= ring_.capacity()) {
       consumer_bell_->Ring();

@@ -49,7 +49,9 @@ struct OperatorStats {
   uint64_t records_out = 0;
   uint64_t late_records = 0;
   // Input channels of the task this operator heads (zero for chained operators and sources).
-  size_t channel_fill = 0;
+  uint64_t channel_records = 0;  // records received through them
+  uint64_t channel_bytes = 0;    // bytes received through them
+  size_t channel_fill = 0;       // slots queued now
   size_t channel_capacity = 0;
   uint64_t blocked_ns = 0;  // producers' time blocked on this task's full inputs
 };

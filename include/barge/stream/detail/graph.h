@@ -75,7 +75,7 @@ class EdgeBase {
   virtual void WakeProducers() = 0;
   // Metrics: fill and counters of the channels into downstream instance `down`.
   virtual void ChannelStats(int down, size_t* fill, size_t* capacity, uint64_t* blocked_ns,
-                            uint64_t* records) const = 0;
+                            uint64_t* records, uint64_t* bytes) const = 0;
 };
 
 // A node of the logical graph: a source or an operator, with a parallelism.
@@ -558,13 +558,14 @@ class TypedEdge final : public ChannelEdge<T> {
     for (auto& c : owned_) c->WakeProducer();
   }
 
-  void ChannelStats(int j, size_t* fill, size_t* capacity, uint64_t* blocked_ns,
-                    uint64_t* records) const override {
+  void ChannelStats(int j, size_t* fill, size_t* capacity, uint64_t* blocked_ns, uint64_t* records,
+                    uint64_t* bytes) const override {
     for (Channel<T>* c : ChannelsInto(j)) {
       *fill += c->Fill();
       *capacity += c->capacity();
       *blocked_ns += c->metrics().blocked_ns.load(std::memory_order_relaxed);
       *records += c->metrics().records.load(std::memory_order_relaxed);
+      *bytes += c->metrics().bytes.load(std::memory_order_relaxed);
     }
   }
 
