@@ -29,6 +29,7 @@
 #include "barge/stream/detail/graph.h"
 #include "barge/stream/join.h"
 #include "barge/stream/operators.h"
+#include "barge/stream/sink.h"
 #include "barge/stream/source.h"
 #include "barge/stream/window.h"
 
@@ -48,6 +49,7 @@ struct OperatorStats {
   uint64_t records_in = 0;
   uint64_t records_out = 0;
   uint64_t late_records = 0;
+  uint64_t skipped = 0;  // sources: malformed inputs skipped (SourceMetrics::skipped)
   // Input channels of the task this operator heads (zero for chained operators and sources).
   size_t channel_fill = 0;
   size_t channel_capacity = 0;
@@ -272,6 +274,18 @@ class Stream {
                              return std::make_unique<SinkOperator<T, F>>(name, f);
                            }),
                        name);
+    return SinkHandle(raw);
+  }
+
+  // A sink with Open/Write/Flush/Close hooks (see sink.h), made per instance by `make()`.
+  // Its errors stop the pipeline, naming the sink.
+  SinkHandle sink(std::string name, std::function<std::unique_ptr<Sink<T>>()> make) const {
+    std::string unique = p_->UniqueName(name);
+    auto* raw = Attach(std::make_unique<detail::FnNode<T>>(
+                           [make, unique](detail::RunState&) -> std::unique_ptr<OperatorBase> {
+                             return std::make_unique<SinkDriver<T>>(unique, make());
+                           }),
+                       unique);
     return SinkHandle(raw);
   }
 

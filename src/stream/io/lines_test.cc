@@ -1,0 +1,159 @@
+#include <sys/resource.h>
+
+#include <fstream>
+
+#include "stream/io/test_util.h"
+
+namespace barge::stream {
+namespace {
+
+using iotest::IoTest;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+class LinesTest : public IoTest {};
+
+std::vector<std::string> ReadAll(const std::string& path, ReadOptions options = {}) {
+  Pipeline p;
+  Collected<std::string> out;
+  ReadLines(p, path, options).collect(out);
+  Status st = p.Run();
+  EXPECT_TRUE(st.ok()) << st.message();
+  return out.records();
+}
+
+TEST_F(LinesTest, ReadsLinesWithAndWithoutTrailingNewline) {
+  EXPECT_THAT(ReadAll(Write("a.txt", "one\ntwo\nthree\n")), ElementsAre("one", "two", "three"));
+  EXPECT_THAT(ReadAll(Write("b.txt", "one\ntwo\nthree")), ElementsAre("one", "two", "three"));
+}
+
+TEST_F(LinesTest, KeepsEmptyLinesAndStripsCarriageReturns) {
+  EXPECT_THAT(ReadAll(Write("a.txt", "one\r\n\r\n\ntwo\r\n")), ElementsAre("one", "", "", "two"));
+}
+
+TEST_F(LinesTest, EmptyFileHasNoRecords) { EXPECT_THAT(ReadAll(Write("e.txt", "")), IsEmpty()); }
+
+TEST_F(LinesTest, MissingFileNamesThePath) {
+  Pipeline p;
+  Collected<std::string> out;
+  ReadLines(p, Path("missing.txt")).collect(out);
+  Status st = p.Run();
+  EXPECT_EQ(st.message(),
+            "source 'read_lines': open " + Path("missing.txt") + ": No such file or directory");
+}
+
+TEST_F(LinesTest, OverlongLineFailsOrIsSkipped) {
+  std::string path = Write("long.txt", "short\n" + std::string(100, 'x') + "\nafter\n");
+  {
+    Pipeline p;
+    Collected<std::string> out;
+    ReadLines(p, path, {.max_record_bytes = 64}).collect(out);
+    EXPECT_EQ(p.Run().message(),
+              "operator 'read_lines' failed: " + path + ":2: line longer than 64 bytes");
+  }
+  {
+    Pipeline p;
+    Collected<std::string> out;
+    ReadLines(p, path, {.on_error = OnError::kSkip, .max_record_bytes = 64}).collect(out);
+    ASSERT_TRUE(p.Run().ok());
+    EXPECT_THAT(out.records(), ElementsAre("short", "after"));
+    EXPECT_EQ(iotest::Skipped(p), 1u);
+  }
+}
+
+TEST_F(LinesTest, LinesLongerThanABlockAreWhole) {
+  std::string big(3 << 20, 'y');
+  EXPECT_THAT(ReadAll(Write("big.txt", "a\n" + big + "\nb")), ElementsAre("a", big, "b"));
+}
+
+TEST_F(LinesTest, RoundTripThroughAPipeline) {
+  std::string out_path = Path("out.txt");
+  {
+    Pipeline p;
+    auto numbers = p.generate("n", 5000, [](uint64_t i) { return i; });
+    WriteLines(numbers, out_path, [](uint64_t i, std::string& out) { out += std::to_string(i); });
+    ASSERT_TRUE(p.Run().ok());
+  }
+  Pipeline p({.parallelism = 2});
+  Collected<std::string> out;
+  auto doubled = ReadLines(p, out_path).map([](const std::string& s) {
+    return std::to_string(std::stoull(s) * 2);
+  });
+  WriteLines(doubled, Path("doubled.txt"));
+  ReadLines(p, out_path).collect(out).parallelism(1);
+  Status st = p.Run();
+  ASSERT_TRUE(st.ok()) << st.message();
+  std::vector<std::string> lines = out.records();
+  ASSERT_EQ(lines.size(), 5000u);
+  for (size_t i = 0; i < lines.size(); ++i) ASSERT_EQ(lines[i], std::to_string(i));
+  // Two map instances feed two sink instances: one file each, together every record.
+  std::string all = Read(Path("doubled.txt.0")) + Read(Path("doubled.txt.1"));
+  EXPECT_EQ(std::count(all.begin(), all.end(), '\n'), 5000);
+  EXPECT_FALSE(PathExists(Path("doubled.txt")));
+}
+
+TEST_F(LinesTest, SinkWritesEmptyFileForEmptyStream) {
+  Pipeline p;
+  WriteLines(ReadLines(p, Write("empty.txt", "")), Path("copy.txt"));
+  ASSERT_TRUE(p.Run().ok());
+  EXPECT_TRUE(PathExists(Path("copy.txt")));
+  EXPECT_EQ(Read(Path("copy.txt")), "");
+}
+
+TEST_F(LinesTest, SinkWriteErrorNamesThePath) {
+  Pipeline p;
+  WriteLines(ReadLines(p, Write("a.txt", "x\n")), Path("no/such/dir/out.txt"));
+  EXPECT_EQ(p.Run().message(), "operator 'write_lines' failed: open " +
+                                   Path("no/such/dir/out.txt") + ": No such file or directory");
+}
+
+TEST_F(LinesTest, WriteErrorOnFullDeviceFailsThePipeline) {
+  if (!PathExists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  Pipeline p;
+  auto lines = p.generate("n", 10, [](uint64_t i) { return std::to_string(i); });
+  WriteLines(lines, "/dev/full");
+  EXPECT_EQ(p.Run().message(),
+            "operator 'write_lines' failed: write /dev/full: No space left on device");
+}
+
+long PeakRssKb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// A million 64-byte lines (64 MB) stream through in blocks: peak memory grows far less than
+// the file.
+TEST_F(LinesTest, LargeFileStreamsInBoundedMemory) {
+  constexpr uint64_t kLines = 1'000'000;
+  std::string path = Path("large.txt");
+  {
+    std::ofstream f(path);
+    std::string line(63, 'z');
+    for (uint64_t i = 0; i < kLines; ++i) {
+      std::string n = std::to_string(i);
+      f.write(n.data(), static_cast<std::streamsize>(n.size()));
+      f.write(line.data(), static_cast<std::streamsize>(line.size() - n.size()));
+      f.put('\n');
+    }
+  }
+  long before = PeakRssKb();
+  Pipeline p;
+  uint64_t count = 0;
+  uint64_t bytes = 0;
+  ReadLines(p, path).sink([&](const std::string& s) {
+    ++count;
+    bytes += s.size();
+  });
+  ASSERT_TRUE(p.Run().ok());
+  EXPECT_EQ(count, kLines);
+  EXPECT_EQ(bytes, kLines * 63);
+  long growth_kb = PeakRssKb() - before;
+  EXPECT_LT(growth_kb, 24 * 1024) << "peak RSS grew by " << growth_kb << " KiB";
+}
+
+}  // namespace
+}  // namespace barge::stream
