@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -196,7 +197,7 @@ class FormattingSink final : public Sink<T> {
     return Status::Ok();
   }
   Status Flush() override {
-    if (buffer_.empty()) return Status::Ok();
+    if (buffer_.empty() || writer_ == nullptr) return Status::Ok();
     Status st = writer_->Write(buffer_);
     buffer_.clear();
     return st;
