@@ -11,8 +11,11 @@
 // the pipeline with "PATH:LINE: what is wrong" (OnError::kFail, the default) or is counted in
 // SourceMetrics::skipped / OperatorStats::skipped and left out (OnError::kSkip). Line numbers
 // count from 1; a CSV record spanning lines is numbered by the line it starts on. A file path
-// of "-" means stdin. Files and stdin are read by one source instance: the source's
-// parallelism is 1 unless the caller sets it, and instances other than 0 end at once.
+// of "-" means stdin. File sources have parallelism 1 unless the caller sets it; with P > 1,
+// instance k of a lines or JSON Lines file reads the lines that start in the k-th of P equal
+// byte ranges (the union is every line once; order across instances is not file order). CSV
+// files (quoted fields may span lines), stdin and TCP are read whole by instance 0; other
+// instances end at once.
 //
 // Writing. Sinks format records into a buffer and write it in blocks of about 1 MiB, when the
 // input idles (so a slow stream still shows up promptly) and at the end. A failed write fails the

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -44,6 +45,7 @@ Result<BlockReader::Fill> BlockReader::Read(int timeout_ms) {
   if (begin_ > 0 && (end_ == capacity_ || begin_ >= capacity_ / 2)) {
     std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
     end_ -= begin_;
+    buf_offset_ += begin_;
     begin_ = 0;
   }
   if (end_ == capacity_) {
@@ -76,6 +78,37 @@ Result<BlockReader::Fill> BlockReader::Read(int timeout_ms) {
     end_ += static_cast<size_t>(n);
     return Fill::kData;
   }
+}
+
+Result<uint64_t> BlockReader::Size() const {
+  struct stat st {};
+  if (::fstat(fd_.get(), &st) != 0) return ErrnoError("stat " + name_);
+  return static_cast<uint64_t>(st.st_size);
+}
+
+Status BlockReader::Seek(uint64_t offset) {
+  if (::lseek(fd_.get(), static_cast<off_t>(offset), SEEK_SET) < 0) {
+    return ErrnoError("seek " + name_);
+  }
+  buf_offset_ = offset;
+  begin_ = end_ = 0;
+  eof_ = false;
+  return Status::Ok();
+}
+
+Result<uint64_t> BlockReader::CountLineBreaks(uint64_t end) const {
+  std::unique_ptr<char[]> chunk(new char[kBlockBytes]);
+  uint64_t count = 0;
+  for (uint64_t at = 0; at < end;) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(kBlockBytes, end - at));
+    ssize_t n = ::pread(fd_.get(), chunk.get(), want, static_cast<off_t>(at));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError("read " + name_);
+    if (n == 0) break;
+    count += static_cast<uint64_t>(std::count(chunk.get(), chunk.get() + n, '\n'));
+    at += static_cast<uint64_t>(n);
+  }
+  return count;
 }
 
 size_t LineLength(std::string_view data, bool eof, size_t* consumed, uint64_t* lines) {

@@ -36,9 +36,18 @@ class BlockReader {
   // Appends the next block. A pollable descriptor waits at most `timeout_ms` for data.
   Result<Fill> Read(int timeout_ms);
 
+  // Regular files only: their size; moving to `offset` (dropping buffered data); counting the
+  // line breaks in [0, end) without disturbing the reading position.
+  Result<uint64_t> Size() const;
+  Status Seek(uint64_t offset);
+  Result<uint64_t> CountLineBreaks(uint64_t end) const;
+
   // Bytes read and not yet consumed.
   std::string_view data() const { return {buf_.get() + begin_, end_ - begin_}; }
   void Consume(size_t n) { begin_ += n; }
+  // File offset of data()[0].
+  uint64_t offset() const { return buf_offset_ + begin_; }
+  bool regular() const { return !pollable_; }
   bool eof() const { return eof_; }
   // Treats the input as ended (a connection that failed); buffered bytes remain readable.
   void MarkClosed() { eof_ = true; }
@@ -55,6 +64,7 @@ class BlockReader {
   size_t capacity_ = 0;
   size_t begin_ = 0;
   size_t end_ = 0;
+  uint64_t buf_offset_ = 0;  // file offset of buf_[0]
 };
 
 // What a decoder found at the start of the unread data.
@@ -76,17 +86,22 @@ struct Decoded {
 // Lines ending in LF; a CR before the LF is dropped.
 struct LineDecoder {
   static constexpr const char* kUnit = "line";
+  // Records never contain a line break, so a file can be split at line breaks.
+  static constexpr bool kSplittable = true;
   Decoded Decode(std::string_view data, bool eof, std::string& out);
 };
 
 struct JsonLineDecoder {
   static constexpr const char* kUnit = "line";
+  static constexpr bool kSplittable = true;
   Decoded Decode(std::string_view data, bool eof, nlohmann::json& out);
 };
 
 class CsvDecoder {
  public:
   static constexpr const char* kUnit = "record";
+  // Quoted fields may hold line breaks: a line break does not tell where a record starts.
+  static constexpr bool kSplittable = false;
   explicit CsvDecoder(const CsvOptions& options) : options_(options) {}
   Decoded Decode(std::string_view data, bool eof, CsvRow& out);
 
@@ -118,6 +133,21 @@ class RecordStream {
         on_error_(on_error),
         max_record_bytes_(max_record_bytes) {}
 
+  // Reads only the records that start in [start, limit) of a regular file, for a source
+  // instance that reads one byte range: the record around `start` belongs to the instance
+  // before. Call before the first Drain.
+  Status Restrict(uint64_t start, uint64_t limit) {
+    limit_ = limit;
+    if (start == 0) return Status::Ok();
+    // From the byte before `start`, drop everything through the first line break: a record
+    // starting exactly at `start` follows a line break at start - 1.
+    RETURN_IF_ERROR(reader_.Seek(start - 1));
+    discarding_ = true;
+    lines_before_known_ = false;
+    lines_before_end_ = start - 1;
+    return Status::Ok();
+  }
+
   // Appends complete records already buffered, up to `max_records` in `out`. Returns true when
   // more bytes are needed to go on (false: out is full, or the input is exhausted).
   Result<bool> Drain(Batch<T>& out, size_t max_records, SourceMetrics& metrics) {
@@ -135,6 +165,10 @@ class RecordStream {
         ++line_;
         discarding_ = false;
         continue;
+      }
+      if (reader_.offset() >= limit_) {
+        past_limit_ = true;
+        return false;
       }
       out.records.emplace_back();
       Decoded d = decoder_.Decode(data, reader_.eof(), out.records.back());
@@ -169,7 +203,9 @@ class RecordStream {
   }
 
   // True when everything was read and decoded.
-  bool done() const { return reader_.eof() && (reader_.data().empty() || discarding_); }
+  bool done() const {
+    return past_limit_ || (reader_.eof() && (reader_.data().empty() || discarding_));
+  }
   BlockReader& reader() { return reader_; }
 
  private:
@@ -179,7 +215,14 @@ class RecordStream {
   }
 
   Status Malformed(uint64_t line, std::string_view message, SourceMetrics& metrics) {
-    if (on_error_ == OnError::kFail) return MalformedAt(reader_.name(), line, message);
+    if (on_error_ == OnError::kFail) {
+      if (!lines_before_known_) {
+        // A byte-range reader learns where its lines start only when it needs to say so.
+        ASSIGN_OR_RETURN(lines_before_, reader_.CountLineBreaks(lines_before_end_));
+        lines_before_known_ = true;
+      }
+      return MalformedAt(reader_.name(), lines_before_ + line, message);
+    }
     metrics.skipped.store(metrics.skipped.load(std::memory_order_relaxed) + 1,
                           std::memory_order_relaxed);
     return Status::Ok();
@@ -189,8 +232,14 @@ class RecordStream {
   Decoder decoder_;
   OnError on_error_;
   size_t max_record_bytes_;
-  uint64_t line_ = 1;  // line number of reader_.data()[0]
+  uint64_t line_ = 1;  // line number of reader_.data()[0], counted from where reading began
   bool discarding_ = false;
+  uint64_t limit_ = UINT64_MAX;  // no record starts at or after this offset
+  bool past_limit_ = false;
+  // Line breaks before where reading began (byte range readers compute it on first need).
+  uint64_t lines_before_ = 0;
+  bool lines_before_known_ = true;
+  uint64_t lines_before_end_ = 0;
 };
 
 }  // namespace barge::stream::io

@@ -19,10 +19,24 @@ class FileSource final : public Source<T> {
         on_error_(on_error),
         max_record_bytes_(max_record_bytes) {}
 
-  Status Open(int instance, int) override {
-    if (instance != 0) return Status::Ok();  // one reader per file
+  // Instance k of P > 1 reads the records that start in the k-th of P equal byte ranges of a
+  // regular file of lines; anything else is read whole by instance 0.
+  Status Open(int instance, int parallelism) override {
+    if (instance != 0 && !(Decoder::kSplittable && path_ != "-")) return Status::Ok();
     ASSIGN_OR_RETURN(BlockReader reader, BlockReader::OpenPath(path_));
+    bool split = Decoder::kSplittable && parallelism > 1 && reader.regular();
+    if (!split && instance != 0) return Status::Ok();
+    uint64_t size = 0;
+    if (split) {
+      ASSIGN_OR_RETURN(size, reader.Size());
+    }
     stream_.emplace(std::move(reader), std::move(decoder_), on_error_, max_record_bytes_);
+    if (split) {
+      auto k = static_cast<unsigned __int128>(instance);
+      auto p = static_cast<unsigned __int128>(parallelism);
+      RETURN_IF_ERROR(stream_->Restrict(static_cast<uint64_t>(size * k / p),
+                                        static_cast<uint64_t>(size * (k + 1) / p)));
+    }
     return Status::Ok();
   }
 

@@ -159,3 +159,65 @@ TEST_F(LinesTest, LargeFileStreamsInBoundedMemory) {
 
 }  // namespace
 }  // namespace barge::stream
+
+namespace barge::stream {
+namespace {
+
+class SplitTest : public iotest::IoTest {};
+
+// Reads `path` with `parallelism` source instances, each taking one byte range.
+std::vector<std::string> ReadSplit(const std::string& path, int parallelism) {
+  Pipeline p;
+  Collected<std::string> out;
+  ReadLines(p, path).parallelism(parallelism).collect(out);
+  Status st = p.Run();
+  EXPECT_TRUE(st.ok()) << st.message();
+  std::vector<std::string> lines = out.records();
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+TEST_F(SplitTest, ByteRangesTogetherReadEveryLineOnce) {
+  std::vector<std::string> contents = {"", "a", "a\n", "\n", "\n\n\n", "ab\ncd", "a\nb\nc\nd\ne\n"};
+  // Lines of irregular lengths, some empty, some longer than a whole range.
+  std::string mixed;
+  for (int i = 0; i < 3000; ++i) {
+    mixed += std::string(static_cast<size_t>((i * 7919) % 61), static_cast<char>('a' + i % 26));
+    mixed += std::to_string(i) + (i % 100 == 0 ? "\r\n" : "\n");
+  }
+  contents.push_back(mixed);
+  contents.push_back(mixed.substr(0, mixed.size() - 1));  // no final line break
+  for (size_t c = 0; c < contents.size(); ++c) {
+    std::string path = Write("split" + std::to_string(c) + ".txt", contents[c]);
+    std::vector<std::string> whole = ReadSplit(path, 1);
+    for (int parallelism : {2, 3, 7}) {
+      EXPECT_EQ(ReadSplit(path, parallelism), whole)
+          << "file " << c << " (" << contents[c].size() << " bytes), parallelism " << parallelism;
+    }
+  }
+}
+
+TEST_F(SplitTest, ErrorsInALaterRangeNameTheRightLine) {
+  std::string content;
+  for (int i = 1; i <= 1000; ++i)
+    content += i == 900 ? "{oops\n" : "{\"n\":" + std::to_string(i) + "}\n";
+  std::string path = Write("big.jsonl", content);
+  Pipeline p;
+  ReadJsonLines(p, path).parallelism(3).sink([](const nlohmann::json&) {});
+  EXPECT_EQ(p.Run().message(),
+            "operator 'read_jsonl' failed: " + path +
+                ":900: invalid JSON at column 2: syntax error while parsing object key - invalid "
+                "literal; last read: '{o'; expected string literal");
+}
+
+TEST_F(SplitTest, CsvIsReadWholeByInstanceZero) {
+  std::string path = Write("q.csv", "a,\"x\ny\"\nb,c\n");
+  Pipeline p;
+  Collected<CsvRow> out;
+  ReadCsv(p, path).parallelism(3).collect(out);
+  ASSERT_TRUE(p.Run().ok());
+  ASSERT_EQ(out.records().size(), 2u);
+}
+
+}  // namespace
+}  // namespace barge::stream
