@@ -154,7 +154,8 @@ class RecordStream {
     while (out.records.size() < max_records) {
       std::string_view data = reader_.data();
       if (discarding_) {
-        // Skipping an over-long record: drop bytes through the next line break.
+        // Dropping bytes through the next line break: an over-long record being skipped, or
+        // the line a byte range starts inside of.
         size_t nl = data.find('\n');
         if (nl == std::string_view::npos) {
           reader_.Consume(data.size());
