@@ -1,9 +1,10 @@
 // Built-in sources and sinks: files (lines, JSON Lines, CSV), stdin/stdout and TCP (line framed).
 //
 //   Pipeline p;
-//   ReadJsonLines(p, "events.jsonl", {.on_error = OnError::kSkip})
-//       .filter([](const nlohmann::json& e) { return e.value("level", "") == "error"; })
-//       .map([](const nlohmann::json& e) { return e["message"].get<std::string>(); });
+//   auto errors =
+//       ReadJsonLines(p, "events.jsonl", {.on_error = OnError::kSkip})
+//           .filter([](const nlohmann::json& e) { return e.value("level", "") == "error"; })
+//           .map([](const nlohmann::json& e) { return e.value("message", ""); });
 //   WriteLines(errors, "errors.txt");
 //   Status st = p.Run();
 //
@@ -20,9 +21,10 @@
 // Writing. Sinks format records into a buffer and write it in blocks of about 1 MiB, when the
 // input idles (so a slow stream still shows up promptly) and at the end. A failed write fails the
 // pipeline naming the path or peer. A path of "-" means stdout. With sink parallelism P > 1,
-// instance k writes `PATH.k` (stdout and TCP sinks share their target; blocks end on record
-// boundaries, so lines never interleave mid-line on stdout). Output is complete only when Run()
-// returned OK: a failed or cancelled pipeline leaves whatever was flushed.
+// instance k of a file sink writes `PATH.k`; stdout sinks share stdout (whole blocks under a
+// lock, so lines never interleave mid-line); each TCP sink instance has its own connection.
+// Output is complete only when Run() returned OK: a failed or cancelled pipeline leaves
+// whatever was flushed.
 #pragma once
 
 #include <cstdint>
