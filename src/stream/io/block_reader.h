@@ -111,7 +111,8 @@ class CsvDecoder {
 
   CsvOptions options_;
   std::shared_ptr<const CsvHeader> header_;
-  bool first_ = true;
+  bool at_start_ = true;  // nothing decoded yet: a byte order mark may come
+  bool first_ = true;     // no record yet: the next one is the header or sets the field count
   size_t expected_fields_ = 0;
 };
 

@@ -121,6 +121,17 @@ void CsvDecoder::Parse(std::string_view data, bool eof, std::vector<std::string>
 Decoded CsvDecoder::Decode(std::string_view data, bool eof, CsvRow& out) {
   Decoded d;
   if (data.empty()) return d;
+  if (at_start_) {
+    // Spreadsheets often start CSV files with a UTF-8 byte order mark; it is not data (and
+    // would otherwise become part of the first column's name).
+    if (data.size() < 3 && !eof && std::string_view("\xEF\xBB\xBF").starts_with(data)) return d;
+    at_start_ = false;
+    if (data.starts_with("\xEF\xBB\xBF")) {
+      d.kind = Decoded::kNothing;
+      d.consumed = 3;
+      return d;
+    }
+  }
   // Empty lines hold no record.
   if (data[0] == '\n' || (data[0] == '\r' && data.size() > 1 && data[1] == '\n')) {
     d.kind = Decoded::kNothing;

@@ -81,6 +81,15 @@ TEST_F(CsvTest, HeaderGivesAccessByName) {
   EXPECT_THAT(out.records(), ElementsAre("ada=36", "lovelace, a=37"));
 }
 
+TEST_F(CsvTest, ByteOrderMarkIsNotData) {
+  std::string path = Write("bom.csv", "\xEF\xBB\xBFname,age\nada,36\n");
+  Pipeline p;
+  Collected<std::string> out;
+  ReadCsv(p, path, {.header = true}).map([](const CsvRow& r) { return r.at("name"); }).collect(out);
+  ASSERT_TRUE(p.Run().ok());
+  EXPECT_THAT(out.records(), ElementsAre("ada"));
+}
+
 TEST_F(CsvTest, MissingColumnFailsNamingTheOperatorAndColumn) {
   std::string path = Write("people.csv", "name,age\nada,36\n");
   Pipeline p;
