@@ -1,5 +1,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -41,7 +42,12 @@ struct TestServer {
     port = ntohs(addr.sin_port);
   }
   std::string address() const { return "127.0.0.1:" + std::to_string(port); }
-  UniqueFd Accept() const { return UniqueFd(::accept4(fd.get(), nullptr, nullptr, SOCK_CLOEXEC)); }
+  // The next connection, or an invalid fd after 10 s (so a failing test cannot hang here).
+  UniqueFd Accept() const {
+    pollfd pfd{fd.get(), POLLIN, 0};
+    if (::poll(&pfd, 1, 10'000) != 1) return UniqueFd();
+    return UniqueFd(::accept4(fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  }
 
   UniqueFd fd;
   uint16_t port = 0;
