@@ -29,6 +29,7 @@
 #include "barge/stream/detail/graph.h"
 #include "barge/stream/join.h"
 #include "barge/stream/operators.h"
+#include "barge/stream/sink.h"
 #include "barge/stream/source.h"
 #include "barge/stream/window.h"
 
@@ -48,6 +49,7 @@ struct OperatorStats {
   uint64_t records_in = 0;
   uint64_t records_out = 0;
   uint64_t late_records = 0;
+  uint64_t skipped = 0;  // sources: malformed inputs skipped (SourceMetrics::skipped)
   // Input channels of the task this operator heads (zero for chained operators and sources).
   uint64_t channel_records = 0;  // records received through them
   uint64_t channel_bytes = 0;    // bytes received through them
@@ -276,6 +278,18 @@ class Stream {
               return std::make_unique<SinkOperator<T, F>>(name, f);
             }),
         p_->UniqueName("sink"));
+    return SinkHandle(raw);
+  }
+
+  // A sink with Open/Write/Flush/Close hooks (see sink.h), made per instance by `make()`.
+  // Its errors stop the pipeline, naming the sink.
+  SinkHandle sink(std::string name, std::function<std::unique_ptr<Sink<T>>()> make) const {
+    auto* raw = Attach(std::make_unique<detail::FnNode<T>>(
+                           [make](detail::RunState&,
+                                  const std::string& n) -> std::unique_ptr<OperatorBase> {
+                             return std::make_unique<SinkDriver<T>>(n, make());
+                           }),
+                       p_->UniqueName(name));
     return SinkHandle(raw);
   }
 

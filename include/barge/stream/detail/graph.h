@@ -104,6 +104,8 @@ class SourceDriverBase : public OperatorBase {
   // Opens the source; errors name it.
   virtual Status OpenSource(int instance, int parallelism) = 0;
   virtual void CloseSource() = 0;
+  // Malformed inputs the source skipped (SourceMetrics::skipped).
+  virtual uint64_t skipped() const = 0;
 };
 
 template <class T>
@@ -119,6 +121,9 @@ class SourceDriver final : public SourceDriverBase {
     return st.ok() ? st : st.Wrap("source '" + name() + "'");
   }
   void CloseSource() override { source_->Close(); }
+  uint64_t skipped() const override {
+    return source_->metrics().skipped.load(std::memory_order_relaxed);
+  }
 
   bool Step(RunState& run) override {
     batch_.clear();
