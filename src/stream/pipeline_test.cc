@@ -257,6 +257,62 @@ TEST(PipelineTest, CancelStopsARunningPipeline) {
   EXPECT_EQ(st.code(), StatusCode::kCancelled);
 }
 
+uint64_t NowNs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// A source that blocks 30 ms per record (without reporting idle), stamping each record with
+// the time it was made.
+class TrickleSource final : public Source<uint64_t> {
+ public:
+  explicit TrickleSource(int records) : left_(records) {}
+  Result<SourceState> Next(Batch<uint64_t>& out, size_t) override {
+    if (left_-- == 0) return SourceState::kEnd;
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    out.records.push_back(NowNs());
+    return SourceState::kMore;
+  }
+
+ private:
+  int left_;
+};
+
+double ThreadCpuSecondsOfProcess() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Idle tasks sleep: a pipeline waiting on a slow source uses little CPU, and every record still
+// arrives promptly (partial batches are flushed when a task goes idle).
+TEST(PipelineTest, IdleTasksSleepAndSlowRecordsStillFlow) {
+  Pipeline p({.parallelism = 2});
+  std::atomic<int> seen{0};
+  std::atomic<uint64_t> max_delay_ns{0};
+  p.source<uint64_t>(
+       "trickle", [] { return std::make_unique<TrickleSource>(12); }, 1)
+      .rebalance()
+      .map([](uint64_t x) { return x; })
+      .key_by([](uint64_t x) { return x; })
+      .sink([&](uint64_t made) {
+        seen.fetch_add(1);
+        uint64_t delay = NowNs() - made;
+        if (delay > max_delay_ns.load()) max_delay_ns.store(delay);
+      });
+  double cpu_before = ThreadCpuSecondsOfProcess();
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(p.Run().ok());
+  double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double cpu = ThreadCpuSecondsOfProcess() - cpu_before;
+  EXPECT_EQ(seen.load(), 12);
+  EXPECT_GE(wall, 0.3);
+  // Records cross two exchanges within a few wake-ups, not after half a ring of them (120 ms).
+  EXPECT_LT(max_delay_ns.load(), 60'000'000u) << "a record waited in a channel";
+  EXPECT_LT(cpu, 0.25 * wall) << "tasks spin while idle: " << cpu << " s CPU in " << wall << " s";
+}
+
 TEST(PipelineTest, WindowWithoutTimestampsIsAClearError) {
   Pipeline p;
   p.generate("n", 10, MakeEvent)

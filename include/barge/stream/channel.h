@@ -81,9 +81,10 @@ class Channel {
     return slot;
   }
   // Producer: publishes the slot returned by the last Claim. A sleeping consumer is woken at
-  // once when `urgent` (control events, flushes), otherwise only when the ring is half full:
-  // one wake-up then carries many batches instead of one (a futex wake costs microseconds).
-  // WakeConsumer() must follow before the producer itself goes idle.
+  // once when `urgent` (control events, flushes) or when the last wake-up is older than
+  // kMaxWakeDelay; otherwise only when the ring is half full, so that one wake-up carries many
+  // batches instead of one (a futex wake costs microseconds). WakeConsumer() must follow before
+  // the producer itself goes idle.
   void Publish(const Slot<T>& slot, bool urgent = true) {
     metrics_.slots.store(metrics_.slots.load(std::memory_order_relaxed) + 1,
                          std::memory_order_relaxed);
@@ -92,8 +93,10 @@ class Channel {
     metrics_.bytes.store(metrics_.bytes.load(std::memory_order_relaxed) + BatchBytes(slot.batch),
                          std::memory_order_relaxed);
     ring_.Publish();
-    if (urgent || ring_.Size() * 2 >= ring_.capacity()) {
+    auto now = std::chrono::steady_clock::now();
+    if (urgent || ring_.Size() * 2 >= ring_.capacity() || now - last_ring_ >= kMaxWakeDelay) {
       consumer_bell_->Ring();
+      last_ring_ = now;
       unrung_ = false;
     } else {
       unrung_ = true;
@@ -103,9 +106,14 @@ class Channel {
   void WakeConsumer() {
     if (unrung_) {
       consumer_bell_->Ring();
+      last_ring_ = std::chrono::steady_clock::now();
       unrung_ = false;
     }
   }
+
+  // The longest a published batch waits for a sleeping consumer to be woken (latency bound
+  // for producers that neither fill the ring nor go idle).
+  static constexpr std::chrono::microseconds kMaxWakeDelay{500};
 
   // Consumer: the oldest slot, or nullptr when empty. Never blocks (the task waits on its bell).
   Slot<T>* Peek() { return ring_.TryPeek(); }
@@ -130,6 +138,7 @@ class Channel {
   Doorbell* consumer_bell_;
   const std::atomic<bool>* cancelled_;
   bool unrung_ = false;  // producer side: published without waking the consumer
+  std::chrono::steady_clock::time_point last_ring_{};  // producer side
   ChannelMetrics metrics_;
 };
 

@@ -284,12 +284,12 @@ class Stream {
   // A sink with Open/Write/Flush/Close hooks (see sink.h), made per instance by `make()`.
   // Its errors stop the pipeline, naming the sink.
   SinkHandle sink(std::string name, std::function<std::unique_ptr<Sink<T>>()> make) const {
-    auto* raw = Attach(std::make_unique<detail::FnNode<T>>(
-                           [make](detail::RunState&,
-                                  const std::string& n) -> std::unique_ptr<OperatorBase> {
-                             return std::make_unique<SinkDriver<T>>(n, make());
-                           }),
-                       p_->UniqueName(name));
+    auto* raw = Attach(
+        std::make_unique<detail::FnNode<T>>(
+            [make](detail::RunState&, const std::string& n) -> std::unique_ptr<OperatorBase> {
+              return std::make_unique<SinkDriver<T>>(n, make());
+            }),
+        p_->UniqueName(name));
     return SinkHandle(raw);
   }
 

@@ -87,12 +87,28 @@ class WindowOperatorBase : public Operator<T, Out> {
     return nullptr;
   }
 
+  // Fires what the watermark completes, then forwards it on both ports.
+  void Watermark(EventTime w) override {
+    Guarded(this->name(), [&] { Advance(w); });
+    ForwardWatermark(w);
+  }
+
+  // End of input fires every open window.
+  void End() override {
+    Guarded(this->name(), [&] { Advance(kMaxTime); });
+    ForwardEnd();
+  }
+
   void Idle() override {
     FlushLate();
     this->out_.target().Idle();
   }
 
  protected:
+  // Moves event time to `w` (> the current watermark, or kMaxTime at the end): emits the windows
+  // it completes and purges the ones past their lateness.
+  virtual void Advance(EventTime w) = 0;
+
   bool IsLate(EventTime window_max_timestamp) const {
     return watermark_ != kMinTime && window_max_timestamp <= watermark_ - allowed_lateness_;
   }
@@ -196,16 +212,6 @@ class TimeWindowOperator final : public WindowOperatorBase<T, Out> {
     });
   }
 
-  void Watermark(EventTime w) override {
-    Guarded(this->name(), [&] { Advance(w); });
-    this->ForwardWatermark(w);
-  }
-
-  void End() override {
-    Guarded(this->name(), [&] { Advance(kMaxTime); });
-    this->ForwardEnd();
-  }
-
   size_t open_windows() const { return windows_.size(); }
 
  private:
@@ -238,7 +244,7 @@ class TimeWindowOperator final : public WindowOperatorBase<T, Out> {
     if (w.fired) this->Emit(agg_.result(key, w.bounds, *acc), w.bounds.max_timestamp());
   }
 
-  void Advance(EventTime w) {
+  void Advance(EventTime w) override {
     if (w <= this->watermark_) return;
     this->watermark_ = w;
     for (auto it = windows_.begin(); it != windows_.end();) {
@@ -285,16 +291,6 @@ class SessionWindowOperator final : public WindowOperatorBase<T, Out> {
       this->RequireTimestamps(in);
       for (size_t i = 0, n = in.size(); i < n; ++i) Add(in.records[i], in.timestamps[i]);
     });
-  }
-
-  void Watermark(EventTime w) override {
-    Guarded(this->name(), [&] { Advance(w); });
-    this->ForwardWatermark(w);
-  }
-
-  void End() override {
-    Guarded(this->name(), [&] { Advance(kMaxTime); });
-    this->ForwardEnd();
   }
 
  private:
@@ -351,7 +347,7 @@ class SessionWindowOperator final : public WindowOperatorBase<T, Out> {
     Arm(*target, key);
   }
 
-  void Advance(EventTime w) {
+  void Advance(EventTime w) override {
     if (w <= this->watermark_) return;
     this->watermark_ = w;
     while (!timers_.empty() && timers_.top().time <= w) {
