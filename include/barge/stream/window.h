@@ -99,9 +99,12 @@ class WindowOperatorBase : public Operator<T, Out> {
     ForwardEnd();
   }
 
+  // Late firings and late records do not wait for a full batch when the task goes idle.
   void Idle() override {
+    FlushOut();
     FlushLate();
     this->out_.target().Idle();
+    if (late_.connected()) late_.target().Idle();
   }
 
  protected:
@@ -200,13 +203,17 @@ class TimeWindowOperator final : public WindowOperatorBase<T, Out> {
           AddTo(*cached_, r[i]);
         } else {
           EventTime last = t - FloorMod(t - offset_, slide_);
-          bool any = false;
+          bool rejected = false;
           for (EventTime s = last; s > t - size_; s -= slide_) {
-            if (!Locate(s)) continue;
-            any = true;
+            if (!Locate(s)) {
+              rejected = true;
+              continue;
+            }
             AddTo(*cached_, r[i]);
           }
-          if (!any) this->SendLate(r[i], t);
+          // Late only if a window it belongs to was closed (with slide > size a record can fall
+          // between windows: it belongs to none and is dropped, as in Flink).
+          if (rejected) this->SendLate(r[i], t);
         }
       }
     });
@@ -229,6 +236,9 @@ class TimeWindowOperator final : public WindowOperatorBase<T, Out> {
     if (it == windows_.end()) {
       it = windows_.emplace(start, Window{}).first;
       it->second.bounds = {start, start + size_};
+      // A window first seen after the watermark passed its end (within the lateness) counts as
+      // fired: each record then re-emits its key's result at once.
+      it->second.fired = this->watermark_ != kMinTime && max_ts <= this->watermark_;
     }
     cached_ = &it->second;
     cached_start_ = start;
@@ -337,6 +347,9 @@ class SessionWindowOperator final : public WindowOperatorBase<T, Out> {
       sessions.erase(sessions.begin() + static_cast<ptrdiff_t>(first) + 1,
                      sessions.begin() + static_cast<ptrdiff_t>(last) + 1);
       target->bounds = merged;
+      // The merged session is a new window: if it now ends after the watermark it fires again
+      // when the watermark gets there (Flink's trigger onMerge).
+      if (merged.max_timestamp() > this->watermark_) target->fired = false;
     }
     agg_.add(target->acc, record);
     if (merged.max_timestamp() <= this->watermark_) {
