@@ -127,7 +127,8 @@ class SourceDriver final : public SourceDriverBase {
 
   bool Step(RunState& run) override {
     batch_.clear();
-    Result<SourceState> state = source_->Next(batch_, run.batch_size);
+    Result<SourceState> state = SourceState::kEnd;
+    Guarded(name(), [&] { state = source_->Next(batch_, run.batch_size); });
     if (!state.ok()) {
       throw OperatorFailure(name(), state.status().message());
     }
@@ -137,6 +138,9 @@ class SourceDriver final : public SourceDriverBase {
     }
     switch (*state) {
       case SourceState::kMore:
+        // A short batch means the source had no more at hand: flush downstream now rather than
+        // let partial batches wait for records that may take long to come.
+        if (batch_.size() < run.batch_size) out_.target().Idle();
         return true;
       case SourceState::kIdle:
         out_.target().Idle();
@@ -210,6 +214,7 @@ class Partitioner final : public Input<T>, public TaskPart {
         key_fn_(std::move(key_fn)),
         open_(outs_.size()),
         sent_wm_(outs_.size(), kMinTime),
+        held_(outs_.size(), 0),
         batch_size_(batch_size),
         next_(static_cast<size_t>(up_instance) % outs_.size()) {}
 
@@ -242,25 +247,33 @@ class Partitioner final : public Input<T>, public TaskPart {
     }
   }
 
+  // The watermark rides on each destination's next published slot. A destination that gets no
+  // slot for kMaxHeldWatermarks watermarks (a key that is rare, or skewed partitioning) gets its
+  // open slot published early or a watermark slot of its own, so its event time keeps moving.
   void Watermark(EventTime w) override {
     if (w <= wm_) return;
     wm_ = w;
     for (size_t d = 0; d < outs_.size(); ++d) {
-      if (open_[d].slot == nullptr && sent_wm_[d] < w) SendControl(d, SlotKind::kWatermark, 0);
+      if (sent_wm_[d] >= w || ++held_[d] < kMaxHeldWatermarks) continue;
+      if (open_[d].slot != nullptr) {
+        Close(d, false);
+      } else {
+        SendControl(d, SlotKind::kWatermark, 0, false);
+      }
     }
   }
 
   void Barrier(uint64_t id) override {
     for (size_t d = 0; d < outs_.size(); ++d) {
       Close(d, false);
-      SendControl(d, SlotKind::kBarrier, id);
+      SendControl(d, SlotKind::kBarrier, id, true);
     }
   }
 
   void End() override {
     for (size_t d = 0; d < outs_.size(); ++d) {
       Close(d, false);
-      SendControl(d, SlotKind::kEnd, 0);
+      SendControl(d, SlotKind::kEnd, 0, true);
     }
   }
 
@@ -329,29 +342,33 @@ class Partitioner final : public Input<T>, public TaskPart {
       Publish(d, o.slot, flush);
       o = Open{};
     } else if (flush && sent_wm_[d] < wm_) {
-      SendControl(d, SlotKind::kWatermark, 0);
+      SendControl(d, SlotKind::kWatermark, 0, true);
     }
   }
 
-  void SendControl(size_t d, SlotKind kind, uint64_t barrier_id) {
+  void SendControl(size_t d, SlotKind kind, uint64_t barrier_id, bool urgent) {
     Slot<T>* slot = outs_[d]->Claim();
     slot->kind = kind;
     slot->barrier_id = barrier_id;
     slot->batch.clear();
-    Publish(d, slot, true);
+    Publish(d, slot, urgent);
   }
 
   void Publish(size_t d, Slot<T>* slot, bool urgent) {
     slot->watermark = wm_;
     sent_wm_[d] = wm_;
+    held_[d] = 0;
     outs_[d]->Publish(*slot, urgent);
   }
+
+  static constexpr int kMaxHeldWatermarks = 8;
 
   Partitioning kind_;
   std::vector<Channel<T>*> outs_;
   KeyFn key_fn_;
   std::vector<Open> open_;
-  std::vector<EventTime> sent_wm_;
+  std::vector<EventTime> sent_wm_;  // watermark last sent to each destination
+  std::vector<int> held_;           // watermarks not sent to each destination since then
   EventTime wm_ = kMinTime;
   size_t batch_size_;
   size_t next_;
