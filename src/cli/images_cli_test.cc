@@ -171,5 +171,29 @@ TEST_F(ImagesCliTest, ImagesWrittenBySkopeoLoadAndKeepTheirDigest) {
   EXPECT_EQ(j[0]["RootFS"], mine[0]["RootFS"]);
 }
 
+TEST_F(ImagesCliTest, BuildReportsSyntaxErrorsByLineAndBuildsFromContext) {
+  ASSERT_EQ(Barge({"import", rootfs_, "base:1"}).exit_code, 0);
+  std::string ctx = tmp_.path() + "/ctx";
+  ASSERT_TRUE(MakeDirs(ctx).ok());
+  ASSERT_TRUE(WriteFile(ctx + "/Containerfile", "FROM base:1\nFOO bar\n").ok());
+  CommandOutput r = Barge({"build", "-t", "app:1", ctx});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "barge: error: Containerfile:2: unknown instruction 'FOO'\n");
+  ASSERT_TRUE(WriteFile(ctx + "/hello.txt", "hello").ok());
+  ASSERT_TRUE(WriteFile(ctx + "/Dockerfile.alt",
+                        "FROM base:1\nCOPY hello.txt /\nCMD [\"cat\", \"/hello.txt\"]\n")
+                  .ok());
+  r = Barge({"build", "-t", "app:1", "-f", ctx + "/Dockerfile.alt", ctx});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("STEP 2/3: COPY hello.txt /"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.rfind("sha256:", 0), 0u);
+  r = Barge({"build", "-q", "-t", "app:1", "-f", ctx + "/Dockerfile.alt", ctx});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  auto j = nlohmann::json::parse(Barge({"inspect", "app:1"}).out, nullptr, false);
+  ASSERT_TRUE(j.is_array());
+  EXPECT_EQ(j[0]["Config"]["Cmd"], nlohmann::json::array({"cat", "/hello.txt"}));
+}
+
 }  // namespace
 }  // namespace barge

@@ -1,0 +1,20 @@
+// A RunStepExecutor that needs no container runtime: the command runs in new mount, network,
+// PID, UTS and IPC namespaces, with the step's layers mounted as an overlay root and entered
+// with chroot(2), as the step's user, with no network (only a loopback-less empty netns).
+// It needs root. It is what `barge build` uses until the runtime's executor is wired in; it
+// sets no cgroup limits, seccomp filter or capability bounds, so it suits trusted builds.
+//
+// All mounts live only in the child's mount namespace and vanish when the command exits, so
+// nothing is left mounted, even if barge is killed.
+#pragma once
+
+#include "oci/builder.h"
+
+namespace barge::oci {
+
+class ChrootRunExecutor : public RunStepExecutor {
+ public:
+  Result<int> Run(const RunStep& step) override;
+};
+
+}  // namespace barge::oci
