@@ -85,9 +85,7 @@ Status MakeBusyboxRootfs(const std::string& work) {
 
 Result<nlohmann::json> RunBuildBench(const Options& options) {
   int iterations = options.iterations > 0 ? options.iterations : 5;
-  const char* tmpdir = std::getenv("TMPDIR");
   ASSIGN_OR_RETURN(TempDir work, TempDir::Make("barge-bench-build-"));
-  (void)tmpdir;
   std::string barge = "/proc/self/exe";
   char self[4096];
   ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);

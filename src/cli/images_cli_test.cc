@@ -1,5 +1,8 @@
 // End-to-end: the barge binary's image commands, and interop with skopeo and umoci.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -193,6 +196,109 @@ TEST_F(ImagesCliTest, BuildReportsSyntaxErrorsByLineAndBuildsFromContext) {
   auto j = nlohmann::json::parse(Barge({"inspect", "app:1"}).out, nullptr, false);
   ASSERT_TRUE(j.is_array());
   EXPECT_EQ(j[0]["Config"]["Cmd"], nlohmann::json::array({"cat", "/hello.txt"}));
+}
+
+// Starts barge without waiting; output goes to /dev/null.
+pid_t Spawn(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int Wait(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Every committed blob still matches its name.
+void ExpectBlobsIntact(const std::string& root) {
+  std::string dir = root + "/images/blobs/sha256";
+  for (const std::string& name : oci::testing::ListTree(dir)) {
+    if (name.rfind(".tmp-", 0) == 0) continue;
+    auto data = ReadFile(dir + "/" + name);
+    ASSERT_TRUE(data.ok());
+    EXPECT_EQ(oci::DigestOf(*data), "sha256:" + name) << "corrupt blob " << name;
+  }
+}
+
+class BuildCliTest : public ImagesCliTest {
+ protected:
+  void SetUp() override {
+    ImagesCliTest::SetUp();
+    ASSERT_EQ(Barge({"import", rootfs_, "base:1"}).exit_code, 0);
+    ctx_ = tmp_.path() + "/ctx";
+    ASSERT_TRUE(MakeDirs(ctx_ + "/dir").ok());
+    std::string big(6 << 20, 'x');
+    for (size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>(i / 4096);
+    ASSERT_TRUE(WriteFile(ctx_ + "/big", big).ok());
+    for (int i = 0; i < 50; ++i)
+      ASSERT_TRUE(WriteFile(ctx_ + "/dir/f" + std::to_string(i), std::to_string(i)).ok());
+    ASSERT_TRUE(WriteFile(ctx_ + "/Containerfile",
+                          "FROM base:1\nCOPY big /big\nCOPY dir /dir/\nCOPY big /big2\n")
+                    .ok());
+  }
+  std::vector<std::string> BuildArgs(const std::string& tag, bool no_cache) {
+    std::vector<std::string> a = {BARGE_BINARY, "--root", tmp_.path() + "/root", "build", "-q",
+                                  "-t",         tag};
+    if (no_cache) a.push_back("--no-cache");
+    a.push_back(ctx_);
+    return a;
+  }
+  std::string ctx_;
+};
+
+TEST_F(BuildCliTest, KilledBuildsLeaveAConsistentStore) {
+  std::string root = tmp_.path() + "/root";
+  for (int delay_ms : {2, 10, 30, 60, 100, 200}) {
+    pid_t pid = Spawn(BuildArgs("killed:1", true));
+    ASSERT_GT(pid, 0);
+    ::usleep(static_cast<useconds_t>(delay_ms) * 1000);
+    ::kill(pid, SIGKILL);
+    Wait(pid);
+    ExpectBlobsIntact(root);
+    CommandOutput r = Barge({"images"});
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_EQ(r.err, "") << "after a kill at " << delay_ms << " ms";
+    // If the tag exists, everything it points at is there.
+    r = Barge({"inspect", "killed:1"});
+    if (r.exit_code == 0) {
+      EXPECT_EQ(Barge({"save", "killed:1", "-o", tmp_.path() + "/k.tar"}).exit_code, 0);
+    }
+  }
+  EXPECT_EQ(Barge({"image", "prune"}).exit_code, 0);
+  for (const std::string& p : oci::testing::ListTree(root)) {
+    EXPECT_EQ(p.find(".tmp-"), std::string::npos) << p;
+    EXPECT_NE(p.rfind("tmp/", 0), 0u) << p;
+  }
+  CommandOutput r = Barge({"build", "-q", "-t", "after:1", ctx_});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  ExpectBlobsIntact(root);
+}
+
+TEST_F(BuildCliTest, ConcurrentBuildsAndPruneDoNotCorruptTheStore) {
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 3; ++i)
+    pids.push_back(Spawn(BuildArgs("par:" + std::to_string(i), i % 2 == 0)));
+  pids.push_back(Spawn({BARGE_BINARY, "--root", tmp_.path() + "/root", "image", "prune"}));
+  for (pid_t pid : pids) EXPECT_EQ(Wait(pid), 0);
+  ExpectBlobsIntact(tmp_.path() + "/root");
+  CommandOutput r = Barge({"images", "--format", "json"});
+  EXPECT_EQ(r.err, "");
+  for (int i = 0; i < 3; ++i) {
+    std::string tag = "par:" + std::to_string(i);
+    EXPECT_NE(r.out.find(tag), std::string::npos) << tag;
+    EXPECT_EQ(Barge({"save", tag, "-o", tmp_.path() + "/p.tar"}).exit_code, 0);
+  }
 }
 
 }  // namespace

@@ -457,6 +457,25 @@ Result<PruneResult> ImageStore::Prune() const {
     RETURN_IF_ERROR(WriteIndex(index));
   }
   RETURN_IF_ERROR(CollectGarbage(index, result));
+  // Scratch left by killed processes: tmp/, and temporary files of index.json (written under
+  // the index lock) and of build-cache records (written under the writers lock). We hold both
+  // locks exclusively, so none of these is in use.
+  auto sweep_tmp = [](const std::string& dir, bool only_tmp_files) -> Status {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return Status::Ok();
+    std::vector<std::string> names;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n == "." || n == "..") continue;
+      if (!only_tmp_files || n.find(".tmp-") != std::string::npos) names.push_back(n);
+    }
+    ::closedir(d);
+    for (const std::string& n : names) RETURN_IF_ERROR(RemoveTree(dir + "/" + n));
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(sweep_tmp(tmp_dir(), false));
+  RETURN_IF_ERROR(sweep_tmp(images_dir(), true));
+  RETURN_IF_ERROR(sweep_tmp(root_ + "/build-cache", true));
   return result;
 }
 
