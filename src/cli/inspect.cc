@@ -21,7 +21,8 @@ Status Inspect(const std::string& root, const std::vector<std::string>& refs) {
         {"Created", image.created},
         {"Architecture", image.architecture},
         {"Os", image.os},
-        {"Config", image.config.ToJson()},
+        // The config object as stored, so fields barge does not model (Volumes, ...) show too.
+        {"Config", image.config_document.value("config", nlohmann::json::object())},
         {"RootFS", {{"Type", "layers"}, {"Layers", image.diff_ids}}},
         {"Layers", layers},
         {"History", image.config_document.value("history", nlohmann::json::array())},

@@ -151,6 +151,41 @@ TEST_F(ArchiveTest, SymlinkReplacingADirectoryCannotRedirectLaterEntries) {
   ExpectOutsideUntouched();
 }
 
+TEST_F(ArchiveTest, EntriesReplaceSymlinksInsteadOfWritingThroughThem) {
+  auto d = Extract(MakeTar({{"f", TarEntry::kSymlink, "", outside_ + "/secret"},
+                            {"f", TarEntry::kFile, "overwritten"},
+                            {"g", TarEntry::kSymlink, "", "../outside/secret"},
+                            {"g", TarEntry::kFile, "overwritten"},
+                            {"d", TarEntry::kSymlink, "", outside_},
+                            {"d", TarEntry::kDir, "", "", 0777}}));
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_EQ(*ReadFile(root_ + "/f"), "overwritten");
+  struct stat st {};
+  ASSERT_EQ(::lstat((root_ + "/d").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  ASSERT_EQ(::stat(outside_.c_str(), &st), 0);
+  EXPECT_NE(st.st_mode & 0777, 0777u);
+  ExpectOutsideUntouched();
+}
+
+TEST_F(ArchiveTest, OverlayXattrsFromTheArchiveAreIgnored) {
+  if (::geteuid() != 0) GTEST_SKIP() << "trusted xattrs need root";
+  auto d = Extract(MakeTar({{"d",
+                             TarEntry::kDir,
+                             "",
+                             "",
+                             0755,
+                             0,
+                             0,
+                             0,
+                             0,
+                             {{"trusted.overlay.opaque", "y"}, {"user.note", "kept"}}}}));
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  char v[16] = {};
+  EXPECT_LT(::getxattr((root_ + "/d").c_str(), "trusted.overlay.opaque", v, sizeof v), 0);
+  EXPECT_EQ(::getxattr((root_ + "/d").c_str(), "user.note", v, sizeof v), 4);
+}
+
 TEST_F(ArchiveTest, HardlinksCannotReachOutside) {
   auto d = Extract(MakeTar({{"h", TarEntry::kHardlink, "", "../outside/secret"}}));
   EXPECT_FALSE(d.ok());

@@ -60,6 +60,8 @@ std::string MakeTar(const std::vector<TarEntry>& entries, Compression c) {
         archive_entry_set_filetype(e, AE_IFIFO);
         break;
     }
+    for (const auto& [k, v] : t.xattrs)
+      archive_entry_xattr_add_entry(e, k.c_str(), v.data(), v.size());
     [[maybe_unused]] int rc = archive_write_header(a, e);
     assert(rc == ARCHIVE_OK);
     if (t.type == TarEntry::kFile && !t.data.empty())

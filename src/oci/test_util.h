@@ -1,6 +1,7 @@
 // Helpers for oci tests: crafted tar archives built with libarchive, and small file checks.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@ struct TarEntry {
   int gid = 0;
   int major = 0;
   int minor = 0;
+  std::map<std::string, std::string> xattrs;
 };
 
 enum class Compression { kNone, kGzip, kZstd };
