@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -471,8 +472,15 @@ class Extractor {
 Result<TarDigests> ExtractTar(int fd, const std::string& root, const ExtractOptions& options) {
   int rfd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (rfd < 0) return ErrnoError("open " + root);
-  Extractor extractor{UniqueFd(rfd), options};
-  ASSIGN_OR_RETURN(std::unique_ptr<TarReader> reader, TarReader::Open(fd, options, nullptr));
+  // A bomb must not fill the disk either: never unpack more than the file system has free.
+  ExtractOptions bounded = options;
+  struct statvfs vfs {};
+  if (::fstatvfs(rfd, &vfs) == 0) {
+    uint64_t avail = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+    if (avail < bounded.max_bytes) bounded.max_bytes = avail;
+  }
+  Extractor extractor{UniqueFd(rfd), bounded};
+  ASSIGN_OR_RETURN(std::unique_ptr<TarReader> reader, TarReader::Open(fd, bounded, nullptr));
   uint64_t entries = 0;
   for (;;) {
     struct archive_entry* e = nullptr;

@@ -25,7 +25,8 @@ enum class WhiteoutMode {
 
 struct ExtractOptions {
   WhiteoutMode whiteouts = WhiteoutMode::kOverlay;
-  // Decompression-bomb bounds: the uncompressed tar stream, and the number of entries.
+  // Decompression-bomb bounds: the uncompressed tar stream (ExtractTar also never unpacks more
+  // than the target file system has free), and the number of entries.
   uint64_t max_bytes = 64ULL << 30;
   uint64_t max_entries = 4u << 20;
   // Apply entry uid/gid (needs root); otherwise files belong to the caller.

@@ -322,6 +322,46 @@ TEST_F(LoadTest, BadJsonAndMediaTypesAreErrors) {
   ExpectStoreIntact();
 }
 
+TEST_F(LoadTest, WrongConfigMediaTypeIsNamed) {
+  Layout good = MakeLayout();
+  // Rewrite the manifest with a config descriptor of the wrong media type.
+  auto manifest = nlohmann::json::parse(good.entries[4].data);
+  manifest["config"]["mediaType"] = "application/octet-stream";
+  auto r = Load(MakeLayout("", manifest.dump()).entries);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("application/octet-stream"), std::string::npos)
+      << r.status().message();
+  ExpectStoreIntact();
+}
+
+TEST_F(LoadTest, ImageIndexPicksThisPlatform) {
+  Layout l = MakeLayout();
+  Descriptor manifest{std::string(kMediaTypeManifest),
+                      l.manifest_digest,
+                      static_cast<int64_t>(l.entries[4].data.size()),
+                      {}};
+  nlohmann::json other = manifest.ToJson();
+  other["digest"] = "sha256:" + std::string(64, '0');
+  other["platform"] = {{"os", "linux"}, {"architecture", "s390x-not-this-one"}};
+  nlohmann::json mine = manifest.ToJson();
+  mine["platform"] = {{"os", "linux"}, {"architecture", HostArchitecture()}};
+  std::string nested = nlohmann::json{
+      {"schemaVersion", 2},
+      {"mediaType", kMediaTypeIndex},
+      {"manifests",
+       {other, mine}}}.dump();
+  Descriptor nd{std::string(kMediaTypeIndex),
+                DigestOf(nested),
+                static_cast<int64_t>(nested.size()),
+                {{std::string(kAnnotationRefName), "loaded:1"}}};
+  l.entries[1].data = nlohmann::json{{"schemaVersion", 2}, {"manifests", {nd.ToJson()}}}.dump();
+  l.entries.push_back({"blobs/sha256/" + DigestHex(nd.digest), TarEntry::kFile, nested});
+  auto r = Load(l.entries);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ((*r)[0].manifest_digest, l.manifest_digest);
+  EXPECT_EQ((*r)[0].reference, "loaded:1");
+}
+
 TEST_F(LoadTest, SymlinkedBlobCannotReadHostFiles) {
   Layout l = MakeLayout();
   l.entries[2] = {l.entries[2].path, TarEntry::kSymlink, "", "", 0777};
