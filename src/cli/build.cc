@@ -39,7 +39,7 @@ Status BuildImage(const std::string& root, const BuildArgs& args) {
   }
   // RUN runs through this executor. When the container runtime (src/runtime) provides its
   // own RunStepExecutor, construct that one here instead.
-  oci::ChrootRunExecutor executor;
+  oci::ChrootRunExecutor executor(args.quiet);
   options.executor = &executor;
   if (!args.quiet) {
     options.progress = [](const std::string& line) {
@@ -67,7 +67,8 @@ const Registration kBuild{
       cmd.add_option("--build-arg", args->build_args, "Set a build argument NAME=VALUE");
       cmd.add_option("--target", args->target, "Build this stage instead of the last");
       cmd.add_flag("--no-cache", args->no_cache, "Build every layer anew");
-      cmd.add_flag("-q,--quiet", args->quiet, "Print only the image ID");
+      cmd.add_flag("-q,--quiet", args->quiet,
+                   "Print only the image ID (RUN output too is dropped)");
       cmd.callback([args, &cli] { cli.Finish(BuildImage(cli.root(), *args)); });
     }};
 

@@ -625,9 +625,11 @@ class Builder {
     }
   }
 
+  // "Containerfile:LINE: KEYWORD: message", without repeating a keyword the message starts with.
   Status Fail(const Instruction& ins, const Status& st) const {
-    return Status(st.code(),
-                  fmt::format("{}:{}: {}: {}", file_name_, ins.line, ins.keyword, st.message()));
+    bool named = st.message().rfind(ins.keyword + " ", 0) == 0;
+    return Status(st.code(), fmt::format("{}:{}: {}{}", file_name_, ins.line,
+                                         named ? "" : ins.keyword + ": ", st.message()));
   }
 
   void Progress(const std::string& line) {

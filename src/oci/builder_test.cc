@@ -244,7 +244,7 @@ TEST_F(BuilderTest, RunWithoutExecutorOrFailingCommandIsAClearError) {
   auto r = oci::Build(*store_, options);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(),
-            "Containerfile:2: RUN: RUN needs the container runtime, which this build of barge does "
+            "Containerfile:2: RUN needs the container runtime, which this build of barge does "
             "not have");
   fake_.exit_code = 2;
   r = Build();

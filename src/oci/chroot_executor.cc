@@ -103,6 +103,7 @@ Result<int> ChrootRunExecutor::Run(const RunStep& step) {
     }
   }
 
+  bool quiet = quiet_;
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return ErrnoError("pipe");
   UniqueFd err_read(pipefd[0]), err_write(pipefd[1]);
@@ -132,9 +133,13 @@ Result<int> ChrootRunExecutor::Run(const RunStep& step) {
           ::chmod(n.path.c_str(), 0666);
         }
       }
-      int null = ::open("/dev/null", O_RDONLY);
+      int null = ::open("/dev/null", O_RDWR);
       if (null >= 0) {
         ::dup2(null, STDIN_FILENO);
+        if (quiet) {
+          ::dup2(null, STDOUT_FILENO);
+          ::dup2(null, STDERR_FILENO);
+        }
         ::close(null);
       }
       if (::chroot(root.c_str()) != 0) ChildFail(efd, "chroot");
@@ -165,7 +170,7 @@ Result<int> ChrootRunExecutor::Run(const RunStep& step) {
   while (::waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) return ErrnoError("waitpid");
   }
-  if (!error.empty()) return IoError("RUN: " + error);
+  if (!error.empty()) return IoError(error);
   return ExitCode(status);
 }
 

@@ -14,7 +14,12 @@ namespace barge::oci {
 
 class ChrootRunExecutor : public RunStepExecutor {
  public:
+  // `quiet`: the command's stdout and stderr go to /dev/null instead of barge's.
+  explicit ChrootRunExecutor(bool quiet = false) : quiet_(quiet) {}
   Result<int> Run(const RunStep& step) override;
+
+ private:
+  bool quiet_;
 };
 
 }  // namespace barge::oci
