@@ -338,6 +338,12 @@ class Builder {
       History(s, ins, true);
       return Status::Ok();
     }
+    if (k == "HEALTHCHECK" || k == "ONBUILD") {
+      // Like podman: the OCI image config has no place for these; say so and go on.
+      Progress(fmt::format("WARN: {} is not supported by the OCI image format and is ignored", k));
+      History(s, ins, true);
+      return Status::Ok();
+    }
     if (k == "CMD" || k == "ENTRYPOINT") {
       json argv = json::array();
       if (ins.json_form) {

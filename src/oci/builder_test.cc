@@ -129,6 +129,7 @@ TEST_F(BuilderTest, BuildsConfigAndLayersThenReusesEveryLayer) {
       "EXPOSE 8080 53/udp\n"
       "USER app\n"
       "ENTRYPOINT [\"/bin/app\"]\n"
+      "HEALTHCHECK CMD true\n"
       "CMD --serve\n");
   auto r = Build();
   ASSERT_TRUE(r.ok()) << r.status().message();
@@ -146,7 +147,10 @@ TEST_F(BuilderTest, BuildsConfigAndLayersThenReusesEveryLayer) {
   EXPECT_EQ(c.entrypoint, std::vector<std::string>{"/bin/app"});
   EXPECT_EQ(c.cmd, (std::vector<std::string>{"/bin/sh", "-c", "--serve"}));
   EXPECT_EQ(image.tags, std::vector<std::string>{"out:1"});
-  EXPECT_EQ(progress_.front(), "STEP 1/12: FROM base:1");
+  EXPECT_EQ(progress_.front(), "STEP 1/13: FROM base:1");
+  EXPECT_NE(std::find(progress_.begin(), progress_.end(),
+                      "WARN: HEALTHCHECK is not supported by the OCI image format and is ignored"),
+            progress_.end());
 
   std::string l1 = UnpackLayer(image, 1);
   EXPECT_EQ(*ReadFile(l1 + "/srv/app/file.txt"), "file");

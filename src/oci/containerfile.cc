@@ -72,8 +72,9 @@ std::vector<Logical> JoinLines(std::string_view text) {
 
 const std::set<std::string>& Known() {
   static const std::set<std::string> k = {
-      "FROM",       "RUN",    "CMD",  "LABEL",   "EXPOSE", "ENV",        "ADD",   "COPY",
-      "ENTRYPOINT", "VOLUME", "USER", "WORKDIR", "ARG",    "STOPSIGNAL", "SHELL", "MAINTAINER"};
+      "FROM", "RUN",        "CMD",        "LABEL",      "EXPOSE",      "ENV",
+      "ADD",  "COPY",       "ENTRYPOINT", "VOLUME",     "USER",        "WORKDIR",
+      "ARG",  "STOPSIGNAL", "SHELL",      "MAINTAINER", "HEALTHCHECK", "ONBUILD"};
   return k;
 }
 
@@ -197,8 +198,6 @@ Result<Containerfile> ParseContainerfile(std::string_view text, const std::strin
     ins.keyword = Upper(std::string(rest.substr(0, sp)));
     rest = sp == std::string_view::npos ? std::string_view() : Trim(rest.substr(sp));
     if (!Known().count(ins.keyword)) {
-      if (ins.keyword == "HEALTHCHECK" || ins.keyword == "ONBUILD")
-        return error(l.line, ins.keyword + " is not supported");
       return error(l.line, fmt::format("unknown instruction '{}'", ins.keyword));
     }
     // Flags: --name=value words before the arguments (COPY, ADD, FROM, RUN).

@@ -55,7 +55,6 @@ TEST(ContainerfileTest, ErrorsNameFileAndLine) {
       {"FROM busybox\nCOPY --from=3 a b\n",
        "Containerfile:2: COPY --from=3 names no earlier stage"},
       {"FROM Not/Valid\n", "Containerfile:1: invalid image reference 'Not/Valid'"},
-      {"FROM busybox\nHEALTHCHECK CMD true\n", "Containerfile:2: HEALTHCHECK is not supported"},
       {"FROM busybox\nENV\n", "Containerfile:2: ENV needs arguments"},
       {"FROM busybox\nLABEL a\n", "Containerfile:2: LABEL takes KEY=VALUE pairs"},
       {"", "Containerfile:1: no FROM instruction"},
