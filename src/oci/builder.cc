@@ -492,7 +492,7 @@ class Builder {
         if (dfd < 0) continue;
         UniqueFd dir(dfd);
         for (const std::string& name : ListDir(dir.get())) {
-          if (::fnmatch(c.c_str(), name.c_str(), FNM_PERIOD) == 0)
+          if (::fnmatch(c.c_str(), name.c_str(), 0) == 0)
             next.push_back(m.empty() ? name : m + "/" + name);
         }
       }
@@ -627,7 +627,7 @@ class Builder {
       if (target.empty() && !S_ISDIR(src.st.st_mode) && !src.archive)
         return InvalidArgument("cannot copy a file onto '/'");
       targets.push_back(target);
-      HashVisitor hv(content);
+      HashVisitor hv(content, /*with_owner=*/!policy.owner);
       content.Update(
           fmt::format("source {} -> {} {}\n", src.rel, target, src.archive ? "extract" : ""));
       RETURN_IF_ERROR(WalkSource(src.fd.get(), src.st, src.rel, "", policy, hv));

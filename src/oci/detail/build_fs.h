@@ -177,9 +177,11 @@ Status WalkSource(int fd, const struct stat& st, const std::string& ctx_rel,
 // Hashes what a COPY would produce: paths, modes, link targets and file content.
 class HashVisitor : public TreeVisitor {
  public:
-  explicit HashVisitor(Sha256& h) : h_(h) {}
+  // `with_owner`: ownership is copied too (COPY --from without --chown), so it is content.
+  HashVisitor(Sha256& h, bool with_owner) : h_(h), with_owner_(with_owner) {}
   Status File(int fd, const struct stat& st, const std::string& dest) override {
     h_.Update(fmt::format("F {} {:o} {}\n", dest, st.st_mode & 07777, st.st_size));
+    Owner(st);
     char buf[1 << 16];
     if (::lseek(fd, 0, SEEK_SET) < 0) return ErrnoError("seek " + dest);
     for (;;) {
@@ -191,17 +193,24 @@ class HashVisitor : public TreeVisitor {
     }
     return Status::Ok();
   }
-  Status Symlink(const std::string& target, const struct stat&, const std::string& dest) override {
+  Status Symlink(const std::string& target, const struct stat& st,
+                 const std::string& dest) override {
     h_.Update(fmt::format("L {} {}\n", dest, target));
+    Owner(st);
     return Status::Ok();
   }
   Status Dir(const struct stat& st, const std::string& dest) override {
     h_.Update(fmt::format("D {} {:o}\n", dest, st.st_mode & 07777));
+    Owner(st);
     return Status::Ok();
   }
 
  private:
+  void Owner(const struct stat& st) {
+    if (with_owner_) h_.Update(fmt::format("O {}:{}\n", st.st_uid, st.st_gid));
+  }
   Sha256& h_;
+  bool with_owner_;
 };
 
 // Writes the tree into the new layer, below the destination directory `dest_fd`.
