@@ -3,7 +3,7 @@
 
 #include "cli/cli.h"
 #include "oci/builder.h"
-#include "oci/chroot_executor.h"
+#include "oci/namespace_executor.h"
 
 namespace barge::cli {
 namespace {
@@ -39,7 +39,7 @@ Status BuildImage(const std::string& root, const BuildArgs& args) {
   }
   // RUN runs through this executor. When the container runtime (src/runtime) provides its
   // own RunStepExecutor, construct that one here instead.
-  oci::ChrootRunExecutor executor(args.quiet);
+  oci::NamespaceRunExecutor executor(args.quiet);
   options.executor = &executor;
   if (!args.quiet) {
     options.progress = [](const std::string& line) {

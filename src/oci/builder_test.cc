@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "base/file_util.h"
-#include "oci/chroot_executor.h"
 #include "oci/digest.h"
+#include "oci/namespace_executor.h"
 #include "oci/test_util.h"
 #include "oci/transfer.h"
 
@@ -413,7 +413,7 @@ TEST_F(BuilderTest, RealRunWithChrootExecutor) {
       "RUN echo hi > /x && pwd > /pwd && busybox id -u > /uid\n"
       "USER nobody\n"
       "RUN busybox id -u > /tmp/nobody\n");
-  ChrootRunExecutor executor;
+  NamespaceRunExecutor executor;
   BuildOptions options;
   options.executor = &executor;
   auto r = Build(options);
@@ -423,7 +423,12 @@ TEST_F(BuilderTest, RealRunWithChrootExecutor) {
   EXPECT_EQ(*ReadFile(l + "/pwd"), "/work\n");
   EXPECT_EQ(*ReadFile(l + "/uid"), "0\n");
   EXPECT_EQ(*ReadFile(UnpackLayer(r->image, 2) + "/tmp/nobody"), "65534\n");
-  // The network is not there.
+  // No mounts (CAP_SYS_ADMIN is dropped), and the network is not there.
+  Containerfile("FROM busybox:test\nRUN busybox mount -t tmpfs none /tmp\n");
+  r = Build(options);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("exited with status"), std::string::npos)
+      << r.status().message();
   Containerfile("FROM busybox:test\nRUN busybox wget -q -T 2 http://1.1.1.1/ -O /dev/null\n");
   r = Build(options);
   ASSERT_FALSE(r.ok());

@@ -1,11 +1,14 @@
-#include "oci/chroot_executor.h"
+#include "oci/namespace_executor.h"
 
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,6 +34,12 @@ namespace {
   ::_exit(127);
 }
 
+constexpr int kKeptCapabilities[] = {
+    CAP_CHOWN,   CAP_DAC_OVERRIDE, CAP_FSETID,           CAP_FOWNER,
+    CAP_MKNOD,   CAP_NET_RAW,      CAP_SETGID,           CAP_SETUID,
+    CAP_SETFCAP, CAP_SETPCAP,      CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
+    CAP_KILL,    CAP_AUDIT_WRITE};
+
 int ExitCode(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
@@ -39,7 +48,7 @@ int ExitCode(int status) {
 
 }  // namespace
 
-Result<int> ChrootRunExecutor::Run(const RunStep& step) {
+Result<int> NamespaceRunExecutor::Run(const RunStep& step) {
   if (::geteuid() != 0) {
     return Unsupported("RUN without the container runtime needs root (overlay mounts, namespaces)");
   }
@@ -142,7 +151,21 @@ Result<int> ChrootRunExecutor::Run(const RunStep& step) {
         }
         ::close(null);
       }
-      if (::chroot(root.c_str()) != 0) ChildFail(efd, "chroot");
+      // pivot_root rather than chroot: the old root is detached, so no chroot escape leads
+      // back to the host's file system. pivot_root(".", ".") stacks the old root under the
+      // new one, where umount2 detaches it (no directory has to be made in the image).
+      if (::chdir(root.c_str()) != 0) ChildFail(efd, "chdir to the overlay root");
+      if (::syscall(SYS_pivot_root, ".", ".") != 0) ChildFail(efd, "pivot_root");
+      if (::umount2(".", MNT_DETACH) != 0) ChildFail(efd, "detach the old root");
+      if (::chdir("/") != 0) ChildFail(efd, "chdir /");
+      // Docker's default capability set; everything else (CAP_SYS_ADMIN: mounts, CAP_SYS_MODULE,
+      // CAP_SYS_RAWIO, CAP_SYS_PTRACE, ...) leaves the bounding set before exec.
+      for (int cap = 0; cap <= 63; ++cap) {
+        bool keep = false;
+        for (int k : kKeptCapabilities) keep |= k == cap;
+        if (!keep && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
+          ChildFail(efd, "drop capabilities");
+      }
       for (const std::string& p : workdir_parts) ::mkdir(p.c_str(), 0755);
       if (::chdir(workdir.c_str()) != 0) ChildFail(efd, "chdir to the working directory");
       if (::setgroups(step.groups.size(), step.groups.data()) != 0) ChildFail(efd, "setgroups");
