@@ -30,6 +30,7 @@ constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/
 
 using detail::AllDigits;
 using detail::ApplyLayer;
+using detail::ClimbsAboveRoot;
 using detail::CopyPolicy;
 using detail::CopyVisitor;
 using detail::HashVisitor;
@@ -151,7 +152,21 @@ class Builder {
     int fd = ::open(options_.context_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return ErrnoError("open " + options_.context_dir);
     context_fd_.Reset(fd);
+    context_real_ = RealPathBeneath(context_fd_.get(), "");
     return file;
+  }
+
+  // The real path of the open `fd` relative to `root` (an absolute real path); with an empty
+  // `root`, the absolute real path. Empty if `fd` is not beneath `root`.
+  static std::string RealPathBeneath(int fd, const std::string& root) {
+    char buf[PATH_MAX];
+    ssize_t n = ::readlink(fmt::format("/proc/self/fd/{}", fd).c_str(), buf, sizeof buf - 1);
+    if (n <= 0) return "";
+    std::string path(buf, static_cast<size_t>(n));
+    if (root.empty()) return path;
+    if (path == root) return "";
+    if (path.rfind(root + "/", 0) != 0) return "";
+    return path.substr(root.size() + 1);
   }
 
   static int StageIndex(const Containerfile& file, const std::string& ref, int before) {
@@ -448,7 +463,8 @@ class Builder {
   // ---- COPY / ADD
 
   struct Source {
-    std::string rel;  // relative to the source root
+    std::string rel;       // as named (relative to the source root)
+    std::string real_rel;  // the real path (symlinks resolved), for ignore rules
     UniqueFd fd;
     struct stat st {};
     bool archive = false;  // ADD: extract
@@ -457,25 +473,8 @@ class Builder {
   Result<std::vector<Source>> ExpandSources(int root_fd, const std::string& root_name,
                                             const std::string& pattern, const IgnoreRules* ignore,
                                             bool is_add) {
-    // Lexically: '..' may not climb above the root.
-    int depth = 0;
-    for (const std::string& c : [&] {
-           std::vector<std::string> raw;
-           size_t st = 0;
-           while (st <= pattern.size()) {
-             size_t e = pattern.find('/', st);
-             if (e == std::string::npos) e = pattern.size();
-             raw.push_back(pattern.substr(st, e - st));
-             st = e + 1;
-           }
-           return raw;
-         }()) {
-      if (c == "..") {
-        if (--depth < 0)
-          return InvalidArgument(fmt::format("source '{}' is outside the {}", pattern, root_name));
-      } else if (!c.empty() && c != ".") {
-        ++depth;
-      }
+    if (ClimbsAboveRoot(pattern)) {
+      return InvalidArgument(fmt::format("source '{}' is outside the {}", pattern, root_name));
     }
     std::vector<std::string> comps = SplitPath(pattern);
     std::vector<std::string> matches = {""};
@@ -509,7 +508,15 @@ class Builder {
       }
       Source src;
       src.rel = m;
+      src.real_rel = m;
       src.fd.Reset(fd);
+      if (ignore != nullptr) {
+        // Through a symlink the source may be an excluded path: what .containerignore
+        // excludes never enters an image. Rules below apply to the real path too.
+        std::string real = RealPathBeneath(fd, context_real_);
+        if (!real.empty() && ignore->Excluded(real)) continue;
+        if (!real.empty()) src.real_rel = real;
+      }
       if (::fstat(fd, &src.st) != 0) return ErrnoError("stat " + m);
       if (is_add && S_ISREG(src.st.st_mode)) {
         src.archive = IsTarArchive(fmt::format("/proc/self/fd/{}", fd));
@@ -630,7 +637,7 @@ class Builder {
       HashVisitor hv(content, /*with_owner=*/!policy.owner);
       content.Update(
           fmt::format("source {} -> {} {}\n", src.rel, target, src.archive ? "extract" : ""));
-      RETURN_IF_ERROR(WalkSource(src.fd.get(), src.st, src.rel, "", policy, hv));
+      RETURN_IF_ERROR(WalkSource(src.fd.get(), src.st, src.real_rel, "", policy, hv));
     }
     std::string key = StepKey(s, content.FinishDigest());
     if (TryCache(key, ins, s)) return Status::Ok();
@@ -676,14 +683,9 @@ class Builder {
         continue;
       }
       RETURN_IF_ERROR(make_parents(targets[i], S_ISDIR(src.st.st_mode)));
+      // A directory's contents go into the target, which takes the source directory's mode.
       CopyVisitor cv(layer_fd.get(), policy);
-      if (S_ISDIR(src.st.st_mode)) {
-        // The directory's contents go into the target; the target takes the source's mode
-        // unless it already exists in the image.
-        RETURN_IF_ERROR(WalkSource(src.fd.get(), src.st, src.rel, targets[i], policy, cv));
-      } else {
-        RETURN_IF_ERROR(WalkSource(src.fd.get(), src.st, src.rel, targets[i], policy, cv));
-      }
+      RETURN_IF_ERROR(WalkSource(src.fd.get(), src.st, src.real_rel, targets[i], policy, cv));
     }
     std::string path = layer.Release();
     Status st = CommitLayer(path, key, ins, s);
@@ -770,6 +772,7 @@ class Builder {
   std::string file_name_;
   IgnoreRules ignore_;
   UniqueFd context_fd_;
+  std::string context_real_;  // absolute real path of the context
   std::map<std::string, std::string> global_args_;
   std::vector<StageState> states_;
   std::map<std::string, std::optional<TempDir>> image_flats_;

@@ -281,6 +281,20 @@ TEST_F(BuilderTest, IgnoreFileExcludesFromCopies) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("source 'secret.txt' not found"), std::string::npos)
       << r.status().message();
+  // Not through a symlink either.
+  ASSERT_EQ(::symlink("secret.txt", (ctx_ + "/alias").c_str()), 0);
+  ASSERT_EQ(::symlink("logs", (ctx_ + "/logdir").c_str()), 0);
+  ASSERT_EQ(::symlink("file.txt", (ctx_ + "/good-alias").c_str()), 0);
+  Containerfile("FROM base:1\nCOPY good-alias /etc/\n");
+  r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(*ReadFile(UnpackLayer(r->image, 1) + "/etc/good-alias"), "file");
+  for (const char* src : {"alias", "logdir"}) {
+    Containerfile(std::string("FROM base:1\nCOPY ") + src + " /s\n");
+    r = Build();
+    ASSERT_FALSE(r.ok()) << src;
+    EXPECT_NE(r.status().message().find("not found"), std::string::npos) << r.status().message();
+  }
 }
 
 TEST_F(BuilderTest, CopySourcesCannotEscapeTheContext) {

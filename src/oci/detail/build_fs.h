@@ -30,6 +30,8 @@ inline constexpr const char* kOpaqueXattr = "trusted.overlay.opaque";
 // Lexical clean-up: drops '.', empty components and '..' (never climbing above the start).
 std::vector<std::string> SplitPath(std::string_view path);
 std::string JoinPath(const std::vector<std::string>& comps, size_t n = std::string::npos);
+// Whether `path`, read lexically, climbs above its starting directory ("a/../../b").
+bool ClimbsAboveRoot(std::string_view path);
 // Sorted names in a directory (without . and ..).
 std::vector<std::string> ListDir(int dirfd);
 // An overlay whiteout: a 0/0 character device.
