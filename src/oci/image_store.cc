@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <map>
 #include <set>
 
@@ -82,6 +83,26 @@ std::string RefName(const json& entry) {
   if (a == entry.end() || !a->is_object()) return "";
   auto r = a->find(std::string(kAnnotationRefName));
   return r != a->end() && r->is_string() ? r->get<std::string>() : "";
+}
+
+// The mount tables of every mount namespace on the machine (each read once), to find the
+// layer dirs that overlay mounts use as lower dirs, wherever the runtime mounted them.
+std::string MountTables() {
+  std::string all;
+  std::set<std::string> seen;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return all;
+  while (struct dirent* e = ::readdir(proc)) {
+    std::string pid = e->d_name;
+    if (pid.empty() || !std::all_of(pid.begin(), pid.end(), ::isdigit)) continue;
+    char ns[64] = {};
+    if (::readlink(("/proc/" + pid + "/ns/mnt").c_str(), ns, sizeof ns - 1) <= 0) continue;
+    if (!seen.insert(ns).second) continue;
+    Result<std::string> table = ReadFile("/proc/" + pid + "/mountinfo");
+    if (table.ok()) all += *table;
+  }
+  ::closedir(proc);
+  return all;
 }
 
 bool IsHex(std::string_view s) {
@@ -410,6 +431,9 @@ Status ImageStore::CollectGarbage(const json& index, PruneResult& result) const 
     for (const Descriptor& l : image->layers) blobs.insert(DigestHex(l.digest));
     for (const std::string& id : image->diff_ids) diff_ids.insert(DigestHex(id));
   }
+  std::string mounts = MountTables();
+  char real[PATH_MAX];
+  std::string layers_real = ::realpath(layers_dir().c_str(), real) != nullptr ? real : layers_dir();
   auto sweep = [&](const std::string& dir, const std::set<std::string>& keep, bool dirs) -> Status {
     DIR* d = ::opendir(dir.c_str());
     if (d == nullptr) return ErrnoError("opendir " + dir);
@@ -424,6 +448,8 @@ Status ImageStore::CollectGarbage(const json& index, PruneResult& result) const 
       struct stat st {};
       if (::lstat(path.c_str(), &st) != 0) continue;
       if (dirs) {
+        // A layer some overlay still uses (a running container) stays until a later prune.
+        if (mounts.find(layers_real + "/" + n) != std::string::npos) continue;
         RETURN_IF_ERROR(RemoveTree(path));
         ++result.layer_dirs;
       } else {

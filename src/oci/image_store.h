@@ -111,7 +111,8 @@ class ImageStore {
   // `barge rmi`: removes a tag; an image referenced by no tag any more is deleted and its
   // blobs no other image uses are freed. An ID that several tags share needs `force`.
   Result<RemoveResult> Remove(std::string_view reference, bool force) const;
-  // Deletes untagged images, every blob no tagged image reaches, and unused layer dirs.
+  // Deletes untagged images, every blob no tagged image reaches, and unused layer dirs. A layer
+  // dir that an overlay mount in any mount namespace uses (a running container) is kept.
   Result<PruneResult> Prune() const;
 
   // ---- unpacked layers

@@ -2,8 +2,11 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
+
 #include <unistd.h>
+#include <cstring>
 
 #include "base/file_util.h"
 #include "oci/digest.h"
@@ -125,6 +128,32 @@ TEST_F(ImageStoreTest, RetagLeavesUntaggedImageThatPruneDeletes) {
   EXPECT_EQ(pruned->layer_dirs, 1u);
   EXPECT_FALSE(store_->HasBlob(a->layers[0].digest));
   EXPECT_TRUE(store_->Resolve("app:1").ok());
+}
+
+TEST_F(ImageStoreTest, LayersOfRunningContainersSurviveRmiAndPrune) {
+  if (::geteuid() != 0) GTEST_SKIP() << "overlay mounts need root";
+  auto a = Import(SimpleTar(), "app:1");
+  ASSERT_TRUE(a.ok());
+  auto dirs = store_->LayerDirs(*a);
+  ASSERT_TRUE(dirs.ok());
+  std::string upper = tmp_.path() + "/upper", work = tmp_.path() + "/work";
+  std::string merged = tmp_.path() + "/merged";
+  for (const std::string& d : {upper, work, merged}) ASSERT_TRUE(MakeDirs(d).ok());
+  std::string options = "lowerdir=" + (*dirs)[0] + ",upperdir=" + upper + ",workdir=" + work;
+  ASSERT_EQ(::mount("overlay", merged.c_str(), "overlay", 0, options.c_str()), 0)
+      << strerror(errno);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{merged};
+  ASSERT_TRUE(store_->Remove("app:1", false).ok());
+  EXPECT_TRUE(PathExists((*dirs)[0] + "/bin/hello"));
+  EXPECT_EQ(*ReadFile(merged + "/bin/hello"), "hello");
+  ASSERT_EQ(::umount2(merged.c_str(), 0), 0);
+  auto pruned = store_->Prune();
+  ASSERT_TRUE(pruned.ok());
+  EXPECT_EQ(pruned->layer_dirs, 1u);
+  EXPECT_FALSE(PathExists((*dirs)[0]));
 }
 
 TEST_F(ImageStoreTest, RmiUntagsThenDeletes) {
