@@ -87,6 +87,21 @@ class Builder {
                                            image.status().message()));
       }
     }
+    // Likewise the images that COPY --from names (stages are checked by the parser).
+    for (const Stage& s : file.stages) {
+      for (const Instruction& ins : s.instructions) {
+        auto from = ins.flags.find("from");
+        if (from == ins.flags.end() || from->second.find('$') != std::string::npos ||
+            StageIndex(file, from->second, s.index) >= 0) {
+          continue;
+        }
+        Result<Image> image = store_.Resolve(from->second);
+        if (!image.ok()) {
+          return InvalidArgument(fmt::format("{}:{}: COPY --from={}: {}", file.file_name, ins.line,
+                                             from->second, image.status().message()));
+        }
+      }
+    }
     total_steps_ = 0;
     for (size_t i = 0; i <= target; ++i)
       total_steps_ += 1 + static_cast<int>(file.stages[i].instructions.size());

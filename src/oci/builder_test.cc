@@ -227,6 +227,12 @@ TEST_F(BuilderTest, SyntaxErrorsComeBeforeAnyWork) {
   EXPECT_EQ(BlobCount(), blobs);
   EXPECT_TRUE(fake_.steps.empty());
   EXPECT_TRUE(progress_.empty());
+  Containerfile("FROM base:1\nCOPY file.txt /f\nCOPY --from=nothere:1 /x /x\n");
+  r = Build();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "Containerfile:3: COPY --from=nothere:1: image 'nothere:1' not found");
+  EXPECT_EQ(BlobCount(), blobs);
   Containerfile("FROM missing:1\nRUN true\n");
   r = Build();
   ASSERT_FALSE(r.ok());
