@@ -110,8 +110,12 @@ void Pin(std::thread& t, int index) {
 }  // namespace
 
 Status Pipeline::Run() {
-  if (runtime_) return InvalidArgument("pipeline already ran: build a new Pipeline to run again");
-  runtime_ = std::make_unique<Runtime>();
+  {
+    std::lock_guard lock(state_mu_);
+    if (runtime_) return InvalidArgument("pipeline already ran: build a new Pipeline to run again");
+    runtime_ = std::make_unique<Runtime>();
+  }
+  if (!build_error_.ok()) return build_error_;
   Runtime& rt = *runtime_;
   rt.run.batch_size = options_.batch_size;
   rt.run.channel_slots = options_.channel_slots;
@@ -159,7 +163,59 @@ Status Pipeline::Run() {
     e->CreateChannels(e->from->parallelism, e->to->parallelism, down, rt.run);
   }
 
-  // 4. Operators of each task, wired in chain order.
+  // 4. Operators of each task, wired in chain order. User factories may throw.
+  try {
+    BuildTasks();
+  } catch (const std::exception& e) {
+    return InvalidArgument(std::string("building the pipeline failed: ") + e.what());
+  }
+
+  // 5. Run, unless Cancel() came first.
+  {
+    std::lock_guard lock(state_mu_);
+    if (cancel_requested_) return Cancelled("pipeline cancelled");
+    rt.started = true;
+  }
+  int index = 0;
+  for (auto& task : rt.tasks) {
+    Task* t = task.get();
+    t->thread = std::thread([this, t, &rt] {
+      try {
+        if (t->source != nullptr) {
+          Status st = t->source->OpenSource(t->instance, t->head->parallelism);
+          if (!st.ok()) {
+            rt.Fail(st, edges_);
+            return;
+          }
+          struct Closer {
+            detail::SourceDriverBase* s;
+            ~Closer() { s->CloseSource(); }
+          } closer{t->source};
+          while (t->source->Step(rt.run)) {
+            if (rt.run.cancelled.load(std::memory_order_relaxed)) throw PipelineCancelled{};
+          }
+        } else {
+          t->gate->Run(rt.run);
+        }
+      } catch (const PipelineCancelled&) {
+      } catch (const OperatorFailure& e) {
+        rt.Fail(Internal(e.what()), edges_);
+      } catch (const std::exception& e) {
+        rt.Fail(Internal("task '" + t->name + "' failed: " + e.what()), edges_);
+      } catch (...) {
+        rt.Fail(Internal("task '" + t->name + "' failed: unknown exception"), edges_);
+      }
+    });
+    if (options_.pin_threads) Pin(t->thread, index);
+    ++index;
+  }
+  for (auto& task : rt.tasks) task->thread.join();
+  std::lock_guard lock(rt.mu);
+  return rt.error;
+}
+
+void Pipeline::BuildTasks() {
+  Runtime& rt = *runtime_;
   for (auto& task : rt.tasks) {
     std::map<NodeBase*, OperatorBase*> op_of;
     std::vector<NodeBase*> chain{task->head};
@@ -202,55 +258,27 @@ Status Pipeline::Run() {
     }
     for (auto& [node, op] : task->ops) op->Open(task->instance, node->parallelism);
   }
-
-  // 5. Run.
-  rt.started = true;
-  int index = 0;
-  for (auto& task : rt.tasks) {
-    Task* t = task.get();
-    t->thread = std::thread([this, t, &rt] {
-      try {
-        if (t->source != nullptr) {
-          Status st = t->source->OpenSource(t->instance, t->head->parallelism);
-          if (!st.ok()) {
-            rt.Fail(st, edges_);
-            return;
-          }
-          struct Closer {
-            detail::SourceDriverBase* s;
-            ~Closer() { s->CloseSource(); }
-          } closer{t->source};
-          while (t->source->Step(rt.run)) {
-            if (rt.run.cancelled.load(std::memory_order_relaxed)) throw PipelineCancelled{};
-          }
-        } else {
-          t->gate->Run(rt.run);
-        }
-      } catch (const PipelineCancelled&) {
-      } catch (const OperatorFailure& e) {
-        rt.Fail(Internal(e.what()), edges_);
-      } catch (const std::exception& e) {
-        rt.Fail(Internal("task '" + t->name + "' failed: " + e.what()), edges_);
-      } catch (...) {
-        rt.Fail(Internal("task '" + t->name + "' failed: unknown exception"), edges_);
-      }
-    });
-    if (options_.pin_threads) Pin(t->thread, index);
-    ++index;
-  }
-  for (auto& task : rt.tasks) task->thread.join();
-  std::lock_guard lock(rt.mu);
-  return rt.error;
 }
 
 void Pipeline::Cancel() {
-  if (!runtime_) return;
+  {
+    std::lock_guard lock(state_mu_);
+    cancel_requested_ = true;
+    if (!runtime_ || !runtime_->started) return;  // Run() sees the request before starting
+  }
   runtime_->Fail(Cancelled("pipeline cancelled"), edges_);
+}
+
+void Pipeline::Invalid(std::string message) {
+  if (build_error_.ok()) build_error_ = InvalidArgument(std::move(message));
 }
 
 std::vector<OperatorStats> Pipeline::Stats() const {
   std::vector<OperatorStats> out;
-  if (!runtime_ || !runtime_->started) return out;
+  {
+    std::lock_guard lock(state_mu_);
+    if (!runtime_ || !runtime_->started) return out;
+  }
   for (const auto& task : runtime_->tasks) {
     for (const auto& [node, op] : task->ops) {
       OperatorStats s;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <numeric>
+#include <set>
 #include <thread>
 
 namespace barge::stream {
@@ -338,6 +339,76 @@ TEST(PipelineTest, MisuseIsReported) {
       .map([](uint64_t i) { return i; })
       .parallelism(0);
   EXPECT_NE(bad.Run().message().find("parallelism must be at least 1"), std::string::npos);
+}
+
+TEST(PipelineTest, BadWindowAndJoinParametersAreReportedBeforeRunning) {
+  auto window_error = [](auto assigner, EventTime lateness, EventTime bound) {
+    Pipeline p;
+    auto w = p.generate("n", 10, MakeEvent)
+                 .with_timestamps([](const Event& e) { return e.time; }, bound)
+                 .key_by([](const Event& e) { return e.key; })
+                 .window(assigner);
+    w.allowed_lateness(lateness);
+    w.count().sink([](const auto&) {});
+    return p.Run().message();
+  };
+  EXPECT_EQ(window_error(Tumbling{0}, 0, 0),
+            "window: tumbling window size must be positive, got 0");
+  EXPECT_EQ(window_error(Sliding{10, -5}, 0, 0),
+            "window: sliding window slide must be positive, got -5");
+  EXPECT_EQ(window_error(Session{0}, 0, 0), "window: session gap must be positive, got 0");
+  EXPECT_EQ(window_error(Tumbling{10}, -1, 0),
+            "window: allowed lateness must not be negative, got -1");
+  EXPECT_EQ(window_error(Tumbling{10}, 0, -3),
+            "with_timestamps: max_out_of_orderness must not be negative, got -3");
+
+  Pipeline p;
+  auto a = p.generate("a", 10, MakeEvent)
+               .with_timestamps([](const Event& e) { return e.time; })
+               .key_by([](const Event& e) { return e.key; });
+  auto b = p.generate("b", 10, MakeEvent)
+               .with_timestamps([](const Event& e) { return e.time; })
+               .key_by([](const Event& e) { return e.key; });
+  a.interval_join(b, 5, -5, [](const Event& x, const Event&) { return x.key; }).sink([](uint64_t) {
+  });
+  EXPECT_EQ(p.Run().message(), "interval_join: lower bound 5 is above upper bound -5");
+
+  Pipeline q;
+  auto w = q.generate("n", 10, MakeEvent)
+               .with_timestamps([](const Event& e) { return e.time; })
+               .key_by([](const Event& e) { return e.key; })
+               .window(Tumbling{10});
+  w.late_records().sink([](const Event&) {});
+  EXPECT_EQ(q.Run().message(), "late_records() must follow an aggregation on its window");
+}
+
+TEST(PipelineTest, GenericLambdaSinkTakesRecords) {
+  Pipeline p;
+  uint64_t sum = 0;
+  p.generate("n", 100, [](uint64_t i) { return i; }).sink([&](const auto& x) { sum += x; });
+  ASSERT_TRUE(p.Run().ok());
+  EXPECT_EQ(sum, 4950u);
+}
+
+TEST(PipelineTest, GeneratorNearTheEndOfTheIndexRangeFeedsEveryInstance) {
+  Pipeline p({.parallelism = 2, .batch_size = 8});
+  std::atomic<uint64_t> seen{0};
+  std::set<uint64_t> parity;
+  std::mutex mu;
+  p.generate("tail", UINT64_MAX, [](uint64_t i) { return i; }).sink([&](const Batch<uint64_t>& b) {
+    std::lock_guard lock(mu);
+    for (uint64_t x : b.records) parity.insert(x % 2);
+    if (seen.fetch_add(b.size()) > 10000) throw std::runtime_error("enough");
+  });
+  EXPECT_EQ(p.Run().message(), "operator 'sink' failed: enough");
+  EXPECT_EQ(parity, (std::set<uint64_t>{0, 1}));
+}
+
+TEST(PipelineTest, CancelBeforeRunIsHonoured) {
+  Pipeline p;
+  p.generate("endless", UINT64_MAX, [](uint64_t i) { return i; }).sink([](uint64_t) {});
+  p.Cancel();
+  EXPECT_EQ(p.Run().code(), StatusCode::kCancelled);
 }
 
 TEST(PipelineTest, StatsCountRecordsPerOperator) {

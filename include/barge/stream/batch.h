@@ -16,6 +16,19 @@ using EventTime = int64_t;
 inline constexpr EventTime kMinTime = std::numeric_limits<EventTime>::min();
 inline constexpr EventTime kMaxTime = std::numeric_limits<EventTime>::max();
 
+// Event-time arithmetic that saturates at kMinTime/kMaxTime instead of overflowing, for
+// timestamps near the ends of the range (sentinels such as Long.MAX are common in real data).
+inline EventTime SatAdd(EventTime a, EventTime b) {
+  EventTime r;
+  if (__builtin_add_overflow(a, b, &r)) return b > 0 ? kMaxTime : kMinTime;
+  return r;
+}
+inline EventTime SatSub(EventTime a, EventTime b) {
+  EventTime r;
+  if (__builtin_sub_overflow(a, b, &r)) return b < 0 ? kMaxTime : kMinTime;
+  return r;
+}
+
 // An allocator whose resize() leaves trivial elements uninitialized instead of zeroing them:
 // batches are resized and then overwritten, and zeroing first costs a pass over memory.
 template <class T>

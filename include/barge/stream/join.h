@@ -3,6 +3,7 @@
 // as one tagged stream, hash-partitioned by key, into one operator.
 #pragma once
 
+#include <cassert>
 #include <stdexcept>
 #include <utility>
 #include <variant>
@@ -44,7 +45,7 @@ class IntervalJoinOperator final : public Operator<JoinInput<A, B>, Out> {
         upper_(upper),
         f_(std::move(f)),
         batch_size_(batch_size) {
-    if (lower > upper) throw std::logic_error("interval_join: lower bound above upper bound");
+    assert(lower <= upper && "validated by KeyedStream::interval_join");
   }
 
   void Push(Batch<In>& in) override {
@@ -64,12 +65,16 @@ class IntervalJoinOperator final : public Operator<JoinInput<A, B>, Out> {
         Buffers& buf = *state_.FindOrInsert(key_fn_(r)).first;
         if (r.is_left()) {
           for (const auto& [tb, b] : buf.right) {
-            if (tb >= t + lower_ && tb <= t + upper_) Emit(f_(r.left(), b), std::max(t, tb));
+            if (tb >= SatAdd(t, lower_) && tb <= SatAdd(t, upper_)) {
+              Emit(f_(r.left(), b), std::max(t, tb));
+            }
           }
           buf.left.emplace_back(t, r.left());
         } else {
           for (const auto& [ta, a] : buf.left) {
-            if (t >= ta + lower_ && t <= ta + upper_) Emit(f_(a, r.right()), std::max(t, ta));
+            if (t >= SatAdd(ta, lower_) && t <= SatAdd(ta, upper_)) {
+              Emit(f_(a, r.right()), std::max(t, ta));
+            }
           }
           buf.right.emplace_back(t, r.right());
         }
@@ -82,8 +87,8 @@ class IntervalJoinOperator final : public Operator<JoinInput<A, B>, Out> {
     if (w <= watermark_) return;
     watermark_ = w;
     // Drop what no future record can match; amortized over watermarks.
-    EventTime width = std::max<EventTime>(1, upper_ - lower_);
-    if (last_cleanup_ == kMinTime || w - last_cleanup_ >= width) {
+    EventTime width = std::max<EventTime>(1, SatSub(upper_, lower_));
+    if (last_cleanup_ == kMinTime || SatSub(w, last_cleanup_) >= width) {
       last_cleanup_ = w;
       Cleanup(w);
     }
@@ -106,8 +111,8 @@ class IntervalJoinOperator final : public Operator<JoinInput<A, B>, Out> {
   void Cleanup(EventTime w) {
     std::vector<K> empty;
     state_.ForEach([&](const K& key, Buffers& buf) {
-      std::erase_if(buf.left, [&](const auto& e) { return e.first + upper_ <= w; });
-      std::erase_if(buf.right, [&](const auto& e) { return e.first - lower_ <= w; });
+      std::erase_if(buf.left, [&](const auto& e) { return SatAdd(e.first, upper_) <= w; });
+      std::erase_if(buf.right, [&](const auto& e) { return SatSub(e.first, lower_) <= w; });
       if (buf.left.empty() && buf.right.empty()) empty.push_back(key);
     });
     for (const K& k : empty) state_.Erase(k);

@@ -163,7 +163,8 @@ class KeyedReduceOperator final : public Operator<T, T> {
   KeyedTable<K, T> state_;
 };
 
-// A sink calling void f(const T&) per record, or void f(const Batch<T>&) per batch.
+// A sink calling void f(const T&) per record, or, if f does not take a record,
+// void f(const Batch<T>&) per batch.
 template <class T, class F>
 class SinkOperator final : public OperatorBase, public Input<T> {
  public:
@@ -175,10 +176,11 @@ class SinkOperator final : public OperatorBase, public Input<T> {
     OperatorMetrics::Add(metrics().records_in, in.size());
     OperatorMetrics::Add(metrics().batches_in, 1);
     Guarded(name(), [&] {
-      if constexpr (std::is_invocable_v<F&, const Batch<T>&>) {
-        f_(std::as_const(in));
-      } else {
+      // Per record first: a generic lambda `[](const auto& r)` is a per-record sink.
+      if constexpr (std::is_invocable_v<F&, const T&>) {
         for (const T& r : in.records) f_(r);
+      } else {
+        f_(std::as_const(in));
       }
     });
   }

@@ -97,14 +97,21 @@ class Pipeline {
   detail::NodeBase* AddNode(std::unique_ptr<detail::NodeBase> node);
   void AddEdge(std::unique_ptr<detail::EdgeBase> edge);
   std::string UniqueName(const std::string& base);
+  // Records a mistake in how the graph was built (a bad window size, say); Run() returns the
+  // first one as InvalidArgument without running anything.
+  void Invalid(std::string message);
 
  private:
   struct Runtime;
+  void BuildTasks();
 
   PipelineOptions options_;
   std::vector<std::unique_ptr<detail::NodeBase>> nodes_;
   std::vector<std::unique_ptr<detail::EdgeBase>> edges_;
-  std::unique_ptr<Runtime> runtime_;
+  std::unique_ptr<Runtime> runtime_;  // set once by Run(), under state_mu_
+  Status build_error_;
+  mutable std::mutex state_mu_;
+  bool cancel_requested_ = false;  // guarded by state_mu_
 };
 
 namespace detail {
@@ -244,6 +251,10 @@ class Stream {
   // largest timestamp seen by `max_out_of_orderness`.
   template <class F>
   Stream<T> with_timestamps(F f, EventTime max_out_of_orderness = 0) const {
+    if (max_out_of_orderness < 0) {
+      p_->Invalid("with_timestamps: max_out_of_orderness must not be negative, got " +
+                  std::to_string(max_out_of_orderness));
+    }
     return Apply<T>(
         "timestamps", [f, max_out_of_orderness](detail::RunState&, const std::string& n) {
           return std::make_unique<detail::TimestampOperator<T, F>>(n, f, max_out_of_orderness);
@@ -390,10 +401,20 @@ class KeyedStream {
                      F f) const {
     using Out = std::decay_t<std::invoke_result_t<F&, const T&, const U&>>;
     using Tagged = JoinInput<T, U>;
+    if (lower > upper) {
+      stream_.pipeline()->Invalid("interval_join: lower bound " + std::to_string(lower) +
+                                  " is above upper bound " + std::to_string(upper));
+    }
     KeyFn ka = key_fn_;
     KeyFnU kb = other.key_fn();
-    auto left = stream_.map([](const T& a) { return Tagged::Left(a); });
-    auto right = other.stream().map([](const U& b) { return Tagged::Right(b); });
+    // Tag each side where it is (forward edges), then shuffle once by key.
+    auto left = Stream<T>(stream_.pipeline(), stream_.upstreams()).map([](const T& a) {
+      return Tagged::Left(a);
+    });
+    auto right =
+        Stream<U>(other.stream().pipeline(), other.stream().upstreams()).map([](const U& b) {
+          return Tagged::Right(b);
+        });
     auto tagged_key = [ka, kb](const Tagged& r) {
       return r.is_left() ? ka(r.left()) : kb(r.right());
     };
@@ -439,6 +460,7 @@ class WindowedStream {
     using Out =
         std::decay_t<std::invoke_result_t<Result&, const K&, const TimeWindow&, const Acc&>>;
     using Agg = Aggregation<Init, Add, Merge, Result>;
+    Validate();
     Agg agg{init, add, merge, result};
     KeyFn kf = key_fn_;
     Assigner assigner = assigner_;
@@ -499,12 +521,32 @@ class WindowedStream {
   // aggregation; without this they are counted and dropped.
   Stream<T> late_records() const {
     if (window_node_ == nullptr) {
-      throw std::logic_error("late_records() must follow an aggregation on this WindowedStream");
+      stream_.pipeline()->Invalid("late_records() must follow an aggregation on its window");
+      return Stream<T>(stream_.pipeline(), {});
     }
     return Stream<T>(stream_.pipeline(), {{window_node_, 1}});
   }
 
  private:
+  void Validate() const {
+    auto bad = [&](const std::string& what, EventTime v) {
+      stream_.pipeline()->Invalid("window: " + what + " must be positive, got " +
+                                  std::to_string(v));
+    };
+    if constexpr (std::is_same_v<Assigner, Tumbling>) {
+      if (assigner_.size <= 0) bad("tumbling window size", assigner_.size);
+    } else if constexpr (std::is_same_v<Assigner, Sliding>) {
+      if (assigner_.size <= 0) bad("sliding window size", assigner_.size);
+      if (assigner_.slide <= 0) bad("sliding window slide", assigner_.slide);
+    } else {
+      if (assigner_.gap <= 0) bad("session gap", assigner_.gap);
+    }
+    if (lateness_ < 0) {
+      stream_.pipeline()->Invalid("window: allowed lateness must not be negative, got " +
+                                  std::to_string(lateness_));
+    }
+  }
+
   Stream<T> stream_;
   KeyFn key_fn_;
   Assigner assigner_;

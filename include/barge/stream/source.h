@@ -2,6 +2,8 @@
 // user sources implement the same interface; the engine drives each instance on its own task.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -63,13 +65,14 @@ class GeneratorSource final : public Source<T> {
 
   Result<SourceState> Next(Batch<T>& out, size_t max_records) override {
     if (next_ >= count_) return SourceState::kEnd;
-    uint64_t remaining = (count_ - next_ + stride_ - 1) / stride_;
+    uint64_t remaining = (count_ - next_ - 1) / stride_ + 1;  // no overflow near UINT64_MAX
     size_t n = static_cast<size_t>(std::min<uint64_t>(remaining, max_records));
     out.records.resize(n);
     T* r = out.records.data();
     uint64_t i = next_;
     for (size_t j = 0; j < n; ++j, i += stride_) r[j] = fn_(i);
-    next_ = i;
+    // The last index may wrap past UINT64_MAX: then this instance is done.
+    next_ = n == remaining ? count_ : i;
     return SourceState::kMore;
   }
 

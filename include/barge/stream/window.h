@@ -113,7 +113,7 @@ class WindowOperatorBase : public Operator<T, Out> {
   virtual void Advance(EventTime w) = 0;
 
   bool IsLate(EventTime window_max_timestamp) const {
-    return watermark_ != kMinTime && window_max_timestamp <= watermark_ - allowed_lateness_;
+    return watermark_ != kMinTime && window_max_timestamp <= SatSub(watermark_, allowed_lateness_);
   }
 
   void RequireTimestamps(const Batch<T>& in) {
@@ -194,22 +194,23 @@ class TimeWindowOperator final : public WindowOperatorBase<T, Out> {
         EventTime t = ts[i];
         if constexpr (std::is_same_v<Assigner, Tumbling>) {
           // Fast path: most records fall into the window the previous one did.
-          if (t - cached_start_ >= size_ || t < cached_start_ || cached_ == nullptr) {
-            if (!Locate(t - FloorMod(t - offset_, size_))) {
+          if (cached_ == nullptr || t < cached_start_ || t >= cached_->bounds.end) {
+            if (!Locate(t - FloorMod(SatSub(t, offset_), size_))) {
               this->SendLate(r[i], t);
               continue;
             }
           }
           AddTo(*cached_, r[i]);
         } else {
-          EventTime last = t - FloorMod(t - offset_, slide_);
+          EventTime last = t - FloorMod(SatSub(t, offset_), slide_);
           bool rejected = false;
-          for (EventTime s = last; s > t - size_; s -= slide_) {
-            if (!Locate(s)) {
+          for (EventTime s = last, lo = SatSub(t, size_); s > lo; s = SatSub(s, slide_)) {
+            if (Locate(s)) {
+              AddTo(*cached_, r[i]);
+            } else {
               rejected = true;
-              continue;
             }
-            AddTo(*cached_, r[i]);
+            if (s == kMinTime) break;
           }
           // Late only if a window it belongs to was closed (with slide > size a record can fall
           // between windows: it belongs to none and is dropped, as in Flink).
@@ -230,12 +231,12 @@ class TimeWindowOperator final : public WindowOperatorBase<T, Out> {
 
   // Points cached_ at the window starting at `start`, creating it; false if it is late.
   bool Locate(EventTime start) {
-    EventTime max_ts = start + size_ - 1;
+    EventTime max_ts = SatAdd(start, size_ - 1);
     if (this->IsLate(max_ts)) return false;
     auto it = windows_.find(start);
     if (it == windows_.end()) {
       it = windows_.emplace(start, Window{}).first;
-      it->second.bounds = {start, start + size_};
+      it->second.bounds = {start, SatAdd(start, size_)};
       // A window first seen after the watermark passed its end (within the lateness) counts as
       // fired: each record then re-emits its key's result at once.
       it->second.fired = this->watermark_ != kMinTime && max_ts <= this->watermark_;
@@ -315,7 +316,7 @@ class SessionWindowOperator final : public WindowOperatorBase<T, Out> {
   void Add(const T& record, EventTime ts) {
     const K key = key_fn_(record);
     Sessions& sessions = *state_.FindOrInsert(key).first;
-    TimeWindow merged{ts, ts + gap_};
+    TimeWindow merged{ts, SatAdd(ts, gap_)};
     // Sessions that intersect [ts, ts + gap) (touching counts, as in Flink) merge with it.
     size_t first = sessions.size(), last = 0;
     for (size_t i = 0; i < sessions.size(); ++i) {
@@ -390,7 +391,7 @@ class SessionWindowOperator final : public WindowOperatorBase<T, Out> {
   // record; a timer that pops early re-arms here.
   void Arm(SessionState& s, const K& key) {
     EventTime max_ts = s.bounds.max_timestamp();
-    EventTime due = s.fired ? max_ts + this->allowed_lateness_ : max_ts;
+    EventTime due = s.fired ? SatAdd(max_ts, this->allowed_lateness_) : max_ts;
     if (due <= this->watermark_) return;  // already due: Advance handles it in this pass
     if (s.armed <= this->watermark_ || s.armed > due) {
       s.armed = due;

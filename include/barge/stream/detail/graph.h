@@ -184,7 +184,7 @@ class TimestampOperator final : public Operator<T, T> {
     });
     this->out_.Push(in, this->metrics());
     if (max_ts_ != kMinTime) {
-      EventTime w = max_ts_ - bound_ - 1;
+      EventTime w = SatSub(SatSub(max_ts_, bound_), 1);
       if (w > emitted_) {
         emitted_ = w;
         this->out_.target().Watermark(w);
