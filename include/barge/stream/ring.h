@@ -1,9 +1,12 @@
 // A bounded single-producer/single-consumer ring, and the futex-based waiting that lets idle
 // threads sleep instead of spinning.
 //
-// The indices live in RingIndices, a standard-layout struct with no pointers, so the same
-// layout can be placed in shared memory between processes (container stages); the slots are
-// addressed by index from a base the owner supplies.
+// The indices live in RingIndices, a standard-layout struct with no pointers, and the futex is
+// not process-private, so indices and doorbells can be placed in shared memory between processes.
+// SpscRing<Slot> itself owns its slot array on the heap and is for threads of one process; its
+// in-process Slot<T> (channel.h) holds std::vectors. A ring between processes (container stages)
+// pairs the same RingIndices and acquire/release protocol with fixed-size byte slots in a
+// shared mapping; that is not written yet.
 #pragma once
 
 #include <atomic>
