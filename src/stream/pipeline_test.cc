@@ -163,6 +163,50 @@ TEST(PipelineTest, KeyedReduceEmitsRunningValuesPerKey) {
   }
 }
 
+TEST(PipelineTest, KeyedAggregateEmitsRunningResultsWithTimestamps) {
+  struct Avg {
+    uint64_t count = 0, sum = 0;
+  };
+  struct Out {
+    uint64_t key, count;
+    double mean;
+  };
+  for (int par : {1, 2}) {
+    Pipeline p({.parallelism = par, .batch_size = 64});
+    Collected<Out> out;
+    p.generate("events", 5000, MakeEvent)
+        .with_timestamps([](const Event& e) { return e.time; })
+        .key_by([](const Event& e) { return e.key; })
+        .aggregate([] { return Avg{}; },
+                   [](Avg& a, const Event& e) {
+                     ++a.count;
+                     a.sum += e.value;
+                   },
+                   [](const uint64_t& key, const Avg& a) {
+                     return Out{key, a.count, static_cast<double>(a.sum) / a.count};
+                   })
+        .collect(out);
+    ASSERT_TRUE(p.Run().ok());
+    std::map<uint64_t, Avg> expected;
+    for (uint64_t i = 0; i < 5000; ++i) {
+      Event e = MakeEvent(i);
+      ++expected[e.key].count;
+      expected[e.key].sum += e.value;
+    }
+    auto records = out.records();
+    ASSERT_EQ(records.size(), 5000u);
+    ASSERT_EQ(out.timestamps().size(), 5000u);  // each result keeps its record's event time
+    std::map<uint64_t, Out> last;  // the result with the highest count is the key's final one
+    for (const Out& r : records) {
+      if (r.count > last[r.key].count) last[r.key] = r;
+    }
+    for (auto& [key, a] : expected) {
+      EXPECT_EQ(last[key].count, a.count);
+      EXPECT_DOUBLE_EQ(last[key].mean, static_cast<double>(a.sum) / a.count) << "key " << key;
+    }
+  }
+}
+
 // Backpressure: a slow sink bounds what is in flight to the channel capacity.
 TEST(PipelineTest, SlowSinkKeepsMemoryBounded) {
   constexpr size_t kBatch = 64, kSlots = 4;

@@ -131,36 +131,42 @@ class FlatMapOperator final : public Operator<In, Out> {
   Emitter<Out> emitter_;
 };
 
-// Rolling keyed reduce (Flink's KeyedStream.reduce): for each record, the key's accumulated
-// value becomes f(acc, record) and is emitted.
-template <class T, class K, class KeyFn, class F>
-class KeyedReduceOperator final : public Operator<T, T> {
+// Rolling keyed aggregation (Kafka Streams' aggregate, Flink's keyed reduce): per record, the
+// key's accumulator is updated with void add(Acc&, const T&) (starting from Acc init()) and
+// Out result(const K&, const Acc&) is emitted, with the record's timestamp.
+template <class T, class K, class Out, class Acc, class KeyFn, class Init, class Add, class Result>
+class KeyedAggregateOperator final : public Operator<T, Out> {
  public:
-  KeyedReduceOperator(std::string name, KeyFn key_fn, F f)
-      : Operator<T, T>(std::move(name)), key_fn_(std::move(key_fn)), f_(std::move(f)) {}
+  KeyedAggregateOperator(std::string name, KeyFn key_fn, Init init, Add add, Result result)
+      : Operator<T, Out>(std::move(name)),
+        key_fn_(std::move(key_fn)),
+        init_(std::move(init)),
+        add_(std::move(add)),
+        result_(std::move(result)) {}
 
   void Push(Batch<T>& in) override {
     this->CountIn(in);
     Guarded(this->name(), [&] {
-      for (T& r : in.records) {
-        auto [acc, inserted] = state_.FindOrInsert(key_fn_(r));
-        if (inserted) {
-          *acc = r;
-        } else {
-          *acc = f_(std::as_const(*acc), r);
-          r = *acc;
-        }
+      Batch<Out>& out = this->out_.scratch();
+      out.records.resize(in.size());
+      for (size_t i = 0, n = in.size(); i < n; ++i) {
+        const K key = key_fn_(in.records[i]);
+        auto [acc, inserted] = state_.FindOrInsert(key);
+        if (inserted) *acc = init_();
+        add_(*acc, std::as_const(in.records[i]));
+        out.records[i] = result_(key, std::as_const(*acc));
       }
-      this->out_.Push(in, this->metrics());
+      out.timestamps.swap(in.timestamps);
+      this->out_.Flush(this->metrics());
     });
   }
 
-  const KeyedTable<K, T>& state() const { return state_; }
-
  private:
   KeyFn key_fn_;
-  F f_;
-  KeyedTable<K, T> state_;
+  Init init_;
+  Add add_;
+  Result result_;
+  KeyedTable<K, Acc> state_;
 };
 
 // A sink calling void f(const T&) per record, or, if f does not take a record,

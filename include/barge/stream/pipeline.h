@@ -380,13 +380,34 @@ class KeyedStream {
     return stream_.sink(f);
   }
 
+  // Rolling aggregation: the key's Acc (from Acc init()) is updated by
+  // void add(Acc&, const T&) for each record, and Out result(const K&, const Acc&) is emitted.
+  template <class Init, class Add, class Result>
+  auto aggregate(Init init, Add add, Result result) const {
+    using Acc = std::decay_t<std::invoke_result_t<Init&>>;
+    using Out = std::decay_t<std::invoke_result_t<Result&, const K&, const Acc&>>;
+    KeyFn kf = key_fn_;
+    return stream_.template Apply<Out>(
+        "aggregate", [kf, init, add, result](detail::RunState&, const std::string& n) {
+          return std::make_unique<KeyedAggregateOperator<T, K, Out, Acc, KeyFn, Init, Add, Result>>(
+              n, kf, init, add, result);
+        });
+  }
+
   // Rolling reduce: T f(const T& acc, const T& record); emits the key's new value per record.
   template <class F>
   Stream<T> reduce(F f) const {
-    KeyFn kf = key_fn_;
-    return stream_.template Apply<T>("reduce", [kf, f](detail::RunState&, const std::string& n) {
-      return std::make_unique<KeyedReduceOperator<T, K, KeyFn, F>>(n, kf, f);
-    });
+    struct Acc {
+      T value{};
+      bool set = false;
+    };
+    return aggregate([] { return Acc{}; },
+                     [f](Acc& acc, const T& r) {
+                       acc.value = acc.set ? f(std::as_const(acc.value), r) : r;
+                       acc.set = true;
+                     },
+                     [](const K&, const Acc& acc) { return acc.value; })
+        .name(stream_.pipeline()->UniqueName("reduce"));
   }
 
   template <class Assigner>
