@@ -44,11 +44,6 @@ Status WriteControl(const std::string& dir, const std::string& file, const std::
   return Status::Ok();
 }
 
-Status MakeCgroupDir(const std::string& path) {
-  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoError("mkdir " + path);
-  return Status::Ok();
-}
-
 }  // namespace
 
 Result<std::vector<ControllerMount>> DetectControllers() {
@@ -92,7 +87,36 @@ Result<std::vector<ControllerMount>> DetectControllers() {
   return found;
 }
 
-Result<Cgroup> Cgroup::Create(const std::string& id, const Limits& limits) {
+Status ValidateCgroupParent(const std::string& parent) {
+  bool ok = !parent.empty() && parent.front() != '/' && parent.back() != '/' &&
+            parent.find("//") == std::string::npos;
+  for (const std::string& part : Split(parent, '/')) {
+    ok = ok && part != "." && part != "..";
+  }
+  for (char c : parent) {
+    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-' ||
+                c == '/');
+  }
+  if (!ok) {
+    return InvalidArgument("invalid cgroup parent '" + parent +
+                           "': use names of letters, digits, '_', '.' and '-' joined by '/'");
+  }
+  return Status::Ok();
+}
+
+Status RemoveCgroupParent(const std::string& parent) {
+  RETURN_IF_ERROR(ValidateCgroupParent(parent));
+  ASSIGN_OR_RETURN(std::vector<ControllerMount> controllers, DetectControllers());
+  for (const ControllerMount& c : controllers) {
+    std::string dir = c.mount + "/" + parent;
+    if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) return ErrnoError("remove cgroup " + dir);
+  }
+  return Status::Ok();
+}
+
+Result<Cgroup> Cgroup::Create(const std::string& parent_name, const std::string& id,
+                              const Limits& limits) {
+  RETURN_IF_ERROR(ValidateCgroupParent(parent_name));
   ASSIGN_OR_RETURN(std::vector<ControllerMount> controllers, DetectControllers());
   auto find = [&](const std::string& name) -> const ControllerMount* {
     for (const ControllerMount& c : controllers) {
@@ -117,13 +141,17 @@ Result<Cgroup> Cgroup::Create(const std::string& id, const Limits& limits) {
       continue;
     }
     if (std::string(need.name) == "cpu" && !need.required) continue;
-    std::string parent = c->mount + "/barge";
+    std::string parent = c->mount + "/" + parent_name;
     std::string dir = parent + "/" + id;
     if (std::find(group.dirs_.begin(), group.dirs_.end(), dir) == group.dirs_.end()) {
-      RETURN_IF_ERROR(MakeCgroupDir(parent));
+      RETURN_IF_ERROR(MakeDirs(parent));
       if (c->version == CgroupVersion::kV2) {
-        // Controllers must be enabled from the root down to barge/ before barge/<id> sees them.
-        (void)WriteControl(c->mount, "cgroup.subtree_control", std::string("+") + need.name);
+        // Controllers must be enabled from the root down to the parent before <id> sees them.
+        std::string level = c->mount;
+        for (const std::string& part : Split(parent_name, '/')) {
+          (void)WriteControl(level, "cgroup.subtree_control", std::string("+") + need.name);
+          level += "/" + part;
+        }
         RETURN_IF_ERROR(
             WriteControl(parent, "cgroup.subtree_control", std::string("+") + need.name));
       }

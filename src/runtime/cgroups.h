@@ -21,6 +21,14 @@ struct ControllerMount {
   std::string mount;  // e.g. /sys/fs/cgroup/memory, or the cgroup2 mount
 };
 
+inline constexpr const char* kDefaultCgroupParent = "barge";
+
+// A cgroup parent: one or more names of letters, digits, '_', '.' and '-', joined by '/'.
+Status ValidateCgroupParent(const std::string& parent);
+
+// Removes <parent> in every hierarchy (it must be empty); a missing one is fine.
+Status RemoveCgroupParent(const std::string& parent);
+
 // Finds the hierarchy of each controller from /proc/self/mountinfo and, for v2, the root's
 // cgroup.controllers. A controller absent from both is left out.
 Result<std::vector<ControllerMount>> DetectControllers();
@@ -29,10 +37,12 @@ Result<std::vector<ControllerMount>> DetectControllers();
 // directories (killing any process still in them). Remove() reports failures.
 class Cgroup {
  public:
-  // Creates barge/<id> in the hierarchies of the controllers `limits` needs (memory and pids
+  // Creates <parent>/<id> (parent: "barge" unless the caller chose one, like podman's
+  // --cgroup-parent) in the hierarchies of the controllers `limits` needs (memory and pids
   // always, so that OOM kills are reported and forks counted; cpu when limited) and writes the
   // limits. A missing controller is an error only when its limit was asked for.
-  static Result<Cgroup> Create(const std::string& id, const Limits& limits);
+  static Result<Cgroup> Create(const std::string& parent, const std::string& id,
+                               const Limits& limits);
 
   // Adopts existing directories (state left by another barge process).
   static Cgroup Adopt(std::vector<std::string> dirs) { return Cgroup(std::move(dirs), {}); }

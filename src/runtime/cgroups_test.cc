@@ -26,7 +26,7 @@ TEST(CgroupsTest, CreateWritesLimitsAndRemoveDeletes) {
   std::string id = "cgtest" + std::to_string(::getpid());
   std::vector<std::string> dirs;
   {
-    auto group = Cgroup::Create(id, {.memory_bytes = 64 << 20, .cpus = 1.5, .pids = 7});
+    auto group = Cgroup::Create("barge", id, {.memory_bytes = 64 << 20, .cpus = 1.5, .pids = 7});
     ASSERT_TRUE(group.ok()) << group.status().message();
     dirs = group->dirs();
     ASSERT_FALSE(dirs.empty());
@@ -50,10 +50,18 @@ TEST(CgroupsTest, CreateWritesLimitsAndRemoveDeletes) {
     EXPECT_TRUE(saw_pids);
     EXPECT_FALSE(group->OomKilled());
     // A second container with the same id is refused rather than shared.
-    auto again = Cgroup::Create(id, {});
+    auto again = Cgroup::Create("barge", id, {});
     EXPECT_FALSE(again.ok());
   }
   for (const std::string& d : dirs) EXPECT_FALSE(PathExists(d)) << d;
+}
+
+TEST(CgroupsTest, ParentNamesAreValidated) {
+  EXPECT_TRUE(ValidateCgroupParent("barge").ok());
+  EXPECT_TRUE(ValidateCgroupParent("machine/barge-1.x").ok());
+  for (const char* bad : {"", "/abs", "a/../b", "a//b", "trailing/", "sp ace", ".."}) {
+    EXPECT_FALSE(ValidateCgroupParent(bad).ok()) << bad;
+  }
 }
 
 }  // namespace

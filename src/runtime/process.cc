@@ -214,7 +214,7 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   envp.push_back(nullptr);
 
   Container container;
-  ASSIGN_OR_RETURN(container.cgroup_, Cgroup::Create(spec.id, spec.limits));
+  ASSIGN_OR_RETURN(container.cgroup_, Cgroup::Create(spec.cgroup_parent, spec.id, spec.limits));
   ASSIGN_OR_RETURN(std::vector<UniqueFd> cgroup_procs, container.cgroup_.OpenProcsFiles());
 
   int pipe_fds[2];

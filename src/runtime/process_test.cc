@@ -16,6 +16,7 @@
 
 #include "base/file_util.h"
 #include "runtime/capabilities.h"
+#include "runtime/cgroups.h"
 #include "runtime/leak_check.h"
 #include "runtime/test_rootfs.h"
 
@@ -38,19 +39,25 @@ class ContainerTest : public ::testing::Test {
   static void TearDownTestSuite() {
     delete rootfs_;
     rootfs_ = nullptr;
+    EXPECT_TRUE(RemoveCgroupParent(CgroupParent()).ok());
   }
 
+  // This test process's own cgroup parent, so that leaks are told apart from parallel tests.
+  static std::string CgroupParent() { return "barge-test-" + std::to_string(::getpid()); }
+
   void SetUp() override {
-    before_ = testing::TakeHostSnapshot();
     auto dir = TempDir::Make("barge-container-");
     ASSERT_TRUE(dir.ok());
     dir_ = std::move(dir).value();
-    for (const char* sub : {"upper", "work", "rootfs"})
+    for (const char* sub : {"upper", "work", "rootfs"}) {
       ASSERT_TRUE(MakeDirs(dir_.path() + "/" + sub).ok());
+    }
+    scope_ = {CgroupParent(), {dir_.path(), rootfs_->path()}, ""};
+    before_ = testing::TakeHostSnapshot(scope_);
   }
 
   void TearDown() override {
-    std::string leaks = testing::DescribeLeaks(before_, testing::TakeHostSnapshot());
+    std::string leaks = testing::DescribeLeaks(before_, testing::TakeHostSnapshot(scope_));
     EXPECT_EQ(leaks, "") << "left behind on the host";
   }
 
@@ -60,6 +67,7 @@ class ContainerTest : public ::testing::Test {
     char id[17];
     snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(rng()));
     spec.id = std::string("test") + id;
+    spec.cgroup_parent = CgroupParent();
     spec.lower_dirs = {rootfs_->path()};
     spec.upper_dir = dir_.path() + "/upper";
     spec.work_dir = dir_.path() + "/work";
@@ -113,6 +121,7 @@ class ContainerTest : public ::testing::Test {
 
   static TempDir* rootfs_;
   TempDir dir_;
+  testing::LeakScope scope_;
   testing::HostSnapshot before_;
 };
 
@@ -210,10 +219,11 @@ TEST_F(ContainerTest, OnlyStandardDescriptorsAreOpen) {
   // A descriptor barge forgot to mark close-on-exec must not reach the container.
   int leaked = ::open("/etc/hostname", O_RDONLY);
   ASSERT_GE(leaked, 0);
-  Output r = Sh("ls /proc/1/fd | sort -n | tr '\\n' ' '");
+  // ls is pid 1; besides 0, 1 and 2 it holds only the directory it lists, as fd 3.
+  Output r = Run(Spec({"/bin/ls", "/proc/self/fd"}));
   ::close(leaked);
   EXPECT_EQ(r.exit.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "0 1 2 ");
+  EXPECT_EQ(r.out, "0\n1\n2\n3\n");
 }
 
 TEST_F(ContainerTest, CapabilitiesAreDockersDefaultSet) {

@@ -49,8 +49,9 @@ struct Stdio {
 };
 
 struct ContainerSpec {
-  // Names the cgroup (barge/<id>) and is the default hostname (its first 12 characters).
+  // Names the cgroup (<cgroup_parent>/<id>) and is the default hostname (its first 12 characters).
   std::string id;
+  std::string cgroup_parent = "barge";
 
   // Root file system: an overlay of `lower_dirs` (lowest first, read-only, never written) under
   // `upper_dir` (receives the container's changes), with `work_dir` on the same file system as
