@@ -17,7 +17,7 @@
 #include "base/subprocess.h"
 #include "runtime/cgroups.h"
 #include "runtime/leak_check.h"
-#include "runtime/test_rootfs.h"
+#include "runtime/busybox_rootfs.h"
 
 namespace barge {
 namespace {
@@ -25,7 +25,7 @@ namespace {
 class ContainerCliTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto rootfs = runtime::testing::MakeBusyboxRootfs();
+    auto rootfs = runtime::MakeBusyboxRootfs();
     ASSERT_TRUE(rootfs.ok()) << rootfs.status().message();
     rootfs_ = new TempDir(std::move(rootfs).value());
   }

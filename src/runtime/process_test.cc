@@ -18,7 +18,7 @@
 #include "runtime/capabilities.h"
 #include "runtime/cgroups.h"
 #include "runtime/leak_check.h"
-#include "runtime/test_rootfs.h"
+#include "runtime/busybox_rootfs.h"
 
 namespace barge::runtime {
 namespace {
@@ -32,7 +32,7 @@ struct Output {
 class ContainerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto rootfs = testing::MakeBusyboxRootfs();
+    auto rootfs = MakeBusyboxRootfs();
     ASSERT_TRUE(rootfs.ok()) << rootfs.status().message();
     rootfs_ = new TempDir(std::move(rootfs).value());
   }

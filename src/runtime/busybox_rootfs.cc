@@ -1,4 +1,4 @@
-#include "runtime/test_rootfs.h"
+#include "runtime/busybox_rootfs.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 
 #include "base/subprocess.h"
 
-namespace barge::runtime::testing {
+namespace barge::runtime {
 
 Result<TempDir> MakeBusyboxRootfs() {
   constexpr const char* kBusybox = "/bin/busybox";
@@ -38,4 +38,4 @@ Result<TempDir> MakeBusyboxRootfs() {
   return dir;
 }
 
-}  // namespace barge::runtime::testing
+}  // namespace barge::runtime
