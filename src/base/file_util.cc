@@ -163,6 +163,12 @@ Result<TempDir> TempDir::Make(std::string_view prefix) {
   return TempDir(std::move(tmpl));
 }
 
+Result<TempDir> TempDir::MakeIn(const std::string& parent, std::string_view prefix) {
+  std::string tmpl = parent + "/" + std::string(prefix) + "XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) return ErrnoError("mkdtemp " + tmpl);
+  return TempDir(std::move(tmpl));
+}
+
 TempDir::~TempDir() {
   if (!path_.empty()) (void)RemoveTree(path_);
 }

@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "barge/status.h"
 #include "base/unique_fd.h"
@@ -37,6 +38,9 @@ Status RemoveTree(const std::string& path);
 class TempDir {
  public:
   static Result<TempDir> Make(std::string_view prefix = "barge-");
+  // A temporary directory inside `parent` (which must exist), e.g. on the same file system as
+  // the place it will later be renamed to.
+  static Result<TempDir> MakeIn(const std::string& parent, std::string_view prefix = ".tmp-");
   TempDir() = default;
   ~TempDir();
   TempDir(TempDir&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }
@@ -45,6 +49,8 @@ class TempDir {
   TempDir& operator=(const TempDir&) = delete;
 
   const std::string& path() const { return path_; }
+  // Gives up ownership (after the directory was renamed into place); returns the path.
+  std::string Release() { return std::exchange(path_, std::string()); }
 
  private:
   explicit TempDir(std::string path) : path_(std::move(path)) {}

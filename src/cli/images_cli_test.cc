@@ -1,0 +1,305 @@
+// End-to-end: the barge binary's image commands, and interop with skopeo and umoci.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "base/file_util.h"
+#include "base/subprocess.h"
+#include "oci/digest.h"
+#include "oci/test_util.h"
+
+namespace barge {
+namespace {
+
+using oci::testing::Compression;
+using oci::testing::MakeTar;
+using oci::testing::TarEntry;
+
+bool Have(const std::string& tool) {
+  auto r = RunCommand({"sh", "-c", "command -v " + tool});
+  return r.ok() && r->exit_code == 0;
+}
+
+class ImagesCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto t = TempDir::Make("barge-images-cli-");
+    ASSERT_TRUE(t.ok());
+    tmp_ = std::move(*t);
+    rootfs_ = tmp_.path() + "/rootfs.tar.gz";
+    ASSERT_TRUE(WriteFile(rootfs_, MakeTar({{"etc", TarEntry::kDir, "", "", 0755},
+                                            {"etc/motd", TarEntry::kFile, "hello barge\n"}},
+                                           Compression::kGzip))
+                    .ok());
+  }
+
+  CommandOutput Barge(std::vector<std::string> args, const std::string& root = "") {
+    args.insert(args.begin(),
+                {BARGE_BINARY, "--root", root.empty() ? tmp_.path() + "/root" : root});
+    auto r = RunCommand(args);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? *r : CommandOutput{};
+  }
+
+  CommandOutput Run(const std::vector<std::string>& args) {
+    auto r = RunCommand(args);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? *r : CommandOutput{};
+  }
+
+  std::string ManifestDigest(const std::string& ref, const std::string& root = "") {
+    CommandOutput r = Barge({"inspect", ref}, root);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    return j.is_array() && !j.empty() ? j[0].value("Digest", "") : "";
+  }
+
+  TempDir tmp_;
+  std::string rootfs_;
+};
+
+TEST_F(ImagesCliTest, ImportImagesInspectTagRmiPrune) {
+  CommandOutput r = Barge({"import", rootfs_, "demo:1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("sha256:", 0), 0u);
+  r = Barge({"images"});
+  EXPECT_NE(r.out.find("demo"), std::string::npos) << r.out;
+  r = Barge({"images", "--format", "json"});
+  auto j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(j.is_array() && j.size() == 1) << r.out;
+  EXPECT_EQ(j[0]["RepoTags"], nlohmann::json::array({"demo:1"}));
+  EXPECT_EQ(Barge({"tag", "demo:1", "demo:2"}).exit_code, 0);
+  r = Barge({"rmi", "demo:1"});
+  EXPECT_EQ(r.out, "Untagged: demo:1\n");
+  r = Barge({"rmi", "demo:2"});
+  EXPECT_NE(r.out.find("Deleted: sha256:"), std::string::npos) << r.out;
+  r = Barge({"inspect", "demo:2"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "barge: error: image 'demo:2' not found\n");
+  EXPECT_EQ(Barge({"image", "prune"}).exit_code, 0);
+}
+
+TEST_F(ImagesCliTest, ImportFromStdin) {
+  auto r = RunCommand(
+      {"sh", "-c",
+       std::string(BARGE_BINARY) + " --root " + tmp_.path() + "/root import - s:1 < " + rootfs_});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 0) << r->err;
+  EXPECT_FALSE(ManifestDigest("s:1").empty());
+}
+
+TEST_F(ImagesCliTest, ErrorsAreOneLineAndLoseNothing) {
+  ASSERT_EQ(Barge({"import", rootfs_, "demo:1"}).exit_code, 0);
+  std::string before = ManifestDigest("demo:1");
+  ASSERT_TRUE(WriteFile(tmp_.path() + "/junk.tar", "not an archive at all").ok());
+  for (auto args :
+       std::vector<std::vector<std::string>>{{"load", "-i", tmp_.path() + "/junk.tar"},
+                                             {"load", "-i", tmp_.path() + "/missing.tar"},
+                                             {"import", tmp_.path() + "/junk.tar", "demo:1"},
+                                             {"tag", "demo:1", "Bad Name"},
+                                             {"rmi", "nope:1"},
+                                             {"save", "nope:1", "-o", tmp_.path() + "/out.tar"}}) {
+    CommandOutput r = Barge(args);
+    EXPECT_EQ(r.exit_code, 1) << args[0];
+    EXPECT_EQ(r.err.rfind("barge: error: ", 0), 0u) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  EXPECT_FALSE(PathExists(tmp_.path() + "/out.tar"));
+  EXPECT_EQ(ManifestDigest("demo:1"), before);
+}
+
+TEST_F(ImagesCliTest, SavedArchivePassesSkopeoAndUmoci) {
+  if (!Have("skopeo") || !Have("umoci"))
+    GTEST_SKIP() << "skopeo/umoci not installed (scripts/setup)";
+  ASSERT_EQ(Barge({"import", rootfs_, "demo:1"}).exit_code, 0);
+  std::string archive = tmp_.path() + "/demo.tar";
+  CommandOutput r = Barge({"save", "demo:1", "-o", archive});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Run({"skopeo", "inspect", "oci-archive:" + archive});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out, nullptr, false);
+  EXPECT_EQ(j.value("Digest", ""), ManifestDigest("demo:1"));
+  // umoci works on a layout directory: unpack the archive with tar, then the image.
+  std::string layout = tmp_.path() + "/layout";
+  ASSERT_TRUE(MakeDirs(layout).ok());
+  ASSERT_EQ(Run({"tar", "-C", layout, "-xf", archive}).exit_code, 0);
+  r = Run({"umoci", "unpack", "--image", layout + ":demo:1", tmp_.path() + "/bundle"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(*ReadFile(tmp_.path() + "/bundle/rootfs/etc/motd"), "hello barge\n");
+}
+
+TEST_F(ImagesCliTest, ImagesWrittenBySkopeoLoadAndKeepTheirDigest) {
+  if (!Have("skopeo")) GTEST_SKIP() << "skopeo not installed (scripts/setup)";
+  ASSERT_EQ(Barge({"import", rootfs_, "demo:1"}).exit_code, 0);
+  std::string archive = tmp_.path() + "/demo.tar";
+  ASSERT_EQ(Barge({"save", "demo:1", "-o", archive}).exit_code, 0);
+  std::string layout = tmp_.path() + "/sk-layout";
+  std::string sk_archive = tmp_.path() + "/sk.tar";
+  std::string docker_archive = tmp_.path() + "/docker.tar";
+  ASSERT_EQ(
+      Run({"skopeo", "copy", "-q", "oci-archive:" + archive, "oci:" + layout + ":app:2"}).exit_code,
+      0);
+  ASSERT_EQ(Run({"skopeo", "copy", "-q", "oci-archive:" + archive,
+                 "oci-archive:" + sk_archive + ":web:3"})
+                .exit_code,
+            0);
+  ASSERT_EQ(Run({"skopeo", "copy", "-q", "oci-archive:" + archive,
+                 "docker-archive:" + docker_archive + ":dock:4"})
+                .exit_code,
+            0);
+  CommandOutput raw = Run({"skopeo", "inspect", "--raw", "oci:" + layout + ":app:2"});
+  ASSERT_EQ(raw.exit_code, 0);
+  std::string skopeo_digest = oci::DigestOf(raw.out);
+
+  std::string other = tmp_.path() + "/other";
+  CommandOutput r = Barge({"load", "-i", layout}, other);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "Loaded image: app:2\n");
+  EXPECT_EQ(ManifestDigest("app:2", other), skopeo_digest);
+  r = Barge({"load", "-i", sk_archive}, other);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ManifestDigest("web:3", other), skopeo_digest);
+  r = Barge({"load", "-i", docker_archive}, other);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "Loaded image: dock:4\n");
+  r = Barge({"inspect", "dock:4"}, other);
+  auto j = nlohmann::json::parse(r.out, nullptr, false);
+  auto mine = nlohmann::json::parse(Barge({"inspect", "demo:1"}).out, nullptr, false);
+  ASSERT_TRUE(j.is_array() && mine.is_array());
+  EXPECT_EQ(j[0]["Id"], mine[0]["Id"]);  // the config, hence the image ID, survives
+  EXPECT_EQ(j[0]["RootFS"], mine[0]["RootFS"]);
+}
+
+TEST_F(ImagesCliTest, BuildReportsSyntaxErrorsByLineAndBuildsFromContext) {
+  ASSERT_EQ(Barge({"import", rootfs_, "base:1"}).exit_code, 0);
+  std::string ctx = tmp_.path() + "/ctx";
+  ASSERT_TRUE(MakeDirs(ctx).ok());
+  ASSERT_TRUE(WriteFile(ctx + "/Containerfile", "FROM base:1\nFOO bar\n").ok());
+  CommandOutput r = Barge({"build", "-t", "app:1", ctx});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "barge: error: Containerfile:2: unknown instruction 'FOO'\n");
+  ASSERT_TRUE(WriteFile(ctx + "/hello.txt", "hello").ok());
+  ASSERT_TRUE(WriteFile(ctx + "/Dockerfile.alt",
+                        "FROM base:1\nCOPY hello.txt /\nCMD [\"cat\", \"/hello.txt\"]\n")
+                  .ok());
+  r = Barge({"build", "-t", "app:1", "-f", ctx + "/Dockerfile.alt", ctx});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("STEP 2/3: COPY hello.txt /"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.rfind("sha256:", 0), 0u);
+  r = Barge({"build", "-q", "-t", "app:1", "-f", ctx + "/Dockerfile.alt", ctx});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  auto j = nlohmann::json::parse(Barge({"inspect", "app:1"}).out, nullptr, false);
+  ASSERT_TRUE(j.is_array());
+  EXPECT_EQ(j[0]["Config"]["Cmd"], nlohmann::json::array({"cat", "/hello.txt"}));
+}
+
+// Starts barge without waiting; output goes to /dev/null.
+pid_t Spawn(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int Wait(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Every committed blob still matches its name.
+void ExpectBlobsIntact(const std::string& root) {
+  std::string dir = root + "/images/blobs/sha256";
+  for (const std::string& name : oci::testing::ListTree(dir)) {
+    if (name.rfind(".tmp-", 0) == 0) continue;
+    auto data = ReadFile(dir + "/" + name);
+    ASSERT_TRUE(data.ok());
+    EXPECT_EQ(oci::DigestOf(*data), "sha256:" + name) << "corrupt blob " << name;
+  }
+}
+
+class BuildCliTest : public ImagesCliTest {
+ protected:
+  void SetUp() override {
+    ImagesCliTest::SetUp();
+    ASSERT_EQ(Barge({"import", rootfs_, "base:1"}).exit_code, 0);
+    ctx_ = tmp_.path() + "/ctx";
+    ASSERT_TRUE(MakeDirs(ctx_ + "/dir").ok());
+    std::string big(6 << 20, 'x');
+    for (size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>(i / 4096);
+    ASSERT_TRUE(WriteFile(ctx_ + "/big", big).ok());
+    for (int i = 0; i < 50; ++i)
+      ASSERT_TRUE(WriteFile(ctx_ + "/dir/f" + std::to_string(i), std::to_string(i)).ok());
+    ASSERT_TRUE(WriteFile(ctx_ + "/Containerfile",
+                          "FROM base:1\nCOPY big /big\nCOPY dir /dir/\nCOPY big /big2\n")
+                    .ok());
+  }
+  std::vector<std::string> BuildArgs(const std::string& tag, bool no_cache) {
+    std::vector<std::string> a = {BARGE_BINARY, "--root", tmp_.path() + "/root", "build", "-q",
+                                  "-t",         tag};
+    if (no_cache) a.push_back("--no-cache");
+    a.push_back(ctx_);
+    return a;
+  }
+  std::string ctx_;
+};
+
+TEST_F(BuildCliTest, KilledBuildsLeaveAConsistentStore) {
+  std::string root = tmp_.path() + "/root";
+  for (int delay_ms : {2, 10, 30, 60, 100, 200}) {
+    pid_t pid = Spawn(BuildArgs("killed:1", true));
+    ASSERT_GT(pid, 0);
+    ::usleep(static_cast<useconds_t>(delay_ms) * 1000);
+    ::kill(pid, SIGKILL);
+    Wait(pid);
+    ExpectBlobsIntact(root);
+    CommandOutput r = Barge({"images"});
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_EQ(r.err, "") << "after a kill at " << delay_ms << " ms";
+    // If the tag exists, everything it points at is there.
+    r = Barge({"inspect", "killed:1"});
+    if (r.exit_code == 0) {
+      EXPECT_EQ(Barge({"save", "killed:1", "-o", tmp_.path() + "/k.tar"}).exit_code, 0);
+    }
+  }
+  EXPECT_EQ(Barge({"image", "prune"}).exit_code, 0);
+  for (const std::string& p : oci::testing::ListTree(root)) {
+    EXPECT_EQ(p.find(".tmp-"), std::string::npos) << p;
+    EXPECT_NE(p.rfind("tmp/", 0), 0u) << p;
+  }
+  CommandOutput r = Barge({"build", "-q", "-t", "after:1", ctx_});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  ExpectBlobsIntact(root);
+}
+
+TEST_F(BuildCliTest, ConcurrentBuildsAndPruneDoNotCorruptTheStore) {
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 3; ++i)
+    pids.push_back(Spawn(BuildArgs("par:" + std::to_string(i), i % 2 == 0)));
+  pids.push_back(Spawn({BARGE_BINARY, "--root", tmp_.path() + "/root", "image", "prune"}));
+  for (pid_t pid : pids) EXPECT_EQ(Wait(pid), 0);
+  ExpectBlobsIntact(tmp_.path() + "/root");
+  CommandOutput r = Barge({"images", "--format", "json"});
+  EXPECT_EQ(r.err, "");
+  for (int i = 0; i < 3; ++i) {
+    std::string tag = "par:" + std::to_string(i);
+    EXPECT_NE(r.out.find(tag), std::string::npos) << tag;
+    EXPECT_EQ(Barge({"save", tag, "-o", tmp_.path() + "/p.tar"}).exit_code, 0);
+  }
+}
+
+}  // namespace
+}  // namespace barge

@@ -1,0 +1,42 @@
+// barge import ROOTFS.tar[.gz]|- [NAME[:TAG]]: makes a one-layer image of a root file system.
+#include <fcntl.h>
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include "base/file_util.h"
+#include "cli/cli.h"
+#include "oci/transfer.h"
+
+namespace barge::cli {
+namespace {
+
+struct ImportArgs {
+  std::string file;
+  std::string reference;
+};
+
+Status Import(const std::string& root, const ImportArgs& args) {
+  ASSIGN_OR_RETURN(oci::ImageStore store, oci::ImageStore::Open(root));
+  UniqueFd fd;
+  if (args.file == "-") {
+    fd.Reset(::dup(STDIN_FILENO));
+  } else {
+    ASSIGN_OR_RETURN(fd, OpenFile(args.file, O_RDONLY));
+  }
+  oci::ImportOptions options;
+  options.what = args.file == "-" ? "stdin" : args.file;
+  ASSIGN_OR_RETURN(oci::Image image, oci::ImportRootfs(store, fd.get(), args.reference, options));
+  fmt::print("{}\n", image.config_digest);
+  return Status::Ok();
+}
+
+const Registration kImport{
+    "import", "Create an image from a root file system tarball", [](CLI::App& cmd, Cli& cli) {
+      auto args = std::make_shared<ImportArgs>();
+      cmd.add_option("file", args->file, "ROOTFS.tar[.gz], or - for stdin")->required();
+      cmd.add_option("reference", args->reference, "NAME[:TAG]");
+      cmd.callback([args, &cli] { cli.Finish(Import(cli.root(), *args)); });
+    }};
+
+}  // namespace
+}  // namespace barge::cli

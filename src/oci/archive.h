@@ -1,0 +1,72 @@
+// Tar layers: safe extraction of (compressed) tar streams and writing a directory tree as a
+// tar+gzip layer. libarchive does the tar, gzip and zstd work; this file owns the policy:
+// where entries may land, how whiteouts are represented, and how much may be unpacked.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "barge/status.h"
+
+namespace barge::oci {
+
+// Receives bytes produced by a writer (for example a store BlobWriter).
+using ByteSink = std::function<Status(std::string_view bytes)>;
+
+enum class WhiteoutMode {
+  // Layer cache form that overlayfs understands: ".wh.NAME" becomes a 0/0 character device
+  // NAME, ".wh..wh..opq" sets trusted.overlay.opaque=y on its directory.
+  kOverlay,
+  // No whiteout meaning: ".wh." entries are ordinary files (ADD of a local archive).
+  kPlain,
+};
+
+struct ExtractOptions {
+  WhiteoutMode whiteouts = WhiteoutMode::kOverlay;
+  // Decompression-bomb bounds: the uncompressed tar stream (ExtractTar also never unpacks more
+  // than the target file system has free), and the number of entries.
+  uint64_t max_bytes = 64ULL << 30;
+  uint64_t max_entries = 4u << 20;
+  // Apply entry uid/gid (needs root); otherwise files belong to the caller.
+  bool set_owner = true;
+  // Names the stream in errors ("layer sha256:ab..").
+  std::string what = "archive";
+};
+
+struct TarDigests {
+  std::string compressed_digest;  // sha256 of the bytes read (or written)
+  std::string diff_id;            // sha256 of the uncompressed tar stream
+  uint64_t compressed_size = 0;
+  uint64_t uncompressed_size = 0;
+  uint64_t entries = 0;
+  uint64_t skipped_devices = 0;  // character/block devices, never created
+};
+
+// Extracts the tar stream read from `fd` (plain, gzip, zstd, xz or bzip2) into the existing
+// directory `root`. Nothing is created, changed or followed outside `root`: paths are resolved
+// with openat2(RESOLVE_IN_ROOT), so '..' and symlinks (absolute or relative, including ones
+// planted by earlier entries) cannot leave it; entries with '..' or absolute paths are
+// rejected; device nodes are skipped. On error `root` may hold a partial tree: extract into a
+// temporary directory and rename it into place.
+Result<TarDigests> ExtractTar(int fd, const std::string& root, const ExtractOptions& options);
+
+// Reads the tar stream from `fd` (any supported compression), checks that every header
+// parses, and writes it gzip-compressed to `sink`. For `barge import` and Docker archives.
+Result<TarDigests> RecompressTar(int fd, const ByteSink& sink, const ExtractOptions& options);
+
+// Whether the file is a tar archive (possibly compressed) that ADD should extract.
+bool IsTarArchive(const std::string& path);
+
+struct WriteLayerOptions {
+  int gzip_level = 6;
+};
+
+// Writes the tree under `dir` as a reproducible tar+gzip layer to `sink` (sorted names,
+// mtimes in whole seconds, no user/group names). Overlay whiteouts (0/0 character devices and
+// trusted.overlay.opaque=y directories) become ".wh." entries; hard links are kept.
+Result<TarDigests> WriteLayerFromDir(const std::string& dir, const ByteSink& sink,
+                                     const WriteLayerOptions& options = {});
+
+}  // namespace barge::oci

@@ -1,0 +1,366 @@
+// Extraction must never touch anything outside its root. Each case here is a crafted archive
+// of the kind containerd, umoci and buildah test against.
+#include "oci/archive.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "base/file_util.h"
+#include "oci/digest.h"
+#include "oci/test_util.h"
+
+namespace barge::oci {
+namespace {
+
+using testing::Compression;
+using testing::ListTree;
+using testing::MakeTar;
+using testing::TarEntry;
+
+class ArchiveTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto t = TempDir::Make("barge-archive-test-");
+    ASSERT_TRUE(t.ok()) << t.status().message();
+    tmp_ = std::move(*t);
+    root_ = tmp_.path() + "/root";
+    outside_ = tmp_.path() + "/outside";
+    ASSERT_TRUE(MakeDirs(root_).ok());
+    ASSERT_TRUE(MakeDirs(outside_).ok());
+    ASSERT_TRUE(WriteFile(outside_ + "/secret", "secret").ok());
+  }
+
+  Result<TarDigests> Extract(const std::string& tar, ExtractOptions options = {}) {
+    std::string path = tmp_.path() + "/in.tar";
+    RETURN_IF_ERROR(WriteFile(path, tar));
+    ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(path, O_RDONLY));
+    return ExtractTar(fd.get(), root_, options);
+  }
+
+  // The outside directory still holds exactly the untouched secret.
+  void ExpectOutsideUntouched() {
+    EXPECT_EQ(ListTree(outside_), std::vector<std::string>{"secret"});
+    auto s = ReadFile(outside_ + "/secret");
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ(*s, "secret");
+    std::vector<std::string> top;
+    for (const std::string& p : ListTree(tmp_.path())) {
+      if (p.rfind("root/", 0) != 0) top.push_back(p);
+    }
+    EXPECT_EQ(top, (std::vector<std::string>{"in.tar", "outside", "outside/secret", "root"}))
+        << "only root/ may change";
+  }
+
+  TempDir tmp_;
+  std::string root_;
+  std::string outside_;
+};
+
+TEST_F(ArchiveTest, ExtractsFilesDirsLinksAndComputesDigests) {
+  std::string tar = MakeTar({{"etc", TarEntry::kDir, "", "", 0755},
+                             {"etc/hosts", TarEntry::kFile, "127.0.0.1 localhost\n", "", 0640},
+                             {"bin/sh", TarEntry::kFile, "#!", "", 0755},
+                             {"bin/ash", TarEntry::kHardlink, "", "bin/sh"},
+                             {"usr/bin", TarEntry::kSymlink, "", "/bin"},
+                             {"run/fifo", TarEntry::kFifo, "", "", 0600}});
+  std::string gz = MakeTar({{"etc", TarEntry::kDir, "", "", 0755},
+                            {"etc/hosts", TarEntry::kFile, "127.0.0.1 localhost\n", "", 0640},
+                            {"bin/sh", TarEntry::kFile, "#!", "", 0755},
+                            {"bin/ash", TarEntry::kHardlink, "", "bin/sh"},
+                            {"usr/bin", TarEntry::kSymlink, "", "/bin"},
+                            {"run/fifo", TarEntry::kFifo, "", "", 0600}},
+                           Compression::kGzip);
+  auto d = Extract(gz);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_EQ(d->compressed_digest, DigestOf(gz));
+  EXPECT_EQ(d->diff_id, DigestOf(tar));
+  EXPECT_EQ(d->entries, 6u);
+  EXPECT_EQ(*ReadFile(root_ + "/etc/hosts"), "127.0.0.1 localhost\n");
+  struct stat a {
+  }, b{};
+  ASSERT_EQ(::stat((root_ + "/bin/sh").c_str(), &a), 0);
+  ASSERT_EQ(::stat((root_ + "/bin/ash").c_str(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);
+  EXPECT_EQ(a.st_mode & 07777, 0755u);
+  ASSERT_EQ(::lstat((root_ + "/etc/hosts").c_str(), &a), 0);
+  EXPECT_EQ(a.st_mode & 07777, 0640u);
+  EXPECT_EQ(a.st_mtime, 1700000000);
+  char target[64] = {};
+  ASSERT_GT(::readlink((root_ + "/usr/bin").c_str(), target, sizeof target), 0);
+  EXPECT_STREQ(target, "/bin");
+  ASSERT_EQ(::lstat((root_ + "/run/fifo").c_str(), &a), 0);
+  EXPECT_TRUE(S_ISFIFO(a.st_mode));
+}
+
+TEST_F(ArchiveTest, ZstdLayersExtract) {
+  auto d = Extract(MakeTar({{"a", TarEntry::kFile, "zstd"}}, Compression::kZstd));
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_EQ(*ReadFile(root_ + "/a"), "zstd");
+}
+
+TEST_F(ArchiveTest, RejectsDotDot) {
+  for (std::string path : {"../outside/evil", "a/../../outside/evil", "./../evil"}) {
+    auto d = Extract(MakeTar({{path, TarEntry::kFile, "x"}}));
+    ASSERT_FALSE(d.ok()) << path;
+    EXPECT_NE(d.status().message().find("contains '..'"), std::string::npos)
+        << d.status().message();
+  }
+  ExpectOutsideUntouched();
+}
+
+TEST_F(ArchiveTest, RejectsAbsolutePaths) {
+  auto d = Extract(MakeTar({{outside_ + "/evil", TarEntry::kFile, "x"}}));
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("absolute path"), std::string::npos) << d.status().message();
+  ExpectOutsideUntouched();
+}
+
+TEST_F(ArchiveTest, AbsoluteSymlinkIsResolvedInsideRoot) {
+  auto d = Extract(MakeTar({{"link", TarEntry::kSymlink, "", outside_},
+                            {"link/evil", TarEntry::kFile, "pwned"},
+                            {"link/secret", TarEntry::kFile, "overwritten"}}));
+  // Either refused or written beneath the root; never outside.
+  if (d.ok()) {
+    EXPECT_EQ(*ReadFile(root_ + outside_ + "/evil"), "pwned");
+  }
+  ExpectOutsideUntouched();
+}
+
+TEST_F(ArchiveTest, RelativeSymlinkCannotClimbOut) {
+  auto d = Extract(MakeTar({{"a/up", TarEntry::kSymlink, "", "../../../../../../../.."},
+                            {"a/up" + outside_ + "/evil", TarEntry::kFile, "pwned"}}));
+  if (d.ok()) {
+    EXPECT_TRUE(PathExists(root_ + outside_ + "/evil"));
+  }
+  ExpectOutsideUntouched();
+}
+
+TEST_F(ArchiveTest, SymlinkReplacingADirectoryCannotRedirectLaterEntries) {
+  auto d = Extract(MakeTar({{"d", TarEntry::kDir, "", "", 0755},
+                            {"d/ok", TarEntry::kFile, "ok"},
+                            {"d", TarEntry::kSymlink, "", "../outside"},
+                            {"d/evil", TarEntry::kFile, "pwned"},
+                            {"d/secret", TarEntry::kFile, "overwritten"}}));
+  if (d.ok()) {
+    EXPECT_FALSE(PathExists(root_ + "/d/ok"));  // the directory was replaced
+  }
+  ExpectOutsideUntouched();
+}
+
+TEST_F(ArchiveTest, EntriesReplaceSymlinksInsteadOfWritingThroughThem) {
+  auto d = Extract(MakeTar({{"f", TarEntry::kSymlink, "", outside_ + "/secret"},
+                            {"f", TarEntry::kFile, "overwritten"},
+                            {"g", TarEntry::kSymlink, "", "../outside/secret"},
+                            {"g", TarEntry::kFile, "overwritten"},
+                            {"d", TarEntry::kSymlink, "", outside_},
+                            {"d", TarEntry::kDir, "", "", 0777}}));
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_EQ(*ReadFile(root_ + "/f"), "overwritten");
+  struct stat st {};
+  ASSERT_EQ(::lstat((root_ + "/d").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  ASSERT_EQ(::stat(outside_.c_str(), &st), 0);
+  EXPECT_NE(st.st_mode & 0777, 0777u);
+  ExpectOutsideUntouched();
+}
+
+TEST_F(ArchiveTest, OverlayXattrsFromTheArchiveAreIgnored) {
+  if (::geteuid() != 0) GTEST_SKIP() << "trusted xattrs need root";
+  auto d = Extract(MakeTar({{"d",
+                             TarEntry::kDir,
+                             "",
+                             "",
+                             0755,
+                             0,
+                             0,
+                             0,
+                             0,
+                             {{"trusted.overlay.opaque", "y"}, {"user.note", "kept"}}}}));
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  char v[16] = {};
+  EXPECT_LT(::getxattr((root_ + "/d").c_str(), "trusted.overlay.opaque", v, sizeof v), 0);
+  EXPECT_EQ(::getxattr((root_ + "/d").c_str(), "user.note", v, sizeof v), 4);
+}
+
+TEST_F(ArchiveTest, HardlinksCannotReachOutside) {
+  auto d = Extract(MakeTar({{"h", TarEntry::kHardlink, "", "../outside/secret"}}));
+  EXPECT_FALSE(d.ok());
+  d = Extract(MakeTar({{"h", TarEntry::kHardlink, "", outside_ + "/secret"}}));
+  EXPECT_FALSE(d.ok());
+  // Through a symlink planted first: resolved inside the root, where there is no secret.
+  d = Extract(MakeTar({{"l", TarEntry::kSymlink, "", outside_},
+                       {"h", TarEntry::kHardlink, "", "l/secret"},
+                       {"h", TarEntry::kFile, "overwritten"}}));
+  EXPECT_FALSE(d.ok());
+  ExpectOutsideUntouched();
+  struct stat st {};
+  ASSERT_EQ(::stat((outside_ + "/secret").c_str(), &st), 0);
+  EXPECT_EQ(st.st_nlink, 1u);
+}
+
+TEST_F(ArchiveTest, HardlinkToSymlinkLinksTheSymlinkItself) {
+  auto d = Extract(MakeTar(
+      {{"l", TarEntry::kSymlink, "", outside_ + "/secret"}, {"h", TarEntry::kHardlink, "", "l"}}));
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  struct stat st {};
+  ASSERT_EQ(::lstat((root_ + "/h").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  ExpectOutsideUntouched();
+}
+
+TEST_F(ArchiveTest, DeviceNodesAreNeverCreated) {
+  auto d = Extract(MakeTar({{"dev/sda", TarEntry::kBlockDev, "", "", 0666, 0, 0, 8, 0},
+                            {"dev/mem", TarEntry::kCharDev, "", "", 0666, 0, 0, 1, 1},
+                            {"dev/null", TarEntry::kCharDev, "", "", 0666, 0, 0, 1, 3}}));
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_EQ(d->skipped_devices, 3u);
+  EXPECT_FALSE(PathExists(root_ + "/dev/sda"));
+  EXPECT_FALSE(PathExists(root_ + "/dev/mem"));
+}
+
+TEST_F(ArchiveTest, WhiteoutsBecomeOverlayForm) {
+  if (::geteuid() != 0) GTEST_SKIP() << "whiteout devices and trusted xattrs need root";
+  auto d = Extract(MakeTar({{"a", TarEntry::kDir, "", "", 0755},
+                            {"a/.wh.gone", TarEntry::kFile, ""},
+                            {"b", TarEntry::kDir, "", "", 0755},
+                            {"b/.wh..wh..opq", TarEntry::kFile, ""},
+                            {"b/kept", TarEntry::kFile, "k"}}));
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  struct stat st {};
+  ASSERT_EQ(::lstat((root_ + "/a/gone").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(st.st_rdev, makedev(0, 0));
+  EXPECT_FALSE(PathExists(root_ + "/a/.wh.gone"));
+  char v[4] = {};
+  EXPECT_EQ(::getxattr((root_ + "/b").c_str(), "trusted.overlay.opaque", v, sizeof v), 1);
+  EXPECT_EQ(v[0], 'y');
+  EXPECT_FALSE(PathExists(root_ + "/b/.wh..wh..opq"));
+}
+
+TEST_F(ArchiveTest, WhiteoutsCannotNameOutsidePaths) {
+  auto d = Extract(MakeTar({{"../outside/.wh.secret", TarEntry::kFile, ""}}));
+  EXPECT_FALSE(d.ok());
+  d = Extract(MakeTar({{".wh..", TarEntry::kFile, ""}}));
+  EXPECT_FALSE(d.ok());
+  if (::geteuid() == 0) {
+    d = Extract(MakeTar({{"l", TarEntry::kSymlink, "", outside_},
+                         {"l/.wh.secret", TarEntry::kFile, ""},
+                         {"l/.wh..wh..opq", TarEntry::kFile, ""}}));
+    // The symlink resolves beneath the root, where its target does not exist: an error.
+    EXPECT_FALSE(d.ok());
+    char v[4] = {};
+    EXPECT_LT(::getxattr(outside_.c_str(), "trusted.overlay.opaque", v, sizeof v), 0);
+  }
+  ExpectOutsideUntouched();
+}
+
+TEST_F(ArchiveTest, PlainModeKeepsWhiteoutFilesAsFiles) {
+  ExtractOptions options;
+  options.whiteouts = WhiteoutMode::kPlain;
+  auto d = Extract(MakeTar({{"a/.wh.b", TarEntry::kFile, "x"}}), options);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_EQ(*ReadFile(root_ + "/a/.wh.b"), "x");
+}
+
+TEST_F(ArchiveTest, DecompressionBombIsBounded) {
+  // Many entries of 1 MiB of zeros: each small, together over the limit.
+  std::vector<TarEntry> entries;
+  for (int i = 0; i < 32; ++i)
+    entries.push_back({"bomb" + std::to_string(i), TarEntry::kFile, std::string(1 << 20, '\0')});
+  std::string gz = MakeTar(entries, Compression::kGzip);
+  ASSERT_LT(gz.size(), 1u << 20);
+  ExtractOptions options;
+  options.max_bytes = 4 << 20;
+  auto d = Extract(gz, options);
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("exceeds the limit"), std::string::npos)
+      << d.status().message();
+  d = Extract(MakeTar({{"big", TarEntry::kFile, std::string(5 << 20, 'x')}}, Compression::kGzip),
+              options);
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("larger than the limit"), std::string::npos)
+      << d.status().message();
+  options.max_bytes = 64 << 20;
+  options.max_entries = 2;
+  d = Extract(MakeTar({{"a", TarEntry::kFile}, {"b", TarEntry::kFile}, {"c", TarEntry::kFile}}),
+              options);
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("more than 2 entries"), std::string::npos);
+}
+
+TEST_F(ArchiveTest, GarbageIsAClearError) {
+  auto d = Extract("this is not a tar archive at all, just some text........");
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().message().find('\n'), std::string::npos);
+}
+
+TEST_F(ArchiveTest, LayerFromDirRoundTripsWhiteoutsAndLinks) {
+  std::string src = tmp_.path() + "/src";
+  ASSERT_TRUE(MakeDirs(src + "/d/e").ok());
+  ASSERT_TRUE(WriteFile(src + "/d/e/f", "content").ok());
+  ASSERT_EQ(::link((src + "/d/e/f").c_str(), (src + "/g").c_str()), 0);
+  ASSERT_EQ(::symlink("d/e/f", (src + "/s").c_str()), 0);
+  bool root = ::geteuid() == 0;
+  if (root) {
+    ASSERT_EQ(::mknod((src + "/d/gone").c_str(), S_IFCHR, makedev(0, 0)), 0);
+    ASSERT_EQ(::setxattr((src + "/d/e").c_str(), "trusted.overlay.opaque", "y", 1, 0), 0);
+  }
+  std::string blob;
+  auto w = WriteLayerFromDir(src, [&](std::string_view b) {
+    blob.append(b);
+    return Status::Ok();
+  });
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  EXPECT_EQ(w->compressed_digest, DigestOf(blob));
+  auto d = Extract(blob);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_EQ(d->diff_id, w->diff_id);
+  EXPECT_EQ(ListTree(root_), ListTree(src));
+  struct stat a {
+  }, b{};
+  ASSERT_EQ(::stat((root_ + "/g").c_str(), &a), 0);
+  ASSERT_EQ(::stat((root_ + "/d/e/f").c_str(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);
+  if (root) {
+    ASSERT_EQ(::lstat((root_ + "/d/gone").c_str(), &a), 0);
+    EXPECT_TRUE(S_ISCHR(a.st_mode));
+    char v[4] = {};
+    EXPECT_EQ(::getxattr((root_ + "/d/e").c_str(), "trusted.overlay.opaque", v, sizeof v), 1);
+  }
+  // Reproducible: the same tree gives the same layer.
+  std::string again;
+  auto w2 = WriteLayerFromDir(src, [&](std::string_view b) {
+    again.append(b);
+    return Status::Ok();
+  });
+  ASSERT_TRUE(w2.ok());
+  EXPECT_EQ(w2->compressed_digest, w->compressed_digest);
+}
+
+TEST_F(ArchiveTest, RecompressValidatesAndGzips) {
+  std::string tar = MakeTar({{"a", TarEntry::kFile, "x"}}, Compression::kZstd);
+  std::string path = tmp_.path() + "/in.tar";
+  ASSERT_TRUE(WriteFile(path, tar).ok());
+  auto fd = OpenFile(path, O_RDONLY);
+  std::string out;
+  auto d = RecompressTar(fd->get(),
+                         [&](std::string_view b) {
+                           out.append(b);
+                           return Status::Ok();
+                         },
+                         {});
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_EQ(d->compressed_digest, DigestOf(out));
+  EXPECT_EQ(d->diff_id, DigestOf(MakeTar({{"a", TarEntry::kFile, "x"}})));
+  ASSERT_TRUE(WriteFile(path, MakeTar({{"../x", TarEntry::kFile, "x"}})).ok());
+  fd = OpenFile(path, O_RDONLY);
+  d = RecompressTar(fd->get(), [](std::string_view) { return Status::Ok(); }, {});
+  EXPECT_FALSE(d.ok());
+}
+
+}  // namespace
+}  // namespace barge::oci

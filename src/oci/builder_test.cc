@@ -1,0 +1,460 @@
+#include "oci/builder.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "base/file_util.h"
+#include "oci/digest.h"
+#include "oci/namespace_executor.h"
+#include "oci/test_util.h"
+#include "oci/transfer.h"
+
+namespace barge::oci {
+namespace {
+
+using testing::Compression;
+using testing::ListTree;
+using testing::MakeTar;
+using testing::TarEntry;
+
+// Fakes RUN by writing into the upper dir what the command would have changed, including
+// overlay whiteouts, so the upper-dir-to-layer path is exercised for real.
+class FakeExecutor : public RunStepExecutor {
+ public:
+  Result<int> Run(const RunStep& step) override {
+    steps.push_back(step);
+    if (exit_code != 0) return exit_code;
+    RETURN_IF_ERROR(WriteFile(step.upper_dir + "/ran", step.argv.back()));
+    if (::geteuid() == 0) {
+      // "rm /etc/motd" and "rm -rf /opt; mkdir /opt" as overlayfs records them.
+      RETURN_IF_ERROR(MakeDirs(step.upper_dir + "/etc"));
+      if (::mknod((step.upper_dir + "/etc/motd").c_str(), S_IFCHR, makedev(0, 0)) != 0)
+        return ErrnoError("mknod");
+      RETURN_IF_ERROR(MakeDirs(step.upper_dir + "/opt"));
+      if (::setxattr((step.upper_dir + "/opt").c_str(), "trusted.overlay.opaque", "y", 1, 0) != 0)
+        return ErrnoError("setxattr");
+    }
+    return 0;
+  }
+  std::vector<RunStep> steps;
+  int exit_code = 0;
+};
+
+class BuilderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto t = TempDir::Make("barge-build-test-");
+    ASSERT_TRUE(t.ok());
+    tmp_ = std::move(*t);
+    auto s = ImageStore::Open(tmp_.path() + "/root");
+    ASSERT_TRUE(s.ok());
+    store_ = std::make_unique<ImageStore>(std::move(*s));
+    std::string rootfs = tmp_.path() + "/rootfs.tar";
+    ASSERT_TRUE(
+        WriteFile(
+            rootfs,
+            MakeTar({{"etc", TarEntry::kDir, "", "", 0755},
+                     {"etc/passwd", TarEntry::kFile,
+                      "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"},
+                     {"etc/group", TarEntry::kFile, "root:x:0:\napp:x:1000:\nextra:x:2000:app\n"},
+                     {"etc/motd", TarEntry::kFile, "motd"},
+                     {"opt/old", TarEntry::kFile, "old"},
+                     {"usr/lib", TarEntry::kDir, "", "", 0700},
+                     {"lib", TarEntry::kSymlink, "", "usr/lib"},
+                     {"tmp", TarEntry::kDir, "", "", 01777}},
+                    Compression::kGzip))
+            .ok());
+    auto fd = OpenFile(rootfs, O_RDONLY);
+    ASSERT_TRUE(fd.ok());
+    auto base = ImportRootfs(*store_, fd->get(), "base:1");
+    ASSERT_TRUE(base.ok()) << base.status().message();
+    base_ = *base;
+    ctx_ = tmp_.path() + "/ctx";
+    ASSERT_TRUE(MakeDirs(ctx_ + "/dir/sub").ok());
+    ASSERT_TRUE(WriteFile(ctx_ + "/file.txt", "file").ok());
+    ASSERT_TRUE(WriteFile(ctx_ + "/dir/a", "a").ok());
+    ASSERT_TRUE(WriteFile(ctx_ + "/dir/sub/b", "b", 0600).ok());
+  }
+
+  void Containerfile(const std::string& text) {
+    ASSERT_TRUE(WriteFile(ctx_ + "/Containerfile", text).ok());
+  }
+
+  Result<BuildResult> Build(BuildOptions options = {}) {
+    options.context_dir = ctx_;
+    if (options.tags.empty()) options.tags = {"out:1"};
+    if (options.executor == nullptr) options.executor = &fake_;
+    options.progress = [this](const std::string& line) { progress_.push_back(line); };
+    return oci::Build(*store_, options);
+  }
+
+  // The files of layer `i` of `image`, unpacked plainly (whiteouts stay .wh. files).
+  std::string UnpackLayer(const Image& image, size_t i) {
+    std::string dir = tmp_.path() + "/unpacked-" + std::to_string(unpacked_++);
+    EXPECT_TRUE(MakeDirs(dir).ok());
+    auto fd = OpenFile(store_->BlobPath(image.layers[i].digest), O_RDONLY);
+    EXPECT_TRUE(fd.ok());
+    ExtractOptions options;
+    options.whiteouts = WhiteoutMode::kPlain;
+    auto r = ExtractTar(fd->get(), dir, options);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return dir;
+  }
+
+  size_t BlobCount() { return ListTree(tmp_.path() + "/root/images/blobs/sha256").size(); }
+
+  TempDir tmp_;
+  std::unique_ptr<ImageStore> store_;
+  Image base_;
+  std::string ctx_;
+  FakeExecutor fake_;
+  std::vector<std::string> progress_;
+  int unpacked_ = 0;
+};
+
+TEST_F(BuilderTest, BuildsConfigAndLayersThenReusesEveryLayer) {
+  Containerfile(
+      "FROM base:1\n"
+      "ARG VERSION=1.0\n"
+      "ENV APP_HOME=/srv/app \\\n    MODE=prod\n"
+      "LABEL version=$VERSION org.example.name=\"demo app\"\n"
+      "WORKDIR $APP_HOME\n"
+      "COPY file.txt ./\n"
+      "COPY dir /data/\n"
+      "RUN make all\n"
+      "EXPOSE 8080 53/udp\n"
+      "USER app\n"
+      "ENTRYPOINT [\"/bin/app\"]\n"
+      "HEALTHCHECK CMD true\n"
+      "CMD --serve\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const Image& image = r->image;
+  EXPECT_EQ(r->built_layers, 3);
+  EXPECT_EQ(r->cached_layers, 0);
+  ASSERT_EQ(image.layers.size(), 4u);
+  const ImageConfig& c = image.config;
+  EXPECT_EQ(c.env, (std::vector<std::string>{"APP_HOME=/srv/app", "MODE=prod"}));
+  EXPECT_EQ(c.labels.at("version"), "1.0");
+  EXPECT_EQ(c.labels.at("org.example.name"), "demo app");
+  EXPECT_EQ(c.working_dir, "/srv/app");
+  EXPECT_EQ(c.user, "app");
+  EXPECT_EQ(c.exposed_ports, (std::vector<std::string>{"53/udp", "8080/tcp"}));
+  EXPECT_EQ(c.entrypoint, std::vector<std::string>{"/bin/app"});
+  EXPECT_EQ(c.cmd, (std::vector<std::string>{"/bin/sh", "-c", "--serve"}));
+  EXPECT_EQ(image.tags, std::vector<std::string>{"out:1"});
+  EXPECT_EQ(progress_.front(), "STEP 1/13: FROM base:1");
+  EXPECT_NE(std::find(progress_.begin(), progress_.end(),
+                      "WARN: HEALTHCHECK is not supported by the OCI image format and is ignored"),
+            progress_.end());
+
+  std::string l1 = UnpackLayer(image, 1);
+  EXPECT_EQ(*ReadFile(l1 + "/srv/app/file.txt"), "file");
+  std::string l2 = UnpackLayer(image, 2);
+  EXPECT_EQ(*ReadFile(l2 + "/data/sub/b"), "b");
+  struct stat st {};
+  ASSERT_EQ(::stat((l2 + "/data/sub/b").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  // The RUN step saw the layers lowest first, the env and the working dir.
+  ASSERT_EQ(fake_.steps.size(), 1u);
+  const RunStep& step = fake_.steps[0];
+  EXPECT_EQ(step.argv, (std::vector<std::string>{"/bin/sh", "-c", "make all"}));
+  ASSERT_EQ(step.lower_dirs.size(), 3u);
+  EXPECT_EQ(step.lower_dirs[0], store_->LayerDirPath(base_.diff_ids[0]));
+  EXPECT_EQ(step.working_dir, "/srv/app");
+  EXPECT_FALSE(step.network);
+  bool has_path = false, has_arg = false;
+  for (const std::string& e : step.env) {
+    has_path |= e.rfind("PATH=", 0) == 0;
+    has_arg |= e == "VERSION=1.0";
+  }
+  EXPECT_TRUE(has_path && has_arg);
+
+  // Nothing changed: every layer comes from the cache and the image is the same.
+  progress_.clear();
+  auto again = Build();
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(again->cached_layers, 3);
+  EXPECT_EQ(again->built_layers, 0);
+  EXPECT_EQ(again->image.manifest.digest, image.manifest.digest);
+  EXPECT_EQ(fake_.steps.size(), 1u);
+  EXPECT_NE(std::find(progress_.begin(), progress_.end(),
+                      " --> Using cache " + DigestHex(image.layers[3].digest).substr(0, 12)),
+            progress_.end());
+
+  // A changed file rebuilds its layer and those after it, not those before.
+  ASSERT_TRUE(WriteFile(ctx_ + "/dir/a", "changed").ok());
+  auto changed = Build();
+  ASSERT_TRUE(changed.ok());
+  EXPECT_EQ(changed->cached_layers, 1);
+  EXPECT_EQ(changed->built_layers, 2);
+  EXPECT_EQ(fake_.steps.size(), 2u);
+  // --no-cache builds everything again.
+  BuildOptions no_cache;
+  no_cache.no_cache = true;
+  auto fresh = Build(no_cache);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(fresh->built_layers, 3);
+}
+
+TEST_F(BuilderTest, RunUpperDirBecomesALayerWithWhiteouts) {
+  if (::geteuid() != 0) GTEST_SKIP() << "whiteout devices need root";
+  Containerfile("FROM base:1\nRUN rm /etc/motd && rm -rf /opt && mkdir /opt\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::string l = UnpackLayer(r->image, 1);
+  EXPECT_EQ(ListTree(l),
+            (std::vector<std::string>{"etc", "etc/.wh.motd", "opt", "opt/.wh..wh..opq", "ran"}));
+  // In the layer cache the same layer is back in overlay form.
+  auto dirs = store_->LayerDirs(r->image);
+  ASSERT_TRUE(dirs.ok());
+  struct stat st {};
+  ASSERT_EQ(::lstat(((*dirs)[1] + "/etc/motd").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+}
+
+TEST_F(BuilderTest, SyntaxErrorsComeBeforeAnyWork) {
+  Containerfile("FROM base:1\nCOPY file.txt /f\nRUN true\nBOGUS instruction\n");
+  size_t blobs = BlobCount();
+  auto r = Build();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "Containerfile:4: unknown instruction 'BOGUS'");
+  EXPECT_EQ(BlobCount(), blobs);
+  EXPECT_TRUE(fake_.steps.empty());
+  EXPECT_TRUE(progress_.empty());
+  Containerfile("FROM base:1\nCOPY file.txt /f\nCOPY --from=nothere:1 /x /x\n");
+  r = Build();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "Containerfile:3: COPY --from=nothere:1: image 'nothere:1' not found");
+  EXPECT_EQ(BlobCount(), blobs);
+  Containerfile("FROM missing:1\nRUN true\n");
+  r = Build();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(
+      r.status().message().rfind("Containerfile:1: FROM missing:1: image 'missing:1' not found", 0),
+      0u)
+      << r.status().message();
+  EXPECT_TRUE(progress_.empty());
+}
+
+TEST_F(BuilderTest, RunWithoutExecutorOrFailingCommandIsAClearError) {
+  Containerfile("FROM base:1\nRUN make\n");
+  BuildOptions options;
+  struct NoExecutor : RunStepExecutor {
+    Result<int> Run(const RunStep&) override { return Internal("unused"); }
+  };
+  options.context_dir = ctx_;
+  options.tags = {"out:1"};
+  auto r = oci::Build(*store_, options);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "Containerfile:2: RUN needs the container runtime, which this build of barge does "
+            "not have");
+  fake_.exit_code = 2;
+  r = Build();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "Containerfile:2: RUN: 'make' exited with status 2");
+  EXPECT_EQ(store_->Resolve("out:1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ListTree(tmp_.path() + "/root/tmp"), std::vector<std::string>{});
+  for (const std::string& p : ListTree(tmp_.path() + "/root/layers"))
+    EXPECT_EQ(p.find(".tmp"), std::string::npos) << p;
+}
+
+TEST_F(BuilderTest, IgnoreFileExcludesFromCopies) {
+  ASSERT_TRUE(WriteFile(ctx_ + "/secret.txt", "secret").ok());
+  ASSERT_TRUE(MakeDirs(ctx_ + "/logs").ok());
+  ASSERT_TRUE(WriteFile(ctx_ + "/logs/x.log", "log").ok());
+  ASSERT_TRUE(WriteFile(ctx_ + "/dir/a.tmp", "tmp").ok());
+  ASSERT_TRUE(
+      WriteFile(ctx_ + "/.containerignore", "# comment\nsecret.txt\nlogs\n**/*.tmp\n").ok());
+  Containerfile("FROM base:1\nCOPY . /app/\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::string l = UnpackLayer(r->image, 1);
+  auto tree = ListTree(l + "/app");
+  EXPECT_EQ(std::count(tree.begin(), tree.end(), "secret.txt"), 0);
+  EXPECT_EQ(std::count(tree.begin(), tree.end(), "logs"), 0);
+  EXPECT_EQ(std::count(tree.begin(), tree.end(), "dir/a.tmp"), 0);
+  EXPECT_EQ(std::count(tree.begin(), tree.end(), "dir/a"), 1);
+  Containerfile("FROM base:1\nCOPY secret.txt /s\n");
+  r = Build();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("source 'secret.txt' not found"), std::string::npos)
+      << r.status().message();
+  // Not through a symlink either.
+  ASSERT_EQ(::symlink("secret.txt", (ctx_ + "/alias").c_str()), 0);
+  ASSERT_EQ(::symlink("logs", (ctx_ + "/logdir").c_str()), 0);
+  ASSERT_EQ(::symlink("file.txt", (ctx_ + "/good-alias").c_str()), 0);
+  Containerfile("FROM base:1\nCOPY good-alias /etc/\n");
+  r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(*ReadFile(UnpackLayer(r->image, 1) + "/etc/good-alias"), "file");
+  for (const char* src : {"alias", "logdir"}) {
+    Containerfile(std::string("FROM base:1\nCOPY ") + src + " /s\n");
+    r = Build();
+    ASSERT_FALSE(r.ok()) << src;
+    EXPECT_NE(r.status().message().find("not found"), std::string::npos) << r.status().message();
+  }
+}
+
+TEST_F(BuilderTest, CopySourcesCannotEscapeTheContext) {
+  ASSERT_TRUE(WriteFile(tmp_.path() + "/outside.txt", "outside").ok());
+  Containerfile("FROM base:1\nCOPY ../outside.txt /o\n");
+  auto r = Build();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "Containerfile:2: COPY: source '../outside.txt' is outside the build context");
+  // A symlink out of the context resolves inside it (where there is nothing).
+  ASSERT_EQ(::symlink((tmp_.path() + "/outside.txt").c_str(), (ctx_ + "/abs-link").c_str()), 0);
+  ASSERT_EQ(::symlink("../outside.txt", (ctx_ + "/rel-link").c_str()), 0);
+  for (const char* link : {"abs-link", "rel-link"}) {
+    Containerfile(std::string("FROM base:1\nCOPY ") + link + " /o\n");
+    r = Build();
+    ASSERT_FALSE(r.ok()) << link;
+    EXPECT_NE(r.status().message().find("not found"), std::string::npos) << r.status().message();
+  }
+  // Inside a copied directory a symlink is copied as a symlink, never followed.
+  ASSERT_EQ(::symlink("/etc", (ctx_ + "/dir/etc-link").c_str()), 0);
+  Containerfile("FROM base:1\nCOPY dir /d/\n");
+  r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::string l = UnpackLayer(r->image, 1);
+  struct stat st {};
+  ASSERT_EQ(::lstat((l + "/d/etc-link").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+}
+
+TEST_F(BuilderTest, ChownGlobsAndDestinationThroughImageSymlink) {
+  if (::geteuid() != 0) GTEST_SKIP() << "chown needs root";
+  ASSERT_TRUE(WriteFile(ctx_ + "/x1.conf", "1").ok());
+  ASSERT_TRUE(WriteFile(ctx_ + "/x2.conf", "2").ok());
+  Containerfile("FROM base:1\nCOPY --chown=app:extra x*.conf /lib/conf/\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::string l = UnpackLayer(r->image, 1);
+  // /lib is a symlink to usr/lib in the image: the files land in usr/lib, which keeps its mode.
+  EXPECT_EQ(ListTree(l),
+            (std::vector<std::string>{"usr", "usr/lib", "usr/lib/conf", "usr/lib/conf/x1.conf",
+                                      "usr/lib/conf/x2.conf"}));
+  struct stat st {};
+  ASSERT_EQ(::stat((l + "/usr/lib/conf/x1.conf").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1000u);
+  EXPECT_EQ(st.st_gid, 2000u);
+  ASSERT_EQ(::stat((l + "/usr/lib").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  Containerfile("FROM base:1\nCOPY --chown=nobody file.txt /f\n");
+  r = Build();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("user 'nobody' is not in the image's /etc/passwd"),
+            std::string::npos);
+}
+
+TEST_F(BuilderTest, MultiStageCopyFrom) {
+  Containerfile(
+      "FROM base:1 AS build\n"
+      "COPY dir /out/\n"
+      "RUN compile\n"
+      "FROM scratch\n"
+      "COPY --from=build /out/sub/b /b\n"
+      "COPY --from=build /ran /ran\n"
+      "COPY --from=base:1 /etc/motd /motd\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->image.layers.size(), 3u);
+  EXPECT_EQ(*ReadFile(UnpackLayer(r->image, 0) + "/b"), "b");
+  EXPECT_EQ(*ReadFile(UnpackLayer(r->image, 1) + "/ran"), "compile");
+  EXPECT_EQ(*ReadFile(UnpackLayer(r->image, 2) + "/motd"), "motd");
+  // The RUN of the build stage must not have removed what later stages copy (it whites out
+  // /etc/motd in the build stage only).
+  Containerfile("FROM base:1 AS build\nRUN x\nFROM scratch\nCOPY --from=build /etc/motd /motd\n");
+  r = Build();
+  if (::geteuid() == 0) {
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("not found in the stage 'build'"), std::string::npos)
+        << r.status().message();
+  }
+}
+
+TEST_F(BuilderTest, AddExtractsLocalArchives) {
+  ASSERT_TRUE(
+      WriteFile(ctx_ + "/app.tar.gz",
+                MakeTar({{"bin/app", TarEntry::kFile, "app", "", 0755}}, Compression::kGzip))
+          .ok());
+  Containerfile("FROM base:1\nADD app.tar.gz /opt/\nADD file.txt /f.txt\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(*ReadFile(UnpackLayer(r->image, 1) + "/opt/bin/app"), "app");
+  EXPECT_EQ(*ReadFile(UnpackLayer(r->image, 2) + "/f.txt"), "file");
+  // A hostile archive is refused like any layer.
+  ASSERT_TRUE(WriteFile(ctx_ + "/evil.tar", MakeTar({{"../../evil", TarEntry::kFile, "x"}})).ok());
+  Containerfile("FROM base:1\nADD evil.tar /opt/\n");
+  r = Build();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("contains '..'"), std::string::npos) << r.status().message();
+}
+
+TEST_F(BuilderTest, BuildArgsAndVariables) {
+  Containerfile(
+      "ARG TAG=1\nFROM base:${TAG}\nARG WHO=world\nENV GREETING=\"hello ${WHO}\"\nCOPY file.txt "
+      "/${WHO}.txt\n");
+  BuildOptions options;
+  options.build_args = {{"WHO", "barge"}};
+  auto r = Build(options);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->image.config.env, std::vector<std::string>{"GREETING=hello barge"});
+  EXPECT_TRUE(PathExists(UnpackLayer(r->image, 1) + "/barge.txt"));
+}
+
+TEST_F(BuilderTest, RealRunWithChrootExecutor) {
+  if (::geteuid() != 0 || !PathExists("/bin/busybox"))
+    GTEST_SKIP() << "needs root and /bin/busybox";
+  ASSERT_TRUE(MakeDirs(tmp_.path() + "/bb/bin").ok());
+  auto busybox = ReadFile("/bin/busybox");
+  ASSERT_TRUE(busybox.ok());
+  std::string rootfs = tmp_.path() + "/bb.tar";
+  ASSERT_TRUE(
+      WriteFile(rootfs, MakeTar({{"bin/busybox", TarEntry::kFile, *busybox, "", 0755},
+                                 {"bin/sh", TarEntry::kSymlink, "", "busybox"},
+                                 {"etc/passwd", TarEntry::kFile,
+                                  "root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n"},
+                                 {"tmp", TarEntry::kDir, "", "", 01777}}))
+          .ok());
+  auto fd = OpenFile(rootfs, O_RDONLY);
+  ASSERT_TRUE(ImportRootfs(*store_, fd->get(), "busybox:test").ok());
+  Containerfile(
+      "FROM busybox:test\n"
+      "WORKDIR /work\n"
+      "RUN echo hi > /x && pwd > /pwd && busybox id -u > /uid\n"
+      "USER nobody\n"
+      "RUN busybox id -u > /tmp/nobody\n");
+  NamespaceRunExecutor executor;
+  BuildOptions options;
+  options.executor = &executor;
+  auto r = Build(options);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::string l = UnpackLayer(r->image, 1);
+  EXPECT_EQ(*ReadFile(l + "/x"), "hi\n");
+  EXPECT_EQ(*ReadFile(l + "/pwd"), "/work\n");
+  EXPECT_EQ(*ReadFile(l + "/uid"), "0\n");
+  EXPECT_EQ(*ReadFile(UnpackLayer(r->image, 2) + "/tmp/nobody"), "65534\n");
+  // No mounts (CAP_SYS_ADMIN is dropped), and the network is not there.
+  Containerfile("FROM busybox:test\nRUN busybox mount -t tmpfs none /tmp\n");
+  r = Build(options);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("exited with status"), std::string::npos)
+      << r.status().message();
+  Containerfile("FROM busybox:test\nRUN busybox wget -q -T 2 http://1.1.1.1/ -O /dev/null\n");
+  r = Build(options);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("exited with status"), std::string::npos)
+      << r.status().message();
+}
+
+}  // namespace
+}  // namespace barge::oci

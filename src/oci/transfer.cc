@@ -1,0 +1,467 @@
+#include "oci/transfer.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <fmt/core.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "base/file_util.h"
+#include "base/open_beneath.h"
+#include "oci/digest.h"
+#include "oci/reference.h"
+
+namespace barge::oci {
+
+using nlohmann::json;
+
+std::string HostArchitecture() {
+  struct utsname u {};
+  ::uname(&u);
+  std::string m = u.machine;
+  if (m == "x86_64") return "amd64";
+  if (m == "aarch64") return "arm64";
+  if (m == "armv7l") return "arm";
+  if (m == "i686" || m == "i386") return "386";
+  return m;
+}
+
+Result<Image> ImportRootfs(const ImageStore& store, int fd, const std::string& reference,
+                           const ImportOptions& options) {
+  if (!reference.empty()) RETURN_IF_ERROR(ParseReference(reference).status());
+  ASSIGN_OR_RETURN(UniqueFd writers, store.LockBlobWriters());
+  ASSIGN_OR_RETURN(BlobWriter blob, store.NewBlob());
+  ExtractOptions limits;
+  limits.max_bytes = options.max_bytes;
+  limits.what = options.what;
+  ASSIGN_OR_RETURN(TarDigests d, RecompressTar(fd, blob.AsSink(), limits));
+  ASSIGN_OR_RETURN(Descriptor layer,
+                   blob.Commit(std::string(kMediaTypeLayerGzip), d.compressed_digest));
+  std::string now = NowRfc3339();
+  json config = {
+      {"created", now},
+      {"architecture", HostArchitecture()},
+      {"os", "linux"},
+      {"config", json::object()},
+      {"rootfs", {{"type", "layers"}, {"diff_ids", {d.diff_id}}}},
+      {"history", {{{"created", now}, {"created_by", "barge import " + options.what}}}},
+  };
+  ASSIGN_OR_RETURN(Image image, store.WriteImage(config, {layer}));
+  if (reference.empty()) {
+    RETURN_IF_ERROR(store.AddUntagged(image.manifest));
+  } else {
+    RETURN_IF_ERROR(store.Tag(image.manifest, reference));
+    image.tags = {ParseReference(reference)->ToString()};
+  }
+  return image;
+}
+
+// ---------------------------------------------------------------- save
+
+namespace {
+
+struct WriteDeleter {
+  void operator()(struct archive* a) const { archive_write_free(a); }
+};
+
+Status AddEntry(struct archive* a, const std::string& path, std::string_view data) {
+  struct archive_entry* e = archive_entry_new();
+  archive_entry_set_pathname(e, path.c_str());
+  archive_entry_set_filetype(e, AE_IFREG);
+  archive_entry_set_perm(e, 0644);
+  archive_entry_set_size(e, static_cast<la_int64_t>(data.size()));
+  int rc = archive_write_header(a, e);
+  archive_entry_free(e);
+  if (rc != ARCHIVE_OK) return IoError(fmt::format("write {}: {}", path, archive_error_string(a)));
+  if (!data.empty() && archive_write_data(a, data.data(), data.size()) < 0)
+    return IoError(fmt::format("write {}: {}", path, archive_error_string(a)));
+  return Status::Ok();
+}
+
+Status AddDir(struct archive* a, const std::string& path) {
+  struct archive_entry* e = archive_entry_new();
+  archive_entry_set_pathname(e, path.c_str());
+  archive_entry_set_filetype(e, AE_IFDIR);
+  archive_entry_set_perm(e, 0755);
+  int rc = archive_write_header(a, e);
+  archive_entry_free(e);
+  if (rc != ARCHIVE_OK) return IoError(fmt::format("write {}: {}", path, archive_error_string(a)));
+  return Status::Ok();
+}
+
+// Copies a blob into the archive, checking its digest on the way.
+Status AddBlob(const ImageStore& store, struct archive* a, const std::string& digest) {
+  std::string path = store.BlobPath(digest);
+  if (!PathExists(path))
+    return NotFound(fmt::format("blob {} is missing from the repository", digest));
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(path, O_RDONLY));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return ErrnoError("stat " + path);
+  struct archive_entry* e = archive_entry_new();
+  std::string name = "blobs/sha256/" + DigestHex(digest);
+  archive_entry_set_pathname(e, name.c_str());
+  archive_entry_set_filetype(e, AE_IFREG);
+  archive_entry_set_perm(e, 0644);
+  archive_entry_set_size(e, st.st_size);
+  int rc = archive_write_header(a, e);
+  archive_entry_free(e);
+  if (rc != ARCHIVE_OK) return IoError(fmt::format("write {}: {}", name, archive_error_string(a)));
+  Sha256 hash;
+  std::vector<char> buf(1 << 20);
+  off_t left = st.st_size;
+  while (left > 0) {
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError("read " + path);
+    if (n == 0) return IoError("read " + path + ": blob shrank while being saved");
+    n = std::min<ssize_t>(n, left);
+    hash.Update(buf.data(), static_cast<size_t>(n));
+    if (archive_write_data(a, buf.data(), static_cast<size_t>(n)) < 0)
+      return IoError(fmt::format("write {}: {}", name, archive_error_string(a)));
+    left -= n;
+  }
+  if (std::string actual = hash.FinishDigest(); actual != digest)
+    return Corruption(fmt::format("blob {} is corrupt: its content hashes to {}", digest, actual));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status SaveArchive(const ImageStore& store, const std::vector<std::string>& references,
+                   const std::string& path) {
+  if (references.empty()) return InvalidArgument("save: name at least one image");
+  std::vector<Image> images;
+  json index = {{"schemaVersion", 2}, {"mediaType", kMediaTypeIndex}, {"manifests", json::array()}};
+  for (const std::string& r : references) {
+    ASSIGN_OR_RETURN(Image image, store.Resolve(r));
+    std::string name;
+    Result<Reference> ref = ParseReference(r);
+    for (const std::string& t : image.tags) {
+      if (ref.ok() && t == ref->ToString()) name = t;
+    }
+    if (name.empty() && !image.tags.empty()) name = image.tags.front();
+    Descriptor d = image.manifest;
+    d.annotations.clear();
+    if (!name.empty()) {
+      d.annotations[std::string(kAnnotationRefName)] = name;
+      d.annotations[std::string(kAnnotationContainerdName)] = name;
+    }
+    index["manifests"].push_back(d.ToJson());
+    images.push_back(std::move(image));
+  }
+
+  UniqueFd out;
+  std::string tmp;
+  if (path == "-") {
+    out.Reset(::dup(STDOUT_FILENO));
+  } else {
+    tmp = path + ".tmp-XXXXXX";
+    int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+    if (fd < 0) return ErrnoError("create " + tmp);
+    out.Reset(fd);
+  }
+  struct Cleanup {
+    std::string& p;
+    ~Cleanup() {
+      if (!p.empty()) ::unlink(p.c_str());
+    }
+  } cleanup{tmp};
+
+  std::unique_ptr<struct archive, WriteDeleter> a(archive_write_new());
+  archive_write_set_format_pax_restricted(a.get());
+  if (archive_write_open_fd(a.get(), out.get()) != ARCHIVE_OK)
+    return IoError(fmt::format("write {}: {}", path, archive_error_string(a.get())));
+  RETURN_IF_ERROR(AddEntry(a.get(), "oci-layout", R"({"imageLayoutVersion":"1.0.0"})"));
+  RETURN_IF_ERROR(AddEntry(a.get(), "index.json", index.dump()));
+  RETURN_IF_ERROR(AddDir(a.get(), "blobs"));
+  RETURN_IF_ERROR(AddDir(a.get(), "blobs/sha256"));
+  std::set<std::string> done;
+  for (const Image& image : images) {
+    std::vector<std::string> digests = {image.manifest.digest, image.config_digest};
+    for (const Descriptor& l : image.layers) digests.push_back(l.digest);
+    for (const std::string& d : digests) {
+      if (done.insert(d).second) RETURN_IF_ERROR(AddBlob(store, a.get(), d));
+    }
+  }
+  if (archive_write_close(a.get()) != ARCHIVE_OK)
+    return IoError(fmt::format("write {}: {}", path, archive_error_string(a.get())));
+  if (!tmp.empty()) {
+    if (::fsync(out.get()) != 0) return ErrnoError("fsync " + tmp);
+    if (::fchmod(out.get(), 0644) != 0) return ErrnoError("chmod " + tmp);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoError("rename to " + path);
+    tmp.clear();
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------- load
+
+namespace {
+
+class ArchiveDir {
+ public:
+  ArchiveDir(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+
+  bool Exists(const std::string& rel) const {
+    int fd = OpenBeneathRaw(fd_.get(), rel, O_RDONLY);
+    if (fd < 0) return false;
+    ::close(fd);
+    return true;
+  }
+
+  // A regular file beneath the archive root (symlinks resolve inside it).
+  Result<UniqueFd> Open(const std::string& rel) const {
+    int fd = OpenBeneathRaw(fd_.get(), rel, O_RDONLY);
+    if (fd < 0) return ErrnoError(fmt::format("{}: open {}", name_, rel));
+    UniqueFd file(fd);
+    struct stat st {};
+    if (::fstat(file.get(), &st) != 0 || !S_ISREG(st.st_mode))
+      return InvalidArgument(fmt::format("{}: {} is not a regular file", name_, rel));
+    return file;
+  }
+
+  Result<std::string> Read(const std::string& rel, size_t max = 64 << 20) const {
+    ASSIGN_OR_RETURN(UniqueFd fd, Open(rel));
+    std::string out;
+    char buf[1 << 16];
+    for (;;) {
+      ssize_t n = ::read(fd.get(), buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoError(fmt::format("{}: read {}", name_, rel));
+      if (n == 0) break;
+      out.append(buf, static_cast<size_t>(n));
+      if (out.size() > max) return InvalidArgument(fmt::format("{}: {} is too large", name_, rel));
+    }
+    return out;
+  }
+
+  const std::string& name() const { return name_; }
+
+ private:
+  UniqueFd fd_;
+  std::string name_;
+};
+
+// Copies blob `d` from an OCI layout into the store, checking digest and size.
+Status CopyBlob(const ImageStore& store, const ArchiveDir& dir, const Descriptor& d) {
+  if (store.HasBlob(d.digest) && !IsLayerMediaType(d.media_type)) {
+    if (store.ReadBlob(d).ok()) return Status::Ok();
+  } else if (store.HasBlob(d.digest)) {
+    return Status::Ok();
+  }
+  std::string rel = "blobs/sha256/" + DigestHex(d.digest);
+  Result<UniqueFd> fd = dir.Open(rel);
+  if (!fd.ok()) {
+    return NotFound(fmt::format("{}: blob {} is missing from the archive", dir.name(), d.digest));
+  }
+  ASSIGN_OR_RETURN(BlobWriter w, store.NewBlob());
+  char buf[1 << 16];
+  int64_t size = 0;
+  for (;;) {
+    ssize_t n = ::read(fd->get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError(fmt::format("{}: read {}", dir.name(), rel));
+    if (n == 0) break;
+    size += n;
+    RETURN_IF_ERROR(w.Write(std::string_view(buf, static_cast<size_t>(n))));
+  }
+  if (size != d.size) {
+    return Corruption(fmt::format("{}: blob {} has {} bytes but its descriptor says {}", dir.name(),
+                                  d.digest, size, d.size));
+  }
+  Result<Descriptor> done = w.Commit(d.media_type, d.digest);
+  if (!done.ok()) return done.status().Wrap(dir.name());
+  return Status::Ok();
+}
+
+Result<json> ParseJson(const std::string& text, const std::string& what) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) return Corruption(what + ": not valid JSON");
+  return j;
+}
+
+// The manifest to take from an image index: the one for this platform.
+Result<Descriptor> PickPlatform(const ImageStore& store, const ArchiveDir& dir,
+                                const Descriptor& index_desc) {
+  RETURN_IF_ERROR(CopyBlob(store, dir, index_desc));
+  ASSIGN_OR_RETURN(std::string text, store.ReadBlob(index_desc));
+  ASSIGN_OR_RETURN(json index, ParseJson(text, "image index " + index_desc.digest));
+  if (!index.contains("manifests") || !index["manifests"].is_array())
+    return Corruption("image index " + index_desc.digest + ": no manifests");
+  std::string arch = HostArchitecture();
+  for (const json& m : index["manifests"]) {
+    ASSIGN_OR_RETURN(Descriptor d, Descriptor::FromJson(m, "image index " + index_desc.digest));
+    const json platform = m.value("platform", json::object());
+    if (platform.value("os", "linux") == "linux" && platform.value("architecture", arch) == arch &&
+        d.media_type == kMediaTypeManifest) {
+      return d;
+    }
+  }
+  return NotFound(
+      fmt::format("image index {} has no manifest for linux/{}", index_desc.digest, arch));
+}
+
+Result<std::vector<std::pair<Image, std::string>>> LoadOciLayout(const ImageStore& store,
+                                                                 const ArchiveDir& dir) {
+  ASSIGN_OR_RETURN(std::string text, dir.Read("index.json"));
+  ASSIGN_OR_RETURN(json index, ParseJson(text, dir.name() + ": index.json"));
+  if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array())
+    return Corruption(dir.name() + ": index.json has no manifests array");
+  if (index.contains("mediaType") && index["mediaType"] != kMediaTypeIndex)
+    return Corruption(
+        fmt::format("{}: index.json has mediaType {}", dir.name(), index["mediaType"].dump()));
+  std::vector<std::pair<Image, std::string>> out;
+  for (const json& entry : index["manifests"]) {
+    ASSIGN_OR_RETURN(Descriptor d, Descriptor::FromJson(entry, dir.name() + ": index.json"));
+    Descriptor manifest = d;
+    if (d.media_type == kMediaTypeIndex) {
+      ASSIGN_OR_RETURN(manifest, PickPlatform(store, dir, d));
+    } else if (d.media_type != kMediaTypeManifest && d.media_type != kMediaTypeDockerManifest) {
+      return Unsupported(fmt::format("{}: index.json entry {} has mediaType '{}'", dir.name(),
+                                     d.digest, d.media_type));
+    }
+    RETURN_IF_ERROR(CopyBlob(store, dir, manifest));
+    ASSIGN_OR_RETURN(std::string mtext, store.ReadBlob(manifest));
+    ASSIGN_OR_RETURN(json m, ParseJson(mtext, "manifest " + manifest.digest));
+    if (!m.is_object() || !m.contains("config") || !m.contains("layers") || !m["layers"].is_array())
+      return Corruption("manifest " + manifest.digest + ": no config or layers");
+    ASSIGN_OR_RETURN(Descriptor config, Descriptor::FromJson(m["config"], "manifest config"));
+    RETURN_IF_ERROR(CopyBlob(store, dir, config));
+    for (const json& l : m["layers"]) {
+      ASSIGN_OR_RETURN(Descriptor layer, Descriptor::FromJson(l, "manifest " + manifest.digest));
+      RETURN_IF_ERROR(CopyBlob(store, dir, layer));
+    }
+    ASSIGN_OR_RETURN(Image image, store.LoadImage(manifest));
+    // A name: containerd's full name, else a ref.name that is a whole reference. A bare tag
+    // ("latest") names no repository, so the image stays untagged.
+    std::string name;
+    auto ann = d.annotations;
+    if (auto it = ann.find(std::string(kAnnotationContainerdName)); it != ann.end()) {
+      name = it->second;
+    } else if (auto rn = ann.find(std::string(kAnnotationRefName)); rn != ann.end()) {
+      if (rn->second.find_first_of(":/") != std::string::npos) name = rn->second;
+    }
+    if (!name.empty()) RETURN_IF_ERROR(ParseReference(name).status().Wrap(dir.name()));
+    out.emplace_back(std::move(image), name);
+  }
+  return out;
+}
+
+Result<std::vector<std::pair<Image, std::string>>> LoadDockerArchive(const ImageStore& store,
+                                                                     const ArchiveDir& dir) {
+  ASSIGN_OR_RETURN(std::string text, dir.Read("manifest.json"));
+  ASSIGN_OR_RETURN(json manifests, ParseJson(text, dir.name() + ": manifest.json"));
+  if (!manifests.is_array()) return Corruption(dir.name() + ": manifest.json is not an array");
+  std::vector<std::pair<Image, std::string>> out;
+  for (const json& m : manifests) {
+    if (!m.is_object() || !m.contains("Config") || !m["Config"].is_string() ||
+        !m.contains("Layers") || !m["Layers"].is_array()) {
+      return Corruption(dir.name() + ": manifest.json entry without Config or Layers");
+    }
+    std::string config_path = m["Config"].get<std::string>();
+    ASSIGN_OR_RETURN(std::string config_text, dir.Read(config_path));
+    ASSIGN_OR_RETURN(json config, ParseJson(config_text, dir.name() + ": " + config_path));
+    if (!config.is_object() || !config.contains("rootfs") ||
+        !config["rootfs"].contains("diff_ids") || !config["rootfs"]["diff_ids"].is_array())
+      return Corruption(dir.name() + ": " + config_path + " has no rootfs.diff_ids");
+    const json& diff_ids = config["rootfs"]["diff_ids"];
+    if (diff_ids.size() != m["Layers"].size()) {
+      return Corruption(fmt::format("{}: {} lists {} layers but its config {} diff_ids", dir.name(),
+                                    "manifest.json", m["Layers"].size(), diff_ids.size()));
+    }
+    std::vector<Descriptor> layers;
+    for (size_t i = 0; i < diff_ids.size(); ++i) {
+      if (!m["Layers"][i].is_string()) return Corruption(dir.name() + ": bad Layers entry");
+      std::string rel = m["Layers"][i].get<std::string>();
+      ASSIGN_OR_RETURN(UniqueFd fd, dir.Open(rel));
+      ASSIGN_OR_RETURN(BlobWriter w, store.NewBlob());
+      ExtractOptions limits;
+      limits.what = dir.name() + ": " + rel;
+      ASSIGN_OR_RETURN(TarDigests d, RecompressTar(fd.get(), w.AsSink(), limits));
+      if (!diff_ids[i].is_string() || d.diff_id != diff_ids[i].get<std::string>()) {
+        return Corruption(fmt::format("{}: layer {} hashes to {} but the config lists {}",
+                                      dir.name(), rel, d.diff_id, diff_ids[i].dump()));
+      }
+      ASSIGN_OR_RETURN(Descriptor layer,
+                       w.Commit(std::string(kMediaTypeLayerGzip), d.compressed_digest));
+      layers.push_back(layer);
+    }
+    ASSIGN_OR_RETURN(Descriptor config_desc, store.PutBlob(kMediaTypeConfig, config_text));
+    ASSIGN_OR_RETURN(Image image, store.WriteManifest(config_desc, layers));
+    std::vector<std::string> tags;
+    if (m.contains("RepoTags") && m["RepoTags"].is_array()) {
+      for (const json& t : m["RepoTags"]) {
+        if (!t.is_string()) continue;
+        // barge has no default registry: "docker.io/library/x:1" is "x:1" here.
+        std::string tag = t.get<std::string>();
+        constexpr std::string_view kDockerHub = "docker.io/library/";
+        if (tag.rfind(kDockerHub, 0) == 0) tag = tag.substr(kDockerHub.size());
+        tags.push_back(tag);
+      }
+    }
+    if (tags.empty()) tags.push_back("");
+    for (const std::string& t : tags) {
+      if (!t.empty()) RETURN_IF_ERROR(ParseReference(t).status().Wrap(dir.name()));
+      out.emplace_back(image, t);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<LoadedImage>> LoadArchive(const ImageStore& store, const std::string& path) {
+  ASSIGN_OR_RETURN(UniqueFd writers, store.LockBlobWriters());
+  std::string name = path == "-" ? "stdin" : path;
+  TempDir tmp;
+  std::string dir_path;
+  struct stat st {};
+  if (path != "-" && ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    dir_path = path;  // an OCI layout directory
+  } else {
+    UniqueFd in;
+    if (path == "-") {
+      in.Reset(::dup(STDIN_FILENO));
+    } else {
+      ASSIGN_OR_RETURN(in, OpenFile(path, O_RDONLY));
+    }
+    ASSIGN_OR_RETURN(tmp, TempDir::MakeIn(store.tmp_dir(), "load-"));
+    ExtractOptions options;
+    options.whiteouts = WhiteoutMode::kPlain;
+    options.set_owner = false;
+    options.what = name;
+    RETURN_IF_ERROR(ExtractTar(in.get(), tmp.path(), options).status());
+    dir_path = tmp.path();
+  }
+  int fd = ::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("open " + dir_path);
+  ArchiveDir dir(fd, name);
+  std::vector<std::pair<Image, std::string>> images;
+  if (dir.Exists("index.json")) {
+    ASSIGN_OR_RETURN(images, LoadOciLayout(store, dir));
+  } else if (dir.Exists("manifest.json")) {
+    ASSIGN_OR_RETURN(images, LoadDockerArchive(store, dir));
+  } else {
+    return InvalidArgument(fmt::format(
+        "{}: not an OCI archive (no index.json) nor a Docker archive (no manifest.json)", name));
+  }
+  if (images.empty()) return InvalidArgument(name + ": the archive holds no images");
+  // Everything is stored and checked; only now do tags change.
+  std::vector<LoadedImage> loaded;
+  for (auto& [image, reference] : images) {
+    if (reference.empty()) {
+      RETURN_IF_ERROR(store.AddUntagged(image.manifest));
+    } else {
+      RETURN_IF_ERROR(store.Tag(image.manifest, reference));
+      reference = ParseReference(reference)->ToString();
+    }
+    loaded.push_back({image.manifest.digest, reference});
+  }
+  return loaded;
+}
+
+}  // namespace barge::oci

@@ -1,0 +1,44 @@
+// Moving images in and out of the repository: `barge import` (a root file system tarball
+// becomes a one-layer image), `barge save` (OCI archive) and `barge load` (OCI archives and
+// layouts, and Docker archives as written by `docker save` / `podman save`).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "barge/status.h"
+#include "oci/image_store.h"
+
+namespace barge::oci {
+
+struct ImportOptions {
+  std::string what = "rootfs";  // names the input in errors
+  uint64_t max_bytes = 64ULL << 30;
+};
+
+// Reads a (possibly compressed) tar of a root file system from `fd` and stores it as an
+// image with one tar+gzip layer, tagged `reference` (may be empty: untagged).
+Result<Image> ImportRootfs(const ImageStore& store, int fd, const std::string& reference,
+                           const ImportOptions& options = {});
+
+// Writes the images as an OCI archive (a tar of an OCI image layout) to `path`, through a
+// temporary file renamed into place; "-" writes to stdout. Every blob's digest is checked as
+// it is copied. Each image is named in index.json by org.opencontainers.image.ref.name
+// ("name:tag") and io.containerd.image.name.
+Status SaveArchive(const ImageStore& store, const std::vector<std::string>& references,
+                   const std::string& path);
+
+struct LoadedImage {
+  std::string manifest_digest;
+  std::string reference;  // empty when the archive names none
+};
+
+// Loads every image of an OCI archive (or OCI layout directory) or Docker archive read from
+// `path` ("-": stdin). Blobs are checked against their digests; the images are tagged only
+// after all of them were stored and validated, so a bad archive changes no tag.
+Result<std::vector<LoadedImage>> LoadArchive(const ImageStore& store, const std::string& path);
+
+// "amd64", "arm64", ... for this machine.
+std::string HostArchitecture();
+
+}  // namespace barge::oci
