@@ -1,5 +1,6 @@
-// barge bench run: container start-to-exit latency. `barge run --rm --rootfs BUSYBOX /bin/true`
-// against `crun run` of an OCI bundle of the same root file system, alternating in the same run,
+// barge bench run: container start-to-exit latency. `barge run --rm busybox /bin/true` (an image
+// imported from Debian's static busybox) against `crun run` of an OCI bundle of the same root file
+// system, alternating in the same run,
 // each as a fresh process (as a user would run them). Prints both medians and their ratio, plus
 // the in-process library figure (runtime::RunContainer) for reference.
 #include <limits.h>

@@ -15,9 +15,9 @@
 
 #include "base/file_util.h"
 #include "base/subprocess.h"
+#include "runtime/busybox_rootfs.h"
 #include "runtime/cgroups.h"
 #include "runtime/leak_check.h"
-#include "runtime/busybox_rootfs.h"
 
 namespace barge {
 namespace {
@@ -310,6 +310,39 @@ TEST_F(ContainerCliTest, EnvWorkdirUserAndEntrypoint) {
                         {"--", "-c", "echo $A $FROM_FILE $B $(pwd) $(whoami) $HOME"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "1 1 flag /work/dir app /home/app\n");
+}
+
+TEST_F(ContainerCliTest, RunsAnImageWithItsConfig) {
+  // An image made the way a user would: import the busybox tree, then build on it.
+  CommandOutput tar = RunCommand({"tar", "-C", rootfs_->path(), "-c", "."}).value();
+  ASSERT_EQ(tar.exit_code, 0) << tar.err;
+  auto import = RunCommand({BARGE_BINARY, "--root", root_.path(), "import", "-", "busybox:latest"},
+                           {.input = tar.out});
+  ASSERT_TRUE(import.ok());
+  ASSERT_EQ(import->exit_code, 0) << import->err;
+  ASSERT_TRUE(WriteFile(root_.path() + "/Containerfile",
+                        "FROM busybox\nENV GREETING=hello\nWORKDIR /srv\n"
+                        "ENTRYPOINT [\"/bin/sh\", \"-c\"]\nCMD [\"echo $GREETING from $(pwd)\"]\n")
+                  .ok());
+  CommandOutput build = Barge({"build", "-t", "greeter", root_.path()});
+  ASSERT_EQ(build.exit_code, 0) << build.err;
+
+  std::vector<std::string> run = {"run", "--cgroup-parent", CgroupParent(), "--rm"};
+  auto with = [&](std::vector<std::string> more) {
+    std::vector<std::string> args = run;
+    args.insert(args.end(), more.begin(), more.end());
+    return Barge(args);
+  };
+  CommandOutput r = with({"greeter"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "hello from /srv\n");
+  r = with({"-e", "GREETING=hi", "-w", "/tmp", "greeter", "echo $GREETING in $(pwd)"});
+  EXPECT_EQ(r.out, "hi in /tmp\n") << r.err;
+  r = with({"--entrypoint", "/bin/echo", "greeter", "plain"});
+  EXPECT_EQ(r.out, "plain\n") << r.err;
+  r = with({"busybox", "cat", "/etc/hostname"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.size(), 13u) << r.out;  // the short id
 }
 
 }  // namespace

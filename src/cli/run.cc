@@ -12,6 +12,7 @@
 
 #include "base/file_util.h"
 #include "cli/cli.h"
+#include "oci/image_store.h"
 #include "runtime/cgroups.h"
 #include "runtime/container_store.h"
 #include "runtime/lifecycle.h"
@@ -55,8 +56,27 @@ struct ImageDefaults {
   std::string user;
 };
 
-Result<ImageDefaults> ResolveImage(const std::string& /*root*/, const std::string& image) {
-  return NotFound("unknown image '" + image + "' (no such image in the local repository)");
+// The image's layers (unpacked into the layer cache on first use) and its config.
+Result<ImageDefaults> ResolveImage(const std::string& root, const std::string& name) {
+  ASSIGN_OR_RETURN(oci::ImageStore store, oci::ImageStore::Open(root));
+  Result<oci::Image> image = store.Resolve(name);
+  if (!image.ok()) {
+    if (image.status().code() == StatusCode::kNotFound) {
+      return NotFound("unknown image '" + name +
+                      "': not in the local repository (see 'barge images', 'barge import', "
+                      "'barge load')");
+    }
+    return image.status();
+  }
+  ImageDefaults d;
+  ASSIGN_OR_RETURN(d.lower_dirs, store.LayerDirs(*image));
+  if (d.lower_dirs.empty()) return InvalidArgument("image '" + name + "' has no layers");
+  d.entrypoint = image->config.entrypoint;
+  d.cmd = image->config.cmd;
+  d.env = image->config.env;
+  d.working_dir = image->config.working_dir;
+  d.user = image->config.user;
+  return d;
 }
 
 Result<ImageDefaults> RootfsDefaults(const std::string& dir) {
