@@ -52,6 +52,10 @@ class ContainerCliTest : public ::testing::Test {
     std::istringstream in(ids.out);
     std::string id;
     while (in >> id) Barge({"rm", "-f", id});
+    // Background deleters of --rm containers finish on their own; give them a moment.
+    for (int i = 0; i < 500 && !runtime::testing::TakeHostSnapshot(scope_).processes.empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     EXPECT_EQ(runtime::testing::DescribeLeaks(before_, runtime::testing::TakeHostSnapshot(scope_)),
               "")
         << "left behind on the host";
@@ -271,7 +275,7 @@ TEST_F(ContainerCliTest, ForegroundRunForwardsSignals) {
 }
 
 TEST_F(ContainerCliTest, StateOfAKilledBargeIsCleanedUp) {
-  ASSERT_EQ(Run({"-d", "--name", "orphan"}, {"sleep", "100"}).exit_code, 0);
+  ASSERT_EQ(Run({"-d", "--name", "orphan", "--memory", "64m"}, {"sleep", "100"}).exit_code, 0);
   nlohmann::json ps = PsJson();
   ASSERT_EQ(ps.size(), 1u);
   std::string id = ps[0]["id"];

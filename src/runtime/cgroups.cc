@@ -132,6 +132,7 @@ Result<Cgroup> Cgroup::Create(const std::string& parent_name, const std::string&
       {"memory", limits.memory_bytes > 0}, {"pids", limits.pids > 0}, {"cpu", limits.cpus > 0}};
   Cgroup group;
   for (const Need& need : needs) {
+    if (!need.required) continue;
     const ControllerMount* c = find(need.name);
     if (c == nullptr) {
       if (need.required) {
@@ -140,7 +141,6 @@ Result<Cgroup> Cgroup::Create(const std::string& parent_name, const std::string&
       }
       continue;
     }
-    if (std::string(need.name) == "cpu" && !need.required) continue;
     std::string parent = c->mount + "/" + parent_name;
     std::string dir = parent + "/" + id;
     if (std::find(group.dirs_.begin(), group.dirs_.end(), dir) == group.dirs_.end()) {

@@ -50,7 +50,7 @@ TEST(CgroupsTest, CreateWritesLimitsAndRemoveDeletes) {
     EXPECT_TRUE(saw_pids);
     EXPECT_FALSE(group->OomKilled());
     // A second container with the same id is refused rather than shared.
-    auto again = Cgroup::Create("barge", id, {});
+    auto again = Cgroup::Create("barge", id, {.pids = 3});
     EXPECT_FALSE(again.ok());
   }
   for (const std::string& d : dirs) EXPECT_FALSE(PathExists(d)) << d;
@@ -62,6 +62,15 @@ TEST(CgroupsTest, ParentNamesAreValidated) {
   for (const char* bad : {"", "/abs", "a/../b", "a//b", "trailing/", "sp ace", ".."}) {
     EXPECT_FALSE(ValidateCgroupParent(bad).ok()) << bad;
   }
+}
+
+TEST(CgroupsTest, NoLimitsNoCgroup) {
+  auto group = Cgroup::Create("barge", "cgtest-none" + std::to_string(::getpid()), {});
+  ASSERT_TRUE(group.ok()) << group.status().message();
+  EXPECT_TRUE(group->dirs().empty());
+  auto procs = group->OpenProcsFiles();
+  ASSERT_TRUE(procs.ok());
+  EXPECT_TRUE(procs->empty());
 }
 
 }  // namespace

@@ -5,6 +5,9 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -260,10 +263,19 @@ Result<std::vector<ContainerRecord>> ContainerStore::List() {
     return ErrnoError("opendir " + dir_);
   }
   std::vector<std::string> ids;
+  std::vector<std::string> trash;
   while (dirent* e = ::readdir(d)) {
     if (e->d_name[0] != '.') ids.push_back(e->d_name);
+    if (std::string_view(e->d_name).starts_with(".trash-")) trash.push_back(e->d_name);
   }
   ::closedir(d);
+  // A deleter that was killed leaves its trash behind; one still at work has had 10 s.
+  for (const std::string& t : trash) {
+    struct stat st {};
+    if (::stat((dir_ + "/" + t).c_str(), &st) == 0 && st.st_mtime + 10 < ::time(nullptr)) {
+      (void)RemoveTree(dir_ + "/" + t);
+    }
+  }
   for (const std::string& id : ids) {
     Result<ContainerRecord> record = Load(id);
     if (!record.ok()) continue;  // being created or removed right now
@@ -327,6 +339,28 @@ Status ContainerStore::Delete(const std::string& id) {
   // RemoveTree refuses to cross a mount point; the root file system is only ever mounted inside
   // the container's own mount namespace, so nothing here is mounted on the host.
   return RemoveTree(Dir(id));
+}
+
+Status ContainerStore::DeleteInBackground(const std::string& id) {
+  if (id.empty() || id.find('/') != std::string::npos) return InvalidArgument("bad container id");
+  std::string trash = dir_ + "/.trash-" + id;
+  if (::rename(Dir(id).c_str(), trash.c_str()) != 0) return ErrnoError("rename " + Dir(id));
+  pid_t child = ::fork();
+  if (child < 0) return RemoveTree(trash);
+  if (child == 0) {
+    // The deleter: detached (reparented once its parent returns), with no descriptor of the
+    // caller, so that nobody waits for it.
+    pid_t grandchild = ::fork();
+    if (grandchild != 0) ::_exit(0);
+    ::setsid();
+    ::syscall(SYS_close_range, 0U, ~0U, 0U);
+    (void)RemoveTree(trash);
+    ::_exit(0);
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  return Status::Ok();
 }
 
 ContainerSpec ContainerStore::MakeSpec(const ContainerRecord& record) const {

@@ -33,7 +33,7 @@ Status RecordExit(ContainerStore& store, ContainerRecord& record, int exit_code,
   s.oom_killed = oom;
   s.finished_at = NowRfc3339();
   s.cgroup_dirs.clear();
-  if (record.config.auto_remove) return store.Delete(record.config.id);
+  if (record.config.auto_remove) return store.DeleteInBackground(record.config.id);
   return store.SaveState(record.config.id, s);
 }
 

@@ -15,10 +15,10 @@
 #include <gtest/gtest.h>
 
 #include "base/file_util.h"
+#include "runtime/busybox_rootfs.h"
 #include "runtime/capabilities.h"
 #include "runtime/cgroups.h"
 #include "runtime/leak_check.h"
-#include "runtime/busybox_rootfs.h"
 
 namespace barge::runtime {
 namespace {
