@@ -316,6 +316,28 @@ TEST_F(ContainerCliTest, EnvWorkdirUserAndEntrypoint) {
   EXPECT_EQ(r.out, "1 1 flag /work/dir app /home/app\n");
 }
 
+TEST_F(ContainerCliTest, TerminalComesFromTheContainersDevpts) {
+  // script(1) (util-linux) gives barge a terminal, as a user's shell would.
+  std::string command = std::string(BARGE_BINARY) + " --root " + root_.path() +
+                        " run --rm -it --rootfs " + rootfs_->path() +
+                        " sh -c 'tty; test -t 0 && echo stdin-is-a-tty; echo $TERM; exit 3'";
+  auto r = RunCommand({"script", "-qec", command, "/dev/null"});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->exit_code, 3) << r->err;
+  EXPECT_NE(r->out.find("/dev/pts/0\r\n"), std::string::npos) << r->out;
+  EXPECT_NE(r->out.find("stdin-is-a-tty"), std::string::npos) << r->out;
+  EXPECT_NE(r->out.find("xterm"), std::string::npos) << r->out;
+  // Typed input reaches the container's shell through its terminal.
+  r = RunCommand({"script", "-qec",
+                  std::string(BARGE_BINARY) + " --root " + root_.path() +
+                      " run --rm -it --rootfs " + rootfs_->path() + " sh",
+                  "/dev/null"},
+                 {.input = "echo typed-$((6*7))\nexit 5\n"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 5) << r->out;
+  EXPECT_NE(r->out.find("typed-42"), std::string::npos) << r->out;
+}
+
 TEST_F(ContainerCliTest, RunsAnImageWithItsConfig) {
   // An image made the way a user would: import the busybox tree, then build on it.
   CommandOutput tar = RunCommand({"tar", "-C", rootfs_->path(), "-c", "."}).value();

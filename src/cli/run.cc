@@ -8,10 +8,12 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <set>
 
 #include "base/file_util.h"
 #include "cli/cli.h"
+#include "cli/terminal.h"
 #include "oci/image_store.h"
 #include "runtime/cgroups.h"
 #include "runtime/container_store.h"
@@ -159,7 +161,7 @@ Result<runtime::ContainerConfig> BuildConfig(const RunArgs& args,
                                              const std::vector<std::string>& command,
                                              const std::string& root) {
   runtime::ContainerConfig config;
-  if (args.tty) return Unsupported("-t (a pseudo-terminal) is not supported yet; run without -t");
+  if (args.tty && args.detach) return Unsupported("-t with -d is not supported yet: drop -t");
   if (args.rm && args.detach) {
     // Docker allows it; so do we: the monitor removes the container when it exits.
   }
@@ -267,6 +269,7 @@ Result<runtime::ContainerConfig> BuildConfig(const RunArgs& args,
   config.cgroup_parent = args.cgroup_parent;
   config.auto_remove = args.rm;
   config.detached = args.detach;
+  config.terminal = args.tty;
   return config;
 }
 
@@ -301,12 +304,19 @@ void Run(RunArgs& args, std::vector<std::string> command, Cli& cli) {
   }
   int in = args.interactive ? 0 : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   UniqueFd null(args.interactive ? -1 : in);
+  runtime::Stdio stdio{in, 1, 2};
   InstallForwarding();
   std::string name = record->config.name;
   long long memory = record->config.limits.memory_bytes;
   Result<runtime::ExitInfo> exit =
-      runtime::RunAttached(store, std::move(record).value(), {in, 1, 2},
-                           [](runtime::Container& c) { SetForwardTarget(c.pid()); });
+      runtime::RunAttached(store, std::move(record).value(), stdio, [&](runtime::Container& c) {
+        SetForwardTarget(c.pid());
+        if (!args.tty) return;
+        CopyWindowSize(c.terminal());
+        std::optional<RawMode> raw;
+        if (args.interactive) raw.emplace();
+        RelayTerminal(c.terminal(), args.interactive);
+      });
   g_forward_pid.store(0);
   if (!exit.ok()) {
     cli.Finish(exit.status());
@@ -326,7 +336,7 @@ const Registration kRun{
       cmd.add_flag("--rm", args->rm, "Remove the container when it exits");
       cmd.add_flag("-d,--detach", args->detach, "Run in the background and print the container id");
       cmd.add_flag("-i,--interactive", args->interactive, "Keep standard input attached");
-      cmd.add_flag("-t,--tty", args->tty, "Allocate a pseudo-terminal (not supported yet)");
+      cmd.add_flag("-t,--tty", args->tty, "Give the container a terminal (use with -i)");
       cmd.add_option("--name", args->name, "Name of the container");
       cmd.add_option("-e,--env", args->env,
                      "Set an environment variable K=V (K alone: from barge's)");

@@ -88,6 +88,7 @@ json ConfigToJson(const ContainerConfig& c) {
       {"cgroup_parent", c.cgroup_parent},
       {"auto_remove", c.auto_remove},
       {"detached", c.detached},
+      {"terminal", c.terminal},
       {"created_at", c.created_at}};
 }
 
@@ -114,6 +115,7 @@ ContainerConfig ConfigFromJson(const json& j) {
   c.cgroup_parent = j.value("cgroup_parent", "barge");
   c.auto_remove = j.value("auto_remove", false);
   c.detached = j.value("detached", false);
+  c.terminal = j.value("terminal", false);
   c.created_at = j.value("created_at", "");
   return c;
 }
@@ -382,6 +384,7 @@ ContainerSpec ContainerStore::MakeSpec(const ContainerRecord& record) const {
   spec.mounts = c.mounts;
   spec.limits = c.limits;
   spec.cgroup_parent = c.cgroup_parent;
+  spec.terminal = c.terminal;
   return spec;
 }
 

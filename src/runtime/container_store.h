@@ -33,6 +33,7 @@ struct ContainerConfig {
   std::string cgroup_parent = "barge";
   bool auto_remove = false;  // --rm
   bool detached = false;
+  bool terminal = false;  // -t: stdin is a pty slave to become the controlling terminal
   std::string created_at;
 };
 

@@ -4,7 +4,9 @@
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -45,6 +47,7 @@ struct ChildArgs {
   const std::vector<RlimitSetting>* rlimits = nullptr;
   const std::vector<UniqueFd>* cgroup_procs = nullptr;
   int report_fd = -1;
+  int console_fd = -1;  // -t: where the child sends the terminal's master
   char* const* argv = nullptr;
   char** envp = nullptr;
   int home_slot = -1;          // index in envp reserved for HOME, -1 when the spec sets it
@@ -110,6 +113,61 @@ bool FindExecutable(const char* name, const char* path, char* out, size_t size, 
   return Fail(f, "exec", name, first_error == ENOENT ? 0 : first_error);
 }
 
+// Opens a pty in the container's own devpts (so that its name resolves inside), sends the master
+// to the parent over `console_fd` and makes the slave stdin, stdout, stderr and the controlling
+// terminal.
+bool OpenTerminal(int console_fd, ChildFailure* f) {
+  int master = ::open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) return Fail(f, "open", "/dev/pts/ptmx", errno);
+  int unlock = 0;
+  if (::ioctl(master, TIOCSPTLCK, &unlock) != 0) return Fail(f, "unlock pty", nullptr, errno);
+  int slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+  if (slave < 0) return Fail(f, "open pty peer", nullptr, errno);
+  char byte = 't';
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cmsg), &master, sizeof(int));
+  if (::sendmsg(console_fd, &msg, 0) != 1)
+    return Fail(f, "send the terminal to barge", nullptr, errno);
+  ::close(master);
+  for (int i = 0; i < 3; ++i) {
+    if (::dup2(slave, i) < 0) return Fail(f, "dup2 terminal", nullptr, errno);
+  }
+  if (slave > 2) ::close(slave);
+  if (::ioctl(0, TIOCSCTTY, 0) != 0) return Fail(f, "set the controlling terminal", nullptr, errno);
+  return true;
+}
+
+// Receives the terminal's master from the child; an invalid fd when the child failed first.
+UniqueFd ReceiveTerminal(int console_fd) {
+  char byte = 0;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(console_fd, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  cmsghdr* cmsg = n == 1 ? CMSG_FIRSTHDR(&msg) : nullptr;
+  if (cmsg == nullptr || cmsg->cmsg_type != SCM_RIGHTS) return UniqueFd();
+  int fd = -1;
+  memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
+  return UniqueFd(fd);
+}
+
 [[noreturn]] void ChildMain(const ChildArgs& a) {
   ChildFailure f;
   const ContainerSpec& spec = *a.spec;
@@ -128,6 +186,7 @@ bool FindExecutable(const char* name, const char* path, char* out, size_t size, 
   ::setsid();
   ::umask(022);
   if (!detail::SetUpRootfs(*a.mounts, &f)) ChildExit(a, f, false);
+  if (spec.terminal && !OpenTerminal(a.console_fd, &f)) ChildExit(a, f, false);
   if (!detail::SetUpNamespaces(a.hostname, spec.network, &f)) ChildExit(a, f, false);
   if (!detail::ApplyRlimits(*a.rlimits, &f)) ChildExit(a, f, false);
   detail::ResolvedUser user;
@@ -200,6 +259,7 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   std::vector<std::string> env = spec.process.env;
   if (!HasEnv(env, "PATH")) env.push_back(std::string("PATH=") + kDefaultPath);
   if (!HasEnv(env, "HOSTNAME")) env.push_back("HOSTNAME=" + hostname);
+  if (spec.terminal && !HasEnv(env, "TERM")) env.push_back("TERM=xterm");
   std::string path = kDefaultPath;
   for (const std::string& e : env) {
     if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
@@ -230,6 +290,16 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   args.rlimits = &rlimits;
   args.cgroup_procs = &cgroup_procs;
   args.report_fd = report_write.get();
+  UniqueFd console_parent, console_child;
+  if (spec.terminal) {
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+      return ErrnoError("socketpair for the terminal");
+    }
+    console_parent.Reset(pair[0]);
+    console_child.Reset(pair[1]);
+    args.console_fd = console_child.get();
+  }
   args.argv = argv.data();
   args.envp = envp.data();
   args.home_slot = home_slot;
@@ -244,8 +314,10 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   if (pid == 0) ChildMain(args);
   container.pid_ = static_cast<pid_t>(pid);
   report_write.Reset();
+  console_child.Reset();
   cgroup_procs.clear();
   mounts.binds.clear();
+  if (spec.terminal) container.terminal_ = ReceiveTerminal(console_parent.get());
 
   ChildReport report;
   size_t got = 0;
@@ -256,7 +328,10 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
     if (n <= 0) break;
     got += static_cast<size_t>(n);
   }
-  if (got == 0) return container;  // exec'd: the pipe closed on exec
+  if (got == 0) {  // exec'd: the pipe closed on exec
+    if (spec.terminal && !container.terminal_) return Internal("the container's terminal was lost");
+    return container;
+  }
   // The child failed before exec and has exited: reap it (the destructor does) and report.
   report.message[sizeof report.message - 1] = '\0';
   std::string message = report.message;
@@ -270,13 +345,16 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
 }
 
 Container::Container(Container&& other) noexcept
-    : pid_(std::exchange(other.pid_, -1)), cgroup_(std::move(other.cgroup_)) {}
+    : pid_(std::exchange(other.pid_, -1)),
+      cgroup_(std::move(other.cgroup_)),
+      terminal_(std::move(other.terminal_)) {}
 
 Container& Container::operator=(Container&& other) noexcept {
   if (this != &other) {
     Destroy();
     pid_ = std::exchange(other.pid_, -1);
     cgroup_ = std::move(other.cgroup_);
+    terminal_ = std::move(other.terminal_);
   }
   return *this;
 }

@@ -30,6 +30,9 @@ class Container {
 
   pid_t pid() const { return pid_; }
   const Cgroup& cgroup() const { return cgroup_; }
+  // With spec.terminal: the master side of the container's terminal (read its output, write its
+  // input); its slave lives in the container's own /dev/pts.
+  int terminal() const { return terminal_.get(); }
 
   // Sends `signal` to the container's first process.
   Status Signal(int signal);
@@ -42,6 +45,7 @@ class Container {
   void Destroy();
   pid_t pid_ = -1;
   Cgroup cgroup_;
+  UniqueFd terminal_;
 };
 
 // Start + Wait: runs a container to completion. What the image builder's RUN step calls.

@@ -74,6 +74,9 @@ struct ContainerSpec {
   std::vector<MountSpec> mounts;
   Limits limits;
   Stdio stdio;
+  // A pseudo-terminal from the container's own devpts is its stdin, stdout, stderr and
+  // controlling terminal (stdio is then unused); Container::terminal() is the master side.
+  bool terminal = false;
 
   // When barge (the parent) dies, the container is killed, so that nothing runs unwatched.
   bool die_with_parent = true;
