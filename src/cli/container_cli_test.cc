@@ -126,6 +126,12 @@ TEST_F(ContainerCliTest, BadInputGetsAOneLineError) {
   r = Run({}, {"no-such-command"});
   EXPECT_EQ(r.exit_code, 127);
   EXPECT_TRUE(OneLineError(r)) << r.err;
+  ASSERT_EQ(Run({"--name", "taken"}, {"true"}).exit_code, 0);
+  r = Run({"--name", "taken"}, {"true"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_TRUE(OneLineError(r)) << r.err;
+  EXPECT_NE(r.err.find("'taken' is already in use"), std::string::npos) << r.err;
+  EXPECT_EQ(Barge({"rm", "taken"}).exit_code, 0);
   r = Barge({"stop", "nothing-by-this-name"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(OneLineError(r)) << r.err;
@@ -225,6 +231,7 @@ TEST_F(ContainerCliTest, DetachedLifecyclePsLogsStopRm) {
   r = Barge({"stop", "-t", "5", "svc"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Barge({"logs", "svc"}).out, "up\nstopping\n");
+  EXPECT_EQ(Barge({"logs", "-f", "svc"}).out, "up\nstopping\n");  // returns: it has exited
   nlohmann::json state = PsJson();
   ASSERT_EQ(state.size(), 1u);
   EXPECT_EQ(state[0]["status"], "exited");
@@ -232,6 +239,15 @@ TEST_F(ContainerCliTest, DetachedLifecyclePsLogsStopRm) {
   EXPECT_EQ(Barge({"ps"}).out.find("svc"), std::string::npos);
   EXPECT_EQ(Barge({"rm", "svc"}).exit_code, 0);
   EXPECT_TRUE(PsJson().empty());
+}
+
+TEST_F(ContainerCliTest, LogsFollowUntilTheContainerExits) {
+  ASSERT_EQ(
+      Run({"-d", "--name", "talker"}, {"sh", "-c", "echo one; sleep 0.3; echo two"}).exit_code, 0);
+  CommandOutput r = Barge({"logs", "-f", "talker"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "one\ntwo\n");
+  EXPECT_EQ(Barge({"rm", "talker"}).exit_code, 0);
 }
 
 TEST_F(ContainerCliTest, StopKillsWhatIgnoresTermAndKillSignals) {
