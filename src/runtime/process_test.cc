@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -261,6 +262,15 @@ TEST_F(ContainerTest, NumericUserAndUnknownUser) {
   auto c = Container::Start(spec);
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("nosuchuser"), std::string::npos) << c.status().message();
+}
+
+TEST_F(ContainerTest, OpenFileLimitIsClampedToOurHardLimit) {
+  rlimit ours{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &ours), 0);
+  rlim_t expected = std::min<rlim_t>(1048576, ours.rlim_max);
+  Output r = Sh("ulimit -n; ulimit -Hn");
+  EXPECT_EQ(r.exit.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, std::to_string(expected) + "\n" + std::to_string(expected) + "\n");
 }
 
 TEST_F(ContainerTest, DevIsMinimalAndProcIsMasked) {

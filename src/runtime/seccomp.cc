@@ -1,6 +1,7 @@
 #include "runtime/seccomp.h"
 
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -93,6 +94,20 @@ Result<SeccompProgram> Compile() {
       // Pseudo-syscalls that libseccomp cannot place on this architecture are skipped.
       if (rc == -EDOM || rc == -EINVAL) continue;
       return ErrnoError(std::string("seccomp: add rule for ") + name, -rc);
+    }
+  }
+  // New namespaces: unshare is refused above; clone may not create a user namespace (the one kind
+  // an unprivileged process may create, and a door to kernel code that assumes root); clone3
+  // passes its flags in memory a filter cannot read, so it reports ENOSYS and libc falls back to
+  // clone, as with Docker's profile.
+  if (int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                                SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER));
+      rc < 0) {
+    return ErrnoError("seccomp: add rule for clone", -rc);
+  }
+  if (int nr = seccomp_syscall_resolve_name("clone3"); nr != __NR_SCMP_ERROR) {
+    if (int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), nr, 0); rc < 0) {
+      return ErrnoError("seccomp: add rule for clone3", -rc);
     }
   }
   int raw = static_cast<int>(::syscall(SYS_memfd_create, "barge-seccomp", MFD_CLOEXEC));

@@ -10,8 +10,9 @@
 
 namespace barge::runtime {
 
-// The compiled filter. Calls outside it are allowed; the listed ones fail with EPERM; any call
-// made through a non-native ABI (i386 int 0x80, x32) kills the process.
+// The compiled filter. Calls outside it are allowed; the listed ones fail with EPERM, as does a
+// clone that would create a user namespace; clone3 fails with ENOSYS (libc falls back to clone);
+// any call made through a non-native ABI (i386 int 0x80, x32) kills the process.
 struct SeccompProgram {
   std::vector<sock_filter> instructions;
 };

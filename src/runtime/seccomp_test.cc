@@ -1,5 +1,7 @@
 #include "runtime/seccomp.h"
 
+#include <sched.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -49,6 +51,29 @@ TEST(SeccompTest, DeniedCallsFailWithEperm) {
               return rc == -1 && errno == EPERM ? 0 : 1;
             }),
             0);
+}
+
+TEST(SeccompTest, CloneMayNotCreateAUserNamespace) {
+  EXPECT_EQ(InChildWithFilter([]() -> long {
+              long rc = ::syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, 0);
+              if (rc == 0) ::_exit(0);  // the filter let it through: this is the new child
+              return rc == -1 && errno == EPERM ? 0 : 1;
+            }),
+            0);
+  EXPECT_EQ(InChildWithFilter([]() -> long {
+              long rc = ::syscall(SYS_clone3, nullptr, 0);
+              return rc == -1 && errno == ENOSYS ? 0 : 1;
+            }),
+            0);
+  // fork (clone without namespace flags) still works.
+  EXPECT_EQ(InChildWithFilter([]() -> long {
+              pid_t pid = ::fork();
+              if (pid == 0) ::_exit(9);
+              int status = 0;
+              ::waitpid(pid, &status, 0);
+              return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+            }),
+            9);
 }
 
 TEST(SeccompTest, OrdinaryCallsStillWork) {
