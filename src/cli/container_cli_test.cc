@@ -382,6 +382,16 @@ TEST_F(ContainerCliTest, RunsAnImageWithItsConfig) {
   EXPECT_EQ(r.out, "hi in /tmp\n") << r.err;
   r = with({"--entrypoint", "/bin/echo", "greeter", "plain"});
   EXPECT_EQ(r.out, "plain\n") << r.err;
+  // RUN steps run in the runtime's containers: same capabilities and filter as barge run.
+  ASSERT_TRUE(
+      WriteFile(root_.path() + "/Containerfile",
+                "FROM busybox\nRUN grep -E '^(CapEff|Seccomp):' /proc/self/status > /status "
+                "&& hostname > /host\n")
+          .ok());
+  build = Barge({"build", "-t", "ran", root_.path()});
+  ASSERT_EQ(build.exit_code, 0) << build.err;
+  r = with({"ran", "cat", "/status"});
+  EXPECT_EQ(r.out, "CapEff:\t00000000a80425fb\nSeccomp:\t2\n") << r.err;
   r = with({"busybox", "cat", "/etc/hostname"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.size(), 13u) << r.out;  // the short id

@@ -123,6 +123,41 @@ Result<MountPlan> PlanMounts(const ContainerSpec& spec) {
   return plan;
 }
 
+Status RemoveCreatedMountPoints(const ContainerSpec& spec) {
+  std::vector<std::string> candidates = {"/proc", "/dev", "/sys"};
+  if (!spec.hosts_file.empty()) candidates.push_back("/etc/hosts");
+  if (!spec.hostname_file.empty()) candidates.push_back("/etc/hostname");
+  if (!spec.resolv_conf_file.empty()) candidates.push_back("/etc/resolv.conf");
+  for (const MountSpec& m : spec.mounts) candidates.push_back(m.destination);
+  auto in_a_lower = [&](const std::string& path) {
+    for (const std::string& lower : spec.lower_dirs) {
+      struct stat st {};
+      if (::lstat((lower + path).c_str(), &st) == 0) return true;  // a whiteout counts too
+    }
+    return false;
+  };
+  for (std::string path : candidates) {
+    // The path and then each parent, while it is an empty leftover of ours.
+    while (!path.empty() && path != "/") {
+      std::string in_upper = spec.upper_dir + path;
+      struct stat st {};
+      if (::lstat(in_upper.c_str(), &st) != 0 || in_a_lower(path)) break;
+      if (S_ISDIR(st.st_mode)) {
+        if (::rmdir(in_upper.c_str()) != 0) {
+          if (errno == ENOTEMPTY || errno == EEXIST) break;  // the command put something there
+          return ErrnoError("remove mount point " + in_upper);
+        }
+      } else if (S_ISREG(st.st_mode) && st.st_size == 0) {
+        if (::unlink(in_upper.c_str()) != 0) return ErrnoError("remove mount point " + in_upper);
+      } else {
+        break;
+      }
+      path = path.substr(0, path.find_last_of('/'));
+    }
+  }
+  return Status::Ok();
+}
+
 namespace detail {
 namespace {
 

@@ -35,6 +35,9 @@ struct MountPlan {
 // the offending path.
 Result<MountPlan> PlanMounts(const ContainerSpec& spec);
 
+// See ContainerSpec::remove_created_mount_points. Call after the container has exited.
+Status RemoveCreatedMountPoints(const ContainerSpec& spec);
+
 namespace detail {
 // Child side, in a fresh mount namespace: makes the mounts private, mounts the overlay, pivots
 // into it and mounts the rest. Afterwards "/" is the container's root and the host's tree is gone.

@@ -399,7 +399,9 @@ Result<ExitInfo> Container::Wait() {
 
 Result<ExitInfo> RunContainer(const ContainerSpec& spec) {
   ASSIGN_OR_RETURN(Container container, Container::Start(spec));
-  return container.Wait();
+  ASSIGN_OR_RETURN(ExitInfo exit, container.Wait());
+  if (spec.remove_created_mount_points) RETURN_IF_ERROR(RemoveCreatedMountPoints(spec));
+  return exit;
 }
 
 }  // namespace barge::runtime

@@ -48,7 +48,8 @@ class Container {
   UniqueFd terminal_;
 };
 
-// Start + Wait: runs a container to completion. What the image builder's RUN step calls.
+// Start + Wait: runs a container to completion (then tidies the upper directory when
+// spec.remove_created_mount_points). What the image builder's RUN step calls.
 Result<ExitInfo> RunContainer(const ContainerSpec& spec);
 
 }  // namespace barge::runtime

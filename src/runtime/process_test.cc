@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "base/file_util.h"
+#include "base/subprocess.h"
 #include "runtime/busybox_rootfs.h"
 #include "runtime/capabilities.h"
 #include "runtime/cgroups.h"
@@ -306,6 +307,34 @@ TEST_F(ContainerTest, WritesGoToTheUpperLayerOnly) {
   EXPECT_TRUE(PathExists(dir_.path() + "/upper/newfile"));
   EXPECT_FALSE(PathExists(rootfs_->path() + "/newfile"));
   EXPECT_TRUE(PathExists(rootfs_->path() + "/bin/true"));
+}
+
+TEST_F(ContainerTest, BuildStepLeavesOnlyItsOwnWritesInTheUpperLayer) {
+  // A layer without /proc, /dev, /sys or /etc/hosts, like many image layers.
+  auto layer = MakeBusyboxRootfs();
+  ASSERT_TRUE(layer.ok());
+  for (const char* dir : {"/proc", "/dev", "/sys"})
+    ASSERT_TRUE(RemoveTree(layer->path() + dir).ok());
+  auto hosts = TempDir::Make("barge-hosts-");
+  ASSERT_TRUE(hosts.ok());
+  ASSERT_TRUE(WriteFile(hosts->path() + "/hosts", "127.0.0.1 localhost\n").ok());
+  ContainerSpec spec =
+      Spec({"/bin/sh", "-c", "mkdir -p /out && echo built > /out/file && ls /proc/1 >/dev/null"});
+  spec.lower_dirs = {layer->path()};
+  spec.hosts_file = hosts->path() + "/hosts";
+  spec.mounts.push_back({MountSpec::Kind::kTmpfs, "", "/cache/deep", false});
+  spec.remove_created_mount_points = true;
+  auto exit = RunContainer(spec);
+  ASSERT_TRUE(exit.ok()) << exit.status().message();
+  EXPECT_EQ(exit->exit_code, 0);
+  auto listing = RunCommand({"sh", "-c", "find \"$0\" -mindepth 1 | sort", spec.upper_dir});
+  ASSERT_TRUE(listing.ok());
+  std::string tree = listing->out;
+  for (std::string& prefix : std::vector<std::string>{spec.upper_dir}) {
+    for (size_t at; (at = tree.find(prefix)) != std::string::npos;) tree.erase(at, prefix.size());
+  }
+  // /etc stays: overlay copied it up to hold the mount point, as a plain directory entry.
+  EXPECT_EQ(tree, "/etc\n/out\n/out/file\n");
 }
 
 TEST_F(ContainerTest, ReadOnlyRootRefusesWrites) {

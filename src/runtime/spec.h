@@ -80,6 +80,12 @@ struct ContainerSpec {
 
   // When barge (the parent) dies, the container is killed, so that nothing runs unwatched.
   bool die_with_parent = true;
+
+  // For image builds (RUN): after the command exits, RunContainer removes from `upper_dir` the
+  // mount points the runtime had to create there (/proc, /dev, /sys, /etc/hosts, mount
+  // destinations, and their parents) when no lower layer has them and they are still empty, so
+  // that the new layer holds only what the command wrote.
+  bool remove_created_mount_points = false;
 };
 
 // How the container's first process ended.
