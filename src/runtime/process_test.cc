@@ -301,6 +301,17 @@ TEST_F(ContainerTest, NetworkNoneHasOnlyLoopbackUp) {
   EXPECT_EQ(r.out, "lo\nping-ok\n");
 }
 
+TEST_F(ContainerTest, NetworkHostSeesTheHostsInterfaces) {
+  ContainerSpec spec =
+      Spec({"/bin/sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort"});
+  spec.network = NetworkMode::kHost;
+  Output r = Run(spec);
+  EXPECT_EQ(r.exit.exit_code, 0) << r.err;
+  auto host = RunCommand({"sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort"});
+  ASSERT_TRUE(host.ok());
+  EXPECT_EQ(r.out, host->out);
+}
+
 TEST_F(ContainerTest, WritesGoToTheUpperLayerOnly) {
   Output r = Sh("echo data > /newfile && rm /bin/true && ls /bin/true 2>/dev/null; cat /newfile");
   EXPECT_EQ(r.out, "data\n") << r.err;
