@@ -332,6 +332,20 @@ TEST_F(ContainerCliTest, EnvWorkdirUserAndEntrypoint) {
   EXPECT_EQ(r.out, "1 1 flag /work/dir app /home/app\n");
 }
 
+TEST_F(ContainerCliTest, InteractiveStdinReachesTheCommand) {
+  std::vector<std::string> args = {BARGE_BINARY, "--root",   root_.path(),    "run", "--rm",
+                                   "-i",         "--rootfs", rootfs_->path(), "wc",  "-l"};
+  auto r = RunCommand(args, {.input = "one\ntwo\nthree\n"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 0) << r->err;
+  EXPECT_EQ(r->out, "3\n");
+  // Without -i the command reads /dev/null.
+  args.erase(args.begin() + 5);
+  r = RunCommand(args, {.input = "ignored\n"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->out, "0\n");
+}
+
 TEST_F(ContainerCliTest, TerminalComesFromTheContainersDevpts) {
   // script(1) (util-linux) gives barge a terminal, as a user's shell would.
   std::string command = std::string(BARGE_BINARY) + " --root " + root_.path() +
