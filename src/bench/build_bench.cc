@@ -7,10 +7,12 @@
 // unchanged rebuild. Figures are medians over --iterations runs (default 5).
 #include <fcntl.h>
 #include <fmt/core.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 #include "base/file_util.h"
 #include "base/subprocess.h"
@@ -46,6 +48,32 @@ Result<double> TimeCommand(const std::vector<std::string>& argv) {
                                 argv.size() > 3 ? argv[3] : "", out.exit_code, err));
   }
   return ms;
+}
+
+// Unmounts what is still mounted below `dir` (buildah's storage in our own work dir, e.g. its
+// private bind mount of the overlay directory), deepest first, so that removing the work dir
+// never has to cross a mount.
+void UnmountBelow(const std::string& dir) {
+  Result<std::string> table = ReadFile("/proc/self/mountinfo");
+  if (!table.ok()) return;
+  std::vector<std::string> points;
+  size_t pos = 0;
+  while (pos < table->size()) {
+    size_t end = table->find('\n', pos);
+    if (end == std::string::npos) end = table->size();
+    std::string line = table->substr(pos, end - pos);
+    pos = end + 1;
+    // Field 5 is the mount point.
+    size_t f = 0;
+    for (int i = 0; i < 4 && f != std::string::npos; ++i) f = line.find(' ', f + 1);
+    if (f == std::string::npos) continue;
+    size_t g = line.find(' ', f + 1);
+    std::string point = line.substr(f + 1, g == std::string::npos ? std::string::npos : g - f - 1);
+    if (point.rfind(dir + "/", 0) == 0) points.push_back(point);
+  }
+  std::sort(points.begin(), points.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  for (const std::string& p : points) ::umount2(p.c_str(), MNT_DETACH);
 }
 
 Status MakeContext(const std::string& dir) {
@@ -138,6 +166,19 @@ Result<nlohmann::json> RunBuildBench(const Options& options) {
                                  work.path() + "/buildah-run",
                                  "--storage-driver",
                                  "overlay"};
+  // However this ends, buildah's containers and mounts go before the work dir is removed.
+  struct BuildahCleanup {
+    std::vector<std::string> bh;
+    std::string dir;
+    ~BuildahCleanup() {
+      std::vector<std::string> rm = bh, umount = bh;
+      rm.insert(rm.end(), {"rm", "--all"});
+      umount.insert(umount.end(), {"umount", "--all"});
+      (void)RunCommand(rm);
+      (void)RunCommand(umount);
+      UnmountBelow(dir);
+    }
+  } cleanup{bh, work.path()};
   RETURN_IF_ERROR(TimeCommand(with(bh, {"pull", "-q", "oci-archive:" + archive})).status());
   std::vector<std::string> bud = with(
       bh, {"bud", "-q", "--layers", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"});
@@ -162,9 +203,6 @@ Result<nlohmann::json> RunBuildBench(const Options& options) {
   out["buildah_cached_ms"] = Median(bcached);
   out["cold_ratio_barge_to_buildah"] = Median(cold) / Median(bcold);
   out["cached_ratio_barge_to_buildah"] = Median(cached) / Median(bcached);
-  // buildah's overlay storage may leave mounts under its root; unmount before TempDir cleanup.
-  (void)RunCommand(with(bh, {"rm", "--all"}));
-  (void)RunCommand(with(bh, {"umount", "--all"}));
   return out;
 }
 

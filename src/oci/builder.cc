@@ -333,8 +333,8 @@ class Builder {
       std::string cur = cfg.value("WorkingDir", "/");
       if (dir.empty() || dir[0] != '/') dir = (cur.empty() ? "/" : cur) + "/" + dir;
       cfg["WorkingDir"] = "/" + JoinPath(SplitPath(dir));
-      History(s, ins, true);
-      return Status::Ok();
+      Status st = WorkdirStep(ins, s, cfg["WorkingDir"].get<std::string>());
+      return st.ok() ? st : Fail(ins, st);
     }
     if (k == "USER") {
       cfg["User"] = expand(ins.args[0]);
@@ -473,6 +473,43 @@ class Builder {
       dirs.push_back(std::move(d));
     }
     return dirs;
+  }
+
+  // ---- WORKDIR
+
+  // Like docker, WORKDIR makes its directory when the image lacks it: a layer holding just the
+  // missing directories (parents keep the metadata they have in the image).
+  Status WorkdirStep(const Instruction& ins, StageState& s, const std::string& dir) {
+    ASSIGN_OR_RETURN(std::vector<std::string> lowers, LowerDirs(s));
+    MergedView view(lowers);
+    ASSIGN_OR_RETURN(std::vector<std::string> comps, view.Resolve(SplitPath(dir), true));
+    auto hit = view.Lookup(comps);
+    if (comps.empty() || (hit && S_ISDIR(hit->second.st_mode))) {
+      History(s, ins, true);
+      return Status::Ok();
+    }
+    if (hit)
+      return InvalidArgument(fmt::format("{} exists in the image and is not a directory", dir));
+    std::string key = StepKey(s, "WORKDIR " + JoinPath(comps));
+    if (TryCache(key, ins, s)) return Status::Ok();
+    ASSIGN_OR_RETURN(TempDir layer, TempDir::MakeIn(store_.layers_dir(), ".tmp-workdir-"));
+    for (size_t i = 1; i <= comps.size(); ++i) {
+      std::string path = layer.path() + "/" + JoinPath(comps, i);
+      if (::mkdir(path.c_str(), 0755) != 0) return ErrnoError("mkdir " + path);
+      std::vector<std::string> sub(comps.begin(), comps.begin() + static_cast<long>(i));
+      if (auto parent = view.Lookup(sub); parent && S_ISDIR(parent->second.st_mode)) {
+        const struct stat& st = parent->second;
+        if (::lchown(path.c_str(), st.st_uid, st.st_gid) != 0 && ::geteuid() == 0)
+          return ErrnoError("chown " + path);
+        if (::chmod(path.c_str(), st.st_mode & 07777) != 0) return ErrnoError("chmod " + path);
+        struct timespec times[2] = {st.st_mtim, st.st_mtim};
+        ::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW);
+      }
+    }
+    std::string path = layer.Release();
+    Status st = CommitLayer(path, key, ins, s);
+    if (!st.ok()) (void)RemoveTree(path);
+    return st;
   }
 
   // ---- COPY / ADD

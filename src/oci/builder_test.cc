@@ -134,9 +134,9 @@ TEST_F(BuilderTest, BuildsConfigAndLayersThenReusesEveryLayer) {
   auto r = Build();
   ASSERT_TRUE(r.ok()) << r.status().message();
   const Image& image = r->image;
-  EXPECT_EQ(r->built_layers, 3);
+  EXPECT_EQ(r->built_layers, 4);  // WORKDIR (the base lacks /srv/app), 2 COPY, RUN
   EXPECT_EQ(r->cached_layers, 0);
-  ASSERT_EQ(image.layers.size(), 4u);
+  ASSERT_EQ(image.layers.size(), 5u);
   const ImageConfig& c = image.config;
   EXPECT_EQ(c.env, (std::vector<std::string>{"APP_HOME=/srv/app", "MODE=prod"}));
   EXPECT_EQ(c.labels.at("version"), "1.0");
@@ -152,9 +152,10 @@ TEST_F(BuilderTest, BuildsConfigAndLayersThenReusesEveryLayer) {
                       "WARN: HEALTHCHECK is not supported by the OCI image format and is ignored"),
             progress_.end());
 
-  std::string l1 = UnpackLayer(image, 1);
+  EXPECT_EQ(ListTree(UnpackLayer(image, 1)), (std::vector<std::string>{"srv", "srv/app"}));
+  std::string l1 = UnpackLayer(image, 2);
   EXPECT_EQ(*ReadFile(l1 + "/srv/app/file.txt"), "file");
-  std::string l2 = UnpackLayer(image, 2);
+  std::string l2 = UnpackLayer(image, 3);
   EXPECT_EQ(*ReadFile(l2 + "/data/sub/b"), "b");
   struct stat st {};
   ASSERT_EQ(::stat((l2 + "/data/sub/b").c_str(), &st), 0);
@@ -164,7 +165,7 @@ TEST_F(BuilderTest, BuildsConfigAndLayersThenReusesEveryLayer) {
   ASSERT_EQ(fake_.steps.size(), 1u);
   const RunStep& step = fake_.steps[0];
   EXPECT_EQ(step.argv, (std::vector<std::string>{"/bin/sh", "-c", "make all"}));
-  ASSERT_EQ(step.lower_dirs.size(), 3u);
+  ASSERT_EQ(step.lower_dirs.size(), 4u);
   EXPECT_EQ(step.lower_dirs[0], store_->LayerDirPath(base_.diff_ids[0]));
   EXPECT_EQ(step.working_dir, "/srv/app");
   EXPECT_FALSE(step.network);
@@ -179,7 +180,7 @@ TEST_F(BuilderTest, BuildsConfigAndLayersThenReusesEveryLayer) {
   progress_.clear();
   auto again = Build();
   ASSERT_TRUE(again.ok()) << again.status().message();
-  EXPECT_EQ(again->cached_layers, 3);
+  EXPECT_EQ(again->cached_layers, 4);
   EXPECT_EQ(again->built_layers, 0);
   EXPECT_EQ(again->image.manifest.digest, image.manifest.digest);
   EXPECT_EQ(fake_.steps.size(), 1u);
@@ -191,7 +192,7 @@ TEST_F(BuilderTest, BuildsConfigAndLayersThenReusesEveryLayer) {
   ASSERT_TRUE(WriteFile(ctx_ + "/dir/a", "changed").ok());
   auto changed = Build();
   ASSERT_TRUE(changed.ok());
-  EXPECT_EQ(changed->cached_layers, 1);
+  EXPECT_EQ(changed->cached_layers, 2);
   EXPECT_EQ(changed->built_layers, 2);
   EXPECT_EQ(fake_.steps.size(), 2u);
   // --no-cache builds everything again.
@@ -199,7 +200,7 @@ TEST_F(BuilderTest, BuildsConfigAndLayersThenReusesEveryLayer) {
   no_cache.no_cache = true;
   auto fresh = Build(no_cache);
   ASSERT_TRUE(fresh.ok());
-  EXPECT_EQ(fresh->built_layers, 3);
+  EXPECT_EQ(fresh->built_layers, 4);
 }
 
 TEST_F(BuilderTest, RunUpperDirBecomesALayerWithWhiteouts) {
@@ -438,11 +439,12 @@ TEST_F(BuilderTest, RealRunWithChrootExecutor) {
   options.executor = &executor;
   auto r = Build(options);
   ASSERT_TRUE(r.ok()) << r.status().message();
-  std::string l = UnpackLayer(r->image, 1);
+  EXPECT_EQ(ListTree(UnpackLayer(r->image, 1)), std::vector<std::string>{"work"});
+  std::string l = UnpackLayer(r->image, 2);
   EXPECT_EQ(*ReadFile(l + "/x"), "hi\n");
   EXPECT_EQ(*ReadFile(l + "/pwd"), "/work\n");
   EXPECT_EQ(*ReadFile(l + "/uid"), "0\n");
-  EXPECT_EQ(*ReadFile(UnpackLayer(r->image, 2) + "/tmp/nobody"), "65534\n");
+  EXPECT_EQ(*ReadFile(UnpackLayer(r->image, 3) + "/tmp/nobody"), "65534\n");
   // No mounts (CAP_SYS_ADMIN is dropped), and the network is not there.
   Containerfile("FROM busybox:test\nRUN busybox mount -t tmpfs none /tmp\n");
   r = Build(options);

@@ -342,7 +342,7 @@ Status ImageStore::Tag(const Descriptor& manifest, std::string_view reference) c
   }
   for (const json& entry : out) displaced_has_other |= entry.value("digest", "") == displaced;
   Descriptor d = manifest;
-  d.media_type = std::string(kMediaTypeManifest);
+  if (d.media_type.empty()) d.media_type = std::string(kMediaTypeManifest);
   d.annotations = {{std::string(kAnnotationRefName), name}};
   out.push_back(d.ToJson());
   if (!displaced.empty() && !displaced_has_other) {
