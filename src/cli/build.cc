@@ -2,8 +2,8 @@
 #include <fmt/core.h>
 
 #include "cli/cli.h"
+#include "cli/runtime_run_executor.h"
 #include "oci/builder.h"
-#include "oci/namespace_executor.h"
 
 namespace barge::cli {
 namespace {
@@ -37,9 +37,8 @@ Status BuildImage(const std::string& root, const BuildArgs& args) {
       options.build_args[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
   }
-  // RUN runs through this executor. When the container runtime (src/runtime) provides its
-  // own RunStepExecutor, construct that one here instead.
-  oci::NamespaceRunExecutor executor(args.quiet);
+  // RUN runs in a container of the runtime (src/runtime), isolated as `barge run` is.
+  RuntimeRunExecutor executor(args.quiet);
   options.executor = &executor;
   if (!args.quiet) {
     options.progress = [](const std::string& line) {

@@ -1,0 +1,415 @@
+// End-to-end tests of barge run / ps / logs / stop / kill / rm / volume, driving the real binary
+// with a busybox root file system (--rootfs), each with its own --root. After every test no
+// mount, cgroup or barge process may be left behind.
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "base/file_util.h"
+#include "base/subprocess.h"
+#include "runtime/busybox_rootfs.h"
+#include "runtime/cgroups.h"
+#include "runtime/leak_check.h"
+
+namespace barge {
+namespace {
+
+class ContainerCliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto rootfs = runtime::MakeBusyboxRootfs();
+    ASSERT_TRUE(rootfs.ok()) << rootfs.status().message();
+    rootfs_ = new TempDir(std::move(rootfs).value());
+  }
+  static void TearDownTestSuite() {
+    delete rootfs_;
+    EXPECT_TRUE(runtime::RemoveCgroupParent(CgroupParent()).ok());
+  }
+
+  // This test process's own cgroup parent, so that leaks are told apart from parallel tests.
+  static std::string CgroupParent() { return "barge-clitest-" + std::to_string(::getpid()); }
+
+  void SetUp() override {
+    auto root = TempDir::Make("barge-root-");
+    ASSERT_TRUE(root.ok());
+    root_ = std::move(root).value();
+    // Barge processes (detached monitors) name the root on their command line.
+    scope_ = {CgroupParent(), {root_.path(), rootfs_->path()}, root_.path()};
+    before_ = runtime::testing::TakeHostSnapshot(scope_);
+  }
+
+  void TearDown() override {
+    // Containers a failed test left running are removed the way a user would.
+    CommandOutput ids = Barge({"ps", "-aq"});
+    std::istringstream in(ids.out);
+    std::string id;
+    while (in >> id) Barge({"rm", "-f", id});
+    // Background deleters of --rm containers finish on their own; give them a moment.
+    for (int i = 0; i < 500 && !runtime::testing::TakeHostSnapshot(scope_).processes.empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(runtime::testing::DescribeLeaks(before_, runtime::testing::TakeHostSnapshot(scope_)),
+              "")
+        << "left behind on the host";
+  }
+
+  CommandOutput Barge(std::vector<std::string> args) {
+    args.insert(args.begin(), {BARGE_BINARY, "--root", root_.path()});
+    auto r = RunCommand(args);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return r.ok() ? *r : CommandOutput{};
+  }
+
+  // barge run --rootfs <busybox> OPTIONS... -- then the command.
+  CommandOutput Run(std::vector<std::string> options, std::vector<std::string> command) {
+    std::vector<std::string> args = {"run", "--cgroup-parent", CgroupParent()};
+    args.insert(args.end(), options.begin(), options.end());
+    args.push_back("--rootfs");
+    args.push_back(rootfs_->path());
+    args.insert(args.end(), command.begin(), command.end());
+    return Barge(args);
+  }
+
+  nlohmann::json PsJson() {
+    CommandOutput r = Barge({"ps", "-a", "--format", "json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(r.out, nullptr, false);
+  }
+
+  static bool OneLineError(const CommandOutput& r) {
+    return r.err.rfind("barge: error: ", 0) == 0 &&
+           std::count(r.err.begin(), r.err.end(), '\n') == 1;
+  }
+
+  static TempDir* rootfs_;
+  TempDir root_;
+  runtime::testing::LeakScope scope_;
+  runtime::testing::HostSnapshot before_;
+};
+
+TempDir* ContainerCliTest::rootfs_ = nullptr;
+
+TEST_F(ContainerCliTest, RunShowsPidOneOwnHostnameAndExitCode) {
+  CommandOutput r =
+      Run({"--rm", "--hostname", "inside"}, {"sh", "-c", "echo $$; hostname; exit 7"});
+  EXPECT_EQ(r.exit_code, 7) << r.err;
+  EXPECT_EQ(r.out, "1\ninside\n");
+  EXPECT_TRUE(PsJson().empty()) << "--rm left the container";
+}
+
+TEST_F(ContainerCliTest, BadInputGetsAOneLineError) {
+  CommandOutput r = Barge({"run", "no-such-image:latest", "true"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_TRUE(OneLineError(r)) << r.err;
+  EXPECT_NE(r.err.find("no-such-image"), std::string::npos) << r.err;
+
+  for (const auto& [option, value, quoted] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"-v", "justaname", "'justaname'"},
+           {"-v", "data:relative", "'data:relative'"},
+           {"-v", "/no/such/host/dir:/x", "/no/such/host/dir"},
+           {"--memory", "12q", "'12q'"},
+           {"--network", "bridge", "'bridge'"}}) {
+    r = Run({option, value}, {"true"});
+    EXPECT_EQ(r.exit_code, 125) << option << " " << value;
+    EXPECT_TRUE(OneLineError(r)) << r.err;
+    EXPECT_NE(r.err.find(quoted), std::string::npos) << r.err;
+  }
+  r = Run({}, {"no-such-command"});
+  EXPECT_EQ(r.exit_code, 127);
+  EXPECT_TRUE(OneLineError(r)) << r.err;
+  ASSERT_EQ(Run({"--name", "taken"}, {"true"}).exit_code, 0);
+  r = Run({"--name", "taken"}, {"true"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_TRUE(OneLineError(r)) << r.err;
+  EXPECT_NE(r.err.find("'taken' is already in use"), std::string::npos) << r.err;
+  EXPECT_EQ(Barge({"rm", "taken"}).exit_code, 0);
+  r = Barge({"stop", "nothing-by-this-name"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(OneLineError(r)) << r.err;
+  // Nothing was created by the failures, except the stopped container of the missing command.
+  EXPECT_EQ(PsJson().size(), 1u);
+}
+
+TEST_F(ContainerCliTest, MemoryHogIsOomKilledAndReported) {
+  CommandOutput r = Run({"--memory", "32m", "--name", "hog"},
+                        {"sh", "-c", "exec awk 'BEGIN { s = \"x\"; while (1) s = s s }'"});
+  EXPECT_EQ(r.exit_code, 137) << r.err;
+  EXPECT_NE(r.err.find("OOM"), std::string::npos) << r.err;
+  nlohmann::json ps = PsJson();
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(ps[0]["exit_code"], 137);
+  EXPECT_EQ(ps[0]["oom_killed"], true);
+  EXPECT_EQ(Barge({"rm", "hog"}).exit_code, 0);
+}
+
+TEST_F(ContainerCliTest, PidsLimitRefusesForks) {
+  CommandOutput r =
+      Run({"--rm", "--pids-limit", "5"},
+          {"sh", "-c", "for i in 1 2 3 4 5 6 7 8; do sleep 2 & done; wait; echo done"});
+  EXPECT_NE(r.err.find("can't fork"), std::string::npos) << r.err;
+}
+
+TEST_F(ContainerCliTest, ReadOnlyRootAndReadOnlyVolumeRefuseWrites) {
+  CommandOutput r = Run({"--rm", "--read-only"}, {"touch", "/x"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("Read-only file system"), std::string::npos) << r.err;
+  r = Run({"--rm", "-v", "data:/data:ro"}, {"touch", "/data/x"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("Read-only file system"), std::string::npos) << r.err;
+  EXPECT_FALSE(PathExists(root_.path() + "/volumes/data/_data/x"));
+}
+
+TEST_F(ContainerCliTest, NamedVolumeKeepsDataAcrossRuns) {
+  ASSERT_EQ(Barge({"volume", "create", "keep"}).exit_code, 0);
+  CommandOutput r = Run({"--rm", "-v", "keep:/data"}, {"sh", "-c", "echo first > /data/f"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Run({"--rm", "-v", "keep:/elsewhere"}, {"cat", "/elsewhere/f"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "first\n");
+  EXPECT_NE(Barge({"volume", "ls"}).out.find("keep"), std::string::npos);
+  EXPECT_EQ(Barge({"volume", "rm", "keep"}).exit_code, 0);
+  EXPECT_EQ(Barge({"volume", "inspect", "keep"}).exit_code, 1);
+}
+
+TEST_F(ContainerCliTest, VolumeInUseCannotBeRemoved) {
+  ASSERT_EQ(Run({"--name", "user", "-v", "busy:/b"}, {"true"}).exit_code, 0);
+  CommandOutput r = Barge({"volume", "rm", "busy"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("in use by container user"), std::string::npos) << r.err;
+  EXPECT_EQ(Barge({"rm", "user"}).exit_code, 0);
+  EXPECT_EQ(Barge({"volume", "rm", "busy"}).exit_code, 0);
+}
+
+TEST_F(ContainerCliTest, TwoRunningContainersShareAVolume) {
+  // A writes, then waits for B's file; B waits for A's file, then writes. Each prints the other's.
+  CommandOutput a = Run({"-d", "--name", "a", "-v", "shared:/s"},
+                        {"sh", "-c",
+                         "echo from-a > /s/a; for i in $(seq 200); do [ -f /s/b ] && break; "
+                         "sleep 0.05; done; cat /s/b"});
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  CommandOutput b = Run({"--rm", "-v", "shared:/s"},
+                        {"sh", "-c",
+                         "for i in $(seq 200); do [ -f /s/a ] && break; sleep 0.05; done; "
+                         "cat /s/a; echo from-b > /s/b"});
+  EXPECT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(b.out, "from-a\n");
+  // a exits by itself once it has read b's file.
+  for (int i = 0; i < 200; ++i) {
+    nlohmann::json ps = PsJson();
+    if (!ps.empty() && ps[0]["status"] == "exited") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  EXPECT_EQ(Barge({"logs", "a"}).out, "from-b\n");
+  EXPECT_EQ(Barge({"rm", "a"}).exit_code, 0);
+}
+
+TEST_F(ContainerCliTest, DetachedLifecyclePsLogsStopRm) {
+  CommandOutput r = Run({"-d", "--name", "svc"}, {"sh", "-c",
+                                                  "trap 'echo stopping; exit 0' TERM; echo up; "
+                                                  "while true; do sleep 0.05; done"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(r.out.size(), 65u) << r.out;  // the id and a newline
+  CommandOutput ps = Barge({"ps"});
+  EXPECT_NE(ps.out.find("svc"), std::string::npos) << ps.out;
+  EXPECT_NE(ps.out.find("Up "), std::string::npos) << ps.out;
+  r = Barge({"rm", "svc"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("is running"), std::string::npos) << r.err;
+  // Give the trap time to be set before asking it to stop.
+  for (int i = 0; i < 100 && Barge({"logs", "svc"}).out.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  r = Barge({"stop", "-t", "5", "svc"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Barge({"logs", "svc"}).out, "up\nstopping\n");
+  EXPECT_EQ(Barge({"logs", "-f", "svc"}).out, "up\nstopping\n");  // returns: it has exited
+  nlohmann::json state = PsJson();
+  ASSERT_EQ(state.size(), 1u);
+  EXPECT_EQ(state[0]["status"], "exited");
+  EXPECT_EQ(state[0]["exit_code"], 0);
+  EXPECT_EQ(Barge({"ps"}).out.find("svc"), std::string::npos);
+  EXPECT_EQ(Barge({"rm", "svc"}).exit_code, 0);
+  EXPECT_TRUE(PsJson().empty());
+}
+
+TEST_F(ContainerCliTest, LogsFollowUntilTheContainerExits) {
+  ASSERT_EQ(
+      Run({"-d", "--name", "talker"}, {"sh", "-c", "echo one; sleep 0.3; echo two"}).exit_code, 0);
+  CommandOutput r = Barge({"logs", "-f", "talker"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "one\ntwo\n");
+  EXPECT_EQ(Barge({"rm", "talker"}).exit_code, 0);
+}
+
+TEST_F(ContainerCliTest, StopKillsWhatIgnoresTermAndKillSignals) {
+  ASSERT_EQ(Run({"-d", "--name", "stubborn"}, {"sleep", "100"}).exit_code, 0);
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(Barge({"stop", "-t", "1", "stubborn"}).exit_code, 0);  // pid 1 ignores TERM
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_EQ(PsJson()[0]["exit_code"], 137);
+  ASSERT_EQ(Run({"-d", "--name", "victim"}, {"sleep", "100"}).exit_code, 0);
+  EXPECT_EQ(Barge({"kill", "-s", "KILL", "victim"}).exit_code, 0);
+  EXPECT_EQ(Barge({"rm", "-f", "victim", "stubborn"}).exit_code, 0);
+  EXPECT_TRUE(PsJson().empty());
+}
+
+TEST_F(ContainerCliTest, ForegroundRunForwardsSignals) {
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  const std::string cgroup_parent = CgroupParent();  // names our pid, not the child's
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    ::execl(BARGE_BINARY, BARGE_BINARY, "--root", root_.path().c_str(), "run", "--cgroup-parent",
+            cgroup_parent.c_str(), "--rm", "--rootfs", rootfs_->path().c_str(), "sh", "-c",
+            "trap 'echo got-term; exit 3' TERM; echo ready; while true; do sleep 0.05; done",
+            nullptr);
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  UniqueFd out_r(out[0]);
+  char buf[64] = {};
+  ASSERT_GT(::read(out_r.get(), buf, sizeof buf - 1), 0);
+  EXPECT_STREQ(buf, "ready\n");
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 3);
+  std::string rest(64, '\0');
+  rest.resize(static_cast<size_t>(std::max<ssize_t>(0, ::read(out_r.get(), rest.data(), 63))));
+  EXPECT_EQ(rest, "got-term\n");
+}
+
+TEST_F(ContainerCliTest, StateOfAKilledBargeIsCleanedUp) {
+  ASSERT_EQ(Run({"-d", "--name", "orphan", "--memory", "64m"}, {"sleep", "100"}).exit_code, 0);
+  nlohmann::json ps = PsJson();
+  ASSERT_EQ(ps.size(), 1u);
+  std::string id = ps[0]["id"];
+  auto state = nlohmann::json::parse(*ReadFile(root_.path() + "/containers/" + id + "/state.json"));
+  pid_t monitor = state["monitor_pid"];
+  pid_t container = state["pid"];
+  std::vector<std::string> cgroups = state["cgroup_dirs"];
+  ASSERT_FALSE(cgroups.empty());
+  ASSERT_EQ(::kill(monitor, SIGKILL), 0);
+  // The container dies with its monitor (parent-death signal).
+  for (int i = 0; i < 200 && ::kill(container, 0) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ps = PsJson();  // notices the dead monitor, records the exit and removes the cgroups
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(ps[0]["status"], "exited");
+  EXPECT_EQ(ps[0]["exit_code"], -1);
+  for (const std::string& dir : cgroups) EXPECT_FALSE(PathExists(dir)) << dir;
+  EXPECT_NE(Barge({"ps", "-a"}).out.find("barge process was killed"), std::string::npos);
+  EXPECT_EQ(Barge({"rm", "orphan"}).exit_code, 0);
+}
+
+TEST_F(ContainerCliTest, ContainerSeesOnlyStdioAndDefaultCapabilities) {
+  // ls is pid 1 itself; besides 0, 1 and 2 it holds only the directory it is listing (3).
+  CommandOutput r = Run({"--rm"}, {"ls", "/proc/self/fd"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "0\n1\n2\n3\n");
+  r = Run({"--rm"}, {"grep", "CapEff", "/proc/self/status"});
+  EXPECT_EQ(r.out, "CapEff:\t00000000a80425fb\n");
+}
+
+TEST_F(ContainerCliTest, EnvWorkdirUserAndEntrypoint) {
+  ASSERT_TRUE(WriteFile(root_.path() + "/env", "# comment\nFROM_FILE=1\nB=file\n").ok());
+  CommandOutput r = Run({"--rm", "-e", "A=1", "--env-file", root_.path() + "/env", "-e", "B=flag",
+                         "-w", "/work/dir", "-u", "app", "--entrypoint", "/bin/sh"},
+                        {"--", "-c", "echo $A $FROM_FILE $B $(pwd) $(whoami) $HOME"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1 1 flag /work/dir app /home/app\n");
+}
+
+TEST_F(ContainerCliTest, InteractiveStdinReachesTheCommand) {
+  std::vector<std::string> args = {BARGE_BINARY, "--root",   root_.path(),    "run", "--rm",
+                                   "-i",         "--rootfs", rootfs_->path(), "wc",  "-l"};
+  auto r = RunCommand(args, {.input = "one\ntwo\nthree\n"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 0) << r->err;
+  EXPECT_EQ(r->out, "3\n");
+  // Without -i the command reads /dev/null.
+  args.erase(args.begin() + 5);
+  r = RunCommand(args, {.input = "ignored\n"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->out, "0\n");
+}
+
+TEST_F(ContainerCliTest, TerminalComesFromTheContainersDevpts) {
+  // script(1) (util-linux) gives barge a terminal, as a user's shell would.
+  std::string command = std::string(BARGE_BINARY) + " --root " + root_.path() +
+                        " run --rm -it --rootfs " + rootfs_->path() +
+                        " sh -c 'tty; test -t 0 && echo stdin-is-a-tty; echo $TERM; exit 3'";
+  auto r = RunCommand({"script", "-qec", command, "/dev/null"});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->exit_code, 3) << r->err;
+  EXPECT_NE(r->out.find("/dev/pts/0\r\n"), std::string::npos) << r->out;
+  EXPECT_NE(r->out.find("stdin-is-a-tty"), std::string::npos) << r->out;
+  EXPECT_NE(r->out.find("xterm"), std::string::npos) << r->out;
+  // Typed input reaches the container's shell through its terminal.
+  r = RunCommand({"script", "-qec",
+                  std::string(BARGE_BINARY) + " --root " + root_.path() +
+                      " run --rm -it --rootfs " + rootfs_->path() + " sh",
+                  "/dev/null"},
+                 {.input = "echo typed-$((6*7))\nexit 5\n"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 5) << r->out;
+  EXPECT_NE(r->out.find("typed-42"), std::string::npos) << r->out;
+}
+
+TEST_F(ContainerCliTest, RunsAnImageWithItsConfig) {
+  // An image made the way a user would: import the busybox tree, then build on it.
+  CommandOutput tar = RunCommand({"tar", "-C", rootfs_->path(), "-c", "."}).value();
+  ASSERT_EQ(tar.exit_code, 0) << tar.err;
+  auto import = RunCommand({BARGE_BINARY, "--root", root_.path(), "import", "-", "busybox:latest"},
+                           {.input = tar.out});
+  ASSERT_TRUE(import.ok());
+  ASSERT_EQ(import->exit_code, 0) << import->err;
+  ASSERT_TRUE(WriteFile(root_.path() + "/Containerfile",
+                        "FROM busybox\nENV GREETING=hello\nWORKDIR /srv\n"
+                        "ENTRYPOINT [\"/bin/sh\", \"-c\"]\nCMD [\"echo $GREETING from $(pwd)\"]\n")
+                  .ok());
+  CommandOutput build = Barge({"build", "-t", "greeter", root_.path()});
+  ASSERT_EQ(build.exit_code, 0) << build.err;
+
+  std::vector<std::string> run = {"run", "--cgroup-parent", CgroupParent(), "--rm"};
+  auto with = [&](std::vector<std::string> more) {
+    std::vector<std::string> args = run;
+    args.insert(args.end(), more.begin(), more.end());
+    return Barge(args);
+  };
+  CommandOutput r = with({"greeter"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "hello from /srv\n");
+  r = with({"-e", "GREETING=hi", "-w", "/tmp", "greeter", "echo $GREETING in $(pwd)"});
+  EXPECT_EQ(r.out, "hi in /tmp\n") << r.err;
+  r = with({"--entrypoint", "/bin/echo", "greeter", "plain"});
+  EXPECT_EQ(r.out, "plain\n") << r.err;
+  // RUN steps run in the runtime's containers: same capabilities and filter as barge run.
+  ASSERT_TRUE(
+      WriteFile(root_.path() + "/Containerfile",
+                "FROM busybox\nRUN grep -E '^(CapEff|Seccomp):' /proc/self/status > /status "
+                "&& hostname > /host\n")
+          .ok());
+  build = Barge({"build", "-t", "ran", root_.path()});
+  ASSERT_EQ(build.exit_code, 0) << build.err;
+  r = with({"ran", "cat", "/status"});
+  EXPECT_EQ(r.out, "CapEff:\t00000000a80425fb\nSeccomp:\t2\n") << r.err;
+  r = with({"busybox", "cat", "/etc/hostname"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.size(), 13u) << r.out;  // the short id
+}
+
+}  // namespace
+}  // namespace barge

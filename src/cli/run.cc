@@ -1,0 +1,381 @@
+// barge run: creates a container from an image (or a root file system directory) and runs it,
+// in the foreground (exit code = the command's) or detached (-d: prints the id).
+#include <fcntl.h>
+#include <fmt/core.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <set>
+
+#include "base/file_util.h"
+#include "cli/cli.h"
+#include "cli/terminal.h"
+#include "oci/image_store.h"
+#include "runtime/cgroups.h"
+#include "runtime/container_store.h"
+#include "runtime/lifecycle.h"
+#include "runtime/volumes.h"
+
+namespace barge::cli {
+namespace {
+
+struct RunArgs {
+  bool rm = false;
+  bool detach = false;
+  bool interactive = false;
+  bool tty = false;
+  std::string name;
+  std::vector<std::string> env;
+  std::vector<std::string> env_files;
+  std::string workdir;
+  std::string user;
+  std::string entrypoint;
+  bool entrypoint_set = false;
+  std::string hostname;
+  std::vector<std::string> volumes;
+  std::vector<std::string> tmpfs;
+  std::string memory;
+  double cpus = 0;
+  int64_t pids_limit = 0;
+  std::string network = "none";
+  bool read_only = false;
+  std::string rootfs;
+  std::string cgroup_parent = runtime::kDefaultCgroupParent;
+  std::string image;
+};
+
+// What the image contributes: its layers and its default process.
+struct ImageDefaults {
+  std::vector<std::string> lower_dirs;
+  std::vector<std::string> entrypoint;
+  std::vector<std::string> cmd;
+  std::vector<std::string> env;
+  std::string working_dir;
+  std::string user;
+};
+
+// The image's layers (unpacked into the layer cache on first use) and its config.
+Result<ImageDefaults> ResolveImage(const std::string& root, const std::string& name) {
+  ASSIGN_OR_RETURN(oci::ImageStore store, oci::ImageStore::Open(root));
+  Result<oci::Image> image = store.Resolve(name);
+  if (!image.ok()) {
+    if (image.status().code() == StatusCode::kNotFound) {
+      return NotFound("unknown image '" + name +
+                      "': not in the local repository (see 'barge images', 'barge import', "
+                      "'barge load')");
+    }
+    return image.status();
+  }
+  ImageDefaults d;
+  ASSIGN_OR_RETURN(d.lower_dirs, store.LayerDirs(*image));
+  if (d.lower_dirs.empty()) return InvalidArgument("image '" + name + "' has no layers");
+  d.entrypoint = image->config.entrypoint;
+  d.cmd = image->config.cmd;
+  d.env = image->config.env;
+  d.working_dir = image->config.working_dir;
+  d.user = image->config.user;
+  return d;
+}
+
+Result<ImageDefaults> RootfsDefaults(const std::string& dir) {
+  char resolved[PATH_MAX];
+  if (::realpath(dir.c_str(), resolved) == nullptr) return ErrnoError("--rootfs " + dir);
+  ImageDefaults d;
+  d.lower_dirs = {resolved};
+  d.cmd = {"/bin/sh"};
+  return d;
+}
+
+std::string EnvKey(const std::string& entry) { return entry.substr(0, entry.find('=')); }
+
+// Later entries override earlier ones with the same key; "K" alone takes barge's own value.
+Status MergeEnv(std::vector<std::string>& env, const std::string& entry) {
+  std::string value = entry;
+  if (entry.empty() || entry[0] == '=')
+    return InvalidArgument("invalid environment entry '" + entry + "'");
+  if (entry.find('=') == std::string::npos) {
+    const char* host = std::getenv(entry.c_str());
+    if (host == nullptr) return Status::Ok();  // Docker skips unset variables
+    value = entry + "=" + host;
+  }
+  std::string key = EnvKey(value);
+  for (std::string& e : env) {
+    if (EnvKey(e) == key) {
+      e = value;
+      return Status::Ok();
+    }
+  }
+  env.push_back(value);
+  return Status::Ok();
+}
+
+Status ReadEnvFile(const std::string& path, std::vector<std::string>& env) {
+  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    size_t start = line.find_first_not_of(" \t");
+    if (start == std::string::npos || line[start] == '#') continue;
+    RETURN_IF_ERROR(MergeEnv(env, line.substr(start)).Wrap("--env-file " + path));
+  }
+  return Status::Ok();
+}
+
+// Signals for the container arrive on barge's only thread, so the handler never runs
+// concurrently with SetForwardTarget. One that arrives before the container's pid is known (it
+// may already be running) is kept and delivered once it is.
+std::atomic<pid_t> g_forward_pid{0};
+std::atomic<uint64_t> g_pending_signals{0};
+
+void ForwardSignal(int sig) {
+  pid_t pid = g_forward_pid.load();
+  if (pid > 0) {
+    ::kill(pid, sig);
+  } else {
+    g_pending_signals.fetch_or(uint64_t{1} << sig);
+  }
+}
+
+void SetForwardTarget(pid_t pid) {
+  g_forward_pid.store(pid);
+  uint64_t pending = g_pending_signals.exchange(0);
+  for (int sig = 1; sig < 64 && pid > 0; ++sig) {
+    if (pending & (uint64_t{1} << sig)) ::kill(pid, sig);
+  }
+}
+
+void InstallForwarding() {
+  struct sigaction sa {};
+  sa.sa_handler = ForwardSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: waitpid returns EINTR and is retried
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
+    ::sigaction(sig, &sa, nullptr);
+}
+
+Result<runtime::ContainerConfig> BuildConfig(const RunArgs& args,
+                                             const std::vector<std::string>& command,
+                                             const std::string& root) {
+  runtime::ContainerConfig config;
+  if (args.tty && args.detach) return Unsupported("-t with -d is not supported yet: drop -t");
+  if (args.rm && args.detach) {
+    // Docker allows it; so do we: the monitor removes the container when it exits.
+  }
+  ImageDefaults image;
+  if (!args.rootfs.empty()) {
+    ASSIGN_OR_RETURN(image, RootfsDefaults(args.rootfs));
+    config.image = image.lower_dirs[0];
+  } else {
+    if (args.image.empty()) return InvalidArgument("no image given");
+    ASSIGN_OR_RETURN(image, ResolveImage(root, args.image));
+    config.image = args.image;
+  }
+  config.lower_dirs = image.lower_dirs;
+
+  std::vector<std::string> entrypoint = image.entrypoint;
+  std::vector<std::string> cmd = image.cmd;
+  if (args.entrypoint_set) {
+    entrypoint = args.entrypoint.empty() ? std::vector<std::string>{}
+                                         : std::vector<std::string>{args.entrypoint};
+    cmd.clear();
+  }
+  if (!command.empty()) cmd = command;
+  config.process.argv = entrypoint;
+  config.process.argv.insert(config.process.argv.end(), cmd.begin(), cmd.end());
+  if (config.process.argv.empty()) {
+    return InvalidArgument("no command given and the image has no Entrypoint or Cmd");
+  }
+
+  std::vector<std::string> env;
+  for (const std::string& e : image.env) RETURN_IF_ERROR(MergeEnv(env, e));
+  for (const std::string& f : args.env_files) RETURN_IF_ERROR(ReadEnvFile(f, env));
+  for (const std::string& e : args.env) RETURN_IF_ERROR(MergeEnv(env, e));
+  config.process.env = env;
+  config.process.cwd = !args.workdir.empty()        ? args.workdir
+                       : !image.working_dir.empty() ? image.working_dir
+                                                    : "/";
+  if (config.process.cwd[0] != '/') {
+    return InvalidArgument("working directory must be an absolute path, got '" +
+                           config.process.cwd + "'");
+  }
+  config.process.user = !args.user.empty() ? args.user : image.user;
+  config.hostname = args.hostname;
+  config.name = args.name;
+  if (!config.name.empty()) {
+    if (Status st = runtime::ValidateVolumeName(config.name); !st.ok()) {
+      return InvalidArgument("invalid container name '" + config.name +
+                             "': use letters, digits, '_', '.' and '-'");
+    }
+  }
+
+  if (args.network == "none") {
+    config.network = runtime::NetworkMode::kNone;
+  } else if (args.network == "host") {
+    config.network = runtime::NetworkMode::kHost;
+  } else {
+    return InvalidArgument("unknown network '" + args.network + "' (use none or host)");
+  }
+  config.read_only_root = args.read_only;
+
+  if (!args.memory.empty()) {
+    Result<long long> parsed = ParseSize(args.memory);
+    if (!parsed.ok()) return parsed.status().Wrap("--memory");
+    long long bytes = *parsed;
+    if (bytes < (6 << 20))
+      return InvalidArgument("--memory " + args.memory + " is below the minimum of 6m");
+    config.limits.memory_bytes = bytes;
+  }
+  if (args.cpus < 0) return InvalidArgument("--cpus must be positive");
+  config.limits.cpus = args.cpus;
+  if (args.pids_limit < 0) return InvalidArgument("--pids-limit must be positive");
+  config.limits.pids = args.pids_limit;
+
+  // Volumes are checked before the container exists, so bad input leaves nothing behind.
+  runtime::VolumeStore volumes(root);
+  std::set<std::string> destinations;
+  for (const std::string& spec : args.volumes) {
+    ASSIGN_OR_RETURN(runtime::VolumeSpec v, runtime::ParseVolumeSpec(spec));
+    runtime::MountSpec m;
+    m.destination = v.destination;
+    m.read_only = v.read_only;
+    if (v.named) {
+      ASSIGN_OR_RETURN(runtime::Volume volume, volumes.Create(v.source));
+      m.source = volume.mountpoint;
+      config.volume_names.push_back(v.source);
+    } else {
+      if (!PathExists(v.source)) {
+        return NotFound("invalid volume '" + spec + "': " + v.source +
+                        " does not exist on the host");
+      }
+      m.source = v.source;
+    }
+    if (!destinations.insert(m.destination).second) {
+      return InvalidArgument("duplicate mount destination " + m.destination);
+    }
+    config.mounts.push_back(std::move(m));
+  }
+  for (const std::string& t : args.tmpfs) {
+    if (t.empty() || t[0] != '/' || t == "/") {
+      return InvalidArgument("invalid --tmpfs '" + t + "': expected an absolute path below /");
+    }
+    if (!destinations.insert(t).second) return InvalidArgument("duplicate mount destination " + t);
+    config.mounts.push_back({runtime::MountSpec::Kind::kTmpfs, "", t, false});
+  }
+  RETURN_IF_ERROR(runtime::ValidateCgroupParent(args.cgroup_parent));
+  config.cgroup_parent = args.cgroup_parent;
+  config.auto_remove = args.rm;
+  config.detached = args.detach;
+  config.terminal = args.tty;
+  return config;
+}
+
+void Run(RunArgs& args, std::vector<std::string> command, Cli& cli) {
+  if (!args.rootfs.empty() && !args.image.empty()) {
+    // With --rootfs there is no IMAGE: the first word is the command.
+    command.insert(command.begin(), args.image);
+    args.image.clear();
+  }
+  Result<runtime::ContainerConfig> config = BuildConfig(args, command, cli.root());
+  if (!config.ok()) {
+    cli.Finish(config.status());
+    cli.SetExitCode(125);
+    return;
+  }
+  runtime::ContainerStore store(cli.root());
+  Result<runtime::ContainerRecord> record = store.Create(std::move(config).value());
+  if (!record.ok()) {
+    cli.Finish(record.status());
+    cli.SetExitCode(125);
+    return;
+  }
+  if (args.detach) {
+    Status st = runtime::RunDetached(store, *record);
+    if (!st.ok()) {
+      cli.Finish(st);
+      cli.SetExitCode(runtime::StartFailureExitCode(st));
+      return;
+    }
+    fmt::print("{}\n", record->config.id);
+    return;
+  }
+  int in = args.interactive ? 0 : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  UniqueFd null(args.interactive ? -1 : in);
+  runtime::Stdio stdio{in, 1, 2};
+  InstallForwarding();
+  std::string name = record->config.name;
+  long long memory = record->config.limits.memory_bytes;
+  Result<runtime::ExitInfo> exit =
+      runtime::RunAttached(store, std::move(record).value(), stdio, [&](runtime::Container& c) {
+        SetForwardTarget(c.pid());
+        if (!args.tty) return;
+        CopyWindowSize(c.terminal());
+        std::optional<RawMode> raw;
+        if (args.interactive) raw.emplace();
+        RelayTerminal(c.terminal(), args.interactive);
+      });
+  g_forward_pid.store(0);
+  if (!exit.ok()) {
+    cli.Finish(exit.status());
+    cli.SetExitCode(runtime::StartFailureExitCode(exit.status()));
+    return;
+  }
+  if (exit->oom_killed) {
+    PrintError(fmt::format("container {} ran out of memory (limit {} MiB) and was OOM-killed", name,
+                           memory >> 20));
+  }
+  cli.SetExitCode(exit->exit_code);
+}
+
+const Registration kRun{
+    "run", "Run a command in a new container", [](CLI::App& cmd, Cli& cli) {
+      auto args = std::make_shared<RunArgs>();
+      cmd.add_flag("--rm", args->rm, "Remove the container when it exits");
+      cmd.add_flag("-d,--detach", args->detach, "Run in the background and print the container id");
+      cmd.add_flag("-i,--interactive", args->interactive, "Keep standard input attached");
+      cmd.add_flag("-t,--tty", args->tty, "Give the container a terminal (use with -i)");
+      cmd.add_option("--name", args->name, "Name of the container");
+      cmd.add_option("-e,--env", args->env,
+                     "Set an environment variable K=V (K alone: from barge's)");
+      cmd.add_option("--env-file", args->env_files, "Read K=V lines from a file");
+      cmd.add_option("-w,--workdir", args->workdir, "Working directory inside the container");
+      cmd.add_option("-u,--user", args->user, "UID[:GID] or NAME[:GROUP] to run as");
+      cmd.add_option_function<std::string>(
+          "--entrypoint",
+          [args](const std::string& e) {
+            args->entrypoint = e;
+            args->entrypoint_set = true;
+          },
+          "Override the image's entrypoint");
+      cmd.add_option("--hostname", args->hostname, "Hostname (default: the short container id)");
+      cmd.add_option("-v,--volume", args->volumes, "Mount NAME:/DST[:ro] or /HOST:/DST[:ro]");
+      cmd.add_option("--tmpfs", args->tmpfs, "Mount a tmpfs at this path");
+      cmd.add_option("-m,--memory", args->memory, "Memory limit (e.g. 256m); no swap beyond it");
+      cmd.add_option("--cpus", args->cpus, "CPU limit in cores (e.g. 1.5)");
+      cmd.add_option("--pids-limit", args->pids_limit, "Maximum number of processes");
+      cmd.add_option("--network,--net", args->network, "none (loopback only, default) or host");
+      cmd.add_flag("--read-only", args->read_only, "Mount the root file system read-only");
+      cmd.add_option("--rootfs", args->rootfs,
+                     "Use this directory as the root file system instead of an image (kept "
+                     "unchanged: writes go to the container's own layer)");
+      cmd.add_option("--cgroup-parent", args->cgroup_parent,
+                     "Parent of the container's cgroup in each hierarchy (default barge)");
+      cmd.add_option("image", args->image, "Image to run (omit with --rootfs)");
+      // Everything after IMAGE is the command, options included (barge run IMAGE sh -c '...').
+      cmd.prefix_command();
+      cmd.fallthrough(false);
+      cmd.callback([args, &cmd, &cli] {
+        if (args->image.empty() && args->rootfs.empty()) {
+          PrintError("barge run needs an IMAGE (see 'barge run --help')");
+          cli.SetExitCode(kExitUsage);
+          return;
+        }
+        Run(*args, cmd.remaining(), cli);
+      });
+    }};
+
+}  // namespace
+}  // namespace barge::cli

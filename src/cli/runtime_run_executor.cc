@@ -1,0 +1,40 @@
+#include "cli/runtime_run_executor.h"
+
+#include <fcntl.h>
+#include <sys/random.h>
+
+#include <cstdio>
+
+#include "base/file_util.h"
+#include "runtime/process.h"
+
+namespace barge::cli {
+
+Result<int> RuntimeRunExecutor::Run(const oci::RunStep& step) {
+  unsigned char bytes[8] = {};
+  if (::getrandom(bytes, sizeof bytes, 0) != sizeof bytes) return ErrnoError("getrandom");
+  char id[32];
+  std::snprintf(id, sizeof id, "build-%02x%02x%02x%02x%02x%02x%02x%02x", bytes[0], bytes[1],
+                bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7]);
+  // The overlay's mount point; it is only ever mounted inside the step's own mount namespace.
+  ASSIGN_OR_RETURN(TempDir mount_point, TempDir::Make("barge-run-step-"));
+  ASSIGN_OR_RETURN(UniqueFd null, OpenFile("/dev/null", O_RDWR));
+
+  runtime::ContainerSpec spec;
+  spec.id = id;
+  spec.lower_dirs = step.lower_dirs;
+  spec.upper_dir = step.upper_dir;
+  spec.work_dir = step.work_dir;
+  spec.rootfs_dir = mount_point.path();
+  spec.process.argv = step.argv;
+  spec.process.env = step.env;
+  spec.process.cwd = step.working_dir.empty() ? "/" : step.working_dir;
+  spec.process.user = step.user;
+  spec.network = step.network ? runtime::NetworkMode::kHost : runtime::NetworkMode::kNone;
+  spec.stdio = {null.get(), quiet_ ? null.get() : 1, quiet_ ? null.get() : 2};
+  spec.remove_created_mount_points = true;
+  ASSIGN_OR_RETURN(runtime::ExitInfo exit, runtime::RunContainer(spec));
+  return exit.exit_code;
+}
+
+}  // namespace barge::cli

@@ -1,0 +1,187 @@
+#include "runtime/lifecycle.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "base/file_util.h"
+#include "runtime/time_util.h"
+
+namespace barge::runtime {
+namespace {
+
+Status RecordRunning(ContainerStore& store, ContainerRecord& record, const Container& container) {
+  ContainerState& s = record.state;
+  s.status = ContainerStatus::kRunning;
+  s.pid = container.pid();
+  s.pid_start = ProcessStartTime(container.pid());
+  s.monitor_pid = ::getpid();
+  s.monitor_start = ProcessStartTime(::getpid());
+  s.started_at = NowRfc3339();
+  s.cgroup_dirs = container.cgroup().dirs();
+  return store.SaveState(record.config.id, s);
+}
+
+Status RecordExit(ContainerStore& store, ContainerRecord& record, int exit_code, bool oom) {
+  ContainerState& s = record.state;
+  s.status = ContainerStatus::kExited;
+  s.exit_code = exit_code;
+  s.oom_killed = oom;
+  s.finished_at = NowRfc3339();
+  s.cgroup_dirs.clear();
+  if (record.config.auto_remove) return store.DeleteInBackground(record.config.id);
+  return store.SaveState(record.config.id, s);
+}
+
+// Waits for an exited process that is not our child: a pidfd becomes readable when it exits.
+bool WaitGone(pid_t pid, uint64_t start, std::chrono::milliseconds timeout) {
+  if (!ProcessAlive(pid, start)) return true;
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return !ProcessAlive(pid, start);
+  UniqueFd pidfd(fd);
+  if (!ProcessAlive(pid, start)) return true;  // the pid was reused before pidfd_open
+  pollfd p{fd, POLLIN, 0};
+  int rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
+  return rc > 0 || !ProcessAlive(pid, start);
+}
+
+}  // namespace
+
+int StartFailureExitCode(const Status& status) {
+  if (status.code() == StatusCode::kNotFound) return 127;
+  if (status.code() == StatusCode::kInvalidArgument) return 126;
+  return 125;
+}
+
+Result<ExitInfo> RunAttached(ContainerStore& store, ContainerRecord record, const Stdio& stdio,
+                             const std::function<void(Container&)>& on_start) {
+  ContainerSpec spec = store.MakeSpec(record);
+  spec.stdio = stdio;
+  Result<Container> container = Container::Start(spec);
+  if (!container.ok()) {
+    (void)RecordExit(store, record, StartFailureExitCode(container.status()), false);
+    return container.status();
+  }
+  RETURN_IF_ERROR(RecordRunning(store, record, *container));
+  if (on_start) on_start(*container);
+  Result<ExitInfo> exit = container->Wait();
+  if (!exit.ok()) return exit.status();
+  RETURN_IF_ERROR(RecordExit(store, record, exit->exit_code, exit->oom_killed));
+  return exit;
+}
+
+Status RunDetached(ContainerStore& store, const ContainerRecord& record) {
+  ASSIGN_OR_RETURN(UniqueFd log,
+                   OpenFile(store.LogPath(record.config.id), O_WRONLY | O_CREAT | O_APPEND, 0640));
+  ASSIGN_OR_RETURN(UniqueFd null, OpenFile("/dev/null", O_RDWR));
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoError("pipe");
+  UniqueFd report_read(fds[0]), report_write(fds[1]);
+  pid_t monitor = ::fork();
+  if (monitor < 0) return ErrnoError("fork container monitor");
+  if (monitor == 0) {
+    // The monitor: no terminal, no descriptor of the caller (a pipe a test reads until EOF, say),
+    // only the log, /dev/null and the report pipe.
+    ::setsid();
+    ::dup2(null.get(), 0);
+    ::dup2(null.get(), 1);
+    ::dup2(null.get(), 2);
+    int keep[] = {log.get(), null.get(), report_write.get()};
+    for (int fd = 3; fd < 1024; ++fd) {
+      if (fd != keep[0] && fd != keep[1] && fd != keep[2]) ::close(fd);
+    }
+    ::syscall(SYS_close_range, 1024U, ~0U, 0U);
+    ContainerStore own_store = store;
+    bool reported = false;
+    Result<ExitInfo> exit =
+        RunAttached(own_store, record, {null.get(), log.get(), log.get()}, [&](Container&) {
+          (void)!::write(report_write.get(), "OK", 2);
+          report_write.Reset();
+          reported = true;
+        });
+    if (!exit.ok() && !reported) {
+      std::string message =
+          std::to_string(StartFailureExitCode(exit.status())) + " " + exit.status().message();
+      (void)!::write(report_write.get(), message.data(), message.size());
+    }
+    ::_exit(exit.ok() ? 0 : 1);
+  }
+  report_write.Reset();
+  std::string reply;
+  char buf[1024];
+  for (;;) {
+    ssize_t n = ::read(report_read.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  if (reply == "OK") return Status::Ok();
+  if (reply.empty()) return Internal("the container monitor exited before starting the container");
+  int code = std::atoi(reply.c_str());
+  std::string message = reply.substr(reply.find(' ') + 1);
+  if (code == 127) return NotFound(message);
+  if (code == 126) return InvalidArgument(message);
+  return IoError(message);
+}
+
+Result<ContainerRecord> WaitForExit(ContainerStore& store, const std::string& id,
+                                    std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    Result<ContainerRecord> r = store.Find(id);  // reconciles a container whose monitor died
+    if (!r.ok() || r->state.status != ContainerStatus::kRunning) return r;
+    if (std::chrono::steady_clock::now() > deadline) {
+      return IoError("container " + r->config.name + " did not stop in time");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+Status StopContainer(ContainerStore& store, const std::string& id_or_name,
+                     std::chrono::milliseconds timeout) {
+  ASSIGN_OR_RETURN(ContainerRecord r, store.Find(id_or_name));
+  if (r.state.status != ContainerStatus::kRunning) return Status::Ok();
+  const ContainerState& s = r.state;
+  if (ProcessAlive(s.pid, s.pid_start)) {
+    ::kill(s.pid, SIGTERM);
+    if (!WaitGone(s.pid, s.pid_start, timeout) && ProcessAlive(s.pid, s.pid_start)) {
+      ::kill(s.pid, SIGKILL);
+    }
+  }
+  Result<ContainerRecord> done = WaitForExit(store, r.config.id, std::chrono::seconds(10));
+  if (!done.ok() && done.status().code() != StatusCode::kNotFound) return done.status();
+  return Status::Ok();
+}
+
+Status KillContainer(ContainerStore& store, const std::string& id_or_name, int signal) {
+  ASSIGN_OR_RETURN(ContainerRecord r, store.Find(id_or_name));
+  const ContainerState& s = r.state;
+  if (r.state.status != ContainerStatus::kRunning || !ProcessAlive(s.pid, s.pid_start)) {
+    return InvalidArgument("container " + r.config.name + " is not running");
+  }
+  if (::kill(s.pid, signal) != 0) return ErrnoError("kill container " + r.config.name);
+  return Status::Ok();
+}
+
+Status RemoveContainer(ContainerStore& store, const std::string& id_or_name, bool force) {
+  ASSIGN_OR_RETURN(ContainerRecord r, store.Find(id_or_name));
+  if (r.state.status == ContainerStatus::kRunning) {
+    if (!force) {
+      return InvalidArgument("container " + r.config.name +
+                             " is running: stop it first, or use rm -f");
+    }
+    if (ProcessAlive(r.state.pid, r.state.pid_start)) ::kill(r.state.pid, SIGKILL);
+    Result<ContainerRecord> done = WaitForExit(store, r.config.id, std::chrono::seconds(10));
+    if (!done.ok()) {
+      if (done.status().code() == StatusCode::kNotFound) return Status::Ok();
+      return done.status();
+    }
+  }
+  return store.Delete(r.config.id);
+}
+
+}  // namespace barge::runtime

@@ -1,0 +1,44 @@
+// Container lifecycle over the ContainerStore: start attached or detached, stop, kill, remove.
+// The process that started a container (the `barge run` command, or for -d a small monitor
+// process forked from it) waits for it and records its exit; any other barge command only reads
+// the state and signals recorded pids.
+#pragma once
+
+#include <chrono>
+#include <functional>
+
+#include "barge/status.h"
+#include "runtime/container_store.h"
+#include "runtime/process.h"
+
+namespace barge::runtime {
+
+// Runs a created container with `stdio`, in the foreground: records it running, calls
+// `on_start` (e.g. to forward signals to it), waits, records the exit, removes its cgroup, and
+// deletes it when it was created with auto_remove. A start failure is recorded as an exit with
+// code 125 (127: command not found, 126: not executable) and returned as the error.
+Result<ExitInfo> RunAttached(ContainerStore& store, ContainerRecord record, const Stdio& stdio,
+                             const std::function<void(Container&)>& on_start = nullptr);
+
+// Runs a created container in the background: forks a monitor process (its own session, no
+// terminal) that starts the container with stdout and stderr appended to its log file, then
+// waits for it as RunAttached does. Returns once the container's command was exec'd.
+Status RunDetached(ContainerStore& store, const ContainerRecord& record);
+
+// The exit code a failed start reports (Docker's convention: 125, 126, 127).
+int StartFailureExitCode(const Status& status);
+
+// Sends SIGTERM, waits up to `timeout`, then SIGKILL; returns once its exit is recorded.
+Status StopContainer(ContainerStore& store, const std::string& id_or_name,
+                     std::chrono::milliseconds timeout);
+// Sends `signal` to the container's first process.
+Status KillContainer(ContainerStore& store, const std::string& id_or_name, int signal);
+// Deletes a stopped container; `force` kills a running one first.
+Status RemoveContainer(ContainerStore& store, const std::string& id_or_name, bool force);
+
+// Waits until the container is recorded exited (or deleted); returns its final record, or
+// NotFound when it was deleted (--rm).
+Result<ContainerRecord> WaitForExit(ContainerStore& store, const std::string& id,
+                                    std::chrono::milliseconds timeout);
+
+}  // namespace barge::runtime

@@ -1,0 +1,407 @@
+#include "runtime/process.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "runtime/capabilities.h"
+#include "runtime/mounts.h"
+#include "runtime/namespaces.h"
+#include "runtime/rlimits.h"
+#include "runtime/seccomp.h"
+#include "runtime/users.h"
+
+namespace barge::runtime {
+namespace {
+
+using detail::ChildFailure;
+using detail::Fail;
+
+constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// What the child reports when it fails before exec. A successful exec closes the pipe instead.
+struct ChildReport {
+  int err = 0;
+  bool exec_stage = false;
+  char message[1000] = {};
+};
+
+// Everything the child needs, prepared by the parent so that the child does not allocate.
+struct ChildArgs {
+  const ContainerSpec* spec = nullptr;
+  const MountPlan* mounts = nullptr;
+  const CapabilitySet* caps = nullptr;
+  const SeccompProgram* seccomp = nullptr;
+  const std::vector<RlimitSetting>* rlimits = nullptr;
+  const std::vector<UniqueFd>* cgroup_procs = nullptr;
+  int report_fd = -1;
+  int console_fd = -1;  // -t: where the child sends the terminal's master
+  char* const* argv = nullptr;
+  char** envp = nullptr;
+  int home_slot = -1;          // index in envp reserved for HOME, -1 when the spec sets it
+  const char* path = nullptr;  // the container's PATH, for finding argv[0]
+  const char* hostname = nullptr;
+};
+
+char g_home_env[300];  // HOME=..., filled by the child from the container's /etc/passwd
+
+[[noreturn]] void ChildExit(const ChildArgs& a, const ChildFailure& f, bool exec_stage) {
+  ChildReport report;
+  report.err = f.err;
+  report.exec_stage = exec_stage;
+  if (f.err != 0) {
+    snprintf(report.message, sizeof report.message, "%s%s%s: %s", f.what,
+             f.object != nullptr ? " " : "", f.object != nullptr ? f.object : "",
+             strerrordesc_np(f.err));
+  } else {
+    snprintf(report.message, sizeof report.message, "%s%s%s", f.what,
+             f.object != nullptr ? " " : "", f.object != nullptr ? f.object : "");
+  }
+  (void)!::write(a.report_fd, &report, sizeof report);
+  ::_exit(127);
+}
+
+bool SetUpStdio(const Stdio& stdio, ChildFailure* f) {
+  int fds[3] = {stdio.in, stdio.out, stdio.err};
+  int high[3];
+  for (int i = 0; i < 3; ++i) {
+    high[i] = ::fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+    if (high[i] < 0) return Fail(f, "dup standard stream", nullptr, errno);
+  }
+  for (int i = 0; i < 3; ++i) {
+    if (::dup2(high[i], i) < 0) return Fail(f, "dup2 standard stream", nullptr, errno);
+  }
+  return true;
+}
+
+// Finds argv[0] in PATH inside the container (execvpe would use barge's own PATH).
+bool FindExecutable(const char* name, const char* path, char* out, size_t size, ChildFailure* f) {
+  if (strchr(name, '/') != nullptr) {
+    snprintf(out, size, "%s", name);
+    return true;
+  }
+  const char* p = path;
+  int first_error = ENOENT;
+  while (true) {
+    const char* colon = strchr(p, ':');
+    size_t len = colon != nullptr ? static_cast<size_t>(colon - p) : strlen(p);
+    if (len == 0) {
+      snprintf(out, size, "./%s", name);
+    } else {
+      snprintf(out, size, "%.*s/%s", static_cast<int>(len), p, name);
+    }
+    struct stat st {};
+    if (::stat(out, &st) == 0 && S_ISREG(st.st_mode)) {
+      if (::access(out, X_OK) == 0) return true;
+      first_error = EACCES;
+    }
+    if (colon == nullptr) break;
+    p = colon + 1;
+  }
+  return Fail(f, "exec", name, first_error == ENOENT ? 0 : first_error);
+}
+
+// Opens a pty in the container's own devpts (so that its name resolves inside), sends the master
+// to the parent over `console_fd` and makes the slave stdin, stdout, stderr and the controlling
+// terminal.
+bool OpenTerminal(int console_fd, ChildFailure* f) {
+  int master = ::open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) return Fail(f, "open", "/dev/pts/ptmx", errno);
+  int unlock = 0;
+  if (::ioctl(master, TIOCSPTLCK, &unlock) != 0) return Fail(f, "unlock pty", nullptr, errno);
+  int slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+  if (slave < 0) return Fail(f, "open pty peer", nullptr, errno);
+  char byte = 't';
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cmsg), &master, sizeof(int));
+  if (::sendmsg(console_fd, &msg, 0) != 1)
+    return Fail(f, "send the terminal to barge", nullptr, errno);
+  ::close(master);
+  for (int i = 0; i < 3; ++i) {
+    if (::dup2(slave, i) < 0) return Fail(f, "dup2 terminal", nullptr, errno);
+  }
+  if (slave > 2) ::close(slave);
+  if (::ioctl(0, TIOCSCTTY, 0) != 0) return Fail(f, "set the controlling terminal", nullptr, errno);
+  return true;
+}
+
+// Receives the terminal's master from the child; an invalid fd when the child failed first.
+UniqueFd ReceiveTerminal(int console_fd) {
+  char byte = 0;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(console_fd, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  cmsghdr* cmsg = n == 1 ? CMSG_FIRSTHDR(&msg) : nullptr;
+  if (cmsg == nullptr || cmsg->cmsg_type != SCM_RIGHTS) return UniqueFd();
+  int fd = -1;
+  memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
+  return UniqueFd(fd);
+}
+
+[[noreturn]] void ChildMain(const ChildArgs& a) {
+  ChildFailure f;
+  const ContainerSpec& spec = *a.spec;
+  // Signal dispositions and the mask are inherited from barge (which may ignore SIGPIPE or block
+  // signals); the container starts from the defaults.
+  for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  for (const UniqueFd& fd : *a.cgroup_procs) {
+    if (::write(fd.get(), "0", 1) != 1) ChildExit(a, {"join cgroup", nullptr, errno}, false);
+  }
+  if (!SetUpStdio(spec.stdio, &f)) ChildExit(a, f, false);
+  // A session of its own: the terminal's Ctrl-C reaches barge, which forwards it once.
+  ::setsid();
+  ::umask(022);
+  if (!detail::SetUpRootfs(*a.mounts, &f)) ChildExit(a, f, false);
+  if (spec.terminal && !OpenTerminal(a.console_fd, &f)) ChildExit(a, f, false);
+  if (!detail::SetUpNamespaces(a.hostname, spec.network, &f)) ChildExit(a, f, false);
+  if (!detail::ApplyRlimits(*a.rlimits, &f)) ChildExit(a, f, false);
+  detail::ResolvedUser user;
+  if (!detail::ResolveUser(spec.process.user.c_str(), &user, &f)) ChildExit(a, f, false);
+  if (a.home_slot >= 0) {
+    snprintf(g_home_env, sizeof g_home_env, "HOME=%s", user.home[0] != '\0' ? user.home : "/");
+    a.envp[a.home_slot] = g_home_env;
+  }
+  const char* cwd = spec.process.cwd.empty() ? "/" : spec.process.cwd.c_str();
+  if (!detail::MakeDirsInRoot(cwd, &f)) ChildExit(a, f, false);
+  if (!detail::FinishRootfs(*a.mounts, &f)) ChildExit(a, f, false);
+  if (!detail::DropBoundingSet(*a.caps, &f)) ChildExit(a, f, false);
+  if (!detail::SwitchUser(user, &f)) ChildExit(a, f, false);
+  if (!detail::ApplyCapabilities(*a.caps, &f)) ChildExit(a, f, false);
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    ChildExit(a, {"set no_new_privs", nullptr, errno}, false);
+  }
+  // After the user change, which clears the parent-death signal.
+  if (spec.die_with_parent && ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
+    ChildExit(a, {"set parent-death signal", nullptr, errno}, false);
+  }
+  // As the container's user, inside the new root: the working directory can only be a path of
+  // the container (CVE-2024-21626 used a cwd left open on the host).
+  if (::chdir(cwd) != 0) ChildExit(a, {"chdir to working directory", cwd, errno}, false);
+  char exe[PATH_MAX];
+  if (!FindExecutable(a.argv[0], a.path, exe, sizeof exe, &f)) ChildExit(a, f, true);
+  if (!detail::LoadSeccomp(*a.seccomp, &f)) ChildExit(a, f, false);
+  // Every descriptor but 0, 1 and 2 closes at exec: bind sources, cgroup files, barge's own.
+  if (::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+    ChildExit(a, {"close descriptors", nullptr, errno}, false);
+  }
+  ::execve(exe, a.argv, a.envp);
+  ChildExit(a, {"exec", a.argv[0], errno}, true);
+}
+
+bool HasEnv(const std::vector<std::string>& env, std::string_view key) {
+  for (const std::string& e : env) {
+    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=') {
+      return true;
+    }
+  }
+  return false;
+}
+
+Result<const CapabilitySet*> DefaultCapabilitySet() {
+  static const Result<CapabilitySet> set = MakeCapabilitySet(DefaultCapabilities());
+  if (!set.ok()) return set.status();
+  return &set.value();
+}
+
+}  // namespace
+
+Result<Container> Container::Start(const ContainerSpec& spec) {
+  if (spec.process.argv.empty() || spec.process.argv[0].empty()) {
+    return InvalidArgument("no command to run (the image has no Entrypoint or Cmd)");
+  }
+  if (spec.id.empty()) return InvalidArgument("container has no id");
+  if (!spec.process.cwd.empty() && spec.process.cwd[0] != '/') {
+    return InvalidArgument("working directory must be absolute, got '" + spec.process.cwd + "'");
+  }
+  ASSIGN_OR_RETURN(const CapabilitySet* caps, DefaultCapabilitySet());
+  ASSIGN_OR_RETURN(const SeccompProgram* seccomp, DefaultSeccompProgram());
+  ASSIGN_OR_RETURN(MountPlan mounts, PlanMounts(spec));
+  std::vector<RlimitSetting> rlimits = DefaultRlimits();
+
+  std::vector<char*> argv;
+  for (const std::string& arg : spec.process.argv) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  std::string hostname = spec.hostname.empty() ? spec.id.substr(0, 12) : spec.hostname;
+  std::vector<std::string> env = spec.process.env;
+  if (!HasEnv(env, "PATH")) env.push_back(std::string("PATH=") + kDefaultPath);
+  if (!HasEnv(env, "HOSTNAME")) env.push_back("HOSTNAME=" + hostname);
+  if (spec.terminal && !HasEnv(env, "TERM")) env.push_back("TERM=xterm");
+  std::string path = kDefaultPath;
+  for (const std::string& e : env) {
+    if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
+  }
+  std::vector<char*> envp;
+  for (std::string& e : env) envp.push_back(e.data());
+  int home_slot = -1;
+  if (!HasEnv(env, "HOME")) {
+    home_slot = static_cast<int>(envp.size());
+    envp.push_back(nullptr);  // filled by the child
+  }
+  envp.push_back(nullptr);
+
+  Container container;
+  ASSIGN_OR_RETURN(container.cgroup_, Cgroup::Create(spec.cgroup_parent, spec.id, spec.limits));
+  ASSIGN_OR_RETURN(std::vector<UniqueFd> cgroup_procs, container.cgroup_.OpenProcsFiles());
+
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return ErrnoError("pipe");
+  UniqueFd report_read(pipe_fds[0]);
+  UniqueFd report_write(pipe_fds[1]);
+
+  ChildArgs args;
+  args.spec = &spec;
+  args.mounts = &mounts;
+  args.caps = caps;
+  args.seccomp = seccomp;
+  args.rlimits = &rlimits;
+  args.cgroup_procs = &cgroup_procs;
+  args.report_fd = report_write.get();
+  UniqueFd console_parent, console_child;
+  if (spec.terminal) {
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+      return ErrnoError("socketpair for the terminal");
+    }
+    console_parent.Reset(pair[0]);
+    console_child.Reset(pair[1]);
+    args.console_fd = console_child.get();
+  }
+  args.argv = argv.data();
+  args.envp = envp.data();
+  args.home_slot = home_slot;
+  args.path = path.c_str();
+  args.hostname = hostname.c_str();
+
+  // A fork-like clone (no new stack, no CLONE_VM) straight into the new namespaces: one process,
+  // no intermediate. The child only touches memory prepared above.
+  long pid = ::syscall(SYS_clone, NamespaceFlags(spec.network) | SIGCHLD, nullptr, nullptr, nullptr,
+                       nullptr);
+  if (pid < 0) return ErrnoError("clone container process");
+  if (pid == 0) ChildMain(args);
+  container.pid_ = static_cast<pid_t>(pid);
+  report_write.Reset();
+  console_child.Reset();
+  cgroup_procs.clear();
+  mounts.binds.clear();
+  if (spec.terminal) container.terminal_ = ReceiveTerminal(console_parent.get());
+
+  ChildReport report;
+  size_t got = 0;
+  while (got < sizeof report) {
+    ssize_t n =
+        ::read(report_read.get(), reinterpret_cast<char*>(&report) + got, sizeof report - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  if (got == 0) {  // exec'd: the pipe closed on exec
+    if (spec.terminal && !container.terminal_) return Internal("the container's terminal was lost");
+    return container;
+  }
+  // The child failed before exec and has exited: reap it (the destructor does) and report.
+  report.message[sizeof report.message - 1] = '\0';
+  std::string message = report.message;
+  if (report.exec_stage) {
+    if (report.err == 0 || report.err == ENOENT) {
+      return NotFound(message + ": executable file not found in $PATH");
+    }
+    if (report.err == EACCES) return InvalidArgument(message);
+  }
+  return IoError(message);
+}
+
+Container::Container(Container&& other) noexcept
+    : pid_(std::exchange(other.pid_, -1)),
+      cgroup_(std::move(other.cgroup_)),
+      terminal_(std::move(other.terminal_)) {}
+
+Container& Container::operator=(Container&& other) noexcept {
+  if (this != &other) {
+    Destroy();
+    pid_ = std::exchange(other.pid_, -1);
+    cgroup_ = std::move(other.cgroup_);
+    terminal_ = std::move(other.terminal_);
+  }
+  return *this;
+}
+
+Container::~Container() { Destroy(); }
+
+void Container::Destroy() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+  }
+  (void)cgroup_.Remove();
+}
+
+Status Container::Signal(int signal) {
+  if (pid_ <= 0) return Internal("signal: the container is not running");
+  if (::kill(pid_, signal) != 0) return ErrnoError("kill container pid " + std::to_string(pid_));
+  return Status::Ok();
+}
+
+Result<ExitInfo> Container::Wait() {
+  if (pid_ <= 0) return Internal("wait: the container is not running");
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0) {
+    if (errno != EINTR) return ErrnoError("waitpid container " + std::to_string(pid_));
+  }
+  pid_ = -1;
+  ExitInfo info;
+  if (WIFSIGNALED(status)) {
+    info.signal = WTERMSIG(status);
+    info.exit_code = 128 + info.signal;
+  } else {
+    info.exit_code = WEXITSTATUS(status);
+  }
+  info.oom_killed = cgroup_.OomKilled();
+  RETURN_IF_ERROR(cgroup_.Remove());
+  return info;
+}
+
+Result<ExitInfo> RunContainer(const ContainerSpec& spec) {
+  ASSIGN_OR_RETURN(Container container, Container::Start(spec));
+  ASSIGN_OR_RETURN(ExitInfo exit, container.Wait());
+  if (spec.remove_created_mount_points) RETURN_IF_ERROR(RemoveCreatedMountPoints(spec));
+  return exit;
+}
+
+}  // namespace barge::runtime

@@ -1,0 +1,464 @@
+// Runs real containers from a busybox root file system and checks what the process inside sees.
+// Every test also checks that nothing (mount, cgroup, process) is left on the host.
+#include "runtime/process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "base/file_util.h"
+#include "base/subprocess.h"
+#include "runtime/busybox_rootfs.h"
+#include "runtime/capabilities.h"
+#include "runtime/cgroups.h"
+#include "runtime/leak_check.h"
+
+namespace barge::runtime {
+namespace {
+
+struct Output {
+  ExitInfo exit;
+  std::string out;
+  std::string err;
+};
+
+class ContainerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto rootfs = MakeBusyboxRootfs();
+    ASSERT_TRUE(rootfs.ok()) << rootfs.status().message();
+    rootfs_ = new TempDir(std::move(rootfs).value());
+  }
+  static void TearDownTestSuite() {
+    delete rootfs_;
+    rootfs_ = nullptr;
+    EXPECT_TRUE(RemoveCgroupParent(CgroupParent()).ok());
+  }
+
+  // This test process's own cgroup parent, so that leaks are told apart from parallel tests.
+  static std::string CgroupParent() { return "barge-test-" + std::to_string(::getpid()); }
+
+  void SetUp() override {
+    auto dir = TempDir::Make("barge-container-");
+    ASSERT_TRUE(dir.ok());
+    dir_ = std::move(dir).value();
+    for (const char* sub : {"upper", "work", "rootfs"}) {
+      ASSERT_TRUE(MakeDirs(dir_.path() + "/" + sub).ok());
+    }
+    scope_ = {CgroupParent(), {dir_.path(), rootfs_->path()}, ""};
+    before_ = testing::TakeHostSnapshot(scope_);
+  }
+
+  void TearDown() override {
+    std::string leaks = testing::DescribeLeaks(before_, testing::TakeHostSnapshot(scope_));
+    EXPECT_EQ(leaks, "") << "left behind on the host";
+  }
+
+  ContainerSpec Spec(std::vector<std::string> argv) {
+    static std::mt19937_64 rng(std::random_device{}());
+    ContainerSpec spec;
+    char id[17];
+    snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(rng()));
+    spec.id = std::string("test") + id;
+    spec.cgroup_parent = CgroupParent();
+    spec.lower_dirs = {rootfs_->path()};
+    spec.upper_dir = dir_.path() + "/upper";
+    spec.work_dir = dir_.path() + "/work";
+    spec.rootfs_dir = dir_.path() + "/rootfs";
+    spec.process.argv = std::move(argv);
+    return spec;
+  }
+
+  // Starts the container with stdout and stderr on pipes and collects both until it exits.
+  // `on_start` runs once it is running (to signal it, or inspect its cgroup).
+  Output Run(ContainerSpec spec, std::function<void(Container&)> on_start = nullptr) {
+    Output result;
+    int out[2], err[2];
+    EXPECT_EQ(::pipe2(out, O_CLOEXEC), 0);
+    EXPECT_EQ(::pipe2(err, O_CLOEXEC), 0);
+    UniqueFd out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
+    UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    spec.stdio = {null.get(), out_w.get(), err_w.get()};
+    auto container = Container::Start(spec);
+    out_w.Reset();
+    err_w.Reset();
+    if (!container.ok()) {
+      ADD_FAILURE() << "start: " << container.status().message();
+      return result;
+    }
+    if (on_start) on_start(*container);
+    pollfd fds[2] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}};
+    std::string* sinks[2] = {&result.out, &result.err};
+    int open = 2;
+    while (open > 0) {
+      if (::poll(fds, 2, -1) < 0) break;
+      for (int i = 0; i < 2; ++i) {
+        if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+        char buf[4096];
+        ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+        if (n <= 0) {
+          fds[i].fd = -1;
+          --open;
+        } else {
+          sinks[i]->append(buf, static_cast<size_t>(n));
+        }
+      }
+    }
+    auto exit = container->Wait();
+    EXPECT_TRUE(exit.ok()) << exit.status().message();
+    if (exit.ok()) result.exit = *exit;
+    return result;
+  }
+
+  Output Sh(const std::string& script) { return Run(Spec({"/bin/sh", "-c", script})); }
+
+  static TempDir* rootfs_;
+  TempDir dir_;
+  testing::LeakScope scope_;
+  testing::HostSnapshot before_;
+};
+
+TempDir* ContainerTest::rootfs_ = nullptr;
+
+TEST_F(ContainerTest, CommandIsPidOneWithItsOwnHostname) {
+  ContainerSpec spec = Spec({"/bin/sh", "-c", "echo $$; hostname"});
+  spec.hostname = "boxy";
+  Output r = Run(spec);
+  EXPECT_EQ(r.exit.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1\nboxy\n");
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  EXPECT_NE(std::string(host), "boxy");
+}
+
+TEST_F(ContainerTest, HostProcessesAndFilesAreNotVisible) {
+  std::string marker = "/tmp/barge-host-marker-" + std::to_string(::getpid());
+  ASSERT_TRUE(WriteFile(marker, "host").ok());
+  Output r = Sh("ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '; test -e " + marker +
+                " && echo visible; echo; ls /");
+  ::unlink(marker.c_str());
+  EXPECT_EQ(r.exit.exit_code, 0) << r.err;
+  // pid 1 (sh) and its two pipeline children at most; none of the host's many processes.
+  std::istringstream pids(r.out.substr(0, r.out.find('\n')));
+  int pid = 0, count = 0;
+  while (pids >> pid) {
+    EXPECT_LT(pid, 10) << r.out;
+    ++count;
+  }
+  EXPECT_GE(count, 1);
+  EXPECT_LE(count, 5) << r.out;
+  EXPECT_EQ(r.out.find("visible"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("work"), std::string::npos) << "host root visible: " << r.out;
+}
+
+TEST_F(ContainerTest, ExitCodePropagates) {
+  EXPECT_EQ(Sh("exit 7").exit.exit_code, 7);
+  EXPECT_EQ(Sh("true").exit.exit_code, 0);
+}
+
+TEST_F(ContainerTest, KillSignalIsReportedAs128PlusSignal) {
+  Output r =
+      Run(Spec({"/bin/sleep", "100"}), [](Container& c) { ASSERT_TRUE(c.Signal(SIGKILL).ok()); });
+  EXPECT_EQ(r.exit.signal, SIGKILL);
+  EXPECT_EQ(r.exit.exit_code, 137);
+  EXPECT_FALSE(r.exit.oom_killed);
+}
+
+TEST_F(ContainerTest, SignalReachesTheCommandsHandler) {
+  // The script says it is ready on stderr once the trap is set; the signal is sent then.
+  ContainerSpec spec = Spec({"/bin/sh", "-c",
+                             "trap 'echo got TERM; exit 3' TERM; echo ready >&2; "
+                             "while true; do sleep 0.05; done"});
+  int err[2];
+  ASSERT_EQ(::pipe2(err, O_CLOEXEC), 0);
+  UniqueFd err_r(err[0]), err_w(err[1]);
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  UniqueFd out_r(out[0]), out_w(out[1]);
+  spec.stdio = {0, out_w.get(), err_w.get()};
+  auto c = Container::Start(spec);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  err_w.Reset();
+  out_w.Reset();
+  char buf[16] = {};
+  ASSERT_GT(::read(err_r.get(), buf, sizeof buf - 1), 0);
+  EXPECT_STREQ(buf, "ready\n");
+  ASSERT_TRUE(c->Signal(SIGTERM).ok());
+  auto exit = c->Wait();
+  ASSERT_TRUE(exit.ok());
+  EXPECT_EQ(exit->exit_code, 3);
+  std::string said(64, '\0');
+  said.resize(static_cast<size_t>(std::max<ssize_t>(0, ::read(out_r.get(), said.data(), 63))));
+  EXPECT_EQ(said, "got TERM\n");
+}
+
+TEST_F(ContainerTest, MissingExecutableIsNotFound) {
+  auto c = Container::Start(Spec({"no-such-program"}));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(c.status().message().find("no-such-program"), std::string::npos)
+      << c.status().message();
+}
+
+TEST_F(ContainerTest, CommandIsFoundInTheContainersPath) {
+  ContainerSpec spec = Spec({"echo", "hi"});
+  spec.process.env = {"PATH=/bin"};
+  Output r = Run(spec);
+  EXPECT_EQ(r.exit.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "hi\n");
+}
+
+TEST_F(ContainerTest, OnlyStandardDescriptorsAreOpen) {
+  // A descriptor barge forgot to mark close-on-exec must not reach the container.
+  int leaked = ::open("/etc/hostname", O_RDONLY);
+  ASSERT_GE(leaked, 0);
+  // ls is pid 1; besides 0, 1 and 2 it holds only the directory it lists, as fd 3.
+  Output r = Run(Spec({"/bin/ls", "/proc/self/fd"}));
+  ::close(leaked);
+  EXPECT_EQ(r.exit.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "0\n1\n2\n3\n");
+}
+
+TEST_F(ContainerTest, CapabilitiesAreDockersDefaultSet) {
+  auto expected = MakeCapabilitySet(DefaultCapabilities());
+  ASSERT_TRUE(expected.ok());
+  EXPECT_EQ(expected->mask, 0xa80425fbull);  // Docker's documented CapEff for root
+  Output r = Sh("grep -E '^(CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status");
+  EXPECT_EQ(r.exit.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("CapEff:\t00000000a80425fb"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CapBnd:\t00000000a80425fb"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CapAmb:\t0000000000000000"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("NoNewPrivs:\t1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Seccomp:\t2"), std::string::npos) << r.out;
+}
+
+TEST_F(ContainerTest, UserByNameHasNoCapabilitiesAndItsHome) {
+  ContainerSpec spec = Spec({"/bin/sh", "-c", "id; echo $HOME; grep CapEff /proc/self/status"});
+  spec.process.user = "app";
+  Output r = Run(spec);
+  EXPECT_EQ(r.exit.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("uid=1000(app) gid=1000(app) groups=1000(app),2000(extra)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("/home/app\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CapEff:\t0000000000000000"), std::string::npos) << r.out;
+}
+
+TEST_F(ContainerTest, NumericUserAndUnknownUser) {
+  ContainerSpec spec = Spec({"/bin/sh", "-c", "id -u; id -g"});
+  spec.process.user = "4242:4343";
+  Output r = Run(spec);
+  EXPECT_EQ(r.out, "4242\n4343\n") << r.err;
+  spec = Spec({"/bin/true"});
+  spec.process.user = "nosuchuser";
+  auto c = Container::Start(spec);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("nosuchuser"), std::string::npos) << c.status().message();
+}
+
+TEST_F(ContainerTest, OpenFileLimitIsClampedToOurHardLimit) {
+  rlimit ours{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &ours), 0);
+  rlim_t expected = std::min<rlim_t>(1048576, ours.rlim_max);
+  Output r = Sh("ulimit -n; ulimit -Hn");
+  EXPECT_EQ(r.exit.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, std::to_string(expected) + "\n" + std::to_string(expected) + "\n");
+}
+
+TEST_F(ContainerTest, DevIsMinimalAndProcIsMasked) {
+  Output r =
+      Sh("ls /dev | tr '\\n' ' '; echo; cat /proc/kcore | wc -c; "
+         "echo 1 > /proc/sys/vm/drop_caches && echo wrote-sys; "
+         "touch /sys/x 2>/dev/null && echo wrote-sysfs; echo x > /dev/null && echo devnull-ok");
+  EXPECT_EQ(r.exit.exit_code, 0) << r.err;
+  std::string first = r.out.substr(0, r.out.find('\n'));
+  for (const char* dev : {"null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm",
+                          "fd", "stdin", "stdout", "stderr"}) {
+    EXPECT_NE(first.find(std::string(dev) + " "), std::string::npos) << dev << " in " << first;
+  }
+  EXPECT_EQ(first.find("sda"), std::string::npos) << first;
+  EXPECT_EQ(first.find("vda"), std::string::npos) << first;
+  EXPECT_NE(r.out.find("\n0\n"), std::string::npos) << "kcore not masked: " << r.out << r.err;
+  EXPECT_EQ(r.out.find("wrote-sys"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("wrote-sysfs"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("devnull-ok"), std::string::npos) << r.out;
+}
+
+TEST_F(ContainerTest, NetworkNoneHasOnlyLoopbackUp) {
+  Output r =
+      Sh("cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '; ping -c1 -W1 127.0.0.1 "
+         ">/dev/null && echo ping-ok");
+  EXPECT_EQ(r.exit.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "lo\nping-ok\n");
+}
+
+TEST_F(ContainerTest, NetworkHostSeesTheHostsInterfaces) {
+  ContainerSpec spec =
+      Spec({"/bin/sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort"});
+  spec.network = NetworkMode::kHost;
+  Output r = Run(spec);
+  EXPECT_EQ(r.exit.exit_code, 0) << r.err;
+  auto host = RunCommand({"sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort"});
+  ASSERT_TRUE(host.ok());
+  EXPECT_EQ(r.out, host->out);
+}
+
+TEST_F(ContainerTest, WritesGoToTheUpperLayerOnly) {
+  Output r = Sh("echo data > /newfile && rm /bin/true && ls /bin/true 2>/dev/null; cat /newfile");
+  EXPECT_EQ(r.out, "data\n") << r.err;
+  EXPECT_TRUE(PathExists(dir_.path() + "/upper/newfile"));
+  EXPECT_FALSE(PathExists(rootfs_->path() + "/newfile"));
+  EXPECT_TRUE(PathExists(rootfs_->path() + "/bin/true"));
+}
+
+TEST_F(ContainerTest, BuildStepLeavesOnlyItsOwnWritesInTheUpperLayer) {
+  // A layer without /proc, /dev, /sys or /etc/hosts, like many image layers.
+  auto layer = MakeBusyboxRootfs();
+  ASSERT_TRUE(layer.ok());
+  for (const char* dir : {"/proc", "/dev", "/sys"})
+    ASSERT_TRUE(RemoveTree(layer->path() + dir).ok());
+  auto hosts = TempDir::Make("barge-hosts-");
+  ASSERT_TRUE(hosts.ok());
+  ASSERT_TRUE(WriteFile(hosts->path() + "/hosts", "127.0.0.1 localhost\n").ok());
+  ContainerSpec spec =
+      Spec({"/bin/sh", "-c", "mkdir -p /out && echo built > /out/file && ls /proc/1 >/dev/null"});
+  spec.lower_dirs = {layer->path()};
+  spec.hosts_file = hosts->path() + "/hosts";
+  spec.mounts.push_back({MountSpec::Kind::kTmpfs, "", "/cache/deep", false});
+  spec.remove_created_mount_points = true;
+  auto exit = RunContainer(spec);
+  ASSERT_TRUE(exit.ok()) << exit.status().message();
+  EXPECT_EQ(exit->exit_code, 0);
+  auto listing = RunCommand({"sh", "-c", "find \"$0\" -mindepth 1 | sort", spec.upper_dir});
+  ASSERT_TRUE(listing.ok());
+  std::string tree = listing->out;
+  for (std::string& prefix : std::vector<std::string>{spec.upper_dir}) {
+    for (size_t at; (at = tree.find(prefix)) != std::string::npos;) tree.erase(at, prefix.size());
+  }
+  // /etc stays: overlay copied it up to hold the mount point, as a plain directory entry.
+  EXPECT_EQ(tree, "/etc\n/out\n/out/file\n");
+}
+
+TEST_F(ContainerTest, ReadOnlyRootRefusesWrites) {
+  ContainerSpec spec =
+      Spec({"/bin/sh", "-c", "touch /x && echo wrote; touch /data/y && echo tmpfs-ok"});
+  spec.read_only_root = true;
+  spec.mounts.push_back({MountSpec::Kind::kTmpfs, "", "/data", false});
+  Output r = Run(spec);
+  EXPECT_EQ(r.out, "tmpfs-ok\n");
+  EXPECT_NE(r.err.find("Read-only file system"), std::string::npos) << r.err;
+  EXPECT_FALSE(PathExists(dir_.path() + "/upper/x"));
+}
+
+TEST_F(ContainerTest, BindMountsReadOnlyAndReadWrite) {
+  auto host = TempDir::Make("barge-vol-");
+  ASSERT_TRUE(host.ok());
+  ASSERT_TRUE(WriteFile(host->path() + "/in", "from host\n").ok());
+  ContainerSpec spec =
+      Spec({"/bin/sh", "-c", "cat /ro/in; touch /ro/x && echo wrote-ro; echo out > /rw/out"});
+  spec.mounts.push_back({MountSpec::Kind::kBind, host->path(), "/ro", true});
+  spec.mounts.push_back({MountSpec::Kind::kBind, host->path(), "/deep/rw", false});
+  spec.mounts.back().destination = "/rw";
+  Output r = Run(spec);
+  EXPECT_EQ(r.out, "from host\n") << r.err;
+  EXPECT_NE(r.err.find("Read-only file system"), std::string::npos) << r.err;
+  EXPECT_FALSE(PathExists(host->path() + "/x"));
+  auto written = ReadFile(host->path() + "/out");
+  ASSERT_TRUE(written.ok());
+  EXPECT_EQ(*written, "out\n");
+}
+
+TEST_F(ContainerTest, BadMountDestinationIsRejected) {
+  ContainerSpec spec = Spec({"/bin/true"});
+  spec.mounts.push_back({MountSpec::Kind::kTmpfs, "", "relative", false});
+  auto c = Container::Start(spec);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("'relative'"), std::string::npos);
+  spec.mounts = {{MountSpec::Kind::kBind, "/no/such/dir", "/x", false}};
+  c = Container::Start(spec);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("/no/such/dir"), std::string::npos);
+}
+
+TEST_F(ContainerTest, WorkingDirectoryIsCreated) {
+  ContainerSpec spec = Spec({"/bin/pwd"});
+  spec.process.cwd = "/srv/app";
+  Output r = Run(spec);
+  EXPECT_EQ(r.out, "/srv/app\n") << r.err;
+}
+
+TEST_F(ContainerTest, MemoryHogIsOomKilledInsideItsLimit) {
+  ContainerSpec spec =
+      Spec({"/bin/sh", "-c", "awk 'BEGIN { s = \"x\"; while (1) s = s s }'; exit 5"});
+  spec.limits.memory_bytes = 32 << 20;
+  Output r = Run(spec);
+  // The OOM killer picks awk, the biggest task; sh sees it killed and exits.
+  EXPECT_TRUE(r.exit.oom_killed) << r.exit.exit_code << " " << r.err;
+  EXPECT_EQ(r.exit.exit_code, 5) << r.err;
+
+  spec = Spec({"/bin/sh", "-c", "exec awk 'BEGIN { s = \"x\"; while (1) s = s s }'"});
+  spec.limits.memory_bytes = 32 << 20;
+  r = Run(spec);
+  EXPECT_TRUE(r.exit.oom_killed);
+  EXPECT_EQ(r.exit.exit_code, 137);
+}
+
+TEST_F(ContainerTest, ForkBombStopsAtThePidsLimit) {
+  ContainerSpec spec = Spec({"/bin/sh", "-c", "f() { f | f & }; f; sleep 1; echo survived"});
+  spec.limits.pids = 20;
+  long long peak = 0;
+  long long refused = 0;
+  Output r = Run(spec, [&](Container& c) {
+    std::string pids_dir;
+    for (const std::string& d : c.cgroup().dirs()) {
+      if (PathExists(d + "/pids.max")) pids_dir = d;
+    }
+    ASSERT_FALSE(pids_dir.empty());
+    auto max = ReadFile(pids_dir + "/pids.max");
+    ASSERT_TRUE(max.ok());
+    EXPECT_EQ(*max, "20\n");
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (std::chrono::steady_clock::now() < deadline && refused == 0) {
+      if (auto current = ReadFile(pids_dir + "/pids.current"); current.ok()) {
+        peak = std::max(peak, std::stoll(*current));
+      }
+      if (auto events = ReadFile(pids_dir + "/pids.events"); events.ok()) {
+        refused = std::stoll(events->substr(events->find(' ') + 1));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  EXPECT_GT(refused, 0) << "the pids limit never refused a fork";
+  EXPECT_LE(peak, 20);
+  EXPECT_NE(r.out.find("survived"), std::string::npos) << r.err.substr(0, 300);
+}
+
+TEST_F(ContainerTest, CpuLimitIsWritten) {
+  ContainerSpec spec = Spec({"/bin/true"});
+  spec.limits.cpus = 0.5;
+  bool checked = false;
+  Run(spec, [&](Container& c) {
+    for (const std::string& d : c.cgroup().dirs()) {
+      if (auto quota = ReadFile(d + "/cpu.cfs_quota_us"); quota.ok()) {
+        EXPECT_EQ(*quota, "50000\n");
+        checked = true;
+      } else if (auto max = ReadFile(d + "/cpu.max"); max.ok()) {
+        EXPECT_EQ(*max, "50000 100000\n");
+        checked = true;
+      }
+    }
+  });
+  EXPECT_TRUE(checked);
+}
+
+}  // namespace
+}  // namespace barge::runtime

@@ -1,0 +1,96 @@
+#include "runtime/seccomp.h"
+
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <gtest/gtest.h>
+
+namespace barge::runtime {
+namespace {
+
+// Loads the default filter in a child and reports what a few calls return there.
+int InChildWithFilter(long (*probe)()) {
+  auto program = DefaultSeccompProgram();
+  EXPECT_TRUE(program.ok()) << program.status().message();
+  if (!program.ok()) return -1;
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    detail::ChildFailure failure;
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        !detail::LoadSeccomp(**program, &failure)) {
+      ::_exit(100);
+    }
+    ::_exit(static_cast<int>(probe()));
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+TEST(SeccompTest, DeniedCallsFailWithEperm) {
+  // keyctl and add_key need no capability, so only the filter can refuse them (as root, too).
+  EXPECT_EQ(InChildWithFilter([]() -> long {
+              long rc = ::syscall(SYS_add_key, "user", "barge-test", "x", 1, -2 /* session */);
+              return rc == -1 && errno == EPERM ? 0 : 1;
+            }),
+            0);
+  EXPECT_EQ(InChildWithFilter([]() -> long {
+              long rc = ::syscall(SYS_keyctl, 0 /* GET_KEYRING_ID */, -3, 0);
+              return rc == -1 && errno == EPERM ? 0 : 1;
+            }),
+            0);
+  // unshare would succeed for root without the filter.
+  EXPECT_EQ(InChildWithFilter([]() -> long {
+              long rc = ::syscall(SYS_unshare, 0x04000000 /* CLONE_NEWUTS */);
+              return rc == -1 && errno == EPERM ? 0 : 1;
+            }),
+            0);
+}
+
+TEST(SeccompTest, CloneMayNotCreateAUserNamespace) {
+  EXPECT_EQ(InChildWithFilter([]() -> long {
+              long rc = ::syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, 0);
+              if (rc == 0) ::_exit(0);  // the filter let it through: this is the new child
+              return rc == -1 && errno == EPERM ? 0 : 1;
+            }),
+            0);
+  EXPECT_EQ(InChildWithFilter([]() -> long {
+              long rc = ::syscall(SYS_clone3, nullptr, 0);
+              return rc == -1 && errno == ENOSYS ? 0 : 1;
+            }),
+            0);
+  // fork (clone without namespace flags) still works.
+  EXPECT_EQ(InChildWithFilter([]() -> long {
+              pid_t pid = ::fork();
+              if (pid == 0) ::_exit(9);
+              int status = 0;
+              ::waitpid(pid, &status, 0);
+              return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+            }),
+            9);
+}
+
+TEST(SeccompTest, OrdinaryCallsStillWork) {
+  EXPECT_EQ(InChildWithFilter(
+                []() -> long { return ::getpid() > 0 && ::getuid() == ::getuid() ? 7 : 1; }),
+            7);
+}
+
+TEST(SeccompTest, ForeignAbiCallsKillTheProcess) {
+  // int 0x80 is the i386 ABI, which a filter written for x86_64 system call numbers would misread.
+  int result = InChildWithFilter([]() -> long {
+    long rc;
+    asm volatile("int $0x80" : "=a"(rc) : "a"(20 /* i386 getpid */) : "memory");
+    return 0;
+  });
+  EXPECT_EQ(result, 128 + SIGSYS);
+}
+
+}  // namespace
+}  // namespace barge::runtime
