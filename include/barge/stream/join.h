@@ -3,6 +3,7 @@
 // as one tagged stream, hash-partitioned by key, into one operator.
 #pragma once
 
+#include <algorithm>
 #include <cassert>
 #include <stdexcept>
 #include <utility>
@@ -64,19 +65,21 @@ class IntervalJoinOperator final : public Operator<JoinInput<A, B>, Out> {
         }
         Buffers& buf = *state_.FindOrInsert(key_fn_(r)).first;
         if (r.is_left()) {
-          for (const auto& [tb, b] : buf.right) {
-            if (tb >= SatAdd(t, lower_) && tb <= SatAdd(t, upper_)) {
-              Emit(f_(r.left(), b), std::max(t, tb));
-            }
+          // Partners b have t + lower <= b.time <= t + upper.
+          EventTime hi = SatAdd(t, upper_);
+          for (auto it = FirstAtOrAfter(buf.right, SatAdd(t, lower_));
+               it != buf.right.end() && it->first <= hi; ++it) {
+            Emit(f_(r.left(), it->second), std::max(t, it->first));
           }
-          buf.left.emplace_back(t, r.left());
+          InsertSorted(buf.left, t, r.left());
         } else {
-          for (const auto& [ta, a] : buf.left) {
-            if (t >= SatAdd(ta, lower_) && t <= SatAdd(ta, upper_)) {
-              Emit(f_(a, r.right()), std::max(t, ta));
-            }
+          // Partners a have t - upper <= a.time <= t - lower.
+          EventTime hi = SatSub(t, lower_);
+          for (auto it = FirstAtOrAfter(buf.left, SatSub(t, upper_));
+               it != buf.left.end() && it->first <= hi; ++it) {
+            Emit(f_(it->second, r.right()), std::max(t, it->first));
           }
-          buf.right.emplace_back(t, r.right());
+          InsertSorted(buf.right, t, r.right());
         }
       }
       this->out_.Flush(this->metrics());
@@ -96,10 +99,32 @@ class IntervalJoinOperator final : public Operator<JoinInput<A, B>, Out> {
   }
 
  private:
+  // Per key, each side's records sorted by time: matches are a binary search and a scan of
+  // exactly the partners; expiry cuts a prefix. Records arrive nearly in time order, so an
+  // insertion moves few elements.
   struct Buffers {
     std::vector<std::pair<EventTime, A>> left;
     std::vector<std::pair<EventTime, B>> right;
   };
+
+  template <class V>
+  static auto FirstAtOrAfter(std::vector<std::pair<EventTime, V>>& v, EventTime t) {
+    return std::lower_bound(v.begin(), v.end(), t,
+                            [](const auto& e, EventTime x) { return e.first < x; });
+  }
+  template <class V>
+  static auto FirstAfter(std::vector<std::pair<EventTime, V>>& v, EventTime t) {
+    return std::upper_bound(v.begin(), v.end(), t,
+                            [](EventTime x, const auto& e) { return x < e.first; });
+  }
+  template <class V>
+  static void InsertSorted(std::vector<std::pair<EventTime, V>>& v, EventTime t, const V& value) {
+    if (v.empty() || v.back().first <= t) {
+      v.emplace_back(t, value);
+    } else {
+      v.emplace(FirstAfter(v, t), t, value);
+    }
+  }
 
   void Emit(Out value, EventTime ts) {
     Batch<Out>& b = this->out_.scratch();
@@ -111,8 +136,10 @@ class IntervalJoinOperator final : public Operator<JoinInput<A, B>, Out> {
   void Cleanup(EventTime w) {
     std::vector<K> empty;
     state_.ForEach([&](const K& key, Buffers& buf) {
-      std::erase_if(buf.left, [&](const auto& e) { return SatAdd(e.first, upper_) <= w; });
-      std::erase_if(buf.right, [&](const auto& e) { return SatSub(e.first, lower_) <= w; });
+      // Left a can still match a future b (b.time > w) while a.time + upper > w; right b can
+      // match a future a while b.time - lower > w.
+      buf.left.erase(buf.left.begin(), FirstAfter(buf.left, SatSub(w, upper_)));
+      buf.right.erase(buf.right.begin(), FirstAfter(buf.right, SatAdd(w, lower_)));
       if (buf.left.empty() && buf.right.empty()) empty.push_back(key);
     });
     for (const K& k : empty) state_.Erase(k);
