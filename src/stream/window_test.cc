@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <random>
+#include <thread>
 #include <tuple>
 
 #include "barge/stream/pipeline.h"
@@ -309,6 +310,48 @@ TEST(WindowTest, RecordsBetweenSlidingWindowsAreNotLate) {
   auto results = RunScript({{{1, 1, 5}, {1, 1, 15}}}, Sliding{10, 20}, 0, &late);
   EXPECT_EQ(results, (std::vector<Result>{{1, 0, 10, 1}}));
   EXPECT_EQ(late, 0u);
+}
+
+// Instance 0 produces a steady stream of records; instance 1 never produces anything.
+class HalfIdleSource final : public Source<Rec> {
+ public:
+  Status Open(int instance, int) override {
+    instance_ = instance;
+    return Status::Ok();
+  }
+  barge::Result<SourceState> Next(Batch<Rec>& out, size_t) override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    if (instance_ == 1) return SourceState::kIdle;
+    for (int i = 0; i < 10; ++i) out.records.push_back({uint64_t(i % 3), 1, next_time_++});
+    return SourceState::kMore;
+  }
+
+ private:
+  int instance_ = 0;
+  EventTime next_time_ = 0;
+};
+
+// Without idleness the silent instance would hold the watermark at its start forever.
+TEST(WindowTest, IdleSourceInstancesDoNotHoldBackWindows) {
+  Pipeline p({.parallelism = 2});
+  std::atomic<int> fired{0};
+  p.source<Rec>("half_idle", [] { return std::make_unique<HalfIdleSource>(); })
+      .with_timestamps([](const Rec& r) { return r.time; }, 0, std::chrono::milliseconds(30))
+      .key_by([](const Rec& r) { return r.key; })
+      .window(Tumbling{50})
+      .count()
+      .sink([&](const WindowResult<uint64_t, uint64_t>&) {
+        if (fired.fetch_add(1) >= 5) throw std::runtime_error("windows fired");
+      });
+  std::thread watchdog([&] {
+    for (int i = 0; i < 100 && fired.load() < 6; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    p.Cancel();
+  });
+  Status st = p.Run();
+  watchdog.join();
+  EXPECT_EQ(st.message(), "operator 'sink' failed: windows fired");
 }
 
 TEST(WindowTest, LateRecordsAreCountedAndSentToTheSideOutput) {

@@ -21,6 +21,7 @@ enum class SlotKind : uint8_t {
   kWatermark,  // no records; `watermark` advanced
   kBarrier,    // checkpoint barrier `barrier_id`
   kEnd,        // the producer is done; nothing follows
+  kIdle,       // the producer's stream is idle: leave it out of watermarks until it speaks
 };
 
 template <class T>

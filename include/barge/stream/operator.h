@@ -34,6 +34,10 @@ class Input {
   // The task has no input right now: hand partial batches downstream so nothing waits on a
   // batch that will not fill (latency); cheap when there is nothing to flush.
   virtual void Idle() = 0;
+  // This input will carry neither records nor watermarks for a while (an idle source
+  // partition): leave it out of event-time progress until it sends something again. Sinks
+  // ignore it; operators forward it.
+  virtual void MarkIdle() {}
 };
 
 struct OperatorMetrics {
@@ -158,6 +162,7 @@ class Operator : public OperatorBase, public Input<In> {
   void Barrier(uint64_t id) override { out_.target().Barrier(id); }
   void End() override { out_.target().End(); }
   void Idle() override { out_.target().Idle(); }
+  void MarkIdle() override { out_.target().MarkIdle(); }
 
  protected:
   // Counts a batch in; call at the top of Push.

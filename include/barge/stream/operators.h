@@ -227,6 +227,9 @@ class Tee final : public Input<T> {
   void Idle() override {
     for (Input<T>* t : targets_) t->Idle();
   }
+  void MarkIdle() override {
+    for (Input<T>* t : targets_) t->MarkIdle();
+  }
 
  private:
   std::vector<Input<T>*> targets_;

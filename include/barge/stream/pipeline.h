@@ -248,17 +248,20 @@ class Stream {
   }
 
   // Assigns event time with EventTime f(const T&) and generates watermarks that trail the
-  // largest timestamp seen by `max_out_of_orderness`.
+  // largest timestamp seen by `max_out_of_orderness`. With `idle_timeout`, an instance that
+  // brings no record for that long stops holding back event time downstream until it does.
   template <class F>
-  Stream<T> with_timestamps(F f, EventTime max_out_of_orderness = 0) const {
+  Stream<T> with_timestamps(F f, EventTime max_out_of_orderness = 0,
+                            std::chrono::milliseconds idle_timeout = {}) const {
     if (max_out_of_orderness < 0) {
       p_->Invalid("with_timestamps: max_out_of_orderness must not be negative, got " +
                   std::to_string(max_out_of_orderness));
     }
-    return Apply<T>(
-        "timestamps", [f, max_out_of_orderness](detail::RunState&, const std::string& n) {
-          return std::make_unique<detail::TimestampOperator<T, F>>(n, f, max_out_of_orderness);
-        });
+    return Apply<T>("timestamps", [f, max_out_of_orderness, idle_timeout](detail::RunState&,
+                                                                          const std::string& n) {
+      return std::make_unique<detail::TimestampOperator<T, F>>(n, f, max_out_of_orderness,
+                                                               idle_timeout);
+    });
   }
 
   // Partitions by K f(const T&): records with equal keys meet in one operator instance.

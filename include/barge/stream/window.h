@@ -107,6 +107,13 @@ class WindowOperatorBase : public Operator<T, Out> {
     if (late_.connected()) late_.target().Idle();
   }
 
+  void MarkIdle() override {
+    FlushOut();
+    FlushLate();
+    this->out_.target().MarkIdle();
+    if (late_.connected()) late_.target().MarkIdle();
+  }
+
  protected:
   // Moves event time to `w` (> the current watermark, or kMaxTime at the end): emits the windows
   // it completes and purges the ones past their lateness.

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -161,15 +162,36 @@ class SourceDriver final : public SourceDriverBase {
 };
 
 // Assigns event time from a user function and emits bounded-out-of-orderness watermarks:
-// after each batch, watermark = max timestamp seen - max_out_of_orderness - 1.
+// after each batch, watermark = max timestamp seen - max_out_of_orderness - 1. With an idle
+// timeout, a stream that brings no record for that long is marked idle (Flink's withIdleness), so
+// that parallel instances that do have data still advance event time downstream.
 template <class T, class F>
 class TimestampOperator final : public Operator<T, T> {
  public:
-  TimestampOperator(std::string name, F f, EventTime max_out_of_orderness)
-      : Operator<T, T>(std::move(name)), f_(std::move(f)), bound_(max_out_of_orderness) {}
+  TimestampOperator(std::string name, F f, EventTime max_out_of_orderness,
+                    std::chrono::milliseconds idle_timeout)
+      : Operator<T, T>(std::move(name)),
+        f_(std::move(f)),
+        bound_(max_out_of_orderness),
+        idle_timeout_(idle_timeout) {}
+
+  void Idle() override {
+    if (idle_timeout_.count() > 0 && !idle_ &&
+        std::chrono::steady_clock::now() - last_record_ >= idle_timeout_) {
+      idle_ = true;
+      this->out_.target().MarkIdle();
+    }
+    this->out_.target().Idle();
+  }
+
+  void Open(int, int) override { last_record_ = std::chrono::steady_clock::now(); }
 
   void Push(Batch<T>& in) override {
     this->CountIn(in);
+    if (idle_timeout_.count() > 0) {
+      last_record_ = std::chrono::steady_clock::now();
+      idle_ = false;
+    }
     Guarded(this->name(), [&] {
       in.timestamps.resize(in.size());
       EventTime* ts = in.timestamps.data();
@@ -197,6 +219,9 @@ class TimestampOperator final : public Operator<T, T> {
  private:
   F f_;
   EventTime bound_;
+  std::chrono::milliseconds idle_timeout_;
+  std::chrono::steady_clock::time_point last_record_{};
+  bool idle_ = false;
   EventTime max_ts_ = kMinTime;
   EventTime emitted_ = kMinTime;
 };
@@ -274,6 +299,13 @@ class Partitioner final : public Input<T>, public TaskPart {
     for (size_t d = 0; d < outs_.size(); ++d) {
       Close(d, false);
       SendControl(d, SlotKind::kEnd, 0, true);
+    }
+  }
+
+  void MarkIdle() override {
+    for (size_t d = 0; d < outs_.size(); ++d) {
+      Close(d, false);
+      SendControl(d, SlotKind::kIdle, 0, true);
     }
   }
 
@@ -392,6 +424,7 @@ class InputGate final : public GateBase {
         bell_(bell),
         wm_(ins_.size(), kMinTime),
         ended_(ins_.size(), false),
+        idle_(ins_.size(), false),
         barriers_(ins_.size(), 0) {}
 
   void Run(RunState& run) override {
@@ -438,12 +471,18 @@ class InputGate final : public GateBase {
   bool Handle(size_t c, Slot<T>& slot) {
     switch (slot.kind) {
       case SlotKind::kData:
+        idle_[c] = false;
         if (!slot.batch.empty()) head_->Push(slot.batch);
         slot.batch.clear();
         UpdateWatermark(c, slot.watermark);
         return false;
       case SlotKind::kWatermark:
+        idle_[c] = false;
         UpdateWatermark(c, slot.watermark);
+        return false;
+      case SlotKind::kIdle:
+        idle_[c] = true;
+        UpdateWatermark(c, wm_[c]);
         return false;
       case SlotKind::kBarrier:
         barriers_[c] = slot.barrier_id;
@@ -458,11 +497,27 @@ class InputGate final : public GateBase {
     return false;
   }
 
+  // The task's watermark is the minimum over inputs that are neither ended nor idle. When every
+  // live input is idle, the task's own output is idle.
   void UpdateWatermark(size_t c, EventTime w) {
-    if (w <= wm_[c]) return;
-    wm_[c] = w;
+    if (w > wm_[c]) wm_[c] = w;
     EventTime low = kMaxTime;
-    for (EventTime x : wm_) low = x < low ? x : low;
+    bool any_active = false, any_live = false;
+    for (size_t i = 0; i < wm_.size(); ++i) {
+      if (ended_[i]) continue;
+      any_live = true;
+      if (idle_[i]) continue;
+      any_active = true;
+      low = wm_[i] < low ? wm_[i] : low;
+    }
+    if (any_live && !any_active) {
+      if (!marked_idle_) {
+        marked_idle_ = true;
+        head_->MarkIdle();
+      }
+      return;
+    }
+    marked_idle_ = false;
     // kMaxTime from all inputs is end of stream, which End() handles.
     if (low > emitted_ && low != kMaxTime) {
       emitted_ = low;
@@ -488,6 +543,8 @@ class InputGate final : public GateBase {
   Doorbell* bell_;
   std::vector<EventTime> wm_;
   std::vector<bool> ended_;
+  std::vector<bool> idle_;
+  bool marked_idle_ = false;  // MarkIdle sent downstream and no watermark since
   std::vector<uint64_t> barriers_;
   EventTime emitted_ = kMinTime;
   uint64_t forwarded_barrier_ = 0;
