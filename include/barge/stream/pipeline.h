@@ -146,6 +146,23 @@ class FnNode final : public ConsumerNode<In> {
   Make make_;
 };
 
+// The accumulator of a reduce: the folded value, once a first record has set it.
+template <class T>
+struct ReduceState {
+  T value{};
+  bool set = false;
+};
+
+// Folds one record into a ReduceState with T f(const T& acc, const T& record).
+template <class T, class F>
+struct ReduceAdd {
+  F f;
+  void operator()(ReduceState<T>& acc, const T& r) const {
+    acc.value = acc.set ? f(std::as_const(acc.value), r) : r;
+    acc.set = true;
+  }
+};
+
 // Where a stream comes from: node output ports (several after a union) and how the next
 // operator's input edge is partitioned.
 struct Upstream {
@@ -400,15 +417,8 @@ class KeyedStream {
   // Rolling reduce: T f(const T& acc, const T& record); emits the key's new value per record.
   template <class F>
   Stream<T> reduce(F f) const {
-    struct Acc {
-      T value{};
-      bool set = false;
-    };
-    return aggregate([] { return Acc{}; },
-                     [f](Acc& acc, const T& r) {
-                       acc.value = acc.set ? f(std::as_const(acc.value), r) : r;
-                       acc.set = true;
-                     },
+    using Acc = detail::ReduceState<T>;
+    return aggregate([] { return Acc{}; }, detail::ReduceAdd<T, F>{f},
                      [](const K&, const Acc& acc) { return acc.value; })
         .name(stream_.pipeline()->UniqueName("reduce"));
   }
@@ -524,19 +534,11 @@ class WindowedStream {
   // T f(const T& acc, const T& record) folded per key and window; emits the folded T.
   template <class F>
   auto reduce(F f) {
-    struct Acc {
-      T value{};
-      bool set = false;
-    };
-    return aggregate([] { return Acc{}; },
-                     [f](Acc& acc, const T& r) {
-                       acc.value = acc.set ? f(std::as_const(acc.value), r) : r;
-                       acc.set = true;
-                     },
-                     [f](Acc& acc, const Acc& other) {
-                       if (!other.set) return;
-                       acc.value = acc.set ? f(std::as_const(acc.value), other.value) : other.value;
-                       acc.set = true;
+    using Acc = detail::ReduceState<T>;
+    detail::ReduceAdd<T, F> add{f};
+    return aggregate([] { return Acc{}; }, add,
+                     [add](Acc& acc, const Acc& other) {
+                       if (other.set) add(acc, other.value);
                      },
                      [](const K&, const TimeWindow&, const Acc& acc) { return acc.value; });
   }
