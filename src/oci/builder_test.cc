@@ -458,5 +458,78 @@ TEST_F(BuilderTest, RealRunWithChrootExecutor) {
       << r.status().message();
 }
 
+// A busybox image tagged `tag`, with `extra` entries (e.g. proc and dev dirs) on top.
+Status ImportBusybox(ImageStore& store, const std::string& dir, const std::string& tag,
+                     std::vector<TarEntry> extra = {}) {
+  ASSIGN_OR_RETURN(std::string busybox, ReadFile("/bin/busybox"));
+  std::vector<TarEntry> entries = {
+      {"bin/busybox", TarEntry::kFile, busybox, "", 0755},
+      {"bin/sh", TarEntry::kSymlink, "", "busybox"},
+      {"etc/passwd", TarEntry::kFile, "root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n"},
+      {"tmp", TarEntry::kDir, "", "", 01777}};
+  for (TarEntry& e : extra) entries.push_back(std::move(e));
+  std::string rootfs = dir + "/" + tag + ".tar";
+  RETURN_IF_ERROR(WriteFile(rootfs, MakeTar(entries)));
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(rootfs, O_RDONLY));
+  RETURN_IF_ERROR(ImportRootfs(store, fd.get(), tag).status());
+  return Status::Ok();
+}
+
+TEST_F(BuilderTest, RunCannotReachHostKernelKnobs) {
+  if (::geteuid() != 0 || !PathExists("/bin/busybox"))
+    GTEST_SKIP() << "needs root and /bin/busybox";
+  ASSERT_TRUE(
+      ImportBusybox(*store_, tmp_.path(), "confined:1",
+                    {{"proc", TarEntry::kDir, "", "", 0555}, {"dev", TarEntry::kDir, "", "", 0755}})
+          .ok());
+  NamespaceRunExecutor executor(/*quiet=*/true);
+  BuildOptions options;
+  options.executor = &executor;
+  auto run_fails = [&](const std::string& command) {
+    Containerfile("FROM confined:1\nRUN " + command + "\n");
+    auto r = Build(options);
+    return !r.ok() && r.status().message().find("exited with status") != std::string::npos;
+  };
+  // The baseline: /proc is there and the shell works.
+  Containerfile("FROM confined:1\nRUN busybox test -r /proc/self/status\n");
+  auto r = Build(options);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  // Rewrites the current value, so a failure of this test leaves the host as it was.
+  EXPECT_TRUE(
+      run_fails("busybox cat /proc/sys/kernel/core_pattern > /tmp/cp && "
+                "busybox cat /tmp/cp > /proc/sys/kernel/core_pattern"));
+  Containerfile(
+      "FROM confined:1\nRUN busybox grep -q '^[^ ]* [^ ]* [^ ]* [^ ]* /proc/sys ro,' "
+      "/proc/self/mountinfo\n");
+  r = Build(options);
+  EXPECT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(run_fails("busybox mknod /tmp/disk b 8 0"));
+  // Masked: readable (it is /dev/null) but empty. (Some kernels have no /proc/kcore.)
+  EXPECT_TRUE(run_fails("busybox test -s /proc/timer_list"));
+  EXPECT_TRUE(run_fails("busybox test -s /proc/keys"));
+  EXPECT_TRUE(run_fails("busybox test -s /proc/kcore"));
+  EXPECT_TRUE(run_fails("busybox ls /proc/scsi/* /proc/acpi/*"));
+}
+
+TEST_F(BuilderTest, RunRefusesSymlinkedMountTargets) {
+  if (::geteuid() != 0 || !PathExists("/bin/busybox"))
+    GTEST_SKIP() << "needs root and /bin/busybox";
+  // Before pivot_root, "/proc" -> a host dir would put the mount on the host's path.
+  std::string host_dir = tmp_.path() + "/host-dir";
+  ASSERT_TRUE(MakeDirs(host_dir).ok());
+  ASSERT_TRUE(ImportBusybox(*store_, tmp_.path(), "evilproc:1",
+                            {{"proc", TarEntry::kSymlink, "", host_dir},
+                             {"dev", TarEntry::kSymlink, "", "../../../../../../" + host_dir}})
+                  .ok());
+  NamespaceRunExecutor executor(/*quiet=*/true);
+  BuildOptions options;
+  options.executor = &executor;
+  Containerfile("FROM evilproc:1\nRUN true\n");
+  auto r = Build(options);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("in the image: Not a directory"), std::string::npos)
+      << r.status().message();
+}
+
 }  // namespace
 }  // namespace barge::oci
