@@ -106,7 +106,7 @@ class Builder {
     for (size_t i = 0; i <= target; ++i)
       total_steps_ += 1 + static_cast<int>(file.stages[i].instructions.size());
     ASSIGN_OR_RETURN(UniqueFd writers, store_.LockBlobWriters());
-    RETURN_IF_ERROR(MakeDirs(store_.root() + "/build-cache"));
+    RETURN_IF_ERROR(MakeDirs(store_.root() + "/build-cache", 0700));
     for (size_t i = 0; i <= target; ++i) {
       ASSIGN_OR_RETURN(StageState state, BuildStage(file, file.stages[i]));
       states_.push_back(std::move(state));

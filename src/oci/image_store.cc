@@ -105,6 +105,19 @@ std::string MountTables() {
   return all;
 }
 
+// `dir` as a directory only its owner can enter: created 0700, or narrowed to that if a
+// store made by an older barge left it wider.
+Status MakePrivateDir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) == 0) return Status::Ok();
+  if (errno != EEXIST) return ErrnoError("mkdir " + dir);
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) return ErrnoError("stat " + dir);
+  if (!S_ISDIR(st.st_mode))
+    return InvalidArgument("mkdir " + dir + ": exists and is not a directory");
+  if ((st.st_mode & 077) != 0 && ::chmod(dir.c_str(), 0700) != 0) return ErrnoError("chmod " + dir);
+  return Status::Ok();
+}
+
 bool IsHex(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
@@ -116,9 +129,13 @@ bool IsHex(std::string_view s) {
 Result<ImageStore> ImageStore::Open(const std::string& root) {
   if (root.empty()) return InvalidArgument("the state root is empty (set --root or BARGE_ROOT)");
   ImageStore store(root);
-  RETURN_IF_ERROR(MakeDirs(store.images_dir() + "/blobs/sha256"));
-  RETURN_IF_ERROR(MakeDirs(store.layers_dir()));
-  RETURN_IF_ERROR(MakeDirs(store.tmp_dir()));
+  // Layer trees keep the image's modes: world-writable dirs and setuid binaries that other
+  // local users must not reach (moby CVE-2021-41091). So the root only lets others through
+  // (0711, for what the runtime may put beside these) and everything below is private.
+  RETURN_IF_ERROR(MakeDirs(root, 0711));
+  for (const std::string& dir : {store.images_dir(), store.layers_dir(), store.tmp_dir()})
+    RETURN_IF_ERROR(MakePrivateDir(dir));
+  RETURN_IF_ERROR(MakeDirs(store.images_dir() + "/blobs/sha256", 0700));
   std::string layout = store.images_dir() + "/oci-layout";
   std::string index = store.images_dir() + "/index.json";
   if (!PathExists(layout) || !PathExists(index)) {
@@ -542,7 +559,8 @@ Result<std::string> ImageStore::LayerDir(const Descriptor& layer, std::string_vi
 
 Status ImageStore::AdoptLayerDir(const std::string& dir, std::string_view diff_id) const {
   std::string final_path = LayerDirPath(diff_id);
-  if (::chmod(dir.c_str(), 0755) != 0) return ErrnoError("chmod " + dir);
+  // 0700 like its parent: see Open.
+  if (::chmod(dir.c_str(), 0700) != 0) return ErrnoError("chmod " + dir);
   if (::rename(dir.c_str(), final_path.c_str()) != 0) {
     // Another process unpacked the same layer first: theirs is as good as ours.
     if (errno == EEXIST || errno == ENOTEMPTY) return RemoveTree(dir);

@@ -1,8 +1,10 @@
 #include "oci/image_store.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <unistd.h>
@@ -109,6 +111,58 @@ TEST_F(ImageStoreTest, LayerDirsUnpackOnceAndCheckDigests) {
   ASSERT_FALSE(dirs.ok());
   EXPECT_NE(dirs.status().message().find(image->layers[0].digest), std::string::npos);
   EXPECT_EQ(ListTree(tmp_.path() + "/root/layers"), std::vector<std::string>{});
+}
+
+// In a forked child running as nobody: bit 0 of the exit status is set when creating a file
+// in `writable_dir` worked, bit 1 when `setuid_file` could be reached (stat).
+int ProbeAsNobody(const std::string& writable_dir, const std::string& setuid_file) {
+  std::string created = writable_dir + "/by-nobody";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(100);
+    int result = 0;
+    int fd = ::open(created.c_str(), O_CREAT | O_WRONLY | O_EXCL, 0644);
+    if (fd >= 0) {
+      result |= 1;
+      ::close(fd);
+    }
+    struct stat st {};
+    if (::stat(setuid_file.c_str(), &st) == 0) result |= 2;
+    ::_exit(result);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 200;
+}
+
+TEST_F(ImageStoreTest, OtherUsersCannotReachLayerTrees) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (setuid to nobody)";
+  // Let others through the test's own temporary dir, so only the store's modes decide.
+  ASSERT_EQ(::chmod(tmp_.path().c_str(), 0755), 0);
+  auto image = Import(MakeTar({{"tmp", TarEntry::kDir, "", "", 01777},
+                               {"bin/su", TarEntry::kFile, "su", "", 04755}},
+                              Compression::kGzip),
+                      "shared:1");
+  ASSERT_TRUE(image.ok()) << image.status().message();
+  auto dirs = store_->LayerDirs(*image);
+  ASSERT_TRUE(dirs.ok()) << dirs.status().message();
+  std::string layer = dirs->at(0);
+  struct stat st {};
+  ASSERT_EQ(::stat((layer + "/tmp").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 01777u);  // the image's own modes are kept
+  EXPECT_EQ(ProbeAsNobody(layer + "/tmp", layer + "/bin/su"), 0);
+  EXPECT_FALSE(PathExists(layer + "/tmp/by-nobody"));
+  for (const char* dir : {"images", "layers", "tmp"}) {
+    ASSERT_EQ(::stat((tmp_.path() + "/root/" + dir).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0700u) << dir;
+  }
+  ASSERT_EQ(::stat(layer.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  // A store made wider by an older barge is narrowed when opened.
+  ASSERT_EQ(::chmod((tmp_.path() + "/root/layers").c_str(), 0755), 0);
+  ASSERT_TRUE(ImageStore::Open(tmp_.path() + "/root").ok());
+  ASSERT_EQ(::stat((tmp_.path() + "/root/layers").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
 }
 
 TEST_F(ImageStoreTest, RetagLeavesUntaggedImageThatPruneDeletes) {
