@@ -600,6 +600,13 @@ class TreeWriter {
     struct stat st {};
     if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
       return ErrnoError("stat " + rel);
+    // Such a file would be a plain file in the tree it came from (the build's layer cache)
+    // but a whiteout deleting its sibling wherever the layer is unpacked: the two would differ.
+    if (name.rfind(kWhiteoutPrefix, 0) == 0) {
+      return InvalidArgument(
+          fmt::format("'/{}': names starting with '{}' are reserved for whiteouts in layers", rel,
+                      kWhiteoutPrefix));
+    }
     Entry e(archive_entry_new());
     archive_entry_set_uid(e.get(), st.st_uid);
     archive_entry_set_gid(e.get(), st.st_gid);

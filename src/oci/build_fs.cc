@@ -113,6 +113,11 @@ Result<Ids> ResolveUser(const MergedView& view, const std::string& spec, bool wa
   bool found = false;
   for (const auto& row : passwd) {
     if (row[0] == user || (AllDigits(user) && row[2] == user)) {
+      if (!AllDigits(row[2])) {
+        return InvalidArgument(fmt::format(
+            "the image's /etc/passwd gives user '{}' the uid '{}', which is not a number", row[0],
+            row[2]));
+      }
       ids.uid = static_cast<uid_t>(std::stoul(row[2]));
       ids.gid = AllDigits(row[3]) ? static_cast<gid_t>(std::stoul(row[3])) : 0;
       found = true;

@@ -263,6 +263,7 @@ class Builder {
     }
     if (!s.config.contains("config") || !s.config["config"].is_object())
       s.config["config"] = json::object();
+    DropMistypedFields(s.config["config"]);
     if (!s.config.contains("history") || !s.config["history"].is_array())
       s.config["history"] = json::array();
     for (const Instruction& ins : stage.instructions) {
@@ -271,6 +272,24 @@ class Builder {
       if (!st.ok()) return st;
     }
     return s;
+  }
+
+  // The base image's config fields the steps read or extend, of the type they expect: a field of
+  // another type (ParseImage ignores those, as docker does) is dropped rather than thrown on.
+  static void DropMistypedFields(json& cfg) {
+    for (const char* key : {"WorkingDir", "User", "StopSignal"}) {
+      if (cfg.contains(key) && !cfg[key].is_string()) cfg.erase(key);
+    }
+    for (const char* key : {"Env", "Cmd", "Entrypoint", "Shell", "OnBuild"}) {
+      if (!cfg.contains(key)) continue;
+      const json& v = cfg[key];
+      if (!v.is_array() ||
+          !std::all_of(v.begin(), v.end(), [](const json& e) { return e.is_string(); }))
+        cfg.erase(key);
+    }
+    for (const char* key : {"Labels", "ExposedPorts", "Volumes"}) {
+      if (cfg.contains(key) && !cfg[key].is_object()) cfg.erase(key);
+    }
   }
 
   static void SetEnv(json& cfg, const std::string& key, const std::string& value) {
@@ -839,7 +858,11 @@ class Builder {
 
 Result<BuildResult> Build(const ImageStore& store, const BuildOptions& options) {
   Builder builder(store, options);
-  return builder.Run();
+  try {
+    return builder.Run();
+  } catch (const json::exception& e) {  // a document field of a type no check expected
+    return Corruption(fmt::format("build: unexpected JSON: {}", e.what()));
+  }
 }
 
 }  // namespace barge::oci

@@ -400,6 +400,51 @@ TEST_F(BuilderTest, AddExtractsLocalArchives) {
   EXPECT_NE(r.status().message().find("contains '..'"), std::string::npos) << r.status().message();
 }
 
+TEST_F(BuilderTest, MistypedBaseConfigFieldsAreIgnored) {
+  nlohmann::json config = base_.config_document;
+  config["config"]["WorkingDir"] = 5;
+  config["config"]["User"] = nlohmann::json::array();
+  config["config"]["Labels"] = "x";
+  auto odd = store_->WriteImage(config, base_.layers);
+  ASSERT_TRUE(odd.ok()) << odd.status().message();
+  ASSERT_TRUE(store_->Tag(odd->manifest, "odd:1").ok());
+  Containerfile("FROM odd:1\nCOPY file.txt rel.txt\nLABEL a=b\nRUN true\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(*ReadFile(UnpackLayer(r->image, 1) + "/rel.txt"), "file");
+  EXPECT_EQ(r->image.config.labels.at("a"), "b");
+}
+
+TEST_F(BuilderTest, NonNumericUidInPasswdIsAnError) {
+  std::string rootfs = tmp_.path() + "/badpasswd.tar";
+  ASSERT_TRUE(WriteFile(rootfs, MakeTar({{"etc/passwd", TarEntry::kFile,
+                                          "root:x:0:0::/:/bin/sh\napp:x:abc:1000::/:/bin/sh\n"}}))
+                  .ok());
+  auto fd = OpenFile(rootfs, O_RDONLY);
+  ASSERT_TRUE(ImportRootfs(*store_, fd->get(), "badpasswd:1").ok());
+  Containerfile("FROM badpasswd:1\nCOPY --chown=app file.txt /f\n");
+  auto r = Build();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("uid 'abc', which is not a number"), std::string::npos)
+      << r.status().message();
+}
+
+TEST_F(BuilderTest, WhiteoutNamedFilesAreRefused) {
+  // Kept as a plain file in this host's layer cache, it would delete /app/a on every other host.
+  ASSERT_TRUE(WriteFile(ctx_ + "/dir/.wh.a", "").ok());
+  Containerfile("FROM base:1\nCOPY dir /app/\n");
+  auto r = Build();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("'/app/.wh.a': names starting with '.wh.' are reserved"),
+            std::string::npos)
+      << r.status().message();
+  // Nothing of the step reached the layer cache.
+  for (const std::string& l : ListTree(tmp_.path() + "/root/layers")) {
+    EXPECT_EQ(l.find(".wh."), std::string::npos) << l;
+    EXPECT_EQ(l.find(".tmp-"), std::string::npos) << l;
+  }
+}
+
 TEST_F(BuilderTest, BuildArgsAndVariables) {
   Containerfile(
       "ARG TAG=1\nFROM base:${TAG}\nARG WHO=world\nENV GREETING=\"hello ${WHO}\"\nCOPY file.txt "
