@@ -95,6 +95,40 @@ TEST_F(ImageStoreTest, CorruptBlobIsNamedAndOtherImagesStayUsable) {
   EXPECT_TRUE(store_->Resolve("b:1").ok());
 }
 
+TEST_F(ImageStoreTest, CorruptImageBlocksNeitherRmiNorPrune) {
+  auto a = Import(SimpleTar("a"), "a:1");
+  auto b = Import(SimpleTar("b"), "b:1");
+  auto c = Import(SimpleTar("c"), "c:1");
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  ASSERT_TRUE(WriteFile(store_->BlobPath(b->config_digest), "not json").ok());
+  // Removing another image frees its blobs and keeps what the broken manifest names.
+  auto r = store_->Remove("a:1", false);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->deleted, std::vector<std::string>{a->manifest.digest});
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_NE(r->warnings[0].find(b->config_digest), std::string::npos) << r->warnings[0];
+  EXPECT_FALSE(PathExists(store_->BlobPath(a->layers[0].digest)));
+  EXPECT_TRUE(PathExists(store_->BlobPath(b->manifest.digest)));
+  EXPECT_TRUE(PathExists(store_->BlobPath(b->config_digest)));
+  EXPECT_TRUE(PathExists(store_->BlobPath(b->layers[0].digest)));
+  auto pruned = store_->Prune();
+  ASSERT_TRUE(pruned.ok()) << pruned.status().message();
+  EXPECT_EQ(pruned->warnings.size(), 1u);
+  EXPECT_TRUE(PathExists(store_->BlobPath(b->layers[0].digest)));
+  // The broken image itself goes by name or by digest, without its manifest being read.
+  r = store_->Remove("b:1", false);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->untagged, std::vector<std::string>{"b:1"});
+  EXPECT_TRUE(r->warnings.empty());
+  EXPECT_FALSE(PathExists(store_->BlobPath(b->layers[0].digest)));
+  EXPECT_TRUE(store_->Resolve("c:1").ok());
+  ASSERT_TRUE(WriteFile(store_->BlobPath(c->manifest.digest), "{").ok());
+  r = store_->Remove(c->manifest.digest, false);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->deleted, std::vector<std::string>{c->manifest.digest});
+  EXPECT_EQ(ListTree(tmp_.path() + "/root/images/blobs/sha256"), std::vector<std::string>{});
+}
+
 TEST_F(ImageStoreTest, LayerDirsUnpackOnceAndCheckDigests) {
   auto image = Import(SimpleTar(), "app:1");
   ASSERT_TRUE(image.ok());
