@@ -570,7 +570,8 @@ class Builder {
     }
     std::vector<Source> out;
     for (const std::string& m : matches) {
-      if (ignore != nullptr && !m.empty() && ignore->Excluded(m)) continue;
+      if (ignore != nullptr && !m.empty() && ignore->Excluded(m) && !ignore->MayReinclude(m))
+        continue;
       int fd =
           m.empty() ? ::fcntl(root_fd, F_DUPFD_CLOEXEC, 0) : OpenBeneathRaw(root_fd, m, O_RDONLY);
       if (fd < 0) {
@@ -585,7 +586,7 @@ class Builder {
         // Through a symlink the source may be an excluded path: what .containerignore
         // excludes never enters an image. Rules below apply to the real path too.
         std::string real = RealPathBeneath(fd, context_real_);
-        if (!real.empty() && ignore->Excluded(real)) continue;
+        if (!real.empty() && ignore->Excluded(real) && !ignore->MayReinclude(real)) continue;
         if (!real.empty()) src.real_rel = real;
       }
       if (::fstat(fd, &src.st) != 0) return ErrnoError("stat " + m);

@@ -429,6 +429,30 @@ TEST_F(BuilderTest, NonNumericUidInPasswdIsAnError) {
       << r.status().message();
 }
 
+TEST_F(BuilderTest, DockerignoreFollowsMobySemantics) {
+  ASSERT_TRUE(WriteFile(ctx_ + "/secret.env", "s").ok());
+  ASSERT_TRUE(WriteFile(ctx_ + "/dir/secret.env", "s").ok());
+  ASSERT_TRUE(MakeDirs(ctx_ + "/skip/deep").ok());
+  ASSERT_TRUE(WriteFile(ctx_ + "/skip/keep", "k").ok());
+  ASSERT_TRUE(WriteFile(ctx_ + "/skip/drop", "d").ok());
+  ASSERT_TRUE(WriteFile(ctx_ + "/skip/deep/drop", "d").ok());
+  ASSERT_TRUE(WriteFile(ctx_ + "/.dockerignore", "**/secret.env\nskip\n!skip/keep\n").ok());
+  Containerfile("FROM base:1\nCOPY . /ctx/\nCOPY skip /only/\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::vector<std::string> tree = ListTree(UnpackLayer(r->image, 1));
+  auto has = [&](const std::string& p) {
+    return std::find(tree.begin(), tree.end(), p) != tree.end();
+  };
+  EXPECT_FALSE(has("ctx/secret.env"));
+  EXPECT_FALSE(has("ctx/dir/secret.env"));
+  EXPECT_TRUE(has("ctx/dir/a"));
+  EXPECT_TRUE(has("ctx/skip/keep"));
+  EXPECT_FALSE(has("ctx/skip/drop"));
+  EXPECT_FALSE(has("ctx/skip/deep"));
+  EXPECT_EQ(ListTree(UnpackLayer(r->image, 2)), (std::vector<std::string>{"only", "only/keep"}));
+}
+
 TEST_F(BuilderTest, WhiteoutNamedFilesAreRefused) {
   // Kept as a plain file in this host's layer cache, it would delete /app/a on every other host.
   ASSERT_TRUE(WriteFile(ctx_ + "/dir/.wh.a", "").ok());

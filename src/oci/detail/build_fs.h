@@ -40,37 +40,22 @@ bool IsWhiteout(const struct stat& st);
 bool IsOpaque(const std::string& path);
 bool AllDigits(const std::string& s);
 
-// .containerignore / .dockerignore rules; the last matching rule wins, '!' re-includes.
+// .containerignore / .dockerignore rules, as moby's patternmatcher reads them: the last
+// matching rule wins, '!' re-includes, a rule matching a directory covers everything below it,
+// '*' and '?' stay within one path component, '**' spans any number of them ("**/x" also
+// matches a top-level "x"), '[...]' is a character class and '\' escapes.
 class IgnoreRules {
  public:
-  void Add(std::string pattern) {
-    bool negate = !pattern.empty() && pattern[0] == '!';
-    if (negate) pattern.erase(0, 1);
-    std::string clean = JoinPath(SplitPath(pattern));
-    if (!clean.empty()) rules_.push_back({clean, negate});
-  }
-
+  void Add(std::string pattern);
   // `rel` is relative to the context root ("dir/file").
-  bool Excluded(const std::string& rel) const {
-    bool excluded = false;
-    for (const auto& [pattern, negate] : rules_) {
-      if (Matches(pattern, rel)) excluded = !negate;
-    }
-    return excluded;
-  }
+  bool Excluded(const std::string& rel) const;
+  // Whether a '!' rule may re-include something below the directory `rel`: an excluded
+  // directory must then still be walked.
+  bool MayReinclude(const std::string& rel) const;
 
  private:
-  static bool Matches(const std::string& pattern, const std::string& rel) {
-    int flags = pattern.find("**") != std::string::npos ? 0 : FNM_PATHNAME;
-    // A pattern naming a directory excludes everything below it.
-    std::string prefix = rel;
-    for (;;) {
-      if (::fnmatch(pattern.c_str(), prefix.c_str(), flags) == 0) return true;
-      size_t slash = prefix.rfind('/');
-      if (slash == std::string::npos) return false;
-      prefix.resize(slash);
-    }
-  }
+  // Whether `pattern` matches `rel` itself (not its parents).
+  static bool Match(std::string_view pattern, std::string_view rel);
   std::vector<std::pair<std::string, bool>> rules_;
 };
 
