@@ -300,12 +300,6 @@ class Extractor {
     return Status::Ok();
   }
 
-  // Extended attributes a layer may carry. trusted.* (overlay's own) and security.selinux
-  // are never taken from an archive.
-  static bool AllowedXattr(std::string_view name) {
-    return name.substr(0, 5) == "user." || name == "security.capability";
-  }
-
   void ApplyXattrs(int fd, struct archive_entry* e) {
     const char* name = nullptr;
     const void* value = nullptr;
@@ -313,7 +307,7 @@ class Extractor {
     archive_entry_xattr_reset(e);
     while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
       // Best effort: a file system without xattr support keeps the file without them.
-      if (name != nullptr && AllowedXattr(name)) (void)::fsetxattr(fd, name, value, size, 0);
+      if (name != nullptr && IsLayerXattr(name)) (void)::fsetxattr(fd, name, value, size, 0);
     }
   }
 
@@ -596,6 +590,12 @@ class TreeWriter {
     return Status::Ok();
   }
 
+  // As SCHILY.xattr.* pax records, which docker, containerd and podman apply on unpack.
+  static void AddXattrs(int fd, struct archive_entry* e) {
+    for (const auto& [name, value] : LayerXattrs(fd))
+      archive_entry_xattr_add_entry(e, name.c_str(), value.data(), value.size());
+  }
+
   Status WriteOne(int dirfd, const std::string& name, const std::string& rel) {
     struct stat st {};
     if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
@@ -626,10 +626,11 @@ class TreeWriter {
     archive_entry_set_pathname(e.get(), rel.c_str());
     if (S_ISDIR(st.st_mode)) {
       archive_entry_set_filetype(e.get(), AE_IFDIR);
-      RETURN_IF_ERROR(Header(e.get(), rel));
       int sub = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (sub < 0) return ErrnoError("open " + rel);
       UniqueFd subfd(sub);
+      AddXattrs(subfd.get(), e.get());
+      RETURN_IF_ERROR(Header(e.get(), rel));
       char value[4] = {};
       if (::fgetxattr(subfd.get(), kOpaqueXattr, value, sizeof value) == 1 && value[0] == 'y') {
         Entry opq(archive_entry_new());
@@ -669,10 +670,11 @@ class TreeWriter {
     if (!S_ISREG(st.st_mode)) return Status::Ok();  // sockets, devices: not layer content
     archive_entry_set_filetype(e.get(), AE_IFREG);
     archive_entry_set_size(e.get(), st.st_size);
-    RETURN_IF_ERROR(Header(e.get(), rel));
     int ffd = ::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (ffd < 0) return ErrnoError("open " + rel);
     UniqueFd file(ffd);
+    AddXattrs(file.get(), e.get());
+    RETURN_IF_ERROR(Header(e.get(), rel));
     std::vector<char> buf(kBlock);
     off_t left = st.st_size;
     while (left > 0) {
@@ -693,6 +695,34 @@ class TreeWriter {
 };
 
 }  // namespace
+
+bool IsLayerXattr(std::string_view name) {
+  return name.substr(0, 5) == "user." || name == "security.capability";
+}
+
+std::vector<std::pair<std::string, std::string>> LayerXattrs(int fd) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::string names(1024, '\0');
+  ssize_t n;
+  while ((n = ::flistxattr(fd, names.data(), names.size())) < 0 && errno == ERANGE)
+    names.resize(names.size() * 4);
+  if (n <= 0) return out;  // none, or a file system without xattrs
+  names.resize(static_cast<size_t>(n));
+  for (size_t pos = 0; pos < names.size();) {
+    std::string name = names.c_str() + pos;
+    pos += name.size() + 1;
+    if (!IsLayerXattr(name)) continue;
+    ssize_t size = ::fgetxattr(fd, name.c_str(), nullptr, 0);
+    if (size < 0) continue;
+    std::string value(static_cast<size_t>(size), '\0');
+    size = ::fgetxattr(fd, name.c_str(), value.data(), value.size());
+    if (size < 0) continue;
+    value.resize(static_cast<size_t>(size));
+    out.emplace_back(std::move(name), std::move(value));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 Result<TarDigests> WriteLayerFromDir(const std::string& dir, const ByteSink& sink,
                                      const WriteLayerOptions& options) {

@@ -453,6 +453,42 @@ TEST_F(BuilderTest, DockerignoreFollowsMobySemantics) {
   EXPECT_EQ(ListTree(UnpackLayer(r->image, 2)), (std::vector<std::string>{"only", "only/keep"}));
 }
 
+// The value of xattr `name` on `path`, or "" when it has none.
+std::string Xattr(const std::string& path, const char* name) {
+  char buf[256];
+  ssize_t n = ::lgetxattr(path.c_str(), name, buf, sizeof buf);
+  return n < 0 ? "" : std::string(buf, static_cast<size_t>(n));
+}
+
+TEST_F(BuilderTest, CopyKeepsFileCapabilitiesAndUserXattrs) {
+  if (::geteuid() != 0) GTEST_SKIP() << "security.capability needs CAP_SETFCAP";
+  // What `setcap cap_net_raw+ep` writes: VFS_CAP_REVISION_2 | EFFECTIVE, permitted bit 13.
+  const unsigned char cap[20] = {0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0, 0,
+                                 0,    0,    0,    0,    0,    0,    0,    0,    0, 0};
+  std::string caps(reinterpret_cast<const char*>(cap), sizeof cap);
+  std::string ping = ctx_ + "/ping";
+  ASSERT_TRUE(WriteFile(ping, "ping", 0755).ok());
+  ASSERT_EQ(::setxattr(ping.c_str(), "security.capability", caps.data(), caps.size(), 0), 0)
+      << strerror(errno);
+  ASSERT_EQ(::setxattr(ping.c_str(), "user.origin", "ctx", 3, 0), 0) << strerror(errno);
+  Containerfile("FROM base:1\nCOPY ping /bin/ping\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  // In the layer blob (SCHILY.xattr records, applied on unpack) ...
+  std::string unpacked = UnpackLayer(r->image, 1) + "/bin/ping";
+  EXPECT_EQ(Xattr(unpacked, "security.capability"), caps);
+  EXPECT_EQ(Xattr(unpacked, "user.origin"), "ctx");
+  // ... and in this host's layer cache, which RUN steps use as overlay lower dirs.
+  std::string cached = store_->LayerDirPath(r->image.diff_ids[1]) + "/bin/ping";
+  EXPECT_EQ(Xattr(cached, "security.capability"), caps);
+  EXPECT_EQ(Xattr(cached, "user.origin"), "ctx");
+  // A changed capability is a changed layer, not a cache hit.
+  ASSERT_EQ(::removexattr(ping.c_str(), "security.capability"), 0);
+  auto again = Build();
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_NE(again->image.diff_ids[1], r->image.diff_ids[1]);
+}
+
 TEST_F(BuilderTest, WhiteoutNamedFilesAreRefused) {
   // Kept as a plain file in this host's layer cache, it would delete /app/a on every other host.
   ASSERT_TRUE(WriteFile(ctx_ + "/dir/.wh.a", "").ok());

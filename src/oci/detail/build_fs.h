@@ -8,6 +8,7 @@
 #include <fmt/core.h>
 #include <fnmatch.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <climits>
@@ -21,6 +22,7 @@
 #include "base/file_util.h"
 #include "base/open_beneath.h"
 #include "base/unique_fd.h"
+#include "oci/archive.h"
 #include "oci/digest.h"
 
 namespace barge::oci::detail {
@@ -178,6 +180,10 @@ class HashVisitor : public TreeVisitor {
       if (n == 0) break;
       h_.Update(buf, static_cast<size_t>(n));
     }
+    for (const auto& [name, value] : LayerXattrs(fd)) {
+      h_.Update(fmt::format("X {} {}\n", name, value.size()));
+      h_.Update(value.data(), value.size());
+    }
     return Status::Ok();
   }
   Status Symlink(const std::string& target, const struct stat& st,
@@ -218,6 +224,12 @@ class CopyVisitor : public TreeVisitor {
     RETURN_IF_ERROR(Own(file.get(), "", AT_EMPTY_PATH, st));
     if (::fchmod(file.get(), policy_.mode.value_or(st.st_mode & 07777)) != 0)
       return ErrnoError("chmod " + dest);
+    // After the chown, which clears security.capability.
+    for (const auto& [xname, value] : LayerXattrs(fd)) {
+      if (::fsetxattr(file.get(), xname.c_str(), value.data(), value.size(), 0) != 0 &&
+          errno != ENOTSUP)
+        return ErrnoError(fmt::format("set {} on {} in the new layer", xname, dest));
+    }
     struct timespec times[2] = {st.st_mtim, st.st_mtim};
     ::futimens(file.get(), times);
     return Status::Ok();
