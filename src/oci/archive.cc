@@ -271,6 +271,24 @@ class Extractor {
     return cur;
   }
 
+  // Gives the directories their archive modes, deepest first so that no parent is closed
+  // before its children are done. Directories replaced or removed by later entries are skipped.
+  Status FinishDirs() {
+    std::vector<std::pair<std::string, mode_t>> dirs(dir_modes_.begin(), dir_modes_.end());
+    auto depth = [](const std::string& p) { return std::count(p.begin(), p.end(), '/'); };
+    std::stable_sort(dirs.begin(), dirs.end(),
+                     [&](const auto& a, const auto& b) { return depth(a.first) > depth(b.first); });
+    for (const auto& [path, perm] : dirs) {
+      int fd = OpenAt2(root_fd_.get(), path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+      if (fd < 0 && (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)) continue;
+      if (fd < 0) return ErrnoError(fmt::format("{}: open '{}'", options_.what, path));
+      UniqueFd dir(fd);
+      if (::fchmod(dir.get(), perm) != 0)
+        return ErrnoError(fmt::format("{}: chmod '{}'", options_.what, path));
+    }
+    return Status::Ok();
+  }
+
   // Removes whatever is at `name` in `dirfd` (a directory recursively), unless it is a
   // directory and `keep_dir` is set. Returns whether a directory was kept.
   Result<bool> Clear(int dirfd, const std::string& name, bool keep_dir, std::string_view entry) {
@@ -382,8 +400,12 @@ class Extractor {
         if (dfd < 0) return ErrnoError(fmt::format("{}: entry '{}': open", options_.what, entry));
         UniqueFd dir(dfd);
         RETURN_IF_ERROR(ApplyOwner(dir.get(), "", e, AT_EMPTY_PATH));
-        if (::fchmod(dir.get(), perm) != 0)
+        // 0700 until the end (FinishDirs): a 0555 or 0000 directory must still take the
+        // entries below it when unpacking without root, and what a failure leaves behind
+        // must stay removable.
+        if (::fchmod(dir.get(), 0700) != 0)
           return ErrnoError(fmt::format("{}: entry '{}': chmod", options_.what, entry));
+        dir_modes_[Join(comps, comps.size())] = perm;
         ApplyXattrs(dir.get(), e);
         return Status::Ok();
       }
@@ -459,6 +481,7 @@ class Extractor {
  private:
   UniqueFd root_fd_;
   ExtractOptions options_;
+  std::map<std::string, mode_t> dir_modes_;  // directory entries -> their modes, for FinishDirs
 };
 
 }  // namespace
@@ -487,6 +510,7 @@ Result<TarDigests> ExtractTar(int fd, const std::string& root, const ExtractOpti
     }
     RETURN_IF_ERROR(extractor.Entry(*reader, e, reader->digests()));
   }
+  RETURN_IF_ERROR(extractor.FinishDirs());
   reader->digests().entries = entries;
   return reader->Finish();
 }
