@@ -249,6 +249,11 @@ bool IgnoreRules::MayReinclude(const std::string& rel) const {
   std::string dir = rel + "/";
   for (const auto& [pattern, negate] : rules_) {
     if (!negate) continue;
+    // Without '**' a pattern matches paths of exactly its number of components ('*', '?' and
+    // classes never match '/'): it must have more than `rel`.
+    if (pattern.find("**") == std::string::npos &&
+        std::count(pattern.begin(), pattern.end(), '/') < std::count(dir.begin(), dir.end(), '/'))
+      continue;
     // The literal start of the pattern, before any wildcard, must agree with `dir`.
     std::string_view literal(pattern);
     literal = literal.substr(0, literal.find_first_of("*?[\\"));

@@ -64,6 +64,11 @@ TEST(BuildFsTest, NegationBelowAnExcludedDirectoryIsWalkedInto) {
   EXPECT_FALSE(rules.Excluded("sub/keep"));
   EXPECT_TRUE(rules.MayReinclude("sub"));
   EXPECT_FALSE(rules.MayReinclude("other"));
+  // Patterns that can only match at the top level never make a directory worth walking.
+  rules.Add("!*.md");
+  EXPECT_FALSE(rules.MayReinclude("other"));
+  rules.Add("!**/keep.md");
+  EXPECT_TRUE(rules.MayReinclude("other"));
 }
 
 class MergedViewTest : public ::testing::Test {
