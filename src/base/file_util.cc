@@ -105,6 +105,10 @@ Status RemoveAt(int parent_fd, const std::string& name, const std::string& path,
   if (st.st_dev != dev) {
     return IoError("refusing to remove " + path + ": it is a mount point (unmount it first)");
   }
+  // A directory we cannot list (0000) or empty (0555) is opened up first: the tree is ours to
+  // remove, as an unpacked image may well contain such directories.
+  if ((st.st_mode & 0700) != 0700 && ::geteuid() == st.st_uid)
+    (void)::fchmodat(parent_fd, name.c_str(), (st.st_mode & 07777) | 0700, 0);
   int dfd = ::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dfd < 0) return ErrnoError("open " + path);
   DIR* dir = ::fdopendir(dfd);

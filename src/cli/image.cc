@@ -10,6 +10,7 @@ namespace {
 Status Prune(const std::string& root) {
   ASSIGN_OR_RETURN(oci::ImageStore store, oci::ImageStore::Open(root));
   ASSIGN_OR_RETURN(oci::PruneResult r, store.Prune());
+  for (const std::string& w : r.warnings) fmt::print(stderr, "barge: warning: {}\n", w);
   for (const std::string& d : r.deleted_images) fmt::print("Deleted: {}\n", d);
   fmt::print("Removed {} blobs and {} unpacked layers; reclaimed {} bytes of blobs\n", r.blobs,
              r.layer_dirs, r.bytes);

@@ -25,6 +25,7 @@ Status Remove(const std::string& root, const RmiArgs& args) {
     }
     for (const std::string& t : r->untagged) fmt::print("Untagged: {}\n", t);
     for (const std::string& d : r->deleted) fmt::print("Deleted: {}\n", d);
+    for (const std::string& w : r->warnings) fmt::print(stderr, "barge: warning: {}\n", w);
   }
   if (!first_error.ok() && args.refs.size() > 1)
     return InvalidArgument("some images could not be removed");

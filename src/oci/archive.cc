@@ -271,6 +271,24 @@ class Extractor {
     return cur;
   }
 
+  // Gives the directories their archive modes, deepest first so that no parent is closed
+  // before its children are done. Directories replaced or removed by later entries are skipped.
+  Status FinishDirs() {
+    std::vector<std::pair<std::string, mode_t>> dirs(dir_modes_.begin(), dir_modes_.end());
+    auto depth = [](const std::string& p) { return std::count(p.begin(), p.end(), '/'); };
+    std::stable_sort(dirs.begin(), dirs.end(),
+                     [&](const auto& a, const auto& b) { return depth(a.first) > depth(b.first); });
+    for (const auto& [path, perm] : dirs) {
+      int fd = OpenAt2(root_fd_.get(), path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+      if (fd < 0 && (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)) continue;
+      if (fd < 0) return ErrnoError(fmt::format("{}: open '{}'", options_.what, path));
+      UniqueFd dir(fd);
+      if (::fchmod(dir.get(), perm) != 0)
+        return ErrnoError(fmt::format("{}: chmod '{}'", options_.what, path));
+    }
+    return Status::Ok();
+  }
+
   // Removes whatever is at `name` in `dirfd` (a directory recursively), unless it is a
   // directory and `keep_dir` is set. Returns whether a directory was kept.
   Result<bool> Clear(int dirfd, const std::string& name, bool keep_dir, std::string_view entry) {
@@ -300,12 +318,6 @@ class Extractor {
     return Status::Ok();
   }
 
-  // Extended attributes a layer may carry. trusted.* (overlay's own) and security.selinux
-  // are never taken from an archive.
-  static bool AllowedXattr(std::string_view name) {
-    return name.substr(0, 5) == "user." || name == "security.capability";
-  }
-
   void ApplyXattrs(int fd, struct archive_entry* e) {
     const char* name = nullptr;
     const void* value = nullptr;
@@ -313,7 +325,7 @@ class Extractor {
     archive_entry_xattr_reset(e);
     while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
       // Best effort: a file system without xattr support keeps the file without them.
-      if (name != nullptr && AllowedXattr(name)) (void)::fsetxattr(fd, name, value, size, 0);
+      if (name != nullptr && IsLayerXattr(name)) (void)::fsetxattr(fd, name, value, size, 0);
     }
   }
 
@@ -388,8 +400,12 @@ class Extractor {
         if (dfd < 0) return ErrnoError(fmt::format("{}: entry '{}': open", options_.what, entry));
         UniqueFd dir(dfd);
         RETURN_IF_ERROR(ApplyOwner(dir.get(), "", e, AT_EMPTY_PATH));
-        if (::fchmod(dir.get(), perm) != 0)
+        // 0700 until the end (FinishDirs): a 0555 or 0000 directory must still take the
+        // entries below it when unpacking without root, and what a failure leaves behind
+        // must stay removable.
+        if (::fchmod(dir.get(), 0700) != 0)
           return ErrnoError(fmt::format("{}: entry '{}': chmod", options_.what, entry));
+        dir_modes_[Join(comps, comps.size())] = perm;
         ApplyXattrs(dir.get(), e);
         return Status::Ok();
       }
@@ -465,6 +481,7 @@ class Extractor {
  private:
   UniqueFd root_fd_;
   ExtractOptions options_;
+  std::map<std::string, mode_t> dir_modes_;  // directory entries -> their modes, for FinishDirs
 };
 
 }  // namespace
@@ -493,6 +510,7 @@ Result<TarDigests> ExtractTar(int fd, const std::string& root, const ExtractOpti
     }
     RETURN_IF_ERROR(extractor.Entry(*reader, e, reader->digests()));
   }
+  RETURN_IF_ERROR(extractor.FinishDirs());
   reader->digests().entries = entries;
   return reader->Finish();
 }
@@ -596,10 +614,23 @@ class TreeWriter {
     return Status::Ok();
   }
 
+  // As SCHILY.xattr.* pax records, which docker, containerd and podman apply on unpack.
+  static void AddXattrs(int fd, struct archive_entry* e) {
+    for (const auto& [name, value] : LayerXattrs(fd))
+      archive_entry_xattr_add_entry(e, name.c_str(), value.data(), value.size());
+  }
+
   Status WriteOne(int dirfd, const std::string& name, const std::string& rel) {
     struct stat st {};
     if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
       return ErrnoError("stat " + rel);
+    // Such a file would be a plain file in the tree it came from (the build's layer cache)
+    // but a whiteout deleting its sibling wherever the layer is unpacked: the two would differ.
+    if (name.rfind(kWhiteoutPrefix, 0) == 0) {
+      return InvalidArgument(
+          fmt::format("'/{}': names starting with '{}' are reserved for whiteouts in layers", rel,
+                      kWhiteoutPrefix));
+    }
     Entry e(archive_entry_new());
     archive_entry_set_uid(e.get(), st.st_uid);
     archive_entry_set_gid(e.get(), st.st_gid);
@@ -619,10 +650,11 @@ class TreeWriter {
     archive_entry_set_pathname(e.get(), rel.c_str());
     if (S_ISDIR(st.st_mode)) {
       archive_entry_set_filetype(e.get(), AE_IFDIR);
-      RETURN_IF_ERROR(Header(e.get(), rel));
       int sub = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (sub < 0) return ErrnoError("open " + rel);
       UniqueFd subfd(sub);
+      AddXattrs(subfd.get(), e.get());
+      RETURN_IF_ERROR(Header(e.get(), rel));
       char value[4] = {};
       if (::fgetxattr(subfd.get(), kOpaqueXattr, value, sizeof value) == 1 && value[0] == 'y') {
         Entry opq(archive_entry_new());
@@ -662,10 +694,11 @@ class TreeWriter {
     if (!S_ISREG(st.st_mode)) return Status::Ok();  // sockets, devices: not layer content
     archive_entry_set_filetype(e.get(), AE_IFREG);
     archive_entry_set_size(e.get(), st.st_size);
-    RETURN_IF_ERROR(Header(e.get(), rel));
     int ffd = ::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (ffd < 0) return ErrnoError("open " + rel);
     UniqueFd file(ffd);
+    AddXattrs(file.get(), e.get());
+    RETURN_IF_ERROR(Header(e.get(), rel));
     std::vector<char> buf(kBlock);
     off_t left = st.st_size;
     while (left > 0) {
@@ -686,6 +719,34 @@ class TreeWriter {
 };
 
 }  // namespace
+
+bool IsLayerXattr(std::string_view name) {
+  return name.substr(0, 5) == "user." || name == "security.capability";
+}
+
+std::vector<std::pair<std::string, std::string>> LayerXattrs(int fd) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::string names(1024, '\0');
+  ssize_t n;
+  while ((n = ::flistxattr(fd, names.data(), names.size())) < 0 && errno == ERANGE)
+    names.resize(names.size() * 4);
+  if (n <= 0) return out;  // none, or a file system without xattrs
+  names.resize(static_cast<size_t>(n));
+  for (size_t pos = 0; pos < names.size();) {
+    std::string name = names.c_str() + pos;
+    pos += name.size() + 1;
+    if (!IsLayerXattr(name)) continue;
+    ssize_t size = ::fgetxattr(fd, name.c_str(), nullptr, 0);
+    if (size < 0) continue;
+    std::string value(static_cast<size_t>(size), '\0');
+    size = ::fgetxattr(fd, name.c_str(), value.data(), value.size());
+    if (size < 0) continue;
+    value.resize(static_cast<size_t>(size));
+    out.emplace_back(std::move(name), std::move(value));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 Result<TarDigests> WriteLayerFromDir(const std::string& dir, const ByteSink& sink,
                                      const WriteLayerOptions& options) {

@@ -7,6 +7,8 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "barge/status.h"
 
@@ -62,6 +64,12 @@ bool IsTarArchive(const std::string& path);
 struct WriteLayerOptions {
   int gzip_level = 6;
 };
+
+// The extended attributes a layer carries, of an open file: user.* and security.capability
+// (file capabilities, e.g. ping's cap_net_raw), sorted by name. trusted.* (overlay's own) and
+// security.selinux never enter or leave a layer.
+std::vector<std::pair<std::string, std::string>> LayerXattrs(int fd);
+bool IsLayerXattr(std::string_view name);
 
 // Writes the tree under `dir` as a reproducible tar+gzip layer to `sink` (sorted names,
 // mtimes in whole seconds, no user/group names). Overlay whiteouts (0/0 character devices and

@@ -3,9 +3,11 @@
 #include "oci/archive.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -360,6 +362,43 @@ TEST_F(ArchiveTest, RecompressValidatesAndGzips) {
   fd = OpenFile(path, O_RDONLY);
   d = RecompressTar(fd->get(), [](std::string_view) { return Status::Ok(); }, {});
   EXPECT_FALSE(d.ok());
+}
+
+TEST_F(ArchiveTest, ReadOnlyDirectoriesUnpackWithoutRootAndStayRemovable) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to become nobody";
+  std::string tar = MakeTar({{"ro", TarEntry::kDir, "", "", 0555},
+                             {"ro/f", TarEntry::kFile, "f"},
+                             {"none", TarEntry::kDir, "", "", 0},
+                             {"none/sub", TarEntry::kDir, "", "", 0500},
+                             {"none/sub/g", TarEntry::kFile, "g"}});
+  std::string path = tmp_.path() + "/in.tar";
+  ASSERT_TRUE(WriteFile(path, tar).ok());
+  ASSERT_EQ(::chmod(tmp_.path().c_str(), 0755), 0);
+  ASSERT_EQ(::chown(root_.c_str(), 65534, 65534), 0);
+  // As nobody: bit 0 = extraction failed, 1 = wrong modes, 2 = RemoveTree failed.
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(100);
+    int result = 0;
+    auto fd = OpenFile(path, O_RDONLY);
+    ExtractOptions options;
+    options.set_owner = false;
+    auto r = fd.ok() ? ExtractTar(fd->get(), root_, options) : Result<TarDigests>(fd.status());
+    if (!r.ok()) {
+      fprintf(stderr, "%s\n", r.status().message().c_str());
+      result |= 1;
+    }
+    struct stat st {};
+    if (::stat((root_ + "/ro").c_str(), &st) != 0 || (st.st_mode & 07777) != 0555) result |= 2;
+    if (::stat((root_ + "/none").c_str(), &st) != 0 || (st.st_mode & 07777) != 0) result |= 2;
+    if (!RemoveTree(root_ + "/ro").ok() || !RemoveTree(root_ + "/none").ok()) result |= 4;
+    ::_exit(result);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(ListTree(root_), std::vector<std::string>{});
 }
 
 }  // namespace

@@ -113,6 +113,11 @@ Result<Ids> ResolveUser(const MergedView& view, const std::string& spec, bool wa
   bool found = false;
   for (const auto& row : passwd) {
     if (row[0] == user || (AllDigits(user) && row[2] == user)) {
+      if (!AllDigits(row[2])) {
+        return InvalidArgument(fmt::format(
+            "the image's /etc/passwd gives user '{}' the uid '{}', which is not a number", row[0],
+            row[2]));
+      }
       ids.uid = static_cast<uid_t>(std::stoul(row[2]));
       ids.gid = AllDigits(row[3]) ? static_cast<gid_t>(std::stoul(row[3])) : 0;
       found = true;
@@ -169,6 +174,114 @@ Status CopyFileData(int in, int out, const std::string& what) {
   }
 }
 
+void IgnoreRules::Add(std::string pattern) {
+  bool negate = !pattern.empty() && pattern[0] == '!';
+  if (negate) pattern.erase(0, 1);
+  std::string clean = JoinPath(SplitPath(pattern));
+  if (!clean.empty()) rules_.push_back({clean, negate});
+}
+
+bool IgnoreRules::Match(std::string_view p, std::string_view s) {
+  while (!p.empty()) {
+    if (p.substr(0, 2) == "**") {
+      p.remove_prefix(2);
+      if (!p.empty() && p[0] == '/') p.remove_prefix(1);
+      if (p.empty()) return true;  // "**" at the end matches everything
+      // "(.*/)?": zero or more whole components, then the rest.
+      for (size_t i = 0;; ++i) {
+        if ((i == 0 || s[i - 1] == '/') && Match(p, s.substr(i))) return true;
+        if (i == s.size()) return false;
+      }
+    }
+    char c = p[0];
+    if (c == '*') {
+      p.remove_prefix(1);
+      for (size_t i = 0;; ++i) {
+        if (Match(p, s.substr(i))) return true;
+        if (i == s.size() || s[i] == '/') return false;
+      }
+    }
+    if (s.empty()) return false;
+    if (c == '?') {
+      if (s[0] == '/') return false;
+    } else if (c == '[') {
+      size_t close = p.find(']', 2);
+      if (close == std::string_view::npos) {  // no class: a literal '['
+        if (s[0] != '[') return false;
+      } else {
+        std::string cls(p.substr(0, close + 1));
+        char one[2] = {s[0], '\0'};
+        if (s[0] == '/' || ::fnmatch(cls.c_str(), one, 0) != 0) return false;
+        p.remove_prefix(close);
+      }
+    } else {
+      if (c == '\\' && p.size() > 1) {
+        p.remove_prefix(1);
+        c = p[0];
+      }
+      if (s[0] != c) return false;
+    }
+    p.remove_prefix(1);
+    s.remove_prefix(1);
+  }
+  return s.empty();
+}
+
+bool IgnoreRules::Excluded(const std::string& rel) const {
+  bool excluded = false;
+  for (const auto& [pattern, negate] : rules_) {
+    // A rule naming a directory covers everything below it.
+    std::string_view prefix = rel;
+    for (;;) {
+      if (Match(pattern, prefix)) {
+        excluded = !negate;
+        break;
+      }
+      size_t slash = prefix.rfind('/');
+      if (slash == std::string_view::npos) break;
+      prefix = prefix.substr(0, slash);
+    }
+  }
+  return excluded;
+}
+
+bool IgnoreRules::MayReinclude(const std::string& rel) const {
+  std::string dir = rel + "/";
+  for (const auto& [pattern, negate] : rules_) {
+    if (!negate) continue;
+    // Without '**' a pattern matches paths of exactly its number of components ('*', '?' and
+    // classes never match '/'): it must have more than `rel`.
+    if (pattern.find("**") == std::string::npos &&
+        std::count(pattern.begin(), pattern.end(), '/') < std::count(dir.begin(), dir.end(), '/'))
+      continue;
+    // The literal start of the pattern, before any wildcard, must agree with `dir`.
+    std::string_view literal(pattern);
+    literal = literal.substr(0, literal.find_first_of("*?[\\"));
+    size_t n = std::min(literal.size(), dir.size());
+    if (literal.substr(0, n) == std::string_view(dir).substr(0, n)) return true;
+  }
+  return false;
+}
+
+namespace {
+
+// Whether anything below the directory `name` (at `rel` in the context) is not excluded.
+bool HasIncluded(int parent_fd, const std::string& name, const std::string& rel,
+                 const IgnoreRules& ignore) {
+  int dfd = ::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0) return false;
+  UniqueFd dir(dfd);
+  for (const std::string& child : ListDir(dir.get())) {
+    std::string child_rel = rel + "/" + child;
+    if (!ignore.Excluded(child_rel)) return true;
+    if (ignore.MayReinclude(child_rel) && HasIncluded(dir.get(), child, child_rel, ignore))
+      return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 Status WalkSource(int fd, const struct stat& st, const std::string& ctx_rel,
                   const std::string& dest, const CopyPolicy& policy, TreeVisitor& v) {
   if (S_ISREG(st.st_mode)) return v.File(fd, st, dest);
@@ -176,10 +289,17 @@ Status WalkSource(int fd, const struct stat& st, const std::string& ctx_rel,
   RETURN_IF_ERROR(v.Dir(st, dest));
   for (const std::string& name : ListDir(fd)) {
     std::string child_rel = ctx_rel.empty() ? name : ctx_rel + "/" + name;
-    if (policy.ignore != nullptr && policy.ignore->Excluded(child_rel)) continue;
+    bool excluded = policy.ignore != nullptr && policy.ignore->Excluded(child_rel);
     struct stat cst {};
-    if (::fstatat(fd, name.c_str(), &cst, AT_SYMLINK_NOFOLLOW) != 0)
-      return ErrnoError("stat " + child_rel);
+    if (!excluded || policy.ignore->MayReinclude(child_rel)) {
+      if (::fstatat(fd, name.c_str(), &cst, AT_SYMLINK_NOFOLLOW) != 0)
+        return ErrnoError("stat " + child_rel);
+    }
+    // An excluded directory is still entered when a '!' rule re-includes something below it;
+    // it is then created as the parent of what is kept.
+    if (excluded && !(S_ISDIR(cst.st_mode) && policy.ignore->MayReinclude(child_rel) &&
+                      HasIncluded(fd, name, child_rel, *policy.ignore)))
+      continue;
     std::string child_dest = dest.empty() ? name : dest + "/" + name;
     if (S_ISLNK(cst.st_mode)) {
       std::string target(PATH_MAX, '\0');

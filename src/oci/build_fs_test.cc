@@ -29,6 +29,48 @@ TEST(BuildFsTest, IgnoreRulesLastMatchWinsAndDirectoriesCoverTheirContent) {
   EXPECT_FALSE(rules.Excluded("src/a.c"));
 }
 
+TEST(BuildFsTest, DoubleStarMatchesZeroOrMoreDirectories) {
+  IgnoreRules rules;
+  rules.Add("**/secret.env");
+  rules.Add("a/**/b");
+  rules.Add("logs/**");
+  EXPECT_TRUE(rules.Excluded("secret.env"));
+  EXPECT_TRUE(rules.Excluded("x/secret.env"));
+  EXPECT_TRUE(rules.Excluded("x/y/secret.env"));
+  EXPECT_FALSE(rules.Excluded("notsecret.env"));
+  EXPECT_TRUE(rules.Excluded("a/b"));
+  EXPECT_TRUE(rules.Excluded("a/x/y/b"));
+  EXPECT_FALSE(rules.Excluded("ab"));
+  EXPECT_TRUE(rules.Excluded("logs/x/y"));
+  EXPECT_FALSE(rules.Excluded("logs2"));
+}
+
+TEST(BuildFsTest, CharacterClassesAndEscapes) {
+  IgnoreRules rules;
+  rules.Add("file[0-9].txt");
+  rules.Add("\\*star");
+  EXPECT_TRUE(rules.Excluded("file1.txt"));
+  EXPECT_FALSE(rules.Excluded("filex.txt"));
+  EXPECT_TRUE(rules.Excluded("*star"));
+  EXPECT_FALSE(rules.Excluded("xstar"));
+}
+
+TEST(BuildFsTest, NegationBelowAnExcludedDirectoryIsWalkedInto) {
+  IgnoreRules rules;
+  rules.Add("sub");
+  rules.Add("!sub/keep");
+  EXPECT_TRUE(rules.Excluded("sub"));
+  EXPECT_TRUE(rules.Excluded("sub/other"));
+  EXPECT_FALSE(rules.Excluded("sub/keep"));
+  EXPECT_TRUE(rules.MayReinclude("sub"));
+  EXPECT_FALSE(rules.MayReinclude("other"));
+  // Patterns that can only match at the top level never make a directory worth walking.
+  rules.Add("!*.md");
+  EXPECT_FALSE(rules.MayReinclude("other"));
+  rules.Add("!**/keep.md");
+  EXPECT_TRUE(rules.MayReinclude("other"));
+}
+
 class MergedViewTest : public ::testing::Test {
  protected:
   void SetUp() override {

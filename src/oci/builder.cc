@@ -106,7 +106,7 @@ class Builder {
     for (size_t i = 0; i <= target; ++i)
       total_steps_ += 1 + static_cast<int>(file.stages[i].instructions.size());
     ASSIGN_OR_RETURN(UniqueFd writers, store_.LockBlobWriters());
-    RETURN_IF_ERROR(MakeDirs(store_.root() + "/build-cache"));
+    RETURN_IF_ERROR(MakeDirs(store_.root() + "/build-cache", 0700));
     for (size_t i = 0; i <= target; ++i) {
       ASSIGN_OR_RETURN(StageState state, BuildStage(file, file.stages[i]));
       states_.push_back(std::move(state));
@@ -263,6 +263,7 @@ class Builder {
     }
     if (!s.config.contains("config") || !s.config["config"].is_object())
       s.config["config"] = json::object();
+    DropMistypedFields(s.config["config"]);
     if (!s.config.contains("history") || !s.config["history"].is_array())
       s.config["history"] = json::array();
     for (const Instruction& ins : stage.instructions) {
@@ -271,6 +272,24 @@ class Builder {
       if (!st.ok()) return st;
     }
     return s;
+  }
+
+  // The base image's config fields the steps read or extend, of the type they expect: a field of
+  // another type (ParseImage ignores those, as docker does) is dropped rather than thrown on.
+  static void DropMistypedFields(json& cfg) {
+    for (const char* key : {"WorkingDir", "User", "StopSignal"}) {
+      if (cfg.contains(key) && !cfg[key].is_string()) cfg.erase(key);
+    }
+    for (const char* key : {"Env", "Cmd", "Entrypoint", "Shell", "OnBuild"}) {
+      if (!cfg.contains(key)) continue;
+      const json& v = cfg[key];
+      if (!v.is_array() ||
+          !std::all_of(v.begin(), v.end(), [](const json& e) { return e.is_string(); }))
+        cfg.erase(key);
+    }
+    for (const char* key : {"Labels", "ExposedPorts", "Volumes"}) {
+      if (cfg.contains(key) && !cfg[key].is_object()) cfg.erase(key);
+    }
   }
 
   static void SetEnv(json& cfg, const std::string& key, const std::string& value) {
@@ -551,7 +570,8 @@ class Builder {
     }
     std::vector<Source> out;
     for (const std::string& m : matches) {
-      if (ignore != nullptr && !m.empty() && ignore->Excluded(m)) continue;
+      if (ignore != nullptr && !m.empty() && ignore->Excluded(m) && !ignore->MayReinclude(m))
+        continue;
       int fd =
           m.empty() ? ::fcntl(root_fd, F_DUPFD_CLOEXEC, 0) : OpenBeneathRaw(root_fd, m, O_RDONLY);
       if (fd < 0) {
@@ -566,7 +586,7 @@ class Builder {
         // Through a symlink the source may be an excluded path: what .containerignore
         // excludes never enters an image. Rules below apply to the real path too.
         std::string real = RealPathBeneath(fd, context_real_);
-        if (!real.empty() && ignore->Excluded(real)) continue;
+        if (!real.empty() && ignore->Excluded(real) && !ignore->MayReinclude(real)) continue;
         if (!real.empty()) src.real_rel = real;
       }
       if (::fstat(fd, &src.st) != 0) return ErrnoError("stat " + m);
@@ -839,7 +859,11 @@ class Builder {
 
 Result<BuildResult> Build(const ImageStore& store, const BuildOptions& options) {
   Builder builder(store, options);
-  return builder.Run();
+  try {
+    return builder.Run();
+  } catch (const json::exception& e) {  // a document field of a type no check expected
+    return Corruption(fmt::format("build: unexpected JSON: {}", e.what()));
+  }
 }
 
 }  // namespace barge::oci

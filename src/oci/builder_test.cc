@@ -400,6 +400,111 @@ TEST_F(BuilderTest, AddExtractsLocalArchives) {
   EXPECT_NE(r.status().message().find("contains '..'"), std::string::npos) << r.status().message();
 }
 
+TEST_F(BuilderTest, MistypedBaseConfigFieldsAreIgnored) {
+  nlohmann::json config = base_.config_document;
+  config["config"]["WorkingDir"] = 5;
+  config["config"]["User"] = nlohmann::json::array();
+  config["config"]["Labels"] = "x";
+  auto odd = store_->WriteImage(config, base_.layers);
+  ASSERT_TRUE(odd.ok()) << odd.status().message();
+  ASSERT_TRUE(store_->Tag(odd->manifest, "odd:1").ok());
+  Containerfile("FROM odd:1\nCOPY file.txt rel.txt\nLABEL a=b\nRUN true\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(*ReadFile(UnpackLayer(r->image, 1) + "/rel.txt"), "file");
+  EXPECT_EQ(r->image.config.labels.at("a"), "b");
+}
+
+TEST_F(BuilderTest, NonNumericUidInPasswdIsAnError) {
+  std::string rootfs = tmp_.path() + "/badpasswd.tar";
+  ASSERT_TRUE(WriteFile(rootfs, MakeTar({{"etc/passwd", TarEntry::kFile,
+                                          "root:x:0:0::/:/bin/sh\napp:x:abc:1000::/:/bin/sh\n"}}))
+                  .ok());
+  auto fd = OpenFile(rootfs, O_RDONLY);
+  ASSERT_TRUE(ImportRootfs(*store_, fd->get(), "badpasswd:1").ok());
+  Containerfile("FROM badpasswd:1\nCOPY --chown=app file.txt /f\n");
+  auto r = Build();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("uid 'abc', which is not a number"), std::string::npos)
+      << r.status().message();
+}
+
+TEST_F(BuilderTest, DockerignoreFollowsMobySemantics) {
+  ASSERT_TRUE(WriteFile(ctx_ + "/secret.env", "s").ok());
+  ASSERT_TRUE(WriteFile(ctx_ + "/dir/secret.env", "s").ok());
+  ASSERT_TRUE(MakeDirs(ctx_ + "/skip/deep").ok());
+  ASSERT_TRUE(WriteFile(ctx_ + "/skip/keep", "k").ok());
+  ASSERT_TRUE(WriteFile(ctx_ + "/skip/drop", "d").ok());
+  ASSERT_TRUE(WriteFile(ctx_ + "/skip/deep/drop", "d").ok());
+  ASSERT_TRUE(WriteFile(ctx_ + "/.dockerignore", "**/secret.env\nskip\n!skip/keep\n").ok());
+  Containerfile("FROM base:1\nCOPY . /ctx/\nCOPY skip /only/\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::vector<std::string> tree = ListTree(UnpackLayer(r->image, 1));
+  auto has = [&](const std::string& p) {
+    return std::find(tree.begin(), tree.end(), p) != tree.end();
+  };
+  EXPECT_FALSE(has("ctx/secret.env"));
+  EXPECT_FALSE(has("ctx/dir/secret.env"));
+  EXPECT_TRUE(has("ctx/dir/a"));
+  EXPECT_TRUE(has("ctx/skip/keep"));
+  EXPECT_FALSE(has("ctx/skip/drop"));
+  EXPECT_FALSE(has("ctx/skip/deep"));
+  EXPECT_EQ(ListTree(UnpackLayer(r->image, 2)), (std::vector<std::string>{"only", "only/keep"}));
+}
+
+// The value of xattr `name` on `path`, or "" when it has none.
+std::string Xattr(const std::string& path, const char* name) {
+  char buf[256];
+  ssize_t n = ::lgetxattr(path.c_str(), name, buf, sizeof buf);
+  return n < 0 ? "" : std::string(buf, static_cast<size_t>(n));
+}
+
+TEST_F(BuilderTest, CopyKeepsFileCapabilitiesAndUserXattrs) {
+  if (::geteuid() != 0) GTEST_SKIP() << "security.capability needs CAP_SETFCAP";
+  // What `setcap cap_net_raw+ep` writes: VFS_CAP_REVISION_2 | EFFECTIVE, permitted bit 13.
+  const unsigned char cap[20] = {0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0, 0,
+                                 0,    0,    0,    0,    0,    0,    0,    0,    0, 0};
+  std::string caps(reinterpret_cast<const char*>(cap), sizeof cap);
+  std::string ping = ctx_ + "/ping";
+  ASSERT_TRUE(WriteFile(ping, "ping", 0755).ok());
+  ASSERT_EQ(::setxattr(ping.c_str(), "security.capability", caps.data(), caps.size(), 0), 0)
+      << strerror(errno);
+  ASSERT_EQ(::setxattr(ping.c_str(), "user.origin", "ctx", 3, 0), 0) << strerror(errno);
+  Containerfile("FROM base:1\nCOPY ping /bin/ping\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  // In the layer blob (SCHILY.xattr records, applied on unpack) ...
+  std::string unpacked = UnpackLayer(r->image, 1) + "/bin/ping";
+  EXPECT_EQ(Xattr(unpacked, "security.capability"), caps);
+  EXPECT_EQ(Xattr(unpacked, "user.origin"), "ctx");
+  // ... and in this host's layer cache, which RUN steps use as overlay lower dirs.
+  std::string cached = store_->LayerDirPath(r->image.diff_ids[1]) + "/bin/ping";
+  EXPECT_EQ(Xattr(cached, "security.capability"), caps);
+  EXPECT_EQ(Xattr(cached, "user.origin"), "ctx");
+  // A changed capability is a changed layer, not a cache hit.
+  ASSERT_EQ(::removexattr(ping.c_str(), "security.capability"), 0);
+  auto again = Build();
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_NE(again->image.diff_ids[1], r->image.diff_ids[1]);
+}
+
+TEST_F(BuilderTest, WhiteoutNamedFilesAreRefused) {
+  // Kept as a plain file in this host's layer cache, it would delete /app/a on every other host.
+  ASSERT_TRUE(WriteFile(ctx_ + "/dir/.wh.a", "").ok());
+  Containerfile("FROM base:1\nCOPY dir /app/\n");
+  auto r = Build();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("'/app/.wh.a': names starting with '.wh.' are reserved"),
+            std::string::npos)
+      << r.status().message();
+  // Nothing of the step reached the layer cache.
+  for (const std::string& l : ListTree(tmp_.path() + "/root/layers")) {
+    EXPECT_EQ(l.find(".wh."), std::string::npos) << l;
+    EXPECT_EQ(l.find(".tmp-"), std::string::npos) << l;
+  }
+}
+
 TEST_F(BuilderTest, BuildArgsAndVariables) {
   Containerfile(
       "ARG TAG=1\nFROM base:${TAG}\nARG WHO=world\nENV GREETING=\"hello ${WHO}\"\nCOPY file.txt "
@@ -455,6 +560,79 @@ TEST_F(BuilderTest, RealRunWithChrootExecutor) {
   r = Build(options);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("exited with status"), std::string::npos)
+      << r.status().message();
+}
+
+// A busybox image tagged `tag`, with `extra` entries (e.g. proc and dev dirs) on top.
+Status ImportBusybox(ImageStore& store, const std::string& dir, const std::string& tag,
+                     std::vector<TarEntry> extra = {}) {
+  ASSIGN_OR_RETURN(std::string busybox, ReadFile("/bin/busybox"));
+  std::vector<TarEntry> entries = {
+      {"bin/busybox", TarEntry::kFile, busybox, "", 0755},
+      {"bin/sh", TarEntry::kSymlink, "", "busybox"},
+      {"etc/passwd", TarEntry::kFile, "root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n"},
+      {"tmp", TarEntry::kDir, "", "", 01777}};
+  for (TarEntry& e : extra) entries.push_back(std::move(e));
+  std::string rootfs = dir + "/" + tag + ".tar";
+  RETURN_IF_ERROR(WriteFile(rootfs, MakeTar(entries)));
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(rootfs, O_RDONLY));
+  RETURN_IF_ERROR(ImportRootfs(store, fd.get(), tag).status());
+  return Status::Ok();
+}
+
+TEST_F(BuilderTest, RunCannotReachHostKernelKnobs) {
+  if (::geteuid() != 0 || !PathExists("/bin/busybox"))
+    GTEST_SKIP() << "needs root and /bin/busybox";
+  ASSERT_TRUE(
+      ImportBusybox(*store_, tmp_.path(), "confined:1",
+                    {{"proc", TarEntry::kDir, "", "", 0555}, {"dev", TarEntry::kDir, "", "", 0755}})
+          .ok());
+  NamespaceRunExecutor executor(/*quiet=*/true);
+  BuildOptions options;
+  options.executor = &executor;
+  auto run_fails = [&](const std::string& command) {
+    Containerfile("FROM confined:1\nRUN " + command + "\n");
+    auto r = Build(options);
+    return !r.ok() && r.status().message().find("exited with status") != std::string::npos;
+  };
+  // The baseline: /proc is there and the shell works.
+  Containerfile("FROM confined:1\nRUN busybox test -r /proc/self/status\n");
+  auto r = Build(options);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  // Rewrites the current value, so a failure of this test leaves the host as it was.
+  EXPECT_TRUE(
+      run_fails("busybox cat /proc/sys/kernel/core_pattern > /tmp/cp && "
+                "busybox cat /tmp/cp > /proc/sys/kernel/core_pattern"));
+  Containerfile(
+      "FROM confined:1\nRUN busybox grep -q '^[^ ]* [^ ]* [^ ]* [^ ]* /proc/sys ro,' "
+      "/proc/self/mountinfo\n");
+  r = Build(options);
+  EXPECT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(run_fails("busybox mknod /tmp/disk b 8 0"));
+  // Masked: readable (it is /dev/null) but empty. (Some kernels have no /proc/kcore.)
+  EXPECT_TRUE(run_fails("busybox test -s /proc/timer_list"));
+  EXPECT_TRUE(run_fails("busybox test -s /proc/keys"));
+  EXPECT_TRUE(run_fails("busybox test -s /proc/kcore"));
+  EXPECT_TRUE(run_fails("busybox ls /proc/scsi/* /proc/acpi/*"));
+}
+
+TEST_F(BuilderTest, RunRefusesSymlinkedMountTargets) {
+  if (::geteuid() != 0 || !PathExists("/bin/busybox"))
+    GTEST_SKIP() << "needs root and /bin/busybox";
+  // Before pivot_root, "/proc" -> a host dir would put the mount on the host's path.
+  std::string host_dir = tmp_.path() + "/host-dir";
+  ASSERT_TRUE(MakeDirs(host_dir).ok());
+  ASSERT_TRUE(ImportBusybox(*store_, tmp_.path(), "evilproc:1",
+                            {{"proc", TarEntry::kSymlink, "", host_dir},
+                             {"dev", TarEntry::kSymlink, "", "../../../../../../" + host_dir}})
+                  .ok());
+  NamespaceRunExecutor executor(/*quiet=*/true);
+  BuildOptions options;
+  options.executor = &executor;
+  Containerfile("FROM evilproc:1\nRUN true\n");
+  auto r = Build(options);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("in the image: Not a directory"), std::string::npos)
       << r.status().message();
 }
 

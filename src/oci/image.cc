@@ -59,12 +59,13 @@ Result<std::vector<std::string>> StringArray(const json& j, std::string_view fie
   return out;
 }
 
-std::string StringField(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 }  // namespace
+
+std::string StringField(const json& j, const char* key, std::string_view fallback) {
+  if (!j.is_object()) return std::string(fallback);
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string(fallback);
+}
 
 json ImageConfig::ToJson() const {
   json j = json::object();
@@ -113,8 +114,10 @@ int64_t Image::Size() const {
   return total;
 }
 
-Result<Image> ParseImage(const Descriptor& manifest, std::string_view manifest_json,
-                         std::string_view config_json) {
+namespace {
+
+Result<Image> ParseImageUnchecked(const Descriptor& manifest, std::string_view manifest_json,
+                                  std::string_view config_json) {
   std::string what = "manifest " + manifest.digest;
   Image image;
   image.manifest = manifest;
@@ -122,8 +125,14 @@ Result<Image> ParseImage(const Descriptor& manifest, std::string_view manifest_j
   if (image.manifest_document.is_discarded() || !image.manifest_document.is_object())
     return Corruption(what + ": not valid JSON");
   const json& m = image.manifest_document;
-  if (m.value("schemaVersion", 0) != 2) return Corruption(what + ": schemaVersion is not 2");
-  std::string media = m.value("mediaType", std::string(kMediaTypeManifest));
+  auto schema = m.find("schemaVersion");
+  if (schema == m.end() || !schema->is_number_integer() || schema->get<int64_t>() != 2)
+    return Corruption(what + ": schemaVersion is not 2");
+  auto media_it = m.find("mediaType");
+  if (media_it != m.end() && !media_it->is_string())
+    return Corruption(what + ": mediaType is not a string");
+  std::string media =
+      media_it == m.end() ? std::string(kMediaTypeManifest) : media_it->get<std::string>();
   if (media != kMediaTypeManifest && media != kMediaTypeDockerManifest)
     return Corruption(fmt::format("{}: unsupported mediaType '{}'", what, media));
   if (!m.contains("config")) return Corruption(what + ": no config descriptor");
@@ -166,6 +175,17 @@ Result<Image> ParseImage(const Descriptor& manifest, std::string_view manifest_j
   }
   image.diff_ids = std::move(*diff_ids);
   return image;
+}
+
+}  // namespace
+
+Result<Image> ParseImage(const Descriptor& manifest, std::string_view manifest_json,
+                         std::string_view config_json) {
+  try {
+    return ParseImageUnchecked(manifest, manifest_json, config_json);
+  } catch (const json::exception& e) {  // a field of a type the checks above did not expect
+    return Corruption(fmt::format("image {}: {}", manifest.digest, e.what()));
+  }
 }
 
 std::string NowRfc3339() {

@@ -85,6 +85,10 @@ struct Image {
 Result<Image> ParseImage(const Descriptor& manifest, std::string_view manifest_json,
                          std::string_view config_json);
 
+// j[key] if `j` is an object holding a string there, else `fallback`: for reading documents
+// from images and archives, whose fields may have any type.
+std::string StringField(const nlohmann::json& j, const char* key, std::string_view fallback = "");
+
 // Current UTC time in RFC 3339 ("2026-11-28T12:00:00Z").
 std::string NowRfc3339();
 

@@ -105,6 +105,19 @@ std::string MountTables() {
   return all;
 }
 
+// `dir` as a directory only its owner can enter: created 0700, or narrowed to that if a
+// store made by an older barge left it wider.
+Status MakePrivateDir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) == 0) return Status::Ok();
+  if (errno != EEXIST) return ErrnoError("mkdir " + dir);
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) return ErrnoError("stat " + dir);
+  if (!S_ISDIR(st.st_mode))
+    return InvalidArgument("mkdir " + dir + ": exists and is not a directory");
+  if ((st.st_mode & 077) != 0 && ::chmod(dir.c_str(), 0700) != 0) return ErrnoError("chmod " + dir);
+  return Status::Ok();
+}
+
 bool IsHex(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
@@ -116,9 +129,13 @@ bool IsHex(std::string_view s) {
 Result<ImageStore> ImageStore::Open(const std::string& root) {
   if (root.empty()) return InvalidArgument("the state root is empty (set --root or BARGE_ROOT)");
   ImageStore store(root);
-  RETURN_IF_ERROR(MakeDirs(store.images_dir() + "/blobs/sha256"));
-  RETURN_IF_ERROR(MakeDirs(store.layers_dir()));
-  RETURN_IF_ERROR(MakeDirs(store.tmp_dir()));
+  // Layer trees keep the image's modes: world-writable dirs and setuid binaries that other
+  // local users must not reach (moby CVE-2021-41091). So the root only lets others through
+  // (0711, for what the runtime may put beside these) and everything below is private.
+  RETURN_IF_ERROR(MakeDirs(root, 0711));
+  for (const std::string& dir : {store.images_dir(), store.layers_dir(), store.tmp_dir()})
+    RETURN_IF_ERROR(MakePrivateDir(dir));
+  RETURN_IF_ERROR(MakeDirs(store.images_dir() + "/blobs/sha256", 0700));
   std::string layout = store.images_dir() + "/oci-layout";
   std::string index = store.images_dir() + "/index.json";
   if (!PathExists(layout) || !PathExists(index)) {
@@ -370,29 +387,60 @@ Status ImageStore::AddUntagged(const Descriptor& manifest) const {
   return WriteIndex(index);
 }
 
-Result<RemoveResult> ImageStore::Remove(std::string_view reference, bool force) const {
-  ASSIGN_OR_RETURN(Image image, Resolve(reference));
+Result<std::string> ImageStore::ManifestDigestOf(const json& index,
+                                                 std::string_view reference) const {
+  // By name or manifest digest straight from the index: no manifest is read, so an image
+  // whose blobs are broken can still be removed.
   Result<Reference> ref = ParseReference(reference);
-  std::string by_name;
-  if (ref.ok() && ref->digest.empty() &&
-      std::find(image.tags.begin(), image.tags.end(), ref->ToString()) != image.tags.end()) {
-    by_name = ref->ToString();
+  std::string_view hex = reference;
+  if (hex.substr(0, kSha256Prefix.size()) == kSha256Prefix) hex.remove_prefix(kSha256Prefix.size());
+  bool by_hex = IsHex(hex) && hex.size() >= 4;
+  std::set<std::string> hex_matches;
+  for (const json& entry : index["manifests"]) {
+    std::string digest = StringField(entry, "digest");
+    if (ref.ok() && ref->digest.empty() && RefName(entry) == ref->ToString()) return digest;
+    if (ref.ok() && !ref->digest.empty() && digest == ref->digest) return digest;
+    if (by_hex && ValidateDigest(digest).ok() && DigestHex(digest).rfind(hex, 0) == 0)
+      hex_matches.insert(digest);
   }
-  if (by_name.empty() && image.tags.size() > 1 && !force) {
-    std::string names;
-    for (const std::string& t : image.tags) names += (names.empty() ? "" : ", ") + t;
-    return InvalidArgument(
-        fmt::format("image '{}' is referenced by {} tags ({}): remove them by name, or use --force",
-                    reference, image.tags.size(), names));
+  if (hex_matches.size() == 1) return *hex_matches.begin();
+  // An image ID (config digest) prefix: that needs the manifests.
+  ASSIGN_OR_RETURN(Image image, Resolve(reference));
+  return image.manifest.digest;
+}
+
+Result<RemoveResult> ImageStore::Remove(std::string_view reference, bool force) const {
+  std::string digest;
+  {
+    ASSIGN_OR_RETURN(json index, ReadIndex());
+    ASSIGN_OR_RETURN(digest, ManifestDigestOf(index, reference));
   }
   RemoveResult result;
   ASSIGN_OR_RETURN(UniqueFd lock, LockFile(std::string(kIndexLock), LOCK_EX));
   ASSIGN_OR_RETURN(json index, ReadIndex());
+  std::vector<std::string> tags;
+  for (const json& entry : index["manifests"]) {
+    if (StringField(entry, "digest") != digest) continue;
+    if (std::string n = RefName(entry); !n.empty()) tags.push_back(n);
+  }
+  Result<Reference> ref = ParseReference(reference);
+  std::string by_name;
+  if (ref.ok() && ref->digest.empty() &&
+      std::find(tags.begin(), tags.end(), ref->ToString()) != tags.end()) {
+    by_name = ref->ToString();
+  }
+  if (by_name.empty() && tags.size() > 1 && !force) {
+    std::string names;
+    for (const std::string& t : tags) names += (names.empty() ? "" : ", ") + t;
+    return InvalidArgument(
+        fmt::format("image '{}' is referenced by {} tags ({}): remove them by name, or use --force",
+                    reference, tags.size(), names));
+  }
   json out = json::array();
   bool still_referenced = false;
   for (const json& entry : index["manifests"]) {
     std::string name = RefName(entry);
-    bool same = entry.value("digest", "") == image.manifest.digest;
+    bool same = StringField(entry, "digest") == digest;
     if (same && (by_name.empty() || name == by_name)) {
       if (!name.empty()) result.untagged.push_back(name);
       continue;
@@ -403,16 +451,37 @@ Result<RemoveResult> ImageStore::Remove(std::string_view reference, bool force) 
   index["manifests"] = out;
   RETURN_IF_ERROR(WriteIndex(index));
   if (!still_referenced) {
-    result.deleted.push_back(image.manifest.digest);
-    // Free the image's blobs now unless a build or load is writing (then prune does it).
+    result.deleted.push_back(digest);
+    // Free the image's blobs now unless a build or load is writing (then prune does it). The
+    // removal itself is done: a failure here leaves garbage for `image prune`, not an error.
     std::string path = images_dir() + "/" + std::string(kWritersLock);
-    ASSIGN_OR_RETURN(UniqueFd writers, OpenFile(path, O_RDWR | O_CREAT, 0644));
-    if (::flock(writers.get(), LOCK_EX | LOCK_NB) == 0) {
-      PruneResult ignored;
-      RETURN_IF_ERROR(CollectGarbage(index, ignored));
+    Result<UniqueFd> writers = OpenFile(path, O_RDWR | O_CREAT, 0644);
+    if (!writers.ok()) {
+      result.warnings.push_back(writers.status().message());
+    } else if (::flock(writers->get(), LOCK_EX | LOCK_NB) == 0) {
+      PruneResult gc;
+      Status st = CollectGarbage(index, gc);
+      result.warnings = std::move(gc.warnings);
+      if (!st.ok()) result.warnings.push_back("freeing space: " + st.message());
     }
   }
   return result;
+}
+
+void ImageStore::KeepNamedBlobs(const std::string& manifest_digest,
+                                std::set<std::string>& blobs) const {
+  Result<std::string> text = ReadFile(BlobPath(manifest_digest));
+  if (!text.ok()) return;
+  json m = json::parse(*text, nullptr, false);
+  if (!m.is_object()) return;
+  auto keep = [&](const json& d) {
+    std::string digest = StringField(d, "digest");
+    if (ValidateDigest(digest).ok()) blobs.insert(DigestHex(digest));
+  };
+  if (m.contains("config")) keep(m["config"]);
+  if (m.contains("layers") && m["layers"].is_array()) {
+    for (const json& l : m["layers"]) keep(l);
+  }
 }
 
 Status ImageStore::CollectGarbage(const json& index, PruneResult& result) const {
@@ -424,8 +493,12 @@ Status ImageStore::CollectGarbage(const json& index, PruneResult& result) const 
     blobs.insert(DigestHex(d->digest));
     Result<Image> image = LoadImage(*d);
     if (!image.ok()) {
-      // Keep whatever the broken manifest may still name: never delete on a guess.
-      return image.status().Wrap("not collecting garbage");
+      // Keep whatever the broken manifest still names, as far as it can be read; one broken
+      // image must not stop the others from being collected.
+      KeepNamedBlobs(d->digest, blobs);
+      result.warnings.push_back(
+          fmt::format("{} (its blobs are kept; remove it with rmi)", image.status().message()));
+      continue;
     }
     blobs.insert(DigestHex(image->config_digest));
     for (const Descriptor& l : image->layers) blobs.insert(DigestHex(l.digest));
@@ -482,7 +555,10 @@ Result<PruneResult> ImageStore::Prune() const {
     index["manifests"] = out;
     RETURN_IF_ERROR(WriteIndex(index));
   }
-  RETURN_IF_ERROR(CollectGarbage(index, result));
+  if (Status st = CollectGarbage(index, result); !st.ok()) {
+    if (result.deleted_images.empty()) return st;
+    result.warnings.push_back("freeing space: " + st.message());  // the untagging stands
+  }
   // Scratch left by killed processes: tmp/, and temporary files of index.json (written under
   // the index lock) and of build-cache records (written under the writers lock). We hold both
   // locks exclusively, so none of these is in use.
@@ -542,7 +618,8 @@ Result<std::string> ImageStore::LayerDir(const Descriptor& layer, std::string_vi
 
 Status ImageStore::AdoptLayerDir(const std::string& dir, std::string_view diff_id) const {
   std::string final_path = LayerDirPath(diff_id);
-  if (::chmod(dir.c_str(), 0755) != 0) return ErrnoError("chmod " + dir);
+  // 0700 like its parent: see Open.
+  if (::chmod(dir.c_str(), 0700) != 0) return ErrnoError("chmod " + dir);
   if (::rename(dir.c_str(), final_path.c_str()) != 0) {
     // Another process unpacked the same layer first: theirs is as good as ours.
     if (errno == EEXIST || errno == ENOTEMPTY) return RemoveTree(dir);

@@ -12,6 +12,7 @@
 // processes may use the same root at once.
 #pragma once
 
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,8 @@ struct ImageList {
 struct RemoveResult {
   std::vector<std::string> untagged;  // references removed
   std::vector<std::string> deleted;   // manifest digests no longer in the repository
+  // Done, but not everything: e.g. freeing blobs failed after the index was written.
+  std::vector<std::string> warnings;
 };
 
 struct PruneResult {
@@ -67,6 +70,9 @@ struct PruneResult {
   uint64_t blobs = 0;
   uint64_t bytes = 0;
   uint64_t layer_dirs = 0;
+  // Unreadable images whose blobs were kept as far as they could be named, and a failed
+  // collection after untagged images were already removed from the index.
+  std::vector<std::string> warnings;
 };
 
 class ImageStore {
@@ -135,7 +141,15 @@ class ImageStore {
   Result<UniqueFd> LockFile(const std::string& name, int operation) const;
   // Deletes blobs (and, with `layer_dirs`, cache dirs) no index entry reaches. Caller holds
   // the index lock and the blob-writers lock exclusively.
+  // An index entry whose image cannot be loaded is skipped with a warning in `result`; the
+  // blobs its manifest still names (as far as it parses) are kept.
   Status CollectGarbage(const nlohmann::json& index, PruneResult& result) const;
+  // Adds to `blobs` (hex) the config and layer digests a manifest names, read without checks.
+  void KeepNamedBlobs(const std::string& manifest_digest, std::set<std::string>& blobs) const;
+  // The manifest digest `reference` names: by tag or manifest digest (prefix) from the index
+  // alone, else by image ID through the manifests.
+  Result<std::string> ManifestDigestOf(const nlohmann::json& index,
+                                       std::string_view reference) const;
 
   std::string root_;
 };

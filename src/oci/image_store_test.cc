@@ -1,8 +1,10 @@
 #include "oci/image_store.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <unistd.h>
@@ -93,6 +95,40 @@ TEST_F(ImageStoreTest, CorruptBlobIsNamedAndOtherImagesStayUsable) {
   EXPECT_TRUE(store_->Resolve("b:1").ok());
 }
 
+TEST_F(ImageStoreTest, CorruptImageBlocksNeitherRmiNorPrune) {
+  auto a = Import(SimpleTar("a"), "a:1");
+  auto b = Import(SimpleTar("b"), "b:1");
+  auto c = Import(SimpleTar("c"), "c:1");
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  ASSERT_TRUE(WriteFile(store_->BlobPath(b->config_digest), "not json").ok());
+  // Removing another image frees its blobs and keeps what the broken manifest names.
+  auto r = store_->Remove("a:1", false);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->deleted, std::vector<std::string>{a->manifest.digest});
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_NE(r->warnings[0].find(b->config_digest), std::string::npos) << r->warnings[0];
+  EXPECT_FALSE(PathExists(store_->BlobPath(a->layers[0].digest)));
+  EXPECT_TRUE(PathExists(store_->BlobPath(b->manifest.digest)));
+  EXPECT_TRUE(PathExists(store_->BlobPath(b->config_digest)));
+  EXPECT_TRUE(PathExists(store_->BlobPath(b->layers[0].digest)));
+  auto pruned = store_->Prune();
+  ASSERT_TRUE(pruned.ok()) << pruned.status().message();
+  EXPECT_EQ(pruned->warnings.size(), 1u);
+  EXPECT_TRUE(PathExists(store_->BlobPath(b->layers[0].digest)));
+  // The broken image itself goes by name or by digest, without its manifest being read.
+  r = store_->Remove("b:1", false);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->untagged, std::vector<std::string>{"b:1"});
+  EXPECT_TRUE(r->warnings.empty());
+  EXPECT_FALSE(PathExists(store_->BlobPath(b->layers[0].digest)));
+  EXPECT_TRUE(store_->Resolve("c:1").ok());
+  ASSERT_TRUE(WriteFile(store_->BlobPath(c->manifest.digest), "{").ok());
+  r = store_->Remove(c->manifest.digest, false);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->deleted, std::vector<std::string>{c->manifest.digest});
+  EXPECT_EQ(ListTree(tmp_.path() + "/root/images/blobs/sha256"), std::vector<std::string>{});
+}
+
 TEST_F(ImageStoreTest, LayerDirsUnpackOnceAndCheckDigests) {
   auto image = Import(SimpleTar(), "app:1");
   ASSERT_TRUE(image.ok());
@@ -109,6 +145,58 @@ TEST_F(ImageStoreTest, LayerDirsUnpackOnceAndCheckDigests) {
   ASSERT_FALSE(dirs.ok());
   EXPECT_NE(dirs.status().message().find(image->layers[0].digest), std::string::npos);
   EXPECT_EQ(ListTree(tmp_.path() + "/root/layers"), std::vector<std::string>{});
+}
+
+// In a forked child running as nobody: bit 0 of the exit status is set when creating a file
+// in `writable_dir` worked, bit 1 when `setuid_file` could be reached (stat).
+int ProbeAsNobody(const std::string& writable_dir, const std::string& setuid_file) {
+  std::string created = writable_dir + "/by-nobody";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(100);
+    int result = 0;
+    int fd = ::open(created.c_str(), O_CREAT | O_WRONLY | O_EXCL, 0644);
+    if (fd >= 0) {
+      result |= 1;
+      ::close(fd);
+    }
+    struct stat st {};
+    if (::stat(setuid_file.c_str(), &st) == 0) result |= 2;
+    ::_exit(result);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 200;
+}
+
+TEST_F(ImageStoreTest, OtherUsersCannotReachLayerTrees) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (setuid to nobody)";
+  // Let others through the test's own temporary dir, so only the store's modes decide.
+  ASSERT_EQ(::chmod(tmp_.path().c_str(), 0755), 0);
+  auto image = Import(MakeTar({{"tmp", TarEntry::kDir, "", "", 01777},
+                               {"bin/su", TarEntry::kFile, "su", "", 04755}},
+                              Compression::kGzip),
+                      "shared:1");
+  ASSERT_TRUE(image.ok()) << image.status().message();
+  auto dirs = store_->LayerDirs(*image);
+  ASSERT_TRUE(dirs.ok()) << dirs.status().message();
+  std::string layer = dirs->at(0);
+  struct stat st {};
+  ASSERT_EQ(::stat((layer + "/tmp").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 01777u);  // the image's own modes are kept
+  EXPECT_EQ(ProbeAsNobody(layer + "/tmp", layer + "/bin/su"), 0);
+  EXPECT_FALSE(PathExists(layer + "/tmp/by-nobody"));
+  for (const char* dir : {"images", "layers", "tmp"}) {
+    ASSERT_EQ(::stat((tmp_.path() + "/root/" + dir).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0700u) << dir;
+  }
+  ASSERT_EQ(::stat(layer.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  // A store made wider by an older barge is narrowed when opened.
+  ASSERT_EQ(::chmod((tmp_.path() + "/root/layers").c_str(), 0755), 0);
+  ASSERT_TRUE(ImageStore::Open(tmp_.path() + "/root").ok());
+  ASSERT_EQ(::stat((tmp_.path() + "/root/layers").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
 }
 
 TEST_F(ImageStoreTest, RetagLeavesUntaggedImageThatPruneDeletes) {
@@ -389,6 +477,101 @@ TEST_F(LoadTest, ImageIndexPicksThisPlatform) {
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ((*r)[0].manifest_digest, l.manifest_digest);
   EXPECT_EQ((*r)[0].reference, "loaded:1");
+}
+
+TEST_F(LoadTest, StringSchemaVersionIsAnError) {
+  Layout good = MakeLayout();
+  auto manifest = nlohmann::json::parse(good.entries[4].data);
+  manifest["schemaVersion"] = "2";
+  auto r = Load(MakeLayout("", manifest.dump()).entries);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("schemaVersion is not 2"), std::string::npos)
+      << r.status().message();
+  ExpectStoreIntact();
+}
+
+TEST_F(LoadTest, NumericManifestMediaTypeIsAnError) {
+  Layout good = MakeLayout();
+  auto manifest = nlohmann::json::parse(good.entries[4].data);
+  manifest["mediaType"] = 5;
+  auto r = Load(MakeLayout("", manifest.dump()).entries);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("mediaType is not a string"), std::string::npos)
+      << r.status().message();
+  ExpectStoreIntact();
+}
+
+TEST_F(LoadTest, NonObjectPlatformInIndexIsIgnored) {
+  Layout l = MakeLayout();
+  nlohmann::json mine = Descriptor{
+      std::string(kMediaTypeManifest),
+      l.manifest_digest,
+      static_cast<int64_t>(l.entries[4].data.size()),
+      {}}.ToJson();
+  mine["platform"] = "linux/" + HostArchitecture();
+  std::string nested =
+      nlohmann::json{{"schemaVersion", 2}, {"mediaType", kMediaTypeIndex}, {"manifests", {mine}}}
+          .dump();
+  Descriptor nd{std::string(kMediaTypeIndex),
+                DigestOf(nested),
+                static_cast<int64_t>(nested.size()),
+                {{std::string(kAnnotationRefName), "loaded:1"}}};
+  l.entries[1].data = nlohmann::json{{"schemaVersion", 2}, {"manifests", {nd.ToJson()}}}.dump();
+  l.entries.push_back({"blobs/sha256/" + DigestHex(nd.digest), TarEntry::kFile, nested});
+  auto r = Load(l.entries);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ((*r)[0].manifest_digest, l.manifest_digest);
+}
+
+TEST_F(LoadTest, HugeNameAnnotationIsAnError) {
+  Layout l = MakeLayout();
+  auto index = nlohmann::json::parse(l.entries[1].data);
+  index["manifests"][0]["annotations"][std::string(kAnnotationRefName)] =
+      std::string(200 * 1024, 'a') + ":1";
+  l.entries[1].data = index.dump();
+  auto r = Load(l.entries);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("longer than"), std::string::npos);
+  EXPECT_LT(r.status().message().size(), 1000u);
+  ExpectStoreIntact();
+}
+
+TEST_F(LoadTest, HugeRepoTagIsAnError) {
+  std::string layer = MakeTar({{"hello", TarEntry::kFile, "hi"}});
+  std::string config =
+      nlohmann::json{{"architecture", "amd64"},
+                     {"os", "linux"},
+                     {"rootfs", {{"type", "layers"}, {"diff_ids", {DigestOf(layer)}}}}}
+          .dump();
+  nlohmann::json manifest = {{{"Config", "config.json"},
+                              {"RepoTags", {std::string(200 * 1024, 'a') + ":1"}},
+                              {"Layers", {"layer.tar"}}}};
+  auto r = Load({{"manifest.json", TarEntry::kFile, manifest.dump()},
+                 {"config.json", TarEntry::kFile, config},
+                 {"layer.tar", TarEntry::kFile, layer}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("longer than"), std::string::npos);
+  EXPECT_LT(r.status().message().size(), 1000u);
+}
+
+TEST_F(LoadTest, FifoEntriesAreRefusedNotWaitedOn) {
+  for (size_t victim : {size_t{1}, size_t{4}}) {  // index.json, then the manifest blob
+    Layout l = MakeLayout();
+    l.entries[victim] = {l.entries[victim].path, TarEntry::kFifo};
+    // In a child, so a hang fails the test (by the alarm) instead of stalling the suite.
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::alarm(10);
+      auto r = Load(l.entries);
+      bool named = !r.ok() && r.status().message().find("not a regular file") != std::string::npos;
+      ::_exit(named ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "entry " << l.entries[victim].path << ": status " << status;
+  }
+  ExpectStoreIntact();
 }
 
 TEST_F(LoadTest, SymlinkedBlobCannotReadHostFiles) {

@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -34,11 +35,52 @@ namespace {
   ::_exit(127);
 }
 
+// Docker's default set without CAP_MKNOD: Docker keeps MKNOD only because its device cgroup
+// refuses access to the nodes made with it; here no cgroup does, so a RUN could make a node for
+// the host's disk and write to it.
 constexpr int kKeptCapabilities[] = {
-    CAP_CHOWN,   CAP_DAC_OVERRIDE, CAP_FSETID,           CAP_FOWNER,
-    CAP_MKNOD,   CAP_NET_RAW,      CAP_SETGID,           CAP_SETUID,
-    CAP_SETFCAP, CAP_SETPCAP,      CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
-    CAP_KILL,    CAP_AUDIT_WRITE};
+    CAP_CHOWN,      CAP_DAC_OVERRIDE, CAP_FSETID,     CAP_FOWNER,  CAP_NET_RAW,
+    CAP_SETGID,     CAP_SETUID,       CAP_SETFCAP,    CAP_SETPCAP, CAP_NET_BIND_SERVICE,
+    CAP_SYS_CHROOT, CAP_KILL,         CAP_AUDIT_WRITE};
+
+// What runc masks and makes read-only in /proc (runc's default spec): kernel memory, keys and
+// timers leak host state; /proc/sys holds global knobs (kernel.core_pattern runs a program as
+// host root), /proc/sysrq-trigger reboots the host. Masking binds /dev/null over a file, or an
+// empty read-only tmpfs over a directory.
+constexpr const char* kMaskedProcPaths[] = {
+    "acpi",          "asound",     "interrupts",  "kcore",       "keys",
+    "latency_stats", "timer_list", "timer_stats", "sched_debug", "scsi"};
+constexpr const char* kReadOnlyProcPaths[] = {"bus", "fs", "irq", "sys", "sysrq-trigger"};
+
+// `/proc/self/fd/<fd>` into `buf`, without allocating (the child of a fork).
+void FdPath(int fd, char (&buf)[32]) {
+  char digits[12];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + fd % 10);
+    fd /= 10;
+  } while (fd > 0 && n < 11);
+  const char prefix[] = "/proc/self/fd/";
+  size_t len = sizeof prefix - 1;
+  ::memcpy(buf, prefix, len);
+  while (n > 0) buf[len++] = digits[--n];
+  buf[len] = '\0';
+}
+
+// Opens the directory `name` directly under `root_fd` for use as a mount target, refusing a
+// symlink (which could point the mount anywhere on the host). Returns -1 with errno ENOENT when
+// the image has no such entry; fails the child for a symlink or a non-directory.
+int OpenMountTarget(int efd, int root_fd, const char* name, const char* what) {
+  struct open_how how {};
+  how.flags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS;
+  int fd = static_cast<int>(::syscall(SYS_openat2, root_fd, name, &how, sizeof how));
+  if (fd < 0 && errno != ENOENT) {
+    if (errno == ELOOP || errno == ENOTDIR) errno = ENOTDIR;
+    ChildFail(efd, what);
+  }
+  return fd;
+}
 
 int ExitCode(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
@@ -101,16 +143,9 @@ Result<int> NamespaceRunExecutor::Run(const RunStep& step) {
     }
   }
   std::string workdir = step.working_dir.empty() ? "/" : step.working_dir;
-  bool have_proc = false, have_dev = false;
-  {
-    struct stat st {};
-    // Only mount where the image has the directory: creating it would put it in the layer.
-    // (Checked on the lowers through the merged path after mounting would need the child.)
-    for (const std::string& l : step.lower_dirs) {
-      have_proc |= ::stat((l + "/proc").c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-      have_dev |= ::stat((l + "/dev").c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-    }
-  }
+  std::vector<std::string> masked, read_only;
+  for (const char* p : kMaskedProcPaths) masked.push_back(proc + "/" + p);
+  for (const char* p : kReadOnlyProcPaths) read_only.push_back(proc + "/" + p);
 
   bool quiet = quiet_;
   int pipefd[2];
@@ -131,17 +166,50 @@ Result<int> NamespaceRunExecutor::Run(const RunStep& step) {
       if (::mount("overlay", root.c_str(), "overlay", 0, options.c_str()) != 0)
         ChildFail(efd, "mount overlay");
       ::sethostname("barge-build", 11);
-      if (have_proc &&
-          ::mount("proc", proc.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
-        ChildFail(efd, "mount /proc");
-      if (have_dev) {
-        if (::mount("tmpfs", dev.c_str(), "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755") != 0)
+      // /proc and /dev are mounted only where the image has the directory (creating it would
+      // put it in the layer), onto the directory opened beneath the root without following
+      // symlinks: a symlinked /proc must not carry the mount to a host path. Once a fresh
+      // proc or tmpfs is mounted there, paths below it are the kernel's, not the image's.
+      int root_fd = ::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (root_fd < 0) ChildFail(efd, "open the overlay root");
+      char target[32];
+      int dev_fd = OpenMountTarget(efd, root_fd, "dev", "/dev in the image");
+      if (dev_fd >= 0) {
+        FdPath(dev_fd, target);
+        if (::mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755") != 0)
           ChildFail(efd, "mount /dev");
+        ::close(dev_fd);
         for (const DevNode& n : nodes) {
           ::mknod(n.path.c_str(), S_IFCHR | 0666, makedev(n.major, n.minor));
           ::chmod(n.path.c_str(), 0666);
         }
       }
+      int proc_fd = OpenMountTarget(efd, root_fd, "proc", "/proc in the image");
+      if (proc_fd >= 0) {
+        FdPath(proc_fd, target);
+        if (::mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+          ChildFail(efd, "mount /proc");
+        ::close(proc_fd);
+        for (const std::string& p : masked) {
+          if (::mount("/dev/null", p.c_str(), nullptr, MS_BIND, nullptr) == 0) continue;
+          if (errno == ENOENT) continue;  // not in this kernel
+          if (errno != ENOTDIR ||
+              ::mount("tmpfs", p.c_str(), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                      "size=0,mode=555") != 0)
+            ChildFail(efd, p.c_str());
+        }
+        for (const std::string& p : read_only) {
+          if (::mount(p.c_str(), p.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+            if (errno == ENOENT) continue;
+            ChildFail(efd, p.c_str());
+          }
+          if (::mount(nullptr, p.c_str(), nullptr,
+                      MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                      nullptr) != 0)
+            ChildFail(efd, p.c_str());
+        }
+      }
+      ::close(root_fd);
       int null = ::open("/dev/null", O_RDWR);
       if (null >= 0) {
         ::dup2(null, STDIN_FILENO);

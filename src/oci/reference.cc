@@ -29,6 +29,13 @@ Result<Reference> ParseReference(std::string_view text) {
   Reference ref;
   std::string rest(text);
   if (rest.empty()) return InvalidArgument("invalid image reference '': it is empty");
+  // Checked before any regex: std::regex recurses per character and overflows the stack on
+  // long input. 255 (name) + 1 + 128 (tag) + 1 + 71 (digest).
+  constexpr size_t kMaxReference = 456;
+  if (rest.size() > kMaxReference) {
+    return InvalidArgument(fmt::format("invalid image reference '{}...': longer than {} characters",
+                                       rest.substr(0, 32), kMaxReference));
+  }
   if (size_t at = rest.find('@'); at != std::string::npos) {
     ref.digest = rest.substr(at + 1);
     if (Status st = ValidateDigest(ref.digest); !st.ok()) {
@@ -42,13 +49,13 @@ Result<Reference> ParseReference(std::string_view text) {
   if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
     ref.tag = rest.substr(colon + 1);
     rest.resize(colon);
-    if (!std::regex_match(ref.tag, TagRegex())) {
+    if (ref.tag.size() > 128 || !std::regex_match(ref.tag, TagRegex())) {
       return InvalidArgument(fmt::format(
           "invalid image reference '{}': bad tag '{}' (use letters, digits, '_', '.', '-')", text,
           ref.tag));
     }
   }
-  if (!std::regex_match(rest, NameRegex()) || rest.size() > 255) {
+  if (rest.size() > 255 || !std::regex_match(rest, NameRegex())) {
     return InvalidArgument(
         fmt::format("invalid image reference '{}': the name must be lowercase letters, digits and "
                     "separators like 'team/app'",

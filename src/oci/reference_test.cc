@@ -5,6 +5,15 @@
 namespace barge::oci {
 namespace {
 
+TEST(ReferenceTest, HugeInputIsAShortError) {
+  for (std::string text : {std::string(200 * 1024, 'a'), "app:" + std::string(200 * 1024, 'a'),
+                           std::string(300, 'a') + ":1"}) {
+    auto r = ParseReference(text);
+    ASSERT_FALSE(r.ok());
+    EXPECT_LT(r.status().message().size(), 1000u) << r.status().message().substr(0, 100);
+  }
+}
+
 TEST(ReferenceTest, DefaultsTheTag) {
   auto r = ParseReference("busybox");
   ASSERT_TRUE(r.ok());

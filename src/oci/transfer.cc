@@ -207,20 +207,25 @@ class ArchiveDir {
   ArchiveDir(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
 
   bool Exists(const std::string& rel) const {
-    int fd = OpenBeneathRaw(fd_.get(), rel, O_RDONLY);
+    int fd = OpenBeneathRaw(fd_.get(), rel, O_PATH);
     if (fd < 0) return false;
     ::close(fd);
     return true;
   }
 
-  // A regular file beneath the archive root (symlinks resolve inside it).
+  // A regular file beneath the archive root (symlinks resolve inside it). Opened with
+  // O_NONBLOCK so a FIFO planted in the archive cannot block the open (with the GC lock held);
+  // it is then refused as not a regular file.
   Result<UniqueFd> Open(const std::string& rel) const {
-    int fd = OpenBeneathRaw(fd_.get(), rel, O_RDONLY);
+    int fd = OpenBeneathRaw(fd_.get(), rel, O_RDONLY | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) return ErrnoError(fmt::format("{}: open {}", name_, rel));
     UniqueFd file(fd);
     struct stat st {};
     if (::fstat(file.get(), &st) != 0 || !S_ISREG(st.st_mode))
       return InvalidArgument(fmt::format("{}: {} is not a regular file", name_, rel));
+    int flags = ::fcntl(file.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(file.get(), F_SETFL, flags & ~O_NONBLOCK) != 0)
+      return ErrnoError(fmt::format("{}: fcntl {}", name_, rel));
     return file;
   }
 
@@ -256,6 +261,7 @@ Status CopyBlob(const ImageStore& store, const ArchiveDir& dir, const Descriptor
   std::string rel = "blobs/sha256/" + DigestHex(d.digest);
   Result<UniqueFd> fd = dir.Open(rel);
   if (!fd.ok()) {
+    if (fd.status().code() == StatusCode::kInvalidArgument) return fd.status();  // not a file
     return NotFound(fmt::format("{}: blob {} is missing from the archive", dir.name(), d.digest));
   }
   ASSIGN_OR_RETURN(BlobWriter w, store.NewBlob());
@@ -295,9 +301,9 @@ Result<Descriptor> PickPlatform(const ImageStore& store, const ArchiveDir& dir,
   std::string arch = HostArchitecture();
   for (const json& m : index["manifests"]) {
     ASSIGN_OR_RETURN(Descriptor d, Descriptor::FromJson(m, "image index " + index_desc.digest));
-    const json platform = m.value("platform", json::object());
-    if (platform.value("os", "linux") == "linux" && platform.value("architecture", arch) == arch &&
-        d.media_type == kMediaTypeManifest) {
+    const json platform = m.contains("platform") ? m["platform"] : json::object();
+    if (StringField(platform, "os", "linux") == "linux" &&
+        StringField(platform, "architecture", arch) == arch && d.media_type == kMediaTypeManifest) {
       return d;
     }
   }
@@ -412,9 +418,8 @@ Result<std::vector<std::pair<Image, std::string>>> LoadDockerArchive(const Image
   return out;
 }
 
-}  // namespace
-
-Result<std::vector<LoadedImage>> LoadArchive(const ImageStore& store, const std::string& path) {
+Result<std::vector<LoadedImage>> LoadArchiveUnchecked(const ImageStore& store,
+                                                      const std::string& path) {
   ASSIGN_OR_RETURN(UniqueFd writers, store.LockBlobWriters());
   std::string name = path == "-" ? "stdin" : path;
   TempDir tmp;
@@ -462,6 +467,17 @@ Result<std::vector<LoadedImage>> LoadArchive(const ImageStore& store, const std:
     loaded.push_back({image.manifest.digest, reference});
   }
   return loaded;
+}
+
+}  // namespace
+
+Result<std::vector<LoadedImage>> LoadArchive(const ImageStore& store, const std::string& path) {
+  try {
+    return LoadArchiveUnchecked(store, path);
+  } catch (const nlohmann::json::exception& e) {  // a document field of an unexpected type
+    return Corruption(
+        fmt::format("{}: unexpected JSON: {}", path == "-" ? "stdin" : path, e.what()));
+  }
 }
 
 }  // namespace barge::oci

@@ -8,6 +8,7 @@
 #include <fmt/core.h>
 #include <fnmatch.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <climits>
@@ -21,6 +22,7 @@
 #include "base/file_util.h"
 #include "base/open_beneath.h"
 #include "base/unique_fd.h"
+#include "oci/archive.h"
 #include "oci/digest.h"
 
 namespace barge::oci::detail {
@@ -40,37 +42,22 @@ bool IsWhiteout(const struct stat& st);
 bool IsOpaque(const std::string& path);
 bool AllDigits(const std::string& s);
 
-// .containerignore / .dockerignore rules; the last matching rule wins, '!' re-includes.
+// .containerignore / .dockerignore rules, as moby's patternmatcher reads them: the last
+// matching rule wins, '!' re-includes, a rule matching a directory covers everything below it,
+// '*' and '?' stay within one path component, '**' spans any number of them ("**/x" also
+// matches a top-level "x"), '[...]' is a character class and '\' escapes.
 class IgnoreRules {
  public:
-  void Add(std::string pattern) {
-    bool negate = !pattern.empty() && pattern[0] == '!';
-    if (negate) pattern.erase(0, 1);
-    std::string clean = JoinPath(SplitPath(pattern));
-    if (!clean.empty()) rules_.push_back({clean, negate});
-  }
-
+  void Add(std::string pattern);
   // `rel` is relative to the context root ("dir/file").
-  bool Excluded(const std::string& rel) const {
-    bool excluded = false;
-    for (const auto& [pattern, negate] : rules_) {
-      if (Matches(pattern, rel)) excluded = !negate;
-    }
-    return excluded;
-  }
+  bool Excluded(const std::string& rel) const;
+  // Whether a '!' rule may re-include something below the directory `rel`: an excluded
+  // directory must then still be walked.
+  bool MayReinclude(const std::string& rel) const;
 
  private:
-  static bool Matches(const std::string& pattern, const std::string& rel) {
-    int flags = pattern.find("**") != std::string::npos ? 0 : FNM_PATHNAME;
-    // A pattern naming a directory excludes everything below it.
-    std::string prefix = rel;
-    for (;;) {
-      if (::fnmatch(pattern.c_str(), prefix.c_str(), flags) == 0) return true;
-      size_t slash = prefix.rfind('/');
-      if (slash == std::string::npos) return false;
-      prefix.resize(slash);
-    }
-  }
+  // Whether `pattern` matches `rel` itself (not its parents).
+  static bool Match(std::string_view pattern, std::string_view rel);
   std::vector<std::pair<std::string, bool>> rules_;
 };
 
@@ -193,6 +180,10 @@ class HashVisitor : public TreeVisitor {
       if (n == 0) break;
       h_.Update(buf, static_cast<size_t>(n));
     }
+    for (const auto& [name, value] : LayerXattrs(fd)) {
+      h_.Update(fmt::format("X {} {}\n", name, value.size()));
+      h_.Update(value.data(), value.size());
+    }
     return Status::Ok();
   }
   Status Symlink(const std::string& target, const struct stat& st,
@@ -233,6 +224,12 @@ class CopyVisitor : public TreeVisitor {
     RETURN_IF_ERROR(Own(file.get(), "", AT_EMPTY_PATH, st));
     if (::fchmod(file.get(), policy_.mode.value_or(st.st_mode & 07777)) != 0)
       return ErrnoError("chmod " + dest);
+    // After the chown, which clears security.capability.
+    for (const auto& [xname, value] : LayerXattrs(fd)) {
+      if (::fsetxattr(file.get(), xname.c_str(), value.data(), value.size(), 0) != 0 &&
+          errno != ENOTSUP)
+        return ErrnoError(fmt::format("set {} on {} in the new layer", xname, dest));
+    }
     struct timespec times[2] = {st.st_mtim, st.st_mtim};
     ::futimens(file.get(), times);
     return Status::Ok();
