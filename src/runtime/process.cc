@@ -86,6 +86,37 @@ bool SetUpStdio(const Stdio& stdio, ChildFailure* f) {
   return true;
 }
 
+// Closes every descriptor above 2 except `keep_a` and `keep_b` (-1: none). Whatever barge (or
+// whoever started it) had open, directories included, would otherwise be reachable through
+// /proc/self/fd while the child resolves the image's paths (mount points, the working
+// directory) with full capabilities: CVE-2024-21626.
+bool CloseInheritedDescriptors(int keep_a, int keep_b, ChildFailure* f) {
+  int keep[2] = {keep_a < keep_b ? keep_a : keep_b, keep_a < keep_b ? keep_b : keep_a};
+  unsigned next = 3;
+  for (int fd : keep) {
+    if (fd < static_cast<int>(next)) continue;
+    if (static_cast<unsigned>(fd) > next &&
+        ::syscall(SYS_close_range, next, static_cast<unsigned>(fd) - 1, 0U) != 0) {
+      return Fail(f, "close inherited descriptors", nullptr, errno);
+    }
+    next = static_cast<unsigned>(fd) + 1;
+  }
+  if (::syscall(SYS_close_range, next, ~0U, 0U) != 0) {
+    return Fail(f, "close inherited descriptors", nullptr, errno);
+  }
+  return true;
+}
+
+// The working directory must be a path of the container: the kernel names a directory outside
+// the process's root "(unreachable)/...".
+bool CheckWorkingDirectory(const char* cwd, ChildFailure* f) {
+  char buf[PATH_MAX];
+  long n = ::syscall(SYS_getcwd, buf, sizeof buf);
+  if (n < 0) return Fail(f, "getcwd for working directory", cwd, errno);
+  if (buf[0] != '/') return Fail(f, "working directory is outside the container:", cwd, 0);
+  return true;
+}
+
 // Finds argv[0] in PATH inside the container (execvpe would use barge's own PATH).
 bool FindExecutable(const char* name, const char* path, char* out, size_t size, ChildFailure* f) {
   if (strchr(name, '/') != nullptr) {
@@ -182,6 +213,7 @@ UniqueFd ReceiveTerminal(int console_fd) {
     if (::write(fd.get(), "0", 1) != 1) ChildExit(a, {"join cgroup", nullptr, errno}, false);
   }
   if (!SetUpStdio(spec.stdio, &f)) ChildExit(a, f, false);
+  if (!CloseInheritedDescriptors(a.report_fd, a.console_fd, &f)) ChildExit(a, f, false);
   // A session of its own: the terminal's Ctrl-C reaches barge, which forwards it once.
   ::setsid();
   ::umask(022);
@@ -211,6 +243,7 @@ UniqueFd ReceiveTerminal(int console_fd) {
   // As the container's user, inside the new root: the working directory can only be a path of
   // the container (CVE-2024-21626 used a cwd left open on the host).
   if (::chdir(cwd) != 0) ChildExit(a, {"chdir to working directory", cwd, errno}, false);
+  if (!CheckWorkingDirectory(cwd, &f)) ChildExit(a, f, false);
   char exe[PATH_MAX];
   if (!FindExecutable(a.argv[0], a.path, exe, sizeof exe, &f)) ChildExit(a, f, true);
   if (!detail::LoadSeccomp(*a.seccomp, &f)) ChildExit(a, f, false);

@@ -228,17 +228,64 @@ TEST_F(ContainerTest, OnlyStandardDescriptorsAreOpen) {
   EXPECT_EQ(r.out, "0\n1\n2\n3\n");
 }
 
+TEST_F(ContainerTest, InheritedDirectoryIsNoWayToTheHost) {
+  // CVE-2024-21626: a working directory (from the image, or a Containerfile's WORKDIR) or a
+  // symlink in the image naming /proc/self/fd/N reaches a host directory that the runtime (here,
+  // the builder, which holds directory fds while it runs steps) had open when it cloned.
+  ASSERT_TRUE(WriteFile(dir_.path() + "/host-secret", "secret\n").ok());
+  UniqueFd host_dir(::open(dir_.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(host_dir);
+  std::string via_fd = "/proc/self/fd/" + std::to_string(host_dir.get());
+
+  ContainerSpec spec = Spec({"/bin/cat", "host-secret"});
+  spec.process.cwd = via_fd;
+  auto c = Container::Start(spec);
+  if (c.ok()) {
+    auto exit = c->Wait();
+    ASSERT_TRUE(exit.ok());
+    EXPECT_NE(exit->exit_code, 0) << "the container read a host file from its working directory";
+  }
+
+  // An image symlink as a mount destination: the tmpfs's mount point would be made on the host.
+  ASSERT_EQ(::symlink(via_fd.c_str(), (dir_.path() + "/upper/data").c_str()), 0);
+  spec = Spec({"/bin/true"});
+  spec.mounts.push_back({MountSpec::Kind::kTmpfs, "", "/data/escaped", false});
+  c = Container::Start(spec);
+  if (c.ok()) {
+    ASSERT_TRUE(c->Wait().ok());
+  }
+  EXPECT_FALSE(PathExists(dir_.path() + "/escaped")) << "mount point created on the host";
+}
+
 TEST_F(ContainerTest, CapabilitiesAreDockersDefaultSet) {
   auto expected = MakeCapabilitySet(DefaultCapabilities());
   ASSERT_TRUE(expected.ok());
-  EXPECT_EQ(expected->mask, 0xa80425fbull);  // Docker's documented CapEff for root
+  // Docker's documented CapEff for root (a80425fb) without CAP_MKNOD (bit 27).
+  EXPECT_EQ(expected->mask, 0xa00425fbull);
   Output r = Sh("grep -E '^(CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status");
   EXPECT_EQ(r.exit.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("CapEff:\t00000000a80425fb"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("CapBnd:\t00000000a80425fb"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CapEff:\t00000000a00425fb"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CapBnd:\t00000000a00425fb"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("CapAmb:\t0000000000000000"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("NoNewPrivs:\t1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("Seccomp:\t2"), std::string::npos) << r.out;
+}
+
+TEST_F(ContainerTest, DeviceNodesCannotBeMade) {
+  // There is no device cgroup: a container that could mknod would open the host's disks.
+  Output r = Sh("mknod /tmp/disk b 8 0 && echo made-block; mknod /dev/mem2 c 1 1 && echo made-char");
+  EXPECT_EQ(r.out.find("made"), std::string::npos) << r.out;
+}
+
+TEST_F(ContainerTest, InheritableCapabilitiesAreEmpty) {
+  // CVE-2022-24769: with inheritable capabilities, a non-root user gains them by executing a
+  // program that carries inheritable file capabilities.
+  ContainerSpec spec = Spec({"/bin/sh", "-c", "grep CapInh /proc/self/status"});
+  Output r = Run(spec);
+  EXPECT_EQ(r.out, "CapInh:\t0000000000000000\n") << r.err;
+  spec.process.user = "1000";
+  r = Run(spec);
+  EXPECT_EQ(r.out, "CapInh:\t0000000000000000\n") << r.err;
 }
 
 TEST_F(ContainerTest, UserByNameHasNoCapabilitiesAndItsHome) {
