@@ -117,6 +117,9 @@ TEST_F(ContainerCliTest, BadInputGetsAOneLineError) {
            {"-v", "data:relative", "'data:relative'"},
            {"-v", "/no/such/host/dir:/x", "/no/such/host/dir"},
            {"--memory", "12q", "'12q'"},
+           {"--cpus", "100000", "'100000'"},
+           {"--cpus", "1e300", "invalid --cpus"},
+           {"--cpus", "-1", "invalid --cpus"},
            {"--network", "bridge", "'bridge'"}}) {
     r = Run({option, value}, {"true"});
     EXPECT_EQ(r.exit_code, 125) << option << " " << value;

@@ -229,7 +229,13 @@ Result<runtime::ContainerConfig> BuildConfig(const RunArgs& args,
       return InvalidArgument("--memory " + args.memory + " is below the minimum of 6m");
     config.limits.memory_bytes = bytes;
   }
-  if (args.cpus < 0) return InvalidArgument("--cpus must be positive");
+  // Docker's range: a quota below 1% of a CPU is refused by the kernel, and one above the CPUs
+  // there are limits nothing (and a huge value would overflow the quota in microseconds).
+  long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+  if (args.cpus != 0 && !(args.cpus >= 0.01 && args.cpus <= static_cast<double>(online))) {
+    return InvalidArgument(fmt::format(
+        "invalid --cpus '{}': the range is 0.01 to {}, the CPUs available", args.cpus, online));
+  }
   config.limits.cpus = args.cpus;
   if (args.pids_limit < 0) return InvalidArgument("--pids-limit must be positive");
   config.limits.pids = args.pids_limit;

@@ -18,10 +18,9 @@ const std::vector<std::string>& DefaultCapabilities() {
   // cgroup costs an RCU grace period, and v2 needs a BPF program), so a container that could
   // mknod could open the host's disks.
   static const std::vector<std::string> kDefault = {
-      "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
-      "CAP_NET_RAW", "CAP_SETGID",       "CAP_SETUID",           "CAP_SETFCAP",
-      "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
-      "CAP_AUDIT_WRITE"};
+      "CAP_CHOWN",      "CAP_DAC_OVERRIDE", "CAP_FSETID",     "CAP_FOWNER",  "CAP_NET_RAW",
+      "CAP_SETGID",     "CAP_SETUID",       "CAP_SETFCAP",    "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+      "CAP_SYS_CHROOT", "CAP_KILL",         "CAP_AUDIT_WRITE"};
   return kDefault;
 }
 

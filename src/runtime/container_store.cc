@@ -234,11 +234,18 @@ Result<ContainerRecord> ContainerStore::Create(ContainerConfig config) {
 }
 
 Status ContainerStore::SaveState(const std::string& id, const ContainerState& state) {
+  // A temporary file of its own: several barge processes may reconcile the same container at
+  // once. No fsync: the state is rebuilt from the live processes after a crash.
   std::string path = Dir(id) + "/state.json";
-  std::string tmp = path + ".tmp";
-  RETURN_IF_ERROR(WriteFile(tmp, StateToJson(state).dump() + "\n", 0600));
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoError("rename " + tmp);
-  return Status::Ok();
+  std::string tmp = path + ".tmp-XXXXXX";
+  int raw = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (raw < 0) return ErrnoError("create temporary file for " + path);
+  UniqueFd fd(raw);
+  Status st = WriteAll(fd.get(), StateToJson(state).dump() + "\n", tmp);
+  fd.Reset();
+  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = ErrnoError("rename " + tmp);
+  if (!st.ok()) ::unlink(tmp.c_str());
+  return st;
 }
 
 Result<ContainerRecord> ContainerStore::Load(const std::string& id) const {

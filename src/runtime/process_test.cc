@@ -273,7 +273,8 @@ TEST_F(ContainerTest, CapabilitiesAreDockersDefaultSet) {
 
 TEST_F(ContainerTest, DeviceNodesCannotBeMade) {
   // There is no device cgroup: a container that could mknod would open the host's disks.
-  Output r = Sh("mknod /tmp/disk b 8 0 && echo made-block; mknod /dev/mem2 c 1 1 && echo made-char");
+  Output r =
+      Sh("mknod /tmp/disk b 8 0 && echo made-block; mknod /dev/mem2 c 1 1 && echo made-char");
   EXPECT_EQ(r.out.find("made"), std::string::npos) << r.out;
 }
 
