@@ -144,6 +144,19 @@ bool FindExecutable(const char* name, const char* path, char* out, size_t size, 
   return Fail(f, "exec", name, first_error == ENOENT ? 0 : first_error);
 }
 
+// CVE-2019-5736: barge's own binary, run inside the container (an entrypoint of /proc/self/exe,
+// or a symlink to it), would show the container a host file it could later open for writing.
+// A script's "#!/proc/self/exe" line is not caught here; the binary stays unwritable (ETXTBSY)
+// while a barge process waits for the container, and none of the container outlives it.
+bool CheckNotOurBinary(const char* exe, ChildFailure* f) {
+  struct stat ours {}, target {};
+  if (::stat("/proc/self/exe", &ours) != 0 || ::stat(exe, &target) != 0) return true;
+  if (ours.st_dev == target.st_dev && ours.st_ino == target.st_ino) {
+    return Fail(f, "refusing to run barge's own binary in the container:", exe, 0);
+  }
+  return true;
+}
+
 // Opens a pty in the container's own devpts (so that its name resolves inside), sends the master
 // to the parent over `console_fd` and makes the slave stdin, stdout, stderr and the controlling
 // terminal.
@@ -246,6 +259,7 @@ UniqueFd ReceiveTerminal(int console_fd) {
   if (!CheckWorkingDirectory(cwd, &f)) ChildExit(a, f, false);
   char exe[PATH_MAX];
   if (!FindExecutable(a.argv[0], a.path, exe, sizeof exe, &f)) ChildExit(a, f, true);
+  if (!CheckNotOurBinary(exe, &f)) ChildExit(a, f, false);
   if (!detail::LoadSeccomp(*a.seccomp, &f)) ChildExit(a, f, false);
   // Every descriptor but 0, 1 and 2 closes at exec: bind sources, cgroup files, barge's own.
   if (::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {

@@ -257,6 +257,16 @@ TEST_F(ContainerTest, InheritedDirectoryIsNoWayToTheHost) {
   EXPECT_FALSE(PathExists(dir_.path() + "/escaped")) << "mount point created on the host";
 }
 
+TEST_F(ContainerTest, RuntimeBinaryIsNotRunInTheContainer) {
+  // CVE-2019-5736: /proc/self/exe in the child before exec is barge's (here the test's) binary.
+  auto c = Container::Start(Spec({"/proc/self/exe", "--gtest_list_tests"}));
+  ASSERT_FALSE(c.ok()) << "the runtime's own binary ran inside the container";
+  EXPECT_NE(c.status().message().find("own binary"), std::string::npos) << c.status().message();
+  ASSERT_EQ(::symlink("/proc/1/exe", (dir_.path() + "/upper/sh2").c_str()), 0);
+  c = Container::Start(Spec({"/sh2", "--gtest_list_tests"}));
+  ASSERT_FALSE(c.ok()) << "the runtime's own binary ran inside the container";
+}
+
 TEST_F(ContainerTest, CapabilitiesAreDockersDefaultSet) {
   auto expected = MakeCapabilitySet(DefaultCapabilities());
   ASSERT_TRUE(expected.ok());
