@@ -149,7 +149,8 @@ bool FindExecutable(const char* name, const char* path, char* out, size_t size, 
 // A script's "#!/proc/self/exe" line is not caught here; the binary stays unwritable (ETXTBSY)
 // while a barge process waits for the container, and none of the container outlives it.
 bool CheckNotOurBinary(const char* exe, ChildFailure* f) {
-  struct stat ours {}, target {};
+  struct stat ours {
+  }, target{};
   if (::stat("/proc/self/exe", &ours) != 0 || ::stat(exe, &target) != 0) return true;
   if (ours.st_dev == target.st_dev && ours.st_ino == target.st_ino) {
     return Fail(f, "refusing to run barge's own binary in the container:", exe, 0);
