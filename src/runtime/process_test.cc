@@ -406,6 +406,21 @@ TEST_F(ContainerTest, BuildStepLeavesOnlyItsOwnWritesInTheUpperLayer) {
   EXPECT_EQ(tree, "/etc\n/out\n/out/file\n");
 }
 
+TEST_F(ContainerTest, BuildStepTidyingDoesNotFollowTheCommandsSymlinks) {
+  // The command may replace a mount point's parent with a symlink to a host path; tidying the
+  // upper layer afterwards must not remove what that names on the host.
+  auto host = TempDir::Make("barge-host-");
+  ASSERT_TRUE(host.ok());
+  ASSERT_TRUE(WriteFile(host->path() + "/deep", "").ok());
+  ContainerSpec spec = Spec(
+      {"/bin/sh", "-c", "mv /cache /moved && ln -s " + host->path() + " /cache && echo swapped"});
+  spec.mounts.push_back({MountSpec::Kind::kTmpfs, "", "/cache/deep", false});
+  spec.remove_created_mount_points = true;
+  auto exit = RunContainer(spec);
+  ASSERT_TRUE(exit.ok()) << exit.status().message();
+  EXPECT_TRUE(PathExists(host->path() + "/deep")) << "a host file was removed";
+}
+
 TEST_F(ContainerTest, ReadOnlyRootRefusesWrites) {
   ContainerSpec spec =
       Spec({"/bin/sh", "-c", "touch /x && echo wrote; touch /data/y && echo tmpfs-ok"});
