@@ -304,7 +304,8 @@ bool MakeFileInRoot(const char* path, ChildFailure* f) {
     *slash = '\0';
     if (!MakeDirsInRoot(parent, f)) return false;
   }
-  int fd = ::open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+  // O_NONBLOCK: a FIFO the image put there fails (ENXIO) rather than blocking the child.
+  int fd = ::open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
   if (fd < 0) {
     if (errno == EISDIR) return Fail(f, "bind a file onto directory", path, EISDIR);
     return Fail(f, "create mount point", path, errno);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <future>
 #include <random>
 #include <thread>
 
@@ -321,6 +322,33 @@ TEST_F(ContainerTest, NumericUserAndUnknownUser) {
   auto c = Container::Start(spec);
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("nosuchuser"), std::string::npos) << c.status().message();
+}
+
+TEST_F(ContainerTest, ImageFilesThatBlockDoNotHangTheStart) {
+  // The child reads the image's /etc/passwd with full capabilities: a FIFO there (or a symlink
+  // to /proc/kmsg) would block it forever, before barge could watch it.
+  ASSERT_TRUE(MakeDirs(dir_.path() + "/upper/etc").ok());
+  ASSERT_EQ(::mkfifo((dir_.path() + "/upper/etc/passwd").c_str(), 0644), 0);
+  ContainerSpec spec = Spec({"/bin/true"});
+  spec.process.user = "app";
+  spec.limits.pids = 10;  // a cgroup, to find the child if it hangs
+  auto started = std::async(std::launch::async, [&] { return Container::Start(spec); });
+  bool hung = started.wait_for(std::chrono::seconds(5)) != std::future_status::ready;
+  if (hung) {
+    // Unblock it: kill what is in the test's cgroups (the hung child), so Start returns.
+    auto listing = RunCommand({"sh", "-c",
+                               "cat /sys/fs/cgroup/*/\"$0\"/*/cgroup.procs "
+                               "/sys/fs/cgroup/unified/\"$0\"/*/cgroup.procs "
+                               "2>/dev/null | xargs -r kill -9",
+                               CgroupParent()});
+    ASSERT_TRUE(listing.ok());
+  }
+  auto c = started.get();
+  EXPECT_FALSE(hung) << "the container's start hung on a FIFO";
+  EXPECT_FALSE(c.ok());
+  if (!c.ok()) {
+    EXPECT_NE(c.status().message().find("app"), std::string::npos) << c.status().message();
+  }
 }
 
 TEST_F(ContainerTest, OpenFileLimitIsClampedToOurHardLimit) {
