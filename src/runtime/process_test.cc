@@ -338,7 +338,7 @@ TEST_F(ContainerTest, ImageFilesThatBlockDoNotHangTheStart) {
     // Unblock it: kill what is in the test's cgroups (the hung child), so Start returns.
     auto listing = RunCommand({"sh", "-c",
                                "cat /sys/fs/cgroup/*/\"$0\"/*/cgroup.procs "
-                               "/sys/fs/cgroup/unified/\"$0\"/*/cgroup.procs "
+                               "/sys/fs/cgroup/\"$0\"/*/cgroup.procs "
                                "2>/dev/null | xargs -r kill -9",
                                CgroupParent()});
     ASSERT_TRUE(listing.ok());
