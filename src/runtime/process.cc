@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -47,7 +48,9 @@ struct ChildArgs {
   const std::vector<RlimitSetting>* rlimits = nullptr;
   const std::vector<UniqueFd>* cgroup_procs = nullptr;
   int report_fd = -1;
-  int console_fd = -1;  // -t: where the child sends the terminal's master
+  int parent_pidfd = -1;  // die_with_parent: barge, to notice that it died before the child's
+                          // parent-death signal was set
+  int console_fd = -1;    // -t: where the child sends the terminal's master
   char* const* argv = nullptr;
   char** envp = nullptr;
   int home_slot = -1;          // index in envp reserved for HOME, -1 when the spec sets it
@@ -223,6 +226,15 @@ UniqueFd ReceiveTerminal(int console_fd) {
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
 
+  // First, so that a barge killed during the set-up takes the container with it (the user
+  // switch clears it; it is set again after). A barge that died before this cannot signal.
+  if (spec.die_with_parent) {
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
+      ChildExit(a, {"set parent-death signal", nullptr, errno}, false);
+    }
+    pollfd parent{a.parent_pidfd, POLLIN, 0};
+    if (a.parent_pidfd >= 0 && ::poll(&parent, 1, 0) != 0) ::_exit(127);
+  }
   for (const UniqueFd& fd : *a.cgroup_procs) {
     if (::write(fd.get(), "0", 1) != 1) ChildExit(a, {"join cgroup", nullptr, errno}, false);
   }
@@ -250,7 +262,7 @@ UniqueFd ReceiveTerminal(int console_fd) {
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
     ChildExit(a, {"set no_new_privs", nullptr, errno}, false);
   }
-  // After the user change, which clears the parent-death signal.
+  // Again after the user change, which clears the parent-death signal.
   if (spec.die_with_parent && ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
     ChildExit(a, {"set parent-death signal", nullptr, errno}, false);
   }
@@ -338,6 +350,14 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   args.rlimits = &rlimits;
   args.cgroup_procs = &cgroup_procs;
   args.report_fd = report_write.get();
+  UniqueFd parent_pidfd;
+  if (spec.die_with_parent) {
+    // pidfds are close-on-exec; the child closes it with the rest of what it inherits.
+    int raw = static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0));
+    if (raw < 0) return ErrnoError("pidfd_open of barge itself");
+    parent_pidfd.Reset(raw);
+    args.parent_pidfd = raw;
+  }
   UniqueFd console_parent, console_child;
   if (spec.terminal) {
     int pair[2];

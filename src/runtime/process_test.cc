@@ -351,6 +351,47 @@ TEST_F(ContainerTest, ImageFilesThatBlockDoNotHangTheStart) {
   }
 }
 
+TEST_F(ContainerTest, ContainerDiesWithABargeKilledDuringItsSetUp) {
+  // A barge process killed while the child is still setting up (Ctrl-C during a start, say) must
+  // not leave a container running that nobody watches. Thousands of tmpfs mounts make the set-up
+  // long enough to kill the parent in the middle of it.
+  ContainerSpec spec = Spec({"/bin/sleep", "100"});
+  for (int i = 0; i < 3000; ++i) {
+    spec.mounts.push_back({MountSpec::Kind::kTmpfs, "", "/t/" + std::to_string(i), false});
+  }
+  spec.limits.pids = 10;  // a cgroup, to watch the child through
+  auto controllers = DetectControllers();
+  ASSERT_TRUE(controllers.ok());
+  std::string procs;
+  for (const ControllerMount& c : *controllers) {
+    if (c.controller == "pids") procs = c.mount + "/" + spec.cgroup_parent + "/" + spec.id;
+  }
+  ASSERT_FALSE(procs.empty());
+  pid_t barge = ::fork();
+  ASSERT_GE(barge, 0);
+  if (barge == 0) {
+    auto c = Container::Start(spec);
+    if (c.ok()) (void)c->Wait();
+    ::_exit(0);
+  }
+  auto members = [&] {
+    Result<std::string> text = ReadFile(procs + "/cgroup.procs");
+    return text.ok() ? *text : std::string();
+  };
+  for (int i = 0; i < 2000 && members().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  ASSERT_EQ(::kill(barge, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(barge, &status, 0), barge);
+  for (int i = 0; i < 300 && !members().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(members(), "") << "the container outlived its barge process";
+  // The killed barge could not remove the cgroup (nor, before the fix, the container in it).
+  EXPECT_TRUE(Cgroup::Adopt({procs}).Remove().ok());
+}
+
 TEST_F(ContainerTest, OpenFileLimitIsClampedToOurHardLimit) {
   rlimit ours{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &ours), 0);
