@@ -317,6 +317,67 @@ TEST_F(ContainerCliTest, StateOfAKilledBargeIsCleanedUp) {
   EXPECT_EQ(Barge({"rm", "orphan"}).exit_code, 0);
 }
 
+TEST_F(ContainerCliTest, CgroupOfABargeKilledWhileStartingIsCleanedUp) {
+  // Killed while the container is still being set up (thousands of tmpfs mounts make that long),
+  // barge has not yet recorded the container running; a later barge must still remove its cgroup.
+  std::vector<std::string> args = {BARGE_BINARY,   "--root",   root_.path(),      "run",
+                                   "--name",       "starting", "--cgroup-parent", CgroupParent(),
+                                   "--pids-limit", "10"};
+  for (int i = 0; i < 3000; ++i) {
+    args.push_back("--tmpfs");
+    args.push_back("/t/" + std::to_string(i));
+  }
+  for (const std::string& a :
+       {std::string("--rootfs"), rootfs_->path(), std::string("sleep"), std::string("100")}) {
+    args.push_back(a);
+  }
+  auto controllers = runtime::DetectControllers();
+  ASSERT_TRUE(controllers.ok());
+  std::string pids_parent;
+  for (const auto& c : *controllers) {
+    if (c.controller == "pids") pids_parent = c.mount + "/" + CgroupParent();
+  }
+  ASSERT_FALSE(pids_parent.empty());
+  auto cgroup_dirs = [&] {
+    std::vector<std::string> dirs;
+    if (DIR* d = ::opendir(pids_parent.c_str())) {
+      while (dirent* e = ::readdir(d)) {
+        if (e->d_type == DT_DIR && e->d_name[0] != '.')
+          dirs.push_back(pids_parent + "/" + e->d_name);
+      }
+      ::closedir(d);
+    }
+    return dirs;
+  };
+  pid_t barge = ::fork();
+  ASSERT_GE(barge, 0);
+  if (barge == 0) {
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int null = ::open("/dev/null", O_RDWR);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    ::execv(BARGE_BINARY, argv.data());
+    ::_exit(127);
+  }
+  for (int i = 0; i < 4000 && cgroup_dirs().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  std::vector<std::string> dirs = cgroup_dirs();
+  ASSERT_EQ(::kill(barge, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(barge, &status, 0), barge);
+  ASSERT_EQ(dirs.size(), 1u);
+  nlohmann::json ps = PsJson();  // notices the dead barge and removes what it left
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(ps[0]["status"], "exited");
+  EXPECT_TRUE(cgroup_dirs().empty()) << "cgroup left behind: " << dirs[0];
+  // Whatever happens above, leave nothing behind.
+  (void)runtime::Cgroup::Adopt(cgroup_dirs()).Remove();
+  EXPECT_EQ(Barge({"rm", "-f", "starting"}).exit_code, 0);
+}
+
 TEST_F(ContainerCliTest, ContainerSeesOnlyStdioAndDefaultCapabilities) {
   // ls is pid 1 itself; besides 0, 1 and 2 it holds only the directory it is listing (3).
   CommandOutput r = Run({"--rm"}, {"ls", "/proc/self/fd"});

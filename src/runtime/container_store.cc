@@ -318,12 +318,19 @@ Result<ContainerRecord> ContainerStore::Find(const std::string& id_or_name) {
 
 Result<bool> ContainerStore::Reconcile(ContainerRecord& record) {
   ContainerState& s = record.state;
-  if (s.status != ContainerStatus::kRunning) return true;
+  // A created container records the barge process starting it; one that never started has none.
+  bool starting = s.status == ContainerStatus::kCreated && s.monitor_pid != 0;
+  if (s.status != ContainerStatus::kRunning && !starting) return true;
   if (ProcessAlive(s.monitor_pid, s.monitor_start)) return true;
   // Its barge process is gone. The container dies with it (parent-death signal); whatever is
-  // still there is killed so that the cgroups can go.
+  // still there is killed so that the cgroups can go. A barge killed while starting it had not
+  // recorded the cgroups yet: they are <parent>/<id> wherever they exist.
   if (ProcessAlive(s.pid, s.pid_start)) ::kill(s.pid, SIGKILL);
   Cgroup leftover = Cgroup::Adopt(s.cgroup_dirs);
+  if (starting) {
+    ASSIGN_OR_RETURN(leftover,
+                     Cgroup::AdoptExisting(record.config.cgroup_parent, record.config.id));
+  }
   RETURN_IF_ERROR(leftover.Remove());
   // The monitor may have finished between our read and now: prefer what it recorded.
   if (Result<ContainerRecord> fresh = Load(record.config.id);
