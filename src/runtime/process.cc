@@ -152,8 +152,8 @@ bool FindExecutable(const char* name, const char* path, char* out, size_t size, 
 // A script's "#!/proc/self/exe" line is not caught here; the binary stays unwritable (ETXTBSY)
 // while a barge process waits for the container, and none of the container outlives it.
 bool CheckNotOurBinary(const char* exe, ChildFailure* f) {
-  struct stat ours {
-  }, target{};
+  struct stat ours {};
+  struct stat target {};
   if (::stat("/proc/self/exe", &ours) != 0 || ::stat(exe, &target) != 0) return true;
   if (ours.st_dev == target.st_dev && ours.st_ino == target.st_ino) {
     return Fail(f, "refusing to run barge's own binary in the container:", exe, 0);
@@ -227,7 +227,8 @@ UniqueFd ReceiveTerminal(int console_fd) {
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
 
   // First, so that a barge killed during the set-up takes the container with it (the user
-  // switch clears it; it is set again after). A barge that died before this cannot signal.
+  // switch clears it; it is set again after). A barge that died before the prctl sent no
+  // signal: its pidfd is readable then.
   if (spec.die_with_parent) {
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
       ChildExit(a, {"set parent-death signal", nullptr, errno}, false);
@@ -352,11 +353,10 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   args.report_fd = report_write.get();
   UniqueFd parent_pidfd;
   if (spec.die_with_parent) {
-    // pidfds are close-on-exec; the child closes it with the rest of what it inherits.
-    int raw = static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0));
-    if (raw < 0) return ErrnoError("pidfd_open of barge itself");
-    parent_pidfd.Reset(raw);
-    args.parent_pidfd = raw;
+    // pidfds are close-on-exec; the child closes it with the rest of what it inherits. Without
+    // pidfds (Linux < 5.3) only the parent-death signal guards the start.
+    parent_pidfd.Reset(static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0)));
+    args.parent_pidfd = parent_pidfd.get();
   }
   UniqueFd console_parent, console_child;
   if (spec.terminal) {
