@@ -171,6 +171,27 @@ TEST_F(ContainerCliTest, ReadOnlyRootAndReadOnlyVolumeRefuseWrites) {
   EXPECT_FALSE(PathExists(root_.path() + "/volumes/data/_data/x"));
 }
 
+TEST_F(ContainerCliTest, TmpfsTakesPodmansOptionsAndDefaults) {
+  // Podman's defaults: rw, noexec, nosuid, nodev; options after the destination, as Podman.
+  CommandOutput r =
+      Run({"--rm", "--tmpfs", "/t:size=1m,mode=700", "--tmpfs", "/x", "--tmpfs", "/e:exec"},
+          {"sh", "-c",
+           "grep -E ' /(t|x|e) ' /proc/mounts | cut -d' ' -f2,4 | sort; "
+           "stat -c %a /t; cp /bin/busybox /x/true && /x/true && echo ran-noexec; "
+           "cp /bin/busybox /e/true && /e/true && echo ran-exec"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("/e rw,nosuid,nodev,relatime"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("/t rw,nosuid,nodev,noexec,relatime,size=1024k,mode=700"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("/x rw,nosuid,nodev,noexec"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("ran-noexec"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ran-exec"), std::string::npos) << r.out;
+  r = Run({"--rm", "--tmpfs", "/t:bogus"}, {"true"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_TRUE(OneLineError(r)) << r.err;
+  EXPECT_NE(r.err.find("'bogus'"), std::string::npos) << r.err;
+}
+
 TEST_F(ContainerCliTest, NamedVolumeKeepsDataAcrossRuns) {
   ASSERT_EQ(Barge({"volume", "create", "keep"}).exit_code, 0);
   CommandOutput r = Run({"--rm", "-v", "keep:/data"}, {"sh", "-c", "echo first > /data/f"});

@@ -48,7 +48,9 @@ json MountsToJson(const std::vector<MountSpec>& mounts) {
     out.push_back({{"type", m.kind == MountSpec::Kind::kTmpfs ? "tmpfs" : "bind"},
                    {"source", m.source},
                    {"destination", m.destination},
-                   {"read_only", m.read_only}});
+                   {"read_only", m.read_only},
+                   {"no_exec", m.no_exec},
+                   {"tmpfs_options", m.tmpfs_options}});
   }
   return out;
 }
@@ -62,6 +64,8 @@ std::vector<MountSpec> MountsFromJson(const json& j) {
     spec.source = m.value("source", "");
     spec.destination = m.value("destination", "");
     spec.read_only = m.value("read_only", false);
+    spec.no_exec = m.value("no_exec", false);
+    spec.tmpfs_options = m.value("tmpfs_options", "");
     out.push_back(std::move(spec));
   }
   return out;

@@ -109,7 +109,14 @@ Result<MountPlan> PlanMounts(const ContainerSpec& spec) {
     }
     if (m.destination.size() >= PATH_MAX / 2) return InvalidArgument("mount destination too long");
     if (m.kind == MountSpec::Kind::kTmpfs) {
-      plan.tmpfs.push_back(m.destination);
+      MountPlan::Tmpfs t;
+      t.destination = m.destination;
+      t.flags = MS_NOSUID | MS_NODEV | (m.no_exec ? MS_NOEXEC : 0) | (m.read_only ? MS_RDONLY : 0);
+      bool has_mode = ("," + m.tmpfs_options).find(",mode=") != std::string::npos;
+      t.data = has_mode ? m.tmpfs_options
+                        : "mode=1777" + (m.tmpfs_options.empty() ? "" : "," + m.tmpfs_options);
+      if (t.data.size() > kMaxMountData) return InvalidArgument("tmpfs options too long");
+      plan.tmpfs.push_back(std::move(t));
     } else {
       if (m.source.empty() || m.source[0] != '/') {
         return InvalidArgument("bind mount source must be an absolute path, got '" + m.source +
@@ -405,9 +412,10 @@ bool SetUpRootfs(const MountPlan& plan, ChildFailure* f) {
     }
   }
   if (!AttachBinds(plan, trees, f)) return false;
-  for (const std::string& t : plan.tmpfs) {
-    if (!MakeDirsInRoot(t.c_str(), f) || !Mount("tmpfs", t.c_str(), "tmpfs", MS_NOSUID | MS_NODEV,
-                                                "mode=1777", "mount tmpfs on", f)) {
+  for (const MountPlan::Tmpfs& t : plan.tmpfs) {
+    const char* dest = t.destination.c_str();
+    if (!MakeDirsInRoot(dest, f) ||
+        !Mount("tmpfs", dest, "tmpfs", t.flags, t.data.c_str(), "mount tmpfs on", f)) {
       return false;
     }
   }
