@@ -117,6 +117,9 @@ TEST_F(ContainerCliTest, BadInputGetsAOneLineError) {
            {"-v", "data:relative", "'data:relative'"},
            {"-v", "/no/such/host/dir:/x", "/no/such/host/dir"},
            {"--memory", "12q", "'12q'"},
+           {"--cpus", "100000", "'100000'"},
+           {"--cpus", "1e300", "invalid --cpus"},
+           {"--cpus", "-1", "invalid --cpus"},
            {"--network", "bridge", "'bridge'"}}) {
     r = Run({option, value}, {"true"});
     EXPECT_EQ(r.exit_code, 125) << option << " " << value;
@@ -166,6 +169,27 @@ TEST_F(ContainerCliTest, ReadOnlyRootAndReadOnlyVolumeRefuseWrites) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("Read-only file system"), std::string::npos) << r.err;
   EXPECT_FALSE(PathExists(root_.path() + "/volumes/data/_data/x"));
+}
+
+TEST_F(ContainerCliTest, TmpfsTakesPodmansOptionsAndDefaults) {
+  // Podman's defaults: rw, noexec, nosuid, nodev; options after the destination, as Podman.
+  CommandOutput r =
+      Run({"--rm", "--tmpfs", "/t:size=1m,mode=700", "--tmpfs", "/x", "--tmpfs", "/e:exec"},
+          {"sh", "-c",
+           "grep -E ' /(t|x|e) ' /proc/mounts | cut -d' ' -f2,4 | sort; "
+           "stat -c %a /t; cp /bin/busybox /x/true && /x/true && echo ran-noexec; "
+           "cp /bin/busybox /e/true && /e/true && echo ran-exec"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("/e rw,nosuid,nodev,relatime"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("/t rw,nosuid,nodev,noexec,relatime,size=1024k,mode=700"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("/x rw,nosuid,nodev,noexec"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("ran-noexec"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ran-exec"), std::string::npos) << r.out;
+  r = Run({"--rm", "--tmpfs", "/t:bogus"}, {"true"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_TRUE(OneLineError(r)) << r.err;
+  EXPECT_NE(r.err.find("'bogus'"), std::string::npos) << r.err;
 }
 
 TEST_F(ContainerCliTest, NamedVolumeKeepsDataAcrossRuns) {
@@ -314,13 +338,74 @@ TEST_F(ContainerCliTest, StateOfAKilledBargeIsCleanedUp) {
   EXPECT_EQ(Barge({"rm", "orphan"}).exit_code, 0);
 }
 
+TEST_F(ContainerCliTest, CgroupOfABargeKilledWhileStartingIsCleanedUp) {
+  // Killed while the container is still being set up (thousands of tmpfs mounts make that long),
+  // barge has not yet recorded the container running; a later barge must still remove its cgroup.
+  std::vector<std::string> args = {BARGE_BINARY,   "--root",   root_.path(),      "run",
+                                   "--name",       "starting", "--cgroup-parent", CgroupParent(),
+                                   "--pids-limit", "10"};
+  for (int i = 0; i < 3000; ++i) {
+    args.push_back("--tmpfs");
+    args.push_back("/t/" + std::to_string(i));
+  }
+  for (const std::string& a :
+       {std::string("--rootfs"), rootfs_->path(), std::string("sleep"), std::string("100")}) {
+    args.push_back(a);
+  }
+  auto controllers = runtime::DetectControllers();
+  ASSERT_TRUE(controllers.ok());
+  std::string pids_parent;
+  for (const auto& c : *controllers) {
+    if (c.controller == "pids") pids_parent = c.mount + "/" + CgroupParent();
+  }
+  ASSERT_FALSE(pids_parent.empty());
+  auto cgroup_dirs = [&] {
+    std::vector<std::string> dirs;
+    if (DIR* d = ::opendir(pids_parent.c_str())) {
+      while (dirent* e = ::readdir(d)) {
+        if (e->d_type == DT_DIR && e->d_name[0] != '.')
+          dirs.push_back(pids_parent + "/" + e->d_name);
+      }
+      ::closedir(d);
+    }
+    return dirs;
+  };
+  pid_t barge = ::fork();
+  ASSERT_GE(barge, 0);
+  if (barge == 0) {
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int null = ::open("/dev/null", O_RDWR);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    ::execv(BARGE_BINARY, argv.data());
+    ::_exit(127);
+  }
+  for (int i = 0; i < 4000 && cgroup_dirs().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  std::vector<std::string> dirs = cgroup_dirs();
+  ASSERT_EQ(::kill(barge, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(barge, &status, 0), barge);
+  ASSERT_EQ(dirs.size(), 1u);
+  nlohmann::json ps = PsJson();  // notices the dead barge and removes what it left
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(ps[0]["status"], "exited");
+  EXPECT_TRUE(cgroup_dirs().empty()) << "cgroup left behind: " << dirs[0];
+  // Whatever happens above, leave nothing behind.
+  (void)runtime::Cgroup::Adopt(cgroup_dirs()).Remove();
+  EXPECT_EQ(Barge({"rm", "-f", "starting"}).exit_code, 0);
+}
+
 TEST_F(ContainerCliTest, ContainerSeesOnlyStdioAndDefaultCapabilities) {
   // ls is pid 1 itself; besides 0, 1 and 2 it holds only the directory it is listing (3).
   CommandOutput r = Run({"--rm"}, {"ls", "/proc/self/fd"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "0\n1\n2\n3\n");
   r = Run({"--rm"}, {"grep", "CapEff", "/proc/self/status"});
-  EXPECT_EQ(r.out, "CapEff:\t00000000a80425fb\n");
+  EXPECT_EQ(r.out, "CapEff:\t00000000a00425fb\n");
 }
 
 TEST_F(ContainerCliTest, EnvWorkdirUserAndEntrypoint) {
@@ -405,7 +490,7 @@ TEST_F(ContainerCliTest, RunsAnImageWithItsConfig) {
   build = Barge({"build", "-t", "ran", root_.path()});
   ASSERT_EQ(build.exit_code, 0) << build.err;
   r = with({"ran", "cat", "/status"});
-  EXPECT_EQ(r.out, "CapEff:\t00000000a80425fb\nSeccomp:\t2\n") << r.err;
+  EXPECT_EQ(r.out, "CapEff:\t00000000a00425fb\nSeccomp:\t2\n") << r.err;
   r = with({"busybox", "cat", "/etc/hostname"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.size(), 13u) << r.out;  // the short id

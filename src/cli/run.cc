@@ -10,6 +10,7 @@
 #include <fstream>
 #include <optional>
 #include <set>
+#include <sstream>
 
 #include "base/file_util.h"
 #include "cli/cli.h"
@@ -125,6 +126,48 @@ Status ReadEnvFile(const std::string& path, std::vector<std::string>& env) {
   return Status::Ok();
 }
 
+// --tmpfs DST[:OPTIONS], as Podman: rw (or ro), noexec (or exec), always nosuid and nodev, and
+// the tmpfs options size, mode, uid, gid and nr_inodes.
+Result<runtime::MountSpec> ParseTmpfs(const std::string& text) {
+  size_t colon = text.find(':');
+  runtime::MountSpec m;
+  m.kind = runtime::MountSpec::Kind::kTmpfs;
+  m.destination = text.substr(0, colon);
+  m.no_exec = true;
+  if (m.destination.empty() || m.destination[0] != '/' || m.destination == "/") {
+    return InvalidArgument("invalid --tmpfs '" + text + "': expected an absolute path below /");
+  }
+  std::string options = colon == std::string::npos ? "" : text.substr(colon + 1);
+  std::istringstream in(options);
+  std::string option;
+  while (std::getline(in, option, ',')) {
+    if (option.empty() || option == "rw" || option == "nosuid" || option == "nodev") continue;
+    if (option == "ro") {
+      m.read_only = true;
+      continue;
+    }
+    if (option == "exec" || option == "noexec") {
+      m.no_exec = option == "noexec";
+      continue;
+    }
+    size_t eq = option.find('=');
+    std::string key = option.substr(0, eq);
+    std::string value = eq == std::string::npos ? "" : option.substr(eq + 1);
+    bool known =
+        key == "size" || key == "mode" || key == "uid" || key == "gid" || key == "nr_inodes";
+    bool number = !value.empty() && std::isdigit(static_cast<unsigned char>(value[0])) &&
+                  value.find_first_not_of("0123456789kKmMgG%") == std::string::npos;
+    if (!known || !number) {
+      return InvalidArgument(
+          "invalid --tmpfs '" + text + "': unsupported option '" + option +
+          "' (use rw, ro, exec, noexec, nosuid, nodev, size=, mode=, uid=, gid=, "
+          "nr_inodes=)");
+    }
+    m.tmpfs_options += (m.tmpfs_options.empty() ? "" : ",") + option;
+  }
+  return m;
+}
+
 // Signals for the container arrive on barge's only thread, so the handler never runs
 // concurrently with SetForwardTarget. One that arrives before the container's pid is known (it
 // may already be running) is kept and delivered once it is.
@@ -229,7 +272,13 @@ Result<runtime::ContainerConfig> BuildConfig(const RunArgs& args,
       return InvalidArgument("--memory " + args.memory + " is below the minimum of 6m");
     config.limits.memory_bytes = bytes;
   }
-  if (args.cpus < 0) return InvalidArgument("--cpus must be positive");
+  // Docker's range: a quota below 1% of a CPU is refused by the kernel, and one above the CPUs
+  // there are limits nothing (and a huge value would overflow the quota in microseconds).
+  long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+  if (args.cpus != 0 && !(args.cpus >= 0.01 && args.cpus <= static_cast<double>(online))) {
+    return InvalidArgument(fmt::format(
+        "invalid --cpus '{}': the range is 0.01 to {}, the CPUs available", args.cpus, online));
+  }
   config.limits.cpus = args.cpus;
   if (args.pids_limit < 0) return InvalidArgument("--pids-limit must be positive");
   config.limits.pids = args.pids_limit;
@@ -259,11 +308,11 @@ Result<runtime::ContainerConfig> BuildConfig(const RunArgs& args,
     config.mounts.push_back(std::move(m));
   }
   for (const std::string& t : args.tmpfs) {
-    if (t.empty() || t[0] != '/' || t == "/") {
-      return InvalidArgument("invalid --tmpfs '" + t + "': expected an absolute path below /");
+    ASSIGN_OR_RETURN(runtime::MountSpec m, ParseTmpfs(t));
+    if (!destinations.insert(m.destination).second) {
+      return InvalidArgument("duplicate mount destination " + m.destination);
     }
-    if (!destinations.insert(t).second) return InvalidArgument("duplicate mount destination " + t);
-    config.mounts.push_back({runtime::MountSpec::Kind::kTmpfs, "", t, false});
+    config.mounts.push_back(std::move(m));
   }
   RETURN_IF_ERROR(runtime::ValidateCgroupParent(args.cgroup_parent));
   config.cgroup_parent = args.cgroup_parent;
@@ -352,7 +401,9 @@ const Registration kRun{
           "Override the image's entrypoint");
       cmd.add_option("--hostname", args->hostname, "Hostname (default: the short container id)");
       cmd.add_option("-v,--volume", args->volumes, "Mount NAME:/DST[:ro] or /HOST:/DST[:ro]");
-      cmd.add_option("--tmpfs", args->tmpfs, "Mount a tmpfs at this path");
+      cmd.add_option(
+          "--tmpfs", args->tmpfs,
+          "Mount a tmpfs: DST[:OPTIONS] (rw/ro, noexec by default or exec, size=, mode=)");
       cmd.add_option("-m,--memory", args->memory, "Memory limit (e.g. 256m); no swap beyond it");
       cmd.add_option("--cpus", args->cpus, "CPU limit in cores (e.g. 1.5)");
       cmd.add_option("--pids-limit", args->pids_limit, "Maximum number of processes");

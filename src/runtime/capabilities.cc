@@ -13,11 +13,14 @@
 namespace barge::runtime {
 
 const std::vector<std::string>& DefaultCapabilities() {
+  // Docker's default set without CAP_MKNOD (as Podman): Docker pairs MKNOD with a device cgroup
+  // that only lets the standard devices be opened; barge has no device cgroup (joining a v1
+  // cgroup costs an RCU grace period, and v2 needs a BPF program), so a container that could
+  // mknod could open the host's disks.
   static const std::vector<std::string> kDefault = {
-      "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
-      "CAP_MKNOD",   "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
-      "CAP_SETFCAP", "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
-      "CAP_KILL",    "CAP_AUDIT_WRITE"};
+      "CAP_CHOWN",      "CAP_DAC_OVERRIDE", "CAP_FSETID",     "CAP_FOWNER",  "CAP_NET_RAW",
+      "CAP_SETGID",     "CAP_SETUID",       "CAP_SETFCAP",    "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+      "CAP_SYS_CHROOT", "CAP_KILL",         "CAP_AUDIT_WRITE"};
   return kDefault;
 }
 
@@ -59,7 +62,9 @@ bool ApplyCapabilities(const CapabilitySet& set, ChildFailure* f) {
     auto word = static_cast<uint32_t>(set.mask >> (32 * i));
     data[i].effective = word;
     data[i].permitted = word;
-    data[i].inheritable = word;
+    // Empty, as Docker since CVE-2022-24769: a non-root user would otherwise gain these by
+    // executing a file that has them as inheritable file capabilities.
+    data[i].inheritable = 0;
   }
   if (::syscall(SYS_capset, &header, data) != 0) return Fail(f, "set capabilities", nullptr, errno);
   return true;

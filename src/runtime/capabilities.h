@@ -1,4 +1,5 @@
-// Capabilities: the container's process keeps Docker's default set and nothing else.
+// Capabilities: the container's process keeps Docker's default set (without CAP_MKNOD) and
+// nothing else; its inheritable set is empty.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +11,7 @@
 
 namespace barge::runtime {
 
-// Docker's default capability names (CAP_CHOWN, CAP_DAC_OVERRIDE, ...).
+// Docker's default capability names (CAP_CHOWN, CAP_DAC_OVERRIDE, ...) without CAP_MKNOD.
 const std::vector<std::string>& DefaultCapabilities();
 
 // A capability set as the kernel's bit mask, with the highest capability the kernel knows.

@@ -201,6 +201,22 @@ Result<Cgroup> Cgroup::Create(const std::string& parent_name, const std::string&
   return group;
 }
 
+Result<Cgroup> Cgroup::AdoptExisting(const std::string& parent, const std::string& id) {
+  RETURN_IF_ERROR(ValidateCgroupParent(parent));
+  if (id.empty() || id.find('/') != std::string::npos || id == "." || id == "..") {
+    return InvalidArgument("invalid container id '" + id + "'");
+  }
+  ASSIGN_OR_RETURN(std::vector<ControllerMount> controllers, DetectControllers());
+  std::vector<std::string> dirs;
+  for (const ControllerMount& c : controllers) {
+    std::string dir = c.mount + "/" + parent + "/" + id;
+    if (PathExists(dir) && std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) {
+      dirs.push_back(dir);
+    }
+  }
+  return Adopt(std::move(dirs));
+}
+
 Cgroup::~Cgroup() { (void)Remove(); }
 
 Cgroup& Cgroup::operator=(Cgroup&& other) noexcept {

@@ -49,6 +49,10 @@ class Cgroup {
   // Adopts existing directories (state left by another barge process).
   static Cgroup Adopt(std::vector<std::string> dirs) { return Cgroup(std::move(dirs), {}); }
 
+  // Adopts whatever directories <parent>/<id> exist in any hierarchy: those of a barge process
+  // that died before it recorded them.
+  static Result<Cgroup> AdoptExisting(const std::string& parent, const std::string& id);
+
   Cgroup() = default;
   ~Cgroup();
   Cgroup(Cgroup&& other) noexcept = default;

@@ -48,7 +48,9 @@ json MountsToJson(const std::vector<MountSpec>& mounts) {
     out.push_back({{"type", m.kind == MountSpec::Kind::kTmpfs ? "tmpfs" : "bind"},
                    {"source", m.source},
                    {"destination", m.destination},
-                   {"read_only", m.read_only}});
+                   {"read_only", m.read_only},
+                   {"no_exec", m.no_exec},
+                   {"tmpfs_options", m.tmpfs_options}});
   }
   return out;
 }
@@ -62,6 +64,8 @@ std::vector<MountSpec> MountsFromJson(const json& j) {
     spec.source = m.value("source", "");
     spec.destination = m.value("destination", "");
     spec.read_only = m.value("read_only", false);
+    spec.no_exec = m.value("no_exec", false);
+    spec.tmpfs_options = m.value("tmpfs_options", "");
     out.push_back(std::move(spec));
   }
   return out;
@@ -234,11 +238,18 @@ Result<ContainerRecord> ContainerStore::Create(ContainerConfig config) {
 }
 
 Status ContainerStore::SaveState(const std::string& id, const ContainerState& state) {
+  // A temporary file of its own: several barge processes may reconcile the same container at
+  // once. No fsync: the state is rebuilt from the live processes after a crash.
   std::string path = Dir(id) + "/state.json";
-  std::string tmp = path + ".tmp";
-  RETURN_IF_ERROR(WriteFile(tmp, StateToJson(state).dump() + "\n", 0600));
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoError("rename " + tmp);
-  return Status::Ok();
+  std::string tmp = path + ".tmp-XXXXXX";
+  int raw = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (raw < 0) return ErrnoError("create temporary file for " + path);
+  UniqueFd fd(raw);
+  Status st = WriteAll(fd.get(), StateToJson(state).dump() + "\n", tmp);
+  fd.Reset();
+  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = ErrnoError("rename " + tmp);
+  if (!st.ok()) ::unlink(tmp.c_str());
+  return st;
 }
 
 Result<ContainerRecord> ContainerStore::Load(const std::string& id) const {
@@ -311,12 +322,19 @@ Result<ContainerRecord> ContainerStore::Find(const std::string& id_or_name) {
 
 Result<bool> ContainerStore::Reconcile(ContainerRecord& record) {
   ContainerState& s = record.state;
-  if (s.status != ContainerStatus::kRunning) return true;
+  // A created container records the barge process starting it; one that never started has none.
+  bool starting = s.status == ContainerStatus::kCreated && s.monitor_pid != 0;
+  if (s.status != ContainerStatus::kRunning && !starting) return true;
   if (ProcessAlive(s.monitor_pid, s.monitor_start)) return true;
   // Its barge process is gone. The container dies with it (parent-death signal); whatever is
-  // still there is killed so that the cgroups can go.
+  // still there is killed so that the cgroups can go. A barge killed while starting it had not
+  // recorded the cgroups yet: they are <parent>/<id> wherever they exist.
   if (ProcessAlive(s.pid, s.pid_start)) ::kill(s.pid, SIGKILL);
   Cgroup leftover = Cgroup::Adopt(s.cgroup_dirs);
+  if (starting) {
+    ASSIGN_OR_RETURN(leftover,
+                     Cgroup::AdoptExisting(record.config.cgroup_parent, record.config.id));
+  }
   RETURN_IF_ERROR(leftover.Remove());
   // The monitor may have finished between our read and now: prefer what it recorded.
   if (Result<ContainerRecord> fresh = Load(record.config.id);

@@ -43,7 +43,7 @@ struct ContainerState {
   ContainerStatus status = ContainerStatus::kCreated;
   pid_t pid = 0;           // the container's pid 1, as the host sees it
   uint64_t pid_start = 0;  // its start time (/proc/PID/stat), to tell a reused pid apart
-  pid_t monitor_pid = 0;   // the barge process waiting for it
+  pid_t monitor_pid = 0;   // the barge process starting it (created), then waiting for it
   uint64_t monitor_start = 0;
   int exit_code = -1;  // -1: unknown (its barge process was killed)
   bool oom_killed = false;
@@ -78,9 +78,9 @@ class ContainerStore {
   Result<std::vector<ContainerRecord>> List();
 
   Status SaveState(const std::string& id, const ContainerState& state);
-  // The state of a container still recorded running whose barge process is gone is made
-  // exited (exit code unknown), its leftover processes killed and its cgroups removed; an --rm
-  // container is deleted. Returns false when the container was deleted.
+  // The state of a container still recorded running (or being started) whose barge process is
+  // gone is made exited (exit code unknown), its leftover processes killed and its cgroups
+  // removed; an --rm container is deleted. Returns false when the container was deleted.
   Result<bool> Reconcile(ContainerRecord& record);
 
   // Deletes the container's directory. The container must not be running.

@@ -61,6 +61,10 @@ Result<ExitInfo> RunAttached(ContainerStore& store, ContainerRecord record, cons
                              const std::function<void(Container&)>& on_start) {
   ContainerSpec spec = store.MakeSpec(record);
   spec.stdio = stdio;
+  // Who is starting it, so that a later barge can clean up if this one is killed meanwhile.
+  record.state.monitor_pid = ::getpid();
+  record.state.monitor_start = ProcessStartTime(::getpid());
+  RETURN_IF_ERROR(store.SaveState(record.config.id, record.state));
   Result<Container> container = Container::Start(spec);
   if (!container.ok()) {
     (void)RecordExit(store, record, StartFailureExitCode(container.status()), false);

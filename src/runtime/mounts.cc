@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/mount.h>
+#include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -108,7 +109,14 @@ Result<MountPlan> PlanMounts(const ContainerSpec& spec) {
     }
     if (m.destination.size() >= PATH_MAX / 2) return InvalidArgument("mount destination too long");
     if (m.kind == MountSpec::Kind::kTmpfs) {
-      plan.tmpfs.push_back(m.destination);
+      MountPlan::Tmpfs t;
+      t.destination = m.destination;
+      t.flags = MS_NOSUID | MS_NODEV | (m.no_exec ? MS_NOEXEC : 0) | (m.read_only ? MS_RDONLY : 0);
+      bool has_mode = ("," + m.tmpfs_options).find(",mode=") != std::string::npos;
+      t.data = has_mode ? m.tmpfs_options
+                        : "mode=1777" + (m.tmpfs_options.empty() ? "" : "," + m.tmpfs_options);
+      if (t.data.size() > kMaxMountData) return InvalidArgument("tmpfs options too long");
+      plan.tmpfs.push_back(std::move(t));
     } else {
       if (m.source.empty() || m.source[0] != '/') {
         return InvalidArgument("bind mount source must be an absolute path, got '" + m.source +
@@ -136,23 +144,41 @@ Status RemoveCreatedMountPoints(const ContainerSpec& spec) {
     }
     return false;
   };
+  int raw_upper = ::open(spec.upper_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (raw_upper < 0) return ErrnoError("open " + spec.upper_dir);
+  UniqueFd upper(raw_upper);
   for (std::string path : candidates) {
     // The path and then each parent, while it is an empty leftover of ours.
     while (!path.empty() && path != "/") {
       std::string in_upper = spec.upper_dir + path;
+      size_t slash = path.find_last_of('/');
+      // The command may have replaced a parent with a symlink (to a host path, as seen from
+      // here): the parent is opened without following any, and the entry used relative to it.
+      std::string parent_path = slash == 0 ? "." : path.substr(1, slash - 1);
+      std::string name = path.substr(slash + 1);
+      open_how how{};
+      how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+      how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+      int raw_parent = static_cast<int>(
+          ::syscall(SYS_openat2, upper.get(), parent_path.c_str(), &how, sizeof how));
+      if (raw_parent < 0) break;  // gone, or no longer a plain directory: leave it
+      UniqueFd parent(raw_parent);
       struct stat st {};
-      if (::lstat(in_upper.c_str(), &st) != 0 || in_a_lower(path)) break;
+      if (::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || in_a_lower(path))
+        break;
       if (S_ISDIR(st.st_mode)) {
-        if (::rmdir(in_upper.c_str()) != 0) {
+        if (::unlinkat(parent.get(), name.c_str(), AT_REMOVEDIR) != 0) {
           if (errno == ENOTEMPTY || errno == EEXIST) break;  // the command put something there
           return ErrnoError("remove mount point " + in_upper);
         }
       } else if (S_ISREG(st.st_mode) && st.st_size == 0) {
-        if (::unlink(in_upper.c_str()) != 0) return ErrnoError("remove mount point " + in_upper);
+        if (::unlinkat(parent.get(), name.c_str(), 0) != 0) {
+          return ErrnoError("remove mount point " + in_upper);
+        }
       } else {
         break;
       }
-      path = path.substr(0, path.find_last_of('/'));
+      path = path.substr(0, slash);
     }
   }
   return Status::Ok();
@@ -285,7 +311,8 @@ bool MakeFileInRoot(const char* path, ChildFailure* f) {
     *slash = '\0';
     if (!MakeDirsInRoot(parent, f)) return false;
   }
-  int fd = ::open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+  // O_NONBLOCK: a FIFO the image put there fails (ENXIO) rather than blocking the child.
+  int fd = ::open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
   if (fd < 0) {
     if (errno == EISDIR) return Fail(f, "bind a file onto directory", path, EISDIR);
     return Fail(f, "create mount point", path, errno);
@@ -385,9 +412,10 @@ bool SetUpRootfs(const MountPlan& plan, ChildFailure* f) {
     }
   }
   if (!AttachBinds(plan, trees, f)) return false;
-  for (const std::string& t : plan.tmpfs) {
-    if (!MakeDirsInRoot(t.c_str(), f) || !Mount("tmpfs", t.c_str(), "tmpfs", MS_NOSUID | MS_NODEV,
-                                                "mode=1777", "mount tmpfs on", f)) {
+  for (const MountPlan::Tmpfs& t : plan.tmpfs) {
+    const char* dest = t.destination.c_str();
+    if (!MakeDirsInRoot(dest, f) ||
+        !Mount("tmpfs", dest, "tmpfs", t.flags, t.data.c_str(), "mount tmpfs on", f)) {
       return false;
     }
   }

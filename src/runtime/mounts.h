@@ -26,7 +26,12 @@ struct MountPlan {
   };
   static constexpr size_t kMaxBinds = 64;
   std::vector<Bind> binds;  // volumes, bind mounts and the /etc files, in order
-  std::vector<std::string> tmpfs;
+  struct Tmpfs {
+    std::string destination;
+    unsigned long flags = 0;  // MS_* flags
+    std::string data;         // tmpfs options
+  };
+  std::vector<Tmpfs> tmpfs;
   bool read_only_root = false;
   bool mount_sysfs = true;
 };

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -47,7 +48,9 @@ struct ChildArgs {
   const std::vector<RlimitSetting>* rlimits = nullptr;
   const std::vector<UniqueFd>* cgroup_procs = nullptr;
   int report_fd = -1;
-  int console_fd = -1;  // -t: where the child sends the terminal's master
+  int parent_pidfd = -1;  // die_with_parent: barge, to notice that it died before the child's
+                          // parent-death signal was set
+  int console_fd = -1;    // -t: where the child sends the terminal's master
   char* const* argv = nullptr;
   char** envp = nullptr;
   int home_slot = -1;          // index in envp reserved for HOME, -1 when the spec sets it
@@ -86,6 +89,37 @@ bool SetUpStdio(const Stdio& stdio, ChildFailure* f) {
   return true;
 }
 
+// Closes every descriptor above 2 except `keep_a` and `keep_b` (-1: none). Whatever barge (or
+// whoever started it) had open, directories included, would otherwise be reachable through
+// /proc/self/fd while the child resolves the image's paths (mount points, the working
+// directory) with full capabilities: CVE-2024-21626.
+bool CloseInheritedDescriptors(int keep_a, int keep_b, ChildFailure* f) {
+  int keep[2] = {keep_a < keep_b ? keep_a : keep_b, keep_a < keep_b ? keep_b : keep_a};
+  unsigned next = 3;
+  for (int fd : keep) {
+    if (fd < static_cast<int>(next)) continue;
+    if (static_cast<unsigned>(fd) > next &&
+        ::syscall(SYS_close_range, next, static_cast<unsigned>(fd) - 1, 0U) != 0) {
+      return Fail(f, "close inherited descriptors", nullptr, errno);
+    }
+    next = static_cast<unsigned>(fd) + 1;
+  }
+  if (::syscall(SYS_close_range, next, ~0U, 0U) != 0) {
+    return Fail(f, "close inherited descriptors", nullptr, errno);
+  }
+  return true;
+}
+
+// The working directory must be a path of the container: the kernel names a directory outside
+// the process's root "(unreachable)/...".
+bool CheckWorkingDirectory(const char* cwd, ChildFailure* f) {
+  char buf[PATH_MAX];
+  long n = ::syscall(SYS_getcwd, buf, sizeof buf);
+  if (n < 0) return Fail(f, "getcwd for working directory", cwd, errno);
+  if (buf[0] != '/') return Fail(f, "working directory is outside the container:", cwd, 0);
+  return true;
+}
+
 // Finds argv[0] in PATH inside the container (execvpe would use barge's own PATH).
 bool FindExecutable(const char* name, const char* path, char* out, size_t size, ChildFailure* f) {
   if (strchr(name, '/') != nullptr) {
@@ -111,6 +145,20 @@ bool FindExecutable(const char* name, const char* path, char* out, size_t size, 
     p = colon + 1;
   }
   return Fail(f, "exec", name, first_error == ENOENT ? 0 : first_error);
+}
+
+// CVE-2019-5736: barge's own binary, run inside the container (an entrypoint of /proc/self/exe,
+// or a symlink to it), would show the container a host file it could later open for writing.
+// A script's "#!/proc/self/exe" line is not caught here; the binary stays unwritable (ETXTBSY)
+// while a barge process waits for the container, and none of the container outlives it.
+bool CheckNotOurBinary(const char* exe, ChildFailure* f) {
+  struct stat ours {};
+  struct stat target {};
+  if (::stat("/proc/self/exe", &ours) != 0 || ::stat(exe, &target) != 0) return true;
+  if (ours.st_dev == target.st_dev && ours.st_ino == target.st_ino) {
+    return Fail(f, "refusing to run barge's own binary in the container:", exe, 0);
+  }
+  return true;
 }
 
 // Opens a pty in the container's own devpts (so that its name resolves inside), sends the master
@@ -178,10 +226,21 @@ UniqueFd ReceiveTerminal(int console_fd) {
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
 
+  // First, so that a barge killed during the set-up takes the container with it (the user
+  // switch clears it; it is set again after). A barge that died before the prctl sent no
+  // signal: its pidfd is readable then.
+  if (spec.die_with_parent) {
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
+      ChildExit(a, {"set parent-death signal", nullptr, errno}, false);
+    }
+    pollfd parent{a.parent_pidfd, POLLIN, 0};
+    if (a.parent_pidfd >= 0 && ::poll(&parent, 1, 0) != 0) ::_exit(127);
+  }
   for (const UniqueFd& fd : *a.cgroup_procs) {
     if (::write(fd.get(), "0", 1) != 1) ChildExit(a, {"join cgroup", nullptr, errno}, false);
   }
   if (!SetUpStdio(spec.stdio, &f)) ChildExit(a, f, false);
+  if (!CloseInheritedDescriptors(a.report_fd, a.console_fd, &f)) ChildExit(a, f, false);
   // A session of its own: the terminal's Ctrl-C reaches barge, which forwards it once.
   ::setsid();
   ::umask(022);
@@ -204,15 +263,17 @@ UniqueFd ReceiveTerminal(int console_fd) {
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
     ChildExit(a, {"set no_new_privs", nullptr, errno}, false);
   }
-  // After the user change, which clears the parent-death signal.
+  // Again after the user change, which clears the parent-death signal.
   if (spec.die_with_parent && ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
     ChildExit(a, {"set parent-death signal", nullptr, errno}, false);
   }
   // As the container's user, inside the new root: the working directory can only be a path of
   // the container (CVE-2024-21626 used a cwd left open on the host).
   if (::chdir(cwd) != 0) ChildExit(a, {"chdir to working directory", cwd, errno}, false);
+  if (!CheckWorkingDirectory(cwd, &f)) ChildExit(a, f, false);
   char exe[PATH_MAX];
   if (!FindExecutable(a.argv[0], a.path, exe, sizeof exe, &f)) ChildExit(a, f, true);
+  if (!CheckNotOurBinary(exe, &f)) ChildExit(a, f, false);
   if (!detail::LoadSeccomp(*a.seccomp, &f)) ChildExit(a, f, false);
   // Every descriptor but 0, 1 and 2 closes at exec: bind sources, cgroup files, barge's own.
   if (::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
@@ -290,6 +351,13 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   args.rlimits = &rlimits;
   args.cgroup_procs = &cgroup_procs;
   args.report_fd = report_write.get();
+  UniqueFd parent_pidfd;
+  if (spec.die_with_parent) {
+    // pidfds are close-on-exec; the child closes it with the rest of what it inherits. Without
+    // pidfds (Linux < 5.3) only the parent-death signal guards the start.
+    parent_pidfd.Reset(static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0)));
+    args.parent_pidfd = parent_pidfd.get();
+  }
   UniqueFd console_parent, console_child;
   if (spec.terminal) {
     int pair[2];

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <future>
 #include <random>
 #include <thread>
 
@@ -228,17 +229,75 @@ TEST_F(ContainerTest, OnlyStandardDescriptorsAreOpen) {
   EXPECT_EQ(r.out, "0\n1\n2\n3\n");
 }
 
+TEST_F(ContainerTest, InheritedDirectoryIsNoWayToTheHost) {
+  // CVE-2024-21626: a working directory (from the image, or a Containerfile's WORKDIR) or a
+  // symlink in the image naming /proc/self/fd/N reaches a host directory that the runtime (here,
+  // the builder, which holds directory fds while it runs steps) had open when it cloned.
+  ASSERT_TRUE(WriteFile(dir_.path() + "/host-secret", "secret\n").ok());
+  UniqueFd host_dir(::open(dir_.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(host_dir);
+  std::string via_fd = "/proc/self/fd/" + std::to_string(host_dir.get());
+
+  ContainerSpec spec = Spec({"/bin/cat", "host-secret"});
+  spec.process.cwd = via_fd;
+  auto c = Container::Start(spec);
+  if (c.ok()) {
+    auto exit = c->Wait();
+    ASSERT_TRUE(exit.ok());
+    EXPECT_NE(exit->exit_code, 0) << "the container read a host file from its working directory";
+  }
+
+  // An image symlink as a mount destination: the tmpfs's mount point would be made on the host.
+  ASSERT_EQ(::symlink(via_fd.c_str(), (dir_.path() + "/upper/data").c_str()), 0);
+  spec = Spec({"/bin/true"});
+  spec.mounts.push_back({MountSpec::Kind::kTmpfs, "", "/data/escaped", false});
+  c = Container::Start(spec);
+  if (c.ok()) {
+    ASSERT_TRUE(c->Wait().ok());
+  }
+  EXPECT_FALSE(PathExists(dir_.path() + "/escaped")) << "mount point created on the host";
+}
+
+TEST_F(ContainerTest, RuntimeBinaryIsNotRunInTheContainer) {
+  // CVE-2019-5736: /proc/self/exe in the child before exec is barge's (here the test's) binary.
+  auto c = Container::Start(Spec({"/proc/self/exe", "--gtest_list_tests"}));
+  ASSERT_FALSE(c.ok()) << "the runtime's own binary ran inside the container";
+  EXPECT_NE(c.status().message().find("own binary"), std::string::npos) << c.status().message();
+  ASSERT_EQ(::symlink("/proc/1/exe", (dir_.path() + "/upper/sh2").c_str()), 0);
+  c = Container::Start(Spec({"/sh2", "--gtest_list_tests"}));
+  ASSERT_FALSE(c.ok()) << "the runtime's own binary ran inside the container";
+}
+
 TEST_F(ContainerTest, CapabilitiesAreDockersDefaultSet) {
   auto expected = MakeCapabilitySet(DefaultCapabilities());
   ASSERT_TRUE(expected.ok());
-  EXPECT_EQ(expected->mask, 0xa80425fbull);  // Docker's documented CapEff for root
+  // Docker's documented CapEff for root (a80425fb) without CAP_MKNOD (bit 27).
+  EXPECT_EQ(expected->mask, 0xa00425fbull);
   Output r = Sh("grep -E '^(CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status");
   EXPECT_EQ(r.exit.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("CapEff:\t00000000a80425fb"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("CapBnd:\t00000000a80425fb"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CapEff:\t00000000a00425fb"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CapBnd:\t00000000a00425fb"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("CapAmb:\t0000000000000000"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("NoNewPrivs:\t1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("Seccomp:\t2"), std::string::npos) << r.out;
+}
+
+TEST_F(ContainerTest, DeviceNodesCannotBeMade) {
+  // There is no device cgroup: a container that could mknod would open the host's disks.
+  Output r =
+      Sh("mknod /tmp/disk b 8 0 && echo made-block; mknod /dev/mem2 c 1 1 && echo made-char");
+  EXPECT_EQ(r.out.find("made"), std::string::npos) << r.out;
+}
+
+TEST_F(ContainerTest, InheritableCapabilitiesAreEmpty) {
+  // CVE-2022-24769: with inheritable capabilities, a non-root user gains them by executing a
+  // program that carries inheritable file capabilities.
+  ContainerSpec spec = Spec({"/bin/sh", "-c", "grep CapInh /proc/self/status"});
+  Output r = Run(spec);
+  EXPECT_EQ(r.out, "CapInh:\t0000000000000000\n") << r.err;
+  spec.process.user = "1000";
+  r = Run(spec);
+  EXPECT_EQ(r.out, "CapInh:\t0000000000000000\n") << r.err;
 }
 
 TEST_F(ContainerTest, UserByNameHasNoCapabilitiesAndItsHome) {
@@ -263,6 +322,74 @@ TEST_F(ContainerTest, NumericUserAndUnknownUser) {
   auto c = Container::Start(spec);
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("nosuchuser"), std::string::npos) << c.status().message();
+}
+
+TEST_F(ContainerTest, ImageFilesThatBlockDoNotHangTheStart) {
+  // The child reads the image's /etc/passwd with full capabilities: a FIFO there (or a symlink
+  // to /proc/kmsg) would block it forever, before barge could watch it.
+  ASSERT_TRUE(MakeDirs(dir_.path() + "/upper/etc").ok());
+  ASSERT_EQ(::mkfifo((dir_.path() + "/upper/etc/passwd").c_str(), 0644), 0);
+  ContainerSpec spec = Spec({"/bin/true"});
+  spec.process.user = "app";
+  spec.limits.pids = 10;  // a cgroup, to find the child if it hangs
+  auto started = std::async(std::launch::async, [&] { return Container::Start(spec); });
+  bool hung = started.wait_for(std::chrono::seconds(5)) != std::future_status::ready;
+  if (hung) {
+    // Unblock it: kill what is in the test's cgroups (the hung child), so Start returns.
+    auto listing = RunCommand({"sh", "-c",
+                               "cat /sys/fs/cgroup/*/\"$0\"/*/cgroup.procs "
+                               "/sys/fs/cgroup/\"$0\"/*/cgroup.procs "
+                               "2>/dev/null | xargs -r kill -9",
+                               CgroupParent()});
+    ASSERT_TRUE(listing.ok());
+  }
+  auto c = started.get();
+  EXPECT_FALSE(hung) << "the container's start hung on a FIFO";
+  EXPECT_FALSE(c.ok());
+  if (!c.ok()) {
+    EXPECT_NE(c.status().message().find("app"), std::string::npos) << c.status().message();
+  }
+}
+
+TEST_F(ContainerTest, ContainerDiesWithABargeKilledDuringItsSetUp) {
+  // A barge process killed while the child is still setting up (Ctrl-C during a start, say) must
+  // not leave a container running that nobody watches. Thousands of tmpfs mounts make the set-up
+  // long enough to kill the parent in the middle of it.
+  ContainerSpec spec = Spec({"/bin/sleep", "100"});
+  for (int i = 0; i < 3000; ++i) {
+    spec.mounts.push_back({MountSpec::Kind::kTmpfs, "", "/t/" + std::to_string(i), false});
+  }
+  spec.limits.pids = 10;  // a cgroup, to watch the child through
+  auto controllers = DetectControllers();
+  ASSERT_TRUE(controllers.ok());
+  std::string procs;
+  for (const ControllerMount& c : *controllers) {
+    if (c.controller == "pids") procs = c.mount + "/" + spec.cgroup_parent + "/" + spec.id;
+  }
+  ASSERT_FALSE(procs.empty());
+  pid_t barge = ::fork();
+  ASSERT_GE(barge, 0);
+  if (barge == 0) {
+    auto c = Container::Start(spec);
+    if (c.ok()) (void)c->Wait();
+    ::_exit(0);
+  }
+  auto members = [&] {
+    Result<std::string> text = ReadFile(procs + "/cgroup.procs");
+    return text.ok() ? *text : std::string();
+  };
+  for (int i = 0; i < 2000 && members().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  ASSERT_EQ(::kill(barge, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(barge, &status, 0), barge);
+  for (int i = 0; i < 300 && !members().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(members(), "") << "the container outlived its barge process";
+  // The killed barge could not remove the cgroup (nor, before the fix, the container in it).
+  EXPECT_TRUE(Cgroup::Adopt({procs}).Remove().ok());
 }
 
 TEST_F(ContainerTest, OpenFileLimitIsClampedToOurHardLimit) {
@@ -346,6 +473,21 @@ TEST_F(ContainerTest, BuildStepLeavesOnlyItsOwnWritesInTheUpperLayer) {
   }
   // /etc stays: overlay copied it up to hold the mount point, as a plain directory entry.
   EXPECT_EQ(tree, "/etc\n/out\n/out/file\n");
+}
+
+TEST_F(ContainerTest, BuildStepTidyingDoesNotFollowTheCommandsSymlinks) {
+  // The command may replace a mount point's parent with a symlink to a host path; tidying the
+  // upper layer afterwards must not remove what that names on the host.
+  auto host = TempDir::Make("barge-host-");
+  ASSERT_TRUE(host.ok());
+  ASSERT_TRUE(WriteFile(host->path() + "/deep", "").ok());
+  ContainerSpec spec = Spec(
+      {"/bin/sh", "-c", "mv /cache /moved && ln -s " + host->path() + " /cache && echo swapped"});
+  spec.mounts.push_back({MountSpec::Kind::kTmpfs, "", "/cache/deep", false});
+  spec.remove_created_mount_points = true;
+  auto exit = RunContainer(spec);
+  ASSERT_TRUE(exit.ok()) << exit.status().message();
+  EXPECT_TRUE(PathExists(host->path() + "/deep")) << "a host file was removed";
 }
 
 TEST_F(ContainerTest, ReadOnlyRootRefusesWrites) {

@@ -15,6 +15,9 @@
 
 namespace barge::runtime {
 
+// Among them io_uring (its operations run where the filter cannot see them; Docker refuses it
+// since 25.0) and syslog (the host's kernel log, readable without CAP_SYSLOG unless
+// kernel.dmesg_restrict is set).
 const std::vector<const char*>& DeniedSyscalls() {
   static const std::vector<const char*> kDenied = {"acct",
                                                    "add_key",
@@ -31,6 +34,9 @@ const std::vector<const char*>& DeniedSyscalls() {
                                                    "get_kernel_syms",
                                                    "get_mempolicy",
                                                    "init_module",
+                                                   "io_uring_enter",
+                                                   "io_uring_register",
+                                                   "io_uring_setup",
                                                    "ioperm",
                                                    "iopl",
                                                    "kcmp",
@@ -64,6 +70,7 @@ const std::vector<const char*>& DeniedSyscalls() {
                                                    "swapoff",
                                                    "swapon",
                                                    "sysfs",
+                                                   "syslog",
                                                    "_sysctl",
                                                    "umount",
                                                    "umount2",

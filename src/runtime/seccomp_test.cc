@@ -53,6 +53,22 @@ TEST(SeccompTest, DeniedCallsFailWithEperm) {
             0);
 }
 
+TEST(SeccompTest, KernelLogAndIoUringAreRefused) {
+  // syslog needs CAP_SYSLOG only while kernel.dmesg_restrict is 1; Docker refuses it outright.
+  EXPECT_EQ(InChildWithFilter([]() -> long {
+              long rc = ::syscall(SYS_syslog, 10 /* SYSLOG_ACTION_SIZE_BUFFER */, nullptr, 0);
+              return rc == -1 && errno == EPERM ? 0 : 1;
+            }),
+            0);
+  // io_uring performs its operations outside the filter's sight (Docker refuses it since 25.0).
+  EXPECT_EQ(InChildWithFilter([]() -> long {
+              char params[120] = {};  // struct io_uring_params
+              long rc = ::syscall(SYS_io_uring_setup, 1, params);
+              return rc == -1 && errno == EPERM ? 0 : 1;
+            }),
+            0);
+}
+
 TEST(SeccompTest, CloneMayNotCreateAUserNamespace) {
   EXPECT_EQ(InChildWithFilter([]() -> long {
               long rc = ::syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, 0);

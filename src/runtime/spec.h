@@ -23,6 +23,10 @@ struct MountSpec {
   std::string source;       // host path (kBind); unused for kTmpfs
   std::string destination;  // absolute path inside the container
   bool read_only = false;
+  // kTmpfs only: mounted noexec (always nosuid and nodev), and tmpfs options such as
+  // "size=64m,mode=755" (validated by the caller; mode defaults to 1777).
+  bool no_exec = false;
+  std::string tmpfs_options;
 };
 
 struct Limits {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,11 +13,19 @@
 namespace barge::runtime::detail {
 namespace {
 
-// Reads a small file into `buf` (NUL-terminated); a missing file reads as empty.
+// Reads a small file into `buf` (NUL-terminated); a missing file reads as empty, and so does
+// anything but a regular file: the image controls the path, and the child reads it with full
+// capabilities before barge watches it, so a FIFO or /proc/kmsg must neither block nor be
+// consumed (O_NONBLOCK, then fstat).
 void ReadSmallFile(const char* path, char* buf, size_t size) {
   buf[0] = '\0';
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return;
+  }
   size_t used = 0;
   while (used + 1 < size) {
     ssize_t n = ::read(fd, buf + used, size - 1 - used);

@@ -78,6 +78,11 @@ Result<Volume> VolumeStore::Inspect(const std::string& name) const {
 Result<Volume> VolumeStore::Create(const std::string& name) {
   RETURN_IF_ERROR(ValidateVolumeName(name));
   if (Result<Volume> existing = Inspect(name); existing.ok()) return existing;
+  // Only root may enter <root>/volumes: a container's root can leave a set-uid program in a
+  // volume, which a host user who reached it could run (CVE-2021-41091). The volume's own
+  // directories keep 0755, as the container sees `_data`'s mode at its mount point.
+  RETURN_IF_ERROR(MakeDirs(dir_, 0700));
+  if (::chmod(dir_.c_str(), 0700) != 0) return ErrnoError("chmod " + dir_);
   std::string dir = dir_ + "/" + name;
   RETURN_IF_ERROR(MakeDirs(dir + "/_data"));
   nlohmann::json meta = {{"name", name}, {"created_at", NowRfc3339()}};

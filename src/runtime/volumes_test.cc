@@ -1,5 +1,7 @@
 #include "runtime/volumes.h"
 
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 #include "base/file_util.h"
@@ -50,6 +52,24 @@ TEST(VolumeStoreTest, CreateListInspectRemove) {
   ASSERT_TRUE(store.Remove("cache").ok());
   EXPECT_FALSE(PathExists(v->mountpoint));
   EXPECT_EQ(store.Remove("cache").code(), StatusCode::kNotFound);
+}
+
+TEST(VolumeStoreTest, VolumesAreNotReachableByOtherHostUsers) {
+  // A container's root may leave a set-uid root program in a volume (it has CAP_FSETID and
+  // CAP_CHOWN); a host user who can reach the volume's directory could run it
+  // (CVE-2021-41091). Only root may enter <root>/volumes.
+  auto root = TempDir::Make();
+  ASSERT_TRUE(root.ok());
+  ASSERT_EQ(::chmod(root->path().c_str(), 0755), 0);
+  ASSERT_TRUE(VolumeStore(root->path()).Create("cache").ok());
+  struct stat st {};
+  ASSERT_EQ(::stat((root->path() + "/volumes").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 077, 0u) << std::oct << (st.st_mode & 07777);
+  // A volumes directory an older barge made open is closed too.
+  ASSERT_EQ(::chmod((root->path() + "/volumes").c_str(), 0755), 0);
+  ASSERT_TRUE(VolumeStore(root->path()).Create("other").ok());
+  ASSERT_EQ(::stat((root->path() + "/volumes").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 077, 0u) << std::oct << (st.st_mode & 07777);
 }
 
 }  // namespace
