@@ -200,7 +200,9 @@ Actual RunEngine(const Input& in, size_t batch, EventTime bound, Assigner assign
 void ExpectInteresting(const Expected& e, EventTime lateness) {
   EXPECT_FALSE(e.results.empty());
   EXPECT_FALSE(e.late.empty());
-  if (lateness > 0) EXPECT_GT(e.late_firings, 0u);
+  if (lateness > 0) {
+    EXPECT_GT(e.late_firings, 0u);
+  }
 }
 
 void ExpectSame(Actual a, Expected e) {
