@@ -515,36 +515,56 @@ Result<TarDigests> ExtractTar(int fd, const std::string& root, const ExtractOpti
   return reader->Finish();
 }
 
+// A raw gzip stream to `sink` holding one entry ("layer.tar") whose data the caller writes,
+// hashing and counting the compressed bytes on the way. Heap-allocated: libarchive keeps its
+// address as the write callback's argument.
+struct GzipOut {
+  const ByteSink* sink = nullptr;
+  Sha256 hash;
+  uint64_t size = 0;
+  Status error;  // the sink's first failure
+  WriteArchive gz;
+
+  // `level` < 0: libarchive's default compression level.
+  static Result<std::unique_ptr<GzipOut>> Open(const ByteSink& sink, int level) {
+    auto out = std::make_unique<GzipOut>();
+    out->sink = &sink;
+    out->gz.reset(archive_write_new());
+    struct archive* gz = out->gz.get();
+    if (gz == nullptr) return Internal("libarchive: out of memory");
+    archive_write_set_format_raw(gz);
+    archive_write_add_filter_gzip(gz);
+    if (level >= 0) {
+      archive_write_set_filter_option(gz, "gzip", "compression-level",
+                                      std::to_string(level).c_str());
+    }
+    archive_write_set_bytes_in_last_block(gz, 1);
+    auto write_cb = [](struct archive*, void* p, const void* buf, size_t n) -> la_ssize_t {
+      auto* o = static_cast<GzipOut*>(p);
+      o->hash.Update(buf, n);
+      o->size += n;
+      o->error = (*o->sink)(std::string_view(static_cast<const char*>(buf), n));
+      return o->error.ok() ? static_cast<la_ssize_t>(n) : -1;
+    };
+    if (archive_write_open(gz, out.get(), nullptr, write_cb, nullptr) != ARCHIVE_OK)
+      return Internal("gzip: " + ArchiveError(gz));
+    Entry raw(archive_entry_new());
+    archive_entry_set_filetype(raw.get(), AE_IFREG);
+    archive_entry_set_pathname(raw.get(), "layer.tar");
+    if (archive_write_header(gz, raw.get()) != ARCHIVE_OK)
+      return Internal("gzip: " + ArchiveError(gz));
+    return out;
+  }
+};
+
 Result<TarDigests> RecompressTar(int fd, const ByteSink& sink, const ExtractOptions& options) {
   // gzip writer fed with the uncompressed stream as the tar reader pulls it through.
-  struct Out {
-    const ByteSink* sink;
-    Sha256 hash;
-    uint64_t size = 0;
-    Status error;
-  } out{&sink, {}, 0, {}};
-  WriteArchive gz(archive_write_new());
-  if (!gz) return Internal("libarchive: out of memory");
-  archive_write_set_format_raw(gz.get());
-  archive_write_add_filter_gzip(gz.get());
-  archive_write_set_bytes_in_last_block(gz.get(), 1);
-  auto write_cb = [](struct archive*, void* p, const void* buf, size_t n) -> la_ssize_t {
-    auto* o = static_cast<Out*>(p);
-    o->hash.Update(buf, n);
-    o->size += n;
-    o->error = (*o->sink)(std::string_view(static_cast<const char*>(buf), n));
-    return o->error.ok() ? static_cast<la_ssize_t>(n) : -1;
-  };
-  if (archive_write_open(gz.get(), &out, nullptr, write_cb, nullptr) != ARCHIVE_OK)
-    return Internal("gzip: " + ArchiveError(gz.get()));
-  Entry raw(archive_entry_new());
-  archive_entry_set_filetype(raw.get(), AE_IFREG);
-  archive_entry_set_pathname(raw.get(), "layer.tar");
-  if (archive_write_header(gz.get(), raw.get()) != ARCHIVE_OK)
-    return Internal("gzip: " + ArchiveError(gz.get()));
+  ASSIGN_OR_RETURN(std::unique_ptr<GzipOut> gzip, GzipOut::Open(sink, -1));
+  GzipOut& out = *gzip;
+  struct archive* gz = out.gz.get();
   ByteSink tee = [&](std::string_view bytes) -> Status {
-    if (archive_write_data(gz.get(), bytes.data(), bytes.size()) < 0) {
-      return out.error.ok() ? Internal("gzip: " + ArchiveError(gz.get())) : out.error;
+    if (archive_write_data(gz, bytes.data(), bytes.size()) < 0) {
+      return out.error.ok() ? Internal("gzip: " + ArchiveError(gz)) : out.error;
     }
     return Status::Ok();
   };
@@ -563,8 +583,8 @@ Result<TarDigests> RecompressTar(int fd, const ByteSink& sink, const ExtractOpti
     if (archive_read_data_skip(reader->tar()) != ARCHIVE_OK) return reader->Fail("read");
   }
   ASSIGN_OR_RETURN(TarDigests d, reader->Finish());
-  if (archive_write_close(gz.get()) != ARCHIVE_OK)
-    return out.error.ok() ? Internal("gzip: " + ArchiveError(gz.get())) : out.error;
+  if (archive_write_close(gz) != ARCHIVE_OK)
+    return out.error.ok() ? Internal("gzip: " + ArchiveError(gz)) : out.error;
   d.entries = entries;
   d.compressed_digest = out.hash.FinishDigest();
   d.compressed_size = out.size;
@@ -750,41 +770,18 @@ std::vector<std::pair<std::string, std::string>> LayerXattrs(int fd) {
 
 Result<TarDigests> WriteLayerFromDir(const std::string& dir, const ByteSink& sink,
                                      const WriteLayerOptions& options) {
-  struct Out {
-    const ByteSink* sink;
-    Sha256 hash;
-    uint64_t size = 0;
-    Status error;
-  } out{&sink, {}, 0, {}};
   struct Mid {
     struct archive* gz;
     Sha256 hash;
     uint64_t size = 0;
   } mid{nullptr, {}, 0};
 
-  WriteArchive gz(archive_write_new());
+  ASSIGN_OR_RETURN(std::unique_ptr<GzipOut> gzip, GzipOut::Open(sink, options.gzip_level));
+  GzipOut& out = *gzip;
+  struct archive* gz = out.gz.get();
   WriteArchive tar(archive_write_new());
-  if (!gz || !tar) return Internal("libarchive: out of memory");
-  mid.gz = gz.get();
-  archive_write_set_format_raw(gz.get());
-  archive_write_add_filter_gzip(gz.get());
-  archive_write_set_filter_option(gz.get(), "gzip", "compression-level",
-                                  std::to_string(options.gzip_level).c_str());
-  archive_write_set_bytes_in_last_block(gz.get(), 1);
-  auto out_cb = [](struct archive*, void* p, const void* buf, size_t n) -> la_ssize_t {
-    auto* o = static_cast<Out*>(p);
-    o->hash.Update(buf, n);
-    o->size += n;
-    o->error = (*o->sink)(std::string_view(static_cast<const char*>(buf), n));
-    return o->error.ok() ? static_cast<la_ssize_t>(n) : -1;
-  };
-  if (archive_write_open(gz.get(), &out, nullptr, out_cb, nullptr) != ARCHIVE_OK)
-    return Internal("gzip: " + ArchiveError(gz.get()));
-  Entry raw(archive_entry_new());
-  archive_entry_set_filetype(raw.get(), AE_IFREG);
-  archive_entry_set_pathname(raw.get(), "layer.tar");
-  if (archive_write_header(gz.get(), raw.get()) != ARCHIVE_OK)
-    return Internal("gzip: " + ArchiveError(gz.get()));
+  if (!tar) return Internal("libarchive: out of memory");
+  mid.gz = gz;
 
   archive_write_set_format_pax_restricted(tar.get());
   archive_write_set_bytes_per_block(tar.get(), 512);
@@ -806,8 +803,8 @@ Result<TarDigests> WriteLayerFromDir(const std::string& dir, const ByteSink& sin
   if (!st.ok()) return out.error.ok() ? st : out.error;
   if (archive_write_close(tar.get()) != ARCHIVE_OK)
     return out.error.ok() ? IoError("tar: " + ArchiveError(tar.get())) : out.error;
-  if (archive_write_close(gz.get()) != ARCHIVE_OK)
-    return out.error.ok() ? IoError("gzip: " + ArchiveError(gz.get())) : out.error;
+  if (archive_write_close(gz) != ARCHIVE_OK)
+    return out.error.ok() ? IoError("gzip: " + ArchiveError(gz)) : out.error;
   TarDigests d;
   d.diff_id = mid.hash.FinishDigest();
   d.uncompressed_size = mid.size;
