@@ -21,6 +21,7 @@
 #include "base/file_util.h"
 #include "base/open_beneath.h"
 #include "base/unique_fd.h"
+#include "oci/detail/path.h"
 #include "oci/digest.h"
 
 namespace barge::oci {
@@ -198,28 +199,15 @@ Result<std::vector<std::string>> SplitEntryPath(std::string_view path, const std
     return InvalidArgument(fmt::format("{}: entry '{}' has an absolute path", what, path));
   }
   std::vector<std::string> comps;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string_view::npos) end = path.size();
-    std::string_view c = path.substr(start, end - start);
-    if (c == "..") {
-      return InvalidArgument(fmt::format("{}: entry '{}' contains '..'", what, path));
-    }
-    if (!c.empty() && c != ".") comps.emplace_back(c);
-    start = end + 1;
-  }
+  bool ok = detail::ForEachComponent(path, [&](std::string_view c) {
+    comps.emplace_back(c);
+    return c != "..";
+  });
+  if (!ok) return InvalidArgument(fmt::format("{}: entry '{}' contains '..'", what, path));
   return comps;
 }
 
-std::string Join(const std::vector<std::string>& comps, size_t n) {
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    if (i > 0) out += '/';
-    out += comps[i];
-  }
-  return out;
-}
+using detail::JoinPath;
 
 int OpenAt2(int dirfd, const std::string& path, int flags) {
   return OpenBeneathRaw(dirfd, path, flags);
@@ -243,28 +231,28 @@ class Extractor {
       if (fd < 0) return ErrnoError("dup");
       return UniqueFd(fd);
     }
-    int fd = OpenAt2(root_fd_.get(), Join(comps, n), O_RDONLY | O_DIRECTORY);
+    int fd = OpenAt2(root_fd_.get(), JoinPath(comps, n), O_RDONLY | O_DIRECTORY);
     if (fd >= 0) return UniqueFd(fd);
     if (errno != ENOENT || !create) {
-      return ErrnoError(
-          fmt::format("{}: entry '{}': open parent '{}'", options_.what, entry, Join(comps, n)));
+      return ErrnoError(fmt::format("{}: entry '{}': open parent '{}'", options_.what, entry,
+                                    JoinPath(comps, n)));
     }
     // Walk down, creating what is missing. Each mkdirat names one plain component inside a
     // directory that was itself resolved beneath the root.
     UniqueFd cur;
     ASSIGN_OR_RETURN(cur, OpenDir(comps, 0, false, entry));
     for (size_t i = 1; i <= n; ++i) {
-      int next = OpenAt2(root_fd_.get(), Join(comps, i), O_RDONLY | O_DIRECTORY);
+      int next = OpenAt2(root_fd_.get(), JoinPath(comps, i), O_RDONLY | O_DIRECTORY);
       if (next < 0 && errno == ENOENT) {
         if (::mkdirat(cur.get(), comps[i - 1].c_str(), 0755) != 0 && errno != EEXIST) {
           return ErrnoError(
-              fmt::format("{}: entry '{}': mkdir '{}'", options_.what, entry, Join(comps, i)));
+              fmt::format("{}: entry '{}': mkdir '{}'", options_.what, entry, JoinPath(comps, i)));
         }
-        next = OpenAt2(root_fd_.get(), Join(comps, i), O_RDONLY | O_DIRECTORY);
+        next = OpenAt2(root_fd_.get(), JoinPath(comps, i), O_RDONLY | O_DIRECTORY);
       }
       if (next < 0) {
-        return ErrnoError(
-            fmt::format("{}: entry '{}': open parent '{}'", options_.what, entry, Join(comps, i)));
+        return ErrnoError(fmt::format("{}: entry '{}': open parent '{}'", options_.what, entry,
+                                      JoinPath(comps, i)));
       }
       cur.Reset(next);
     }
@@ -405,7 +393,7 @@ class Extractor {
         // must stay removable.
         if (::fchmod(dir.get(), 0700) != 0)
           return ErrnoError(fmt::format("{}: entry '{}': chmod", options_.what, entry));
-        dir_modes_[Join(comps, comps.size())] = perm;
+        dir_modes_[JoinPath(comps, comps.size())] = perm;
         ApplyXattrs(dir.get(), e);
         return Status::Ok();
       }

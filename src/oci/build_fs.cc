@@ -17,42 +17,23 @@ namespace barge::oci::detail {
 
 std::vector<std::string> SplitPath(std::string_view path) {
   std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string_view::npos) end = path.size();
-    std::string_view c = path.substr(start, end - start);
-    if (c == "..") {
-      if (!out.empty()) out.pop_back();
-    } else if (!c.empty() && c != ".") {
+  ForEachComponent(path, [&](std::string_view c) {
+    if (c != "..") {
       out.emplace_back(c);
+    } else if (!out.empty()) {
+      out.pop_back();
     }
-    start = end + 1;
-  }
+    return true;
+  });
   return out;
 }
 
 bool ClimbsAboveRoot(std::string_view path) {
   int depth = 0;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string_view::npos) end = path.size();
-    std::string_view c = path.substr(start, end - start);
-    if (c == "..") {
-      if (--depth < 0) return true;
-    } else if (!c.empty() && c != ".") {
-      ++depth;
-    }
-    start = end + 1;
-  }
-  return false;
-}
-
-std::string JoinPath(const std::vector<std::string>& comps, size_t n) {
-  std::string out;
-  for (size_t i = 0; i < std::min(n, comps.size()); ++i) out += (i ? "/" : "") + comps[i];
-  return out;
+  return !ForEachComponent(path, [&](std::string_view c) {
+    depth += c == ".." ? -1 : 1;
+    return depth >= 0;
+  });
 }
 
 std::vector<std::string> ListDir(int dirfd) {

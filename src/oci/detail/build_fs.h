@@ -23,6 +23,7 @@
 #include "base/open_beneath.h"
 #include "base/unique_fd.h"
 #include "oci/archive.h"
+#include "oci/detail/path.h"
 #include "oci/digest.h"
 
 namespace barge::oci::detail {
@@ -31,7 +32,6 @@ inline constexpr const char* kOpaqueXattr = "trusted.overlay.opaque";
 
 // Lexical clean-up: drops '.', empty components and '..' (never climbing above the start).
 std::vector<std::string> SplitPath(std::string_view path);
-std::string JoinPath(const std::vector<std::string>& comps, size_t n = std::string::npos);
 // Whether `path`, read lexically, climbs above its starting directory ("a/../../b").
 bool ClimbsAboveRoot(std::string_view path);
 // Sorted names in a directory (without . and ..).
