@@ -161,6 +161,24 @@ bool CheckNotOurBinary(const char* exe, ChildFailure* f) {
   return true;
 }
 
+// A one-byte message with room for one passed file descriptor (SCM_RIGHTS), for handing the
+// terminal's master between the container's child and barge. Not copyable: msg points into it.
+struct FdMessage {
+  explicit FdMessage(char b) : byte(b) {
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+  }
+  FdMessage(const FdMessage&) = delete;
+  FdMessage& operator=(const FdMessage&) = delete;
+
+  char byte;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+};
+
 // Opens a pty in the container's own devpts (so that its name resolves inside), sends the master
 // to the parent over `console_fd` and makes the slave stdin, stdout, stderr and the controlling
 // terminal.
@@ -171,20 +189,13 @@ bool OpenTerminal(int console_fd, ChildFailure* f) {
   if (::ioctl(master, TIOCSPTLCK, &unlock) != 0) return Fail(f, "unlock pty", nullptr, errno);
   int slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
   if (slave < 0) return Fail(f, "open pty peer", nullptr, errno);
-  char byte = 't';
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  FdMessage m('t');
+  cmsghdr* cmsg = CMSG_FIRSTHDR(&m.msg);
   cmsg->cmsg_level = SOL_SOCKET;
   cmsg->cmsg_type = SCM_RIGHTS;
   cmsg->cmsg_len = CMSG_LEN(sizeof(int));
   memcpy(CMSG_DATA(cmsg), &master, sizeof(int));
-  if (::sendmsg(console_fd, &msg, 0) != 1)
+  if (::sendmsg(console_fd, &m.msg, 0) != 1)
     return Fail(f, "send the terminal to barge", nullptr, errno);
   ::close(master);
   for (int i = 0; i < 3; ++i) {
@@ -197,19 +208,12 @@ bool OpenTerminal(int console_fd, ChildFailure* f) {
 
 // Receives the terminal's master from the child; an invalid fd when the child failed first.
 UniqueFd ReceiveTerminal(int console_fd) {
-  char byte = 0;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
+  FdMessage m(0);
   ssize_t n;
   do {
-    n = ::recvmsg(console_fd, &msg, MSG_CMSG_CLOEXEC);
+    n = ::recvmsg(console_fd, &m.msg, MSG_CMSG_CLOEXEC);
   } while (n < 0 && errno == EINTR);
-  cmsghdr* cmsg = n == 1 ? CMSG_FIRSTHDR(&msg) : nullptr;
+  cmsghdr* cmsg = n == 1 ? CMSG_FIRSTHDR(&m.msg) : nullptr;
   if (cmsg == nullptr || cmsg->cmsg_type != SCM_RIGHTS) return UniqueFd();
   int fd = -1;
   memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
