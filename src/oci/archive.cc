@@ -472,6 +472,20 @@ class Extractor {
   std::map<std::string, mode_t> dir_modes_;  // directory entries -> their modes, for FinishDirs
 };
 
+// The next entry of `reader`, or nullptr at the end; counts entries against the limit.
+Result<struct archive_entry*> NextEntry(TarReader& reader, const ExtractOptions& options,
+                                        uint64_t& entries) {
+  struct archive_entry* e = nullptr;
+  int rc = archive_read_next_header(reader.tar(), &e);
+  if (rc == ARCHIVE_EOF) return static_cast<struct archive_entry*>(nullptr);
+  if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) return reader.Fail("read");
+  if (++entries > options.max_entries) {
+    return InvalidArgument(
+        fmt::format("{}: more than {} entries", options.what, options.max_entries));
+  }
+  return e;
+}
+
 }  // namespace
 
 Result<TarDigests> ExtractTar(int fd, const std::string& root, const ExtractOptions& options) {
@@ -488,14 +502,8 @@ Result<TarDigests> ExtractTar(int fd, const std::string& root, const ExtractOpti
   ASSIGN_OR_RETURN(std::unique_ptr<TarReader> reader, TarReader::Open(fd, bounded, nullptr));
   uint64_t entries = 0;
   for (;;) {
-    struct archive_entry* e = nullptr;
-    int rc = archive_read_next_header(reader->tar(), &e);
-    if (rc == ARCHIVE_EOF) break;
-    if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) return reader->Fail("read");
-    if (++entries > options.max_entries) {
-      return InvalidArgument(
-          fmt::format("{}: more than {} entries", options.what, options.max_entries));
-    }
+    ASSIGN_OR_RETURN(struct archive_entry * e, NextEntry(*reader, options, entries));
+    if (e == nullptr) break;
     RETURN_IF_ERROR(extractor.Entry(*reader, e, reader->digests()));
   }
   RETURN_IF_ERROR(extractor.FinishDirs());
@@ -559,13 +567,8 @@ Result<TarDigests> RecompressTar(int fd, const ByteSink& sink, const ExtractOpti
   ASSIGN_OR_RETURN(std::unique_ptr<TarReader> reader, TarReader::Open(fd, options, &tee));
   uint64_t entries = 0;
   for (;;) {
-    struct archive_entry* e = nullptr;
-    int rc = archive_read_next_header(reader->tar(), &e);
-    if (rc == ARCHIVE_EOF) break;
-    if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) return reader->Fail("read");
-    if (++entries > options.max_entries)
-      return InvalidArgument(
-          fmt::format("{}: more than {} entries", options.what, options.max_entries));
+    ASSIGN_OR_RETURN(struct archive_entry * e, NextEntry(*reader, options, entries));
+    if (e == nullptr) break;
     const char* path = archive_entry_pathname(e);
     RETURN_IF_ERROR(SplitEntryPath(path != nullptr ? path : "", options.what).status());
     if (archive_read_data_skip(reader->tar()) != ARCHIVE_OK) return reader->Fail("read");
