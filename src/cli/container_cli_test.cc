@@ -405,7 +405,7 @@ TEST_F(ContainerCliTest, ContainerSeesOnlyStdioAndDefaultCapabilities) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "0\n1\n2\n3\n");
   r = Run({"--rm"}, {"grep", "CapEff", "/proc/self/status"});
-  EXPECT_EQ(r.out, "CapEff:\t00000000a00425fb\n");
+  EXPECT_EQ(r.out, "CapEff:\t00000000a80425fb\n");
 }
 
 TEST_F(ContainerCliTest, EnvWorkdirUserAndEntrypoint) {
@@ -490,7 +490,7 @@ TEST_F(ContainerCliTest, RunsAnImageWithItsConfig) {
   build = Barge({"build", "-t", "ran", root_.path()});
   ASSERT_EQ(build.exit_code, 0) << build.err;
   r = with({"ran", "cat", "/status"});
-  EXPECT_EQ(r.out, "CapEff:\t00000000a00425fb\nSeccomp:\t2\n") << r.err;
+  EXPECT_EQ(r.out, "CapEff:\t00000000a80425fb\nSeccomp:\t2\n") << r.err;
   r = with({"busybox", "cat", "/etc/hostname"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.size(), 13u) << r.out;  // the short id

@@ -13,14 +13,15 @@
 namespace barge::runtime {
 
 const std::vector<std::string>& DefaultCapabilities() {
-  // Docker's default set without CAP_MKNOD (as Podman): Docker pairs MKNOD with a device cgroup
-  // that only lets the standard devices be opened; barge has no device cgroup (joining a v1
-  // cgroup costs an RCU grace period, and v2 needs a BPF program), so a container that could
-  // mknod could open the host's disks.
+  // Docker's default set. Docker pairs CAP_MKNOD with a device cgroup that only lets the
+  // standard devices be opened; barge has none (joining a v1 cgroup costs an RCU grace period, and
+  // v2 needs a BPF program), so every file system a container can write to is mounted nodev
+  // instead (mounts.cc): a device node it makes can be made, copied into a layer, but not opened.
   static const std::vector<std::string> kDefault = {
-      "CAP_CHOWN",      "CAP_DAC_OVERRIDE", "CAP_FSETID",     "CAP_FOWNER",  "CAP_NET_RAW",
-      "CAP_SETGID",     "CAP_SETUID",       "CAP_SETFCAP",    "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-      "CAP_SYS_CHROOT", "CAP_KILL",         "CAP_AUDIT_WRITE"};
+      "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
+      "CAP_MKNOD",   "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
+      "CAP_SETFCAP", "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+      "CAP_KILL",    "CAP_AUDIT_WRITE"};
   return kDefault;
 }
 

@@ -1,5 +1,5 @@
-// Capabilities: the container's process keeps Docker's default set (without CAP_MKNOD) and
-// nothing else; its inheritable set is empty.
+// Capabilities: the container's process keeps Docker's default set and nothing else; its
+// inheritable set is empty.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +11,7 @@
 
 namespace barge::runtime {
 
-// Docker's default capability names (CAP_CHOWN, CAP_DAC_OVERRIDE, ...) without CAP_MKNOD.
+// Docker's default capability names (CAP_CHOWN, CAP_DAC_OVERRIDE, ..., CAP_MKNOD).
 const std::vector<std::string>& DefaultCapabilities();
 
 // A capability set as the kernel's bit mask, with the highest capability the kernel knows.

@@ -247,10 +247,14 @@ constexpr const char* kMaskedPaths[] = {"/proc/asound",
 constexpr const char* kReadOnlyPaths[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
                                           "/proc/sysrq-trigger"};
 
+// The container keeps CAP_MKNOD (Docker's default set) but has no device cgroup, so every file
+// system it can write to is nodev: a node it makes cannot be opened. /dev itself too: its few
+// devices are made while the tmpfs still allows them, each is bound onto itself (a bind mount
+// keeps the flags of the mount it was made from), and then the tmpfs becomes nodev.
 bool SetUpDev(ChildFailure* f) {
+  constexpr const char* kDevData = "mode=755,size=65536k";
   if (!MakeDir("/dev", 0755, f)) return false;
-  if (!Mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k",
-             "mount tmpfs on", f)) {
+  if (!Mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, kDevData, "mount tmpfs on", f)) {
     return false;
   }
   for (const Device& d : kDevices) {
@@ -259,6 +263,11 @@ bool SetUpDev(ChildFailure* f) {
     }
     // mknod applies the umask; the devices must be usable by every user.
     if (::chmod(d.path, 0666) != 0) return Fail(f, "chmod", d.path, errno);
+    if (!Mount(d.path, d.path, nullptr, MS_BIND, nullptr, "bind", f)) return false;
+  }
+  if (!Mount("tmpfs", "/dev", nullptr, MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_STRICTATIME, kDevData,
+             "remount nodev", f)) {
+    return false;
   }
   if (!MakeDir("/dev/pts", 0755, f) || !MakeDir("/dev/shm", 01777, f) ||
       !MakeDir("/dev/mqueue", 0755, f)) {
@@ -353,13 +362,13 @@ bool CloneBinds(const MountPlan& plan, int* trees, ChildFailure* f) {
                                         OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
     if (fd < 0) return Fail(f, "clone mount of", b.source.c_str(), errno);
     trees[i] = fd;
-    if (b.read_only) {
-      mount_attr attr{};
-      attr.attr_set = MOUNT_ATTR_RDONLY;
-      if (::syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) !=
-          0) {
-        return Fail(f, "make read-only", b.source.c_str(), errno);
-      }
+    // nodev: the container may make device nodes (CAP_MKNOD), never open them (see SetUpDev).
+    mount_attr attr{};
+    attr.attr_set = MOUNT_ATTR_NODEV | (b.read_only ? MOUNT_ATTR_RDONLY : 0);
+    if (::syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) !=
+        0) {
+      return Fail(f, b.read_only ? "make read-only and nodev" : "make nodev", b.source.c_str(),
+                  errno);
     }
   }
   return true;
@@ -388,7 +397,7 @@ bool SetUpRootfs(const MountPlan& plan, ChildFailure* f) {
   if (!plan.overlay_chdir.empty() && ::chdir(plan.overlay_chdir.c_str()) != 0) {
     return Fail(f, "chdir", plan.overlay_chdir.c_str(), errno);
   }
-  if (!Mount("overlay", plan.rootfs.c_str(), "overlay", 0, plan.overlay_data.c_str(),
+  if (!Mount("overlay", plan.rootfs.c_str(), "overlay", MS_NODEV, plan.overlay_data.c_str(),
              "mount overlay on", f)) {
     return false;
   }
