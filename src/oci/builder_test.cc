@@ -9,7 +9,6 @@
 
 #include "base/file_util.h"
 #include "oci/digest.h"
-#include "oci/namespace_executor.h"
 #include "oci/test_util.h"
 #include "oci/transfer.h"
 
@@ -515,125 +514,6 @@ TEST_F(BuilderTest, BuildArgsAndVariables) {
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->image.config.env, std::vector<std::string>{"GREETING=hello barge"});
   EXPECT_TRUE(PathExists(UnpackLayer(r->image, 1) + "/barge.txt"));
-}
-
-TEST_F(BuilderTest, RealRunWithChrootExecutor) {
-  if (::geteuid() != 0 || !PathExists("/bin/busybox"))
-    GTEST_SKIP() << "needs root and /bin/busybox";
-  ASSERT_TRUE(MakeDirs(tmp_.path() + "/bb/bin").ok());
-  auto busybox = ReadFile("/bin/busybox");
-  ASSERT_TRUE(busybox.ok());
-  std::string rootfs = tmp_.path() + "/bb.tar";
-  ASSERT_TRUE(
-      WriteFile(rootfs, MakeTar({{"bin/busybox", TarEntry::kFile, *busybox, "", 0755},
-                                 {"bin/sh", TarEntry::kSymlink, "", "busybox"},
-                                 {"etc/passwd", TarEntry::kFile,
-                                  "root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n"},
-                                 {"tmp", TarEntry::kDir, "", "", 01777}}))
-          .ok());
-  auto fd = OpenFile(rootfs, O_RDONLY);
-  ASSERT_TRUE(ImportRootfs(*store_, fd->get(), "busybox:test").ok());
-  Containerfile(
-      "FROM busybox:test\n"
-      "WORKDIR /work\n"
-      "RUN echo hi > /x && pwd > /pwd && busybox id -u > /uid\n"
-      "USER nobody\n"
-      "RUN busybox id -u > /tmp/nobody\n");
-  NamespaceRunExecutor executor;
-  BuildOptions options;
-  options.executor = &executor;
-  auto r = Build(options);
-  ASSERT_TRUE(r.ok()) << r.status().message();
-  EXPECT_EQ(ListTree(UnpackLayer(r->image, 1)), std::vector<std::string>{"work"});
-  std::string l = UnpackLayer(r->image, 2);
-  EXPECT_EQ(*ReadFile(l + "/x"), "hi\n");
-  EXPECT_EQ(*ReadFile(l + "/pwd"), "/work\n");
-  EXPECT_EQ(*ReadFile(l + "/uid"), "0\n");
-  EXPECT_EQ(*ReadFile(UnpackLayer(r->image, 3) + "/tmp/nobody"), "65534\n");
-  // No mounts (CAP_SYS_ADMIN is dropped), and the network is not there.
-  Containerfile("FROM busybox:test\nRUN busybox mount -t tmpfs none /tmp\n");
-  r = Build(options);
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("exited with status"), std::string::npos)
-      << r.status().message();
-  Containerfile("FROM busybox:test\nRUN busybox wget -q -T 2 http://1.1.1.1/ -O /dev/null\n");
-  r = Build(options);
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("exited with status"), std::string::npos)
-      << r.status().message();
-}
-
-// A busybox image tagged `tag`, with `extra` entries (e.g. proc and dev dirs) on top.
-Status ImportBusybox(ImageStore& store, const std::string& dir, const std::string& tag,
-                     std::vector<TarEntry> extra = {}) {
-  ASSIGN_OR_RETURN(std::string busybox, ReadFile("/bin/busybox"));
-  std::vector<TarEntry> entries = {
-      {"bin/busybox", TarEntry::kFile, busybox, "", 0755},
-      {"bin/sh", TarEntry::kSymlink, "", "busybox"},
-      {"etc/passwd", TarEntry::kFile, "root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n"},
-      {"tmp", TarEntry::kDir, "", "", 01777}};
-  for (TarEntry& e : extra) entries.push_back(std::move(e));
-  std::string rootfs = dir + "/" + tag + ".tar";
-  RETURN_IF_ERROR(WriteFile(rootfs, MakeTar(entries)));
-  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(rootfs, O_RDONLY));
-  RETURN_IF_ERROR(ImportRootfs(store, fd.get(), tag).status());
-  return Status::Ok();
-}
-
-TEST_F(BuilderTest, RunCannotReachHostKernelKnobs) {
-  if (::geteuid() != 0 || !PathExists("/bin/busybox"))
-    GTEST_SKIP() << "needs root and /bin/busybox";
-  ASSERT_TRUE(
-      ImportBusybox(*store_, tmp_.path(), "confined:1",
-                    {{"proc", TarEntry::kDir, "", "", 0555}, {"dev", TarEntry::kDir, "", "", 0755}})
-          .ok());
-  NamespaceRunExecutor executor(/*quiet=*/true);
-  BuildOptions options;
-  options.executor = &executor;
-  auto run_fails = [&](const std::string& command) {
-    Containerfile("FROM confined:1\nRUN " + command + "\n");
-    auto r = Build(options);
-    return !r.ok() && r.status().message().find("exited with status") != std::string::npos;
-  };
-  // The baseline: /proc is there and the shell works.
-  Containerfile("FROM confined:1\nRUN busybox test -r /proc/self/status\n");
-  auto r = Build(options);
-  ASSERT_TRUE(r.ok()) << r.status().message();
-  // Rewrites the current value, so a failure of this test leaves the host as it was.
-  EXPECT_TRUE(
-      run_fails("busybox cat /proc/sys/kernel/core_pattern > /tmp/cp && "
-                "busybox cat /tmp/cp > /proc/sys/kernel/core_pattern"));
-  Containerfile(
-      "FROM confined:1\nRUN busybox grep -q '^[^ ]* [^ ]* [^ ]* [^ ]* /proc/sys ro,' "
-      "/proc/self/mountinfo\n");
-  r = Build(options);
-  EXPECT_TRUE(r.ok()) << r.status().message();
-  EXPECT_TRUE(run_fails("busybox mknod /tmp/disk b 8 0"));
-  // Masked: readable (it is /dev/null) but empty. (Some kernels have no /proc/kcore.)
-  EXPECT_TRUE(run_fails("busybox test -s /proc/timer_list"));
-  EXPECT_TRUE(run_fails("busybox test -s /proc/keys"));
-  EXPECT_TRUE(run_fails("busybox test -s /proc/kcore"));
-  EXPECT_TRUE(run_fails("busybox ls /proc/scsi/* /proc/acpi/*"));
-}
-
-TEST_F(BuilderTest, RunRefusesSymlinkedMountTargets) {
-  if (::geteuid() != 0 || !PathExists("/bin/busybox"))
-    GTEST_SKIP() << "needs root and /bin/busybox";
-  // Before pivot_root, "/proc" -> a host dir would put the mount on the host's path.
-  std::string host_dir = tmp_.path() + "/host-dir";
-  ASSERT_TRUE(MakeDirs(host_dir).ok());
-  ASSERT_TRUE(ImportBusybox(*store_, tmp_.path(), "evilproc:1",
-                            {{"proc", TarEntry::kSymlink, "", host_dir},
-                             {"dev", TarEntry::kSymlink, "", "../../../../../../" + host_dir}})
-                  .ok());
-  NamespaceRunExecutor executor(/*quiet=*/true);
-  BuildOptions options;
-  options.executor = &executor;
-  Containerfile("FROM evilproc:1\nRUN true\n");
-  auto r = Build(options);
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("in the image: Not a directory"), std::string::npos)
-      << r.status().message();
 }
 
 }  // namespace
