@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -46,8 +47,10 @@ Status WriteControl(const std::string& dir, const std::string& file, const std::
 
 }  // namespace
 
-Result<std::vector<ControllerMount>> DetectControllers() {
-  ASSIGN_OR_RETURN(std::string mountinfo, ReadFile("/proc/self/mountinfo"));
+namespace detail {
+
+std::vector<ControllerMount> ParseControllers(
+    const std::string& mountinfo, const std::function<std::string(const std::string&)>& read) {
   std::vector<ControllerMount> found;
   std::string v2_mount;
   std::istringstream lines(mountinfo);
@@ -72,19 +75,68 @@ Result<std::vector<ControllerMount>> DetectControllers() {
     }
   }
   if (!v2_mount.empty()) {
-    Result<std::string> controllers = ReadFile(v2_mount + "/cgroup.controllers");
-    if (controllers.ok()) {
-      std::string text = *controllers;
-      std::replace(text.begin(), text.end(), '\n', ' ');
-      for (const std::string& name : Split(text, ' ')) {
-        if (name != "memory" && name != "pids" && name != "cpu") continue;
-        bool have = std::any_of(found.begin(), found.end(),
-                                [&](const ControllerMount& c) { return c.controller == name; });
-        if (!have) found.push_back({name, CgroupVersion::kV2, v2_mount});
-      }
+    // A controller bound to a v1 hierarchy is not in cgroup.controllers; one that is there is
+    // usable on v2.
+    std::string text = read(v2_mount + "/cgroup.controllers");
+    std::replace(text.begin(), text.end(), '\n', ' ');
+    for (const std::string& name : Split(text, ' ')) {
+      if (name != "memory" && name != "pids" && name != "cpu") continue;
+      bool have = std::any_of(found.begin(), found.end(),
+                              [&](const ControllerMount& c) { return c.controller == name; });
+      if (!have) found.push_back({name, CgroupVersion::kV2, v2_mount});
     }
   }
   return found;
+}
+
+std::vector<ControlWrite> LimitWrites(const std::string& controller, CgroupVersion version,
+                                      const Limits& limits) {
+  const bool v2 = version == CgroupVersion::kV2;
+  std::vector<ControlWrite> writes;
+  if (controller == "memory" && limits.memory_bytes > 0) {
+    std::string bytes = std::to_string(limits.memory_bytes);
+    if (v2) {
+      writes.push_back({"memory.max", bytes});
+      writes.push_back({"memory.swap.max", "0", /*only_if_present=*/true});
+    } else {
+      writes.push_back({"memory.limit_in_bytes", bytes});
+      // memsw is memory + swap: the same value means no swap (present with swap accounting).
+      writes.push_back({"memory.memsw.limit_in_bytes", bytes, /*only_if_present=*/true});
+    }
+  } else if (controller == "pids" && limits.pids > 0) {
+    writes.push_back({"pids.max", std::to_string(limits.pids)});
+  } else if (controller == "cpu" && limits.cpus > 0) {
+    constexpr long kPeriodUs = 100000;
+    long quota = std::lround(limits.cpus * kPeriodUs);
+    if (quota < 1000) quota = 1000;  // the kernel's minimum quota is 1 ms
+    if (v2) {
+      writes.push_back({"cpu.max", std::to_string(quota) + " " + std::to_string(kPeriodUs)});
+    } else {
+      writes.push_back({"cpu.cfs_period_us", std::to_string(kPeriodUs)});
+      writes.push_back({"cpu.cfs_quota_us", std::to_string(quota)});
+    }
+  }
+  return writes;
+}
+
+bool OomKillReported(const std::string& text) {
+  std::istringstream in(text);
+  std::string key;
+  long long value = 0;
+  while (in >> key >> value) {
+    if (key == "oom_kill" && value > 0) return true;
+  }
+  return false;
+}
+
+}  // namespace detail
+
+Result<std::vector<ControllerMount>> DetectControllers() {
+  ASSIGN_OR_RETURN(std::string mountinfo, ReadFile("/proc/self/mountinfo"));
+  return detail::ParseControllers(mountinfo, [](const std::string& path) {
+    Result<std::string> text = ReadFile(path);
+    return text.ok() ? *text : std::string();
+  });
 }
 
 Status ValidateCgroupParent(const std::string& parent) {
@@ -161,41 +213,13 @@ Result<Cgroup> Cgroup::Create(const std::string& parent_name, const std::string&
       }
       group.dirs_.push_back(dir);
     }
-    const std::string name = need.name;
-    bool v2 = c->version == CgroupVersion::kV2;
-    if (name == "memory") {
+    if (std::string(need.name) == "memory") {
       group.memory_dir_ = dir;
-      group.memory_v2_ = v2;
-      if (limits.memory_bytes > 0) {
-        std::string bytes = std::to_string(limits.memory_bytes);
-        if (v2) {
-          RETURN_IF_ERROR(WriteControl(dir, "memory.max", bytes));
-          if (PathExists(dir + "/memory.swap.max")) {
-            RETURN_IF_ERROR(WriteControl(dir, "memory.swap.max", "0"));
-          }
-        } else {
-          RETURN_IF_ERROR(WriteControl(dir, "memory.limit_in_bytes", bytes));
-          // memsw is memory + swap; the same value means no swap (present only with swap
-          // accounting).
-          if (PathExists(dir + "/memory.memsw.limit_in_bytes")) {
-            RETURN_IF_ERROR(WriteControl(dir, "memory.memsw.limit_in_bytes", bytes));
-          }
-        }
-      }
-    } else if (name == "pids") {
-      if (limits.pids > 0)
-        RETURN_IF_ERROR(WriteControl(dir, "pids.max", std::to_string(limits.pids)));
-    } else if (name == "cpu") {
-      constexpr long kPeriodUs = 100000;
-      long quota = std::lround(limits.cpus * kPeriodUs);
-      if (quota < 1000) quota = 1000;  // the kernel's minimum quota is 1 ms
-      if (v2) {
-        RETURN_IF_ERROR(
-            WriteControl(dir, "cpu.max", std::to_string(quota) + " " + std::to_string(kPeriodUs)));
-      } else {
-        RETURN_IF_ERROR(WriteControl(dir, "cpu.cfs_period_us", std::to_string(kPeriodUs)));
-        RETURN_IF_ERROR(WriteControl(dir, "cpu.cfs_quota_us", std::to_string(quota)));
-      }
+      group.memory_v2_ = c->version == CgroupVersion::kV2;
+    }
+    for (const detail::ControlWrite& w : detail::LimitWrites(need.name, c->version, limits)) {
+      if (w.only_if_present && !PathExists(dir + "/" + w.file)) continue;
+      RETURN_IF_ERROR(WriteControl(dir, w.file, w.value));
     }
   }
   return group;
@@ -244,14 +268,7 @@ bool Cgroup::OomKilled() const {
   if (memory_dir_.empty()) return false;
   Result<std::string> text =
       ReadFile(memory_dir_ + (memory_v2_ ? "/memory.events" : "/memory.oom_control"));
-  if (!text.ok()) return false;
-  std::istringstream in(*text);
-  std::string key;
-  long long value = 0;
-  while (in >> key >> value) {
-    if (key == "oom_kill" && value > 0) return true;
-  }
-  return false;
+  return text.ok() && detail::OomKillReported(*text);
 }
 
 Status Cgroup::Remove() {

@@ -3,6 +3,7 @@
 // root, like Podman's machine slice, so the caller's own cgroup is never touched.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,29 @@ Status RemoveCgroupParent(const std::string& parent);
 // Finds the hierarchy of each controller from /proc/self/mountinfo and, for v2, the root's
 // cgroup.controllers. A controller absent from both is left out.
 Result<std::vector<ControllerMount>> DetectControllers();
+
+namespace detail {
+// The parts of the above that need no kernel, so that v1, v2 and hybrid hosts can all be tested
+// on any one of them.
+
+// The controllers barge uses, from /proc/self/mountinfo text and `read` (which returns a file's
+// text, "" if unreadable) of the cgroup2 root's cgroup.controllers. A controller on a v1
+// hierarchy is never also listed there.
+std::vector<ControllerMount> ParseControllers(
+    const std::string& mountinfo, const std::function<std::string(const std::string&)>& read);
+
+struct ControlWrite {
+  std::string file;  // in the container's cgroup directory
+  std::string value;
+  bool only_if_present = false;  // e.g. swap limits, absent without swap accounting
+};
+// What limits `limits` sets on `controller` ("memory", "pids", "cpu") of that cgroup version.
+std::vector<ControlWrite> LimitWrites(const std::string& controller, CgroupVersion version,
+                                      const Limits& limits);
+
+// Whether memory.events (v2) or memory.oom_control (v1) text reports an OOM kill.
+bool OomKillReported(const std::string& text);
+}  // namespace detail
 
 // One container's cgroup across the hierarchies it needs. Move-only; the destructor removes the
 // directories (killing any process still in them). Remove() reports failures.

@@ -56,6 +56,89 @@ TEST(CgroupsTest, CreateWritesLimitsAndRemoveDeletes) {
   for (const std::string& d : dirs) EXPECT_FALSE(PathExists(d)) << d;
 }
 
+// /proc/self/mountinfo of the three kinds of host, cut to their cgroup lines.
+constexpr const char* kUnified =
+    "30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 "
+    "rw,nsdelegate,memory_recursiveprot\n";
+constexpr const char* kHybrid =
+    "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+    "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
+    "33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct\n"
+    "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+    "36 31 0:33 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n"
+    "40 31 0:37 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+constexpr const char* kLegacy =
+    "25 24 0:22 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:9 - cgroup cgroup rw,cpu,cpuacct\n"
+    "26 24 0:23 / /sys/fs/cgroup/memory rw,nosuid shared:10 - cgroup cgroup rw,memory\n"
+    "27 24 0:24 / /sys/fs/cgroup/pids rw,nosuid shared:11 - cgroup cgroup rw,pids\n";
+
+std::string Describe(const std::vector<ControllerMount>& controllers) {
+  std::string out;
+  for (const ControllerMount& c : controllers) {
+    out += c.controller + (c.version == CgroupVersion::kV2 ? "@v2:" : "@v1:") + c.mount + " ";
+  }
+  return out;
+}
+
+TEST(CgroupsTest, DetectsEachControllersHierarchyOnV2HybridAndV1Hosts) {
+  std::vector<std::string> asked;
+  auto read = [&](const std::string& path) {
+    asked.push_back(path);
+    // What the root's cgroup.controllers lists: all of them on a unified host, only the
+    // controllers no v1 hierarchy took on a hybrid one (hugetlb on this build machine).
+    return path == "/sys/fs/cgroup/cgroup.controllers"
+               ? std::string("cpuset cpu io memory hugetlb pids rdma misc\n")
+               : std::string("hugetlb\n");
+  };
+  EXPECT_EQ(Describe(detail::ParseControllers(kUnified, read)),
+            "cpu@v2:/sys/fs/cgroup memory@v2:/sys/fs/cgroup pids@v2:/sys/fs/cgroup ");
+  EXPECT_EQ(asked, std::vector<std::string>{"/sys/fs/cgroup/cgroup.controllers"});
+  EXPECT_EQ(Describe(detail::ParseControllers(kHybrid, read)),
+            "cpu@v1:/sys/fs/cgroup/cpu memory@v1:/sys/fs/cgroup/memory "
+            "pids@v1:/sys/fs/cgroup/pids ");
+  EXPECT_EQ(Describe(detail::ParseControllers(kLegacy, read)),
+            "cpu@v1:/sys/fs/cgroup/cpu,cpuacct memory@v1:/sys/fs/cgroup/memory "
+            "pids@v1:/sys/fs/cgroup/pids ");
+  // A unified host whose root lists no controllers (none delegated) has none to offer.
+  EXPECT_EQ(Describe(detail::ParseControllers(kUnified, [](const std::string&) { return ""; })),
+            "");
+}
+
+std::string Describe(const std::vector<detail::ControlWrite>& writes) {
+  std::string out;
+  for (const detail::ControlWrite& w : writes) {
+    out += w.file + "=" + w.value + (w.only_if_present ? "?" : "") + " ";
+  }
+  return out;
+}
+
+TEST(CgroupsTest, LimitsAreWrittenInEachVersionsFormat) {
+  const Limits limits{.memory_bytes = 64 << 20, .cpus = 1.5, .pids = 7};
+  using detail::LimitWrites;
+  EXPECT_EQ(Describe(LimitWrites("memory", CgroupVersion::kV2, limits)),
+            "memory.max=67108864 memory.swap.max=0? ");
+  EXPECT_EQ(Describe(LimitWrites("memory", CgroupVersion::kV1, limits)),
+            "memory.limit_in_bytes=67108864 memory.memsw.limit_in_bytes=67108864? ");
+  EXPECT_EQ(Describe(LimitWrites("cpu", CgroupVersion::kV2, limits)), "cpu.max=150000 100000 ");
+  EXPECT_EQ(Describe(LimitWrites("cpu", CgroupVersion::kV1, limits)),
+            "cpu.cfs_period_us=100000 cpu.cfs_quota_us=150000 ");
+  EXPECT_EQ(Describe(LimitWrites("pids", CgroupVersion::kV2, limits)), "pids.max=7 ");
+  EXPECT_EQ(Describe(LimitWrites("pids", CgroupVersion::kV1, limits)), "pids.max=7 ");
+  // The kernel's smallest quota is 1 ms; no limit writes nothing.
+  EXPECT_EQ(Describe(LimitWrites("cpu", CgroupVersion::kV2, {.cpus = 0.001})),
+            "cpu.max=1000 100000 ");
+  EXPECT_EQ(Describe(LimitWrites("memory", CgroupVersion::kV2, {.pids = 3})), "");
+}
+
+TEST(CgroupsTest, OomKillsAreReadFromEitherVersion) {
+  // v2 memory.events; v1 memory.oom_control.
+  EXPECT_TRUE(detail::OomKillReported("low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\n"));
+  EXPECT_FALSE(detail::OomKillReported("low 0\nhigh 0\nmax 12\noom 0\noom_kill 0\n"));
+  EXPECT_TRUE(detail::OomKillReported("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"));
+  EXPECT_FALSE(detail::OomKillReported("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n"));
+  EXPECT_FALSE(detail::OomKillReported(""));
+}
+
 TEST(CgroupsTest, ParentNamesAreValidated) {
   EXPECT_TRUE(ValidateCgroupParent("barge").ok());
   EXPECT_TRUE(ValidateCgroupParent("machine/barge-1.x").ok());
