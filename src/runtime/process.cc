@@ -13,11 +13,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 
 #include "runtime/capabilities.h"
+#include "runtime/detail/exec_shim.h"
+#include "runtime/exec_shim.h"
 #include "runtime/mounts.h"
 #include "runtime/namespaces.h"
 #include "runtime/rlimits.h"
@@ -28,16 +32,10 @@ namespace barge::runtime {
 namespace {
 
 using detail::ChildFailure;
+using detail::ChildReport;
 using detail::Fail;
 
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-// What the child reports when it fails before exec. A successful exec closes the pipe instead.
-struct ChildReport {
-  int err = 0;
-  bool exec_stage = false;
-  char message[1000] = {};
-};
 
 // Everything the child needs, prepared by the parent so that the child does not allocate.
 struct ChildArgs {
@@ -53,6 +51,8 @@ struct ChildArgs {
   int console_fd = -1;    // -t: where the child sends the terminal's master
   char* const* argv = nullptr;
   char** envp = nullptr;
+  int shim_fd = -1;            // the sealed exec shim, -1 where memfds cannot be executed
+  char** shim_argv = nullptr;  // {kExecShimName, "<report_fd>", <exe, set by the child>, argv...}
   int home_slot = -1;          // index in envp reserved for HOME, -1 when the spec sets it
   const char* path = nullptr;  // the container's PATH, for finding argv[0]
   const char* hostname = nullptr;
@@ -64,14 +64,8 @@ char g_home_env[300];  // HOME=..., filled by the child from the container's /et
   ChildReport report;
   report.err = f.err;
   report.exec_stage = exec_stage;
-  if (f.err != 0) {
-    snprintf(report.message, sizeof report.message, "%s%s%s: %s", f.what,
-             f.object != nullptr ? " " : "", f.object != nullptr ? f.object : "",
-             strerrordesc_np(f.err));
-  } else {
-    snprintf(report.message, sizeof report.message, "%s%s%s", f.what,
-             f.object != nullptr ? " " : "", f.object != nullptr ? f.object : "");
-  }
+  snprintf(report.message, sizeof report.message, "%s%s%s", f.what, f.object != nullptr ? " " : "",
+           f.object != nullptr ? f.object : "");
   (void)!::write(a.report_fd, &report, sizeof report);
   ::_exit(127);
 }
@@ -93,8 +87,8 @@ bool SetUpStdio(const Stdio& stdio, ChildFailure* f) {
 // whoever started it) had open, directories included, would otherwise be reachable through
 // /proc/self/fd while the child resolves the image's paths (mount points, the working
 // directory) with full capabilities: CVE-2024-21626.
-bool CloseInheritedDescriptors(int keep_a, int keep_b, ChildFailure* f) {
-  int keep[2] = {keep_a < keep_b ? keep_a : keep_b, keep_a < keep_b ? keep_b : keep_a};
+// Closes every descriptor above 2 but those in `keep` (ascending; -1 entries are ignored).
+bool CloseInheritedDescriptors(const int (&keep)[3], ChildFailure* f) {
   unsigned next = 3;
   for (int fd : keep) {
     if (fd < static_cast<int>(next)) continue;
@@ -244,7 +238,9 @@ UniqueFd ReceiveTerminal(int console_fd) {
     if (::write(fd.get(), "0", 1) != 1) ChildExit(a, {"join cgroup", nullptr, errno}, false);
   }
   if (!SetUpStdio(spec.stdio, &f)) ChildExit(a, f, false);
-  if (!CloseInheritedDescriptors(a.report_fd, a.console_fd, &f)) ChildExit(a, f, false);
+  int keep[3] = {a.report_fd, a.console_fd, a.shim_fd};
+  std::sort(std::begin(keep), std::end(keep));
+  if (!CloseInheritedDescriptors(keep, &f)) ChildExit(a, f, false);
   // A session of its own: the terminal's Ctrl-C reaches barge, which forwards it once.
   ::setsid();
   ::umask(022);
@@ -283,6 +279,15 @@ UniqueFd ReceiveTerminal(int console_fd) {
   if (::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
     ChildExit(a, {"close descriptors", nullptr, errno}, false);
   }
+  if (a.shim_fd >= 0) {
+    // The shim execs `exe` (see detail/exec_shim.h) and reports a failure on the pipe, which
+    // stays open for it until then.
+    if (::fcntl(a.report_fd, F_SETFD, 0) != 0)
+      ChildExit(a, {"keep report pipe", nullptr, errno}, false);
+    a.shim_argv[2] = exe;
+    ::syscall(SYS_execveat, a.shim_fd, "", a.shim_argv, a.envp, AT_EMPTY_PATH);
+    ChildExit(a, {"exec barge's exec shim", nullptr, errno}, false);
+  }
   ::execve(exe, a.argv, a.envp);
   ChildExit(a, {"exec", a.argv[0], errno}, true);
 }
@@ -320,6 +325,8 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   std::vector<char*> argv;
   for (const std::string& arg : spec.process.argv) argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
+  // Where memfds may not be executed (vm.memfd_noexec=2), the child execs the command itself.
+  Result<int> shim_fd = ExecShimFd();
   std::string hostname = spec.hostname.empty() ? spec.id.substr(0, 12) : spec.hostname;
   std::vector<std::string> env = spec.process.env;
   if (!HasEnv(env, "PATH")) env.push_back(std::string("PATH=") + kDefaultPath);
@@ -374,6 +381,14 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   }
   args.argv = argv.data();
   args.envp = envp.data();
+  std::string report_fd_text = std::to_string(args.report_fd);
+  std::vector<char*> shim_argv = {const_cast<char*>(detail::kExecShimName), report_fd_text.data(),
+                                  nullptr};
+  shim_argv.insert(shim_argv.end(), argv.begin(), argv.end());
+  if (shim_fd.ok()) {
+    args.shim_fd = *shim_fd;
+    args.shim_argv = shim_argv.data();
+  }
   args.home_slot = home_slot;
   args.path = path.c_str();
   args.hostname = hostname.c_str();
@@ -407,12 +422,11 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   // The child failed before exec and has exited: reap it (the destructor does) and report.
   report.message[sizeof report.message - 1] = '\0';
   std::string message = report.message;
-  if (report.exec_stage) {
-    if (report.err == 0 || report.err == ENOENT) {
-      return NotFound(message + ": executable file not found in $PATH");
-    }
-    if (report.err == EACCES) return InvalidArgument(message);
+  if (report.exec_stage && (report.err == 0 || report.err == ENOENT)) {
+    return NotFound(message + ": executable file not found in $PATH");
   }
+  if (report.err != 0) message += std::string(": ") + strerrordesc_np(report.err);
+  if (report.exec_stage && report.err == EACCES) return InvalidArgument(message);
   return IoError(message);
 }
 

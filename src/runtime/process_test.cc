@@ -268,6 +268,20 @@ TEST_F(ContainerTest, RuntimeBinaryIsNotRunInTheContainer) {
   ASSERT_FALSE(c.ok()) << "the runtime's own binary ran inside the container";
 }
 
+TEST_F(ContainerTest, ScriptsNamingProcSelfExeDoNotRunTheRuntimesBinary) {
+  // CVE-2019-5736 by a "#!" line: the kernel resolves the interpreter /proc/self/exe in the
+  // process that execs the script. That is barge's exec shim (a sealed memfd), never barge's
+  // binary on the host, and the shim refuses to be a command.
+  ASSERT_TRUE(WriteFile(dir_.path() + "/upper/evil", "#!/proc/self/exe\n", 0755).ok());
+  ASSERT_EQ(::symlink("/proc/self/exe", (dir_.path() + "/upper/interp").c_str()), 0);
+  ASSERT_TRUE(WriteFile(dir_.path() + "/upper/evil2", "#!/interp\n", 0755).ok());
+  for (const char* script : {"/evil", "/evil2"}) {
+    Output r = Run(Spec({script}));
+    EXPECT_EQ(r.exit.exit_code, 126) << script << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find("refusing to run barge's exec shim"), std::string::npos) << r.err;
+  }
+}
+
 TEST_F(ContainerTest, CapabilitiesAreDockersDefaultSet) {
   auto expected = MakeCapabilitySet(DefaultCapabilities());
   ASSERT_TRUE(expected.ok());
