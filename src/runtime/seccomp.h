@@ -1,4 +1,5 @@
-// The default seccomp filter: built with libseccomp in the parent, loaded as BPF in the child.
+// The default seccomp filter: compiled with libseccomp when barge is built (seccomp_profile.h),
+// embedded, and loaded as BPF in the container's child.
 #pragma once
 
 #include <linux/filter.h>
@@ -10,17 +11,15 @@
 
 namespace barge::runtime {
 
-// The compiled filter. Calls outside it are allowed; the listed ones fail with EPERM, as does a
-// clone that would create a user namespace; clone3 fails with ENOSYS (libc falls back to clone);
-// any call made through a non-native ABI (i386 int 0x80, x32) kills the process.
+// The compiled filter: Docker's default profile as an allow-list (see AllowedSyscalls). Other
+// calls fail with EPERM, as does a clone that would create a user namespace; calls newer than
+// any the list knows, and clone3, fail with ENOSYS (libc falls back); any call made through a
+// non-native ABI (i386 int 0x80, x32) kills the process.
 struct SeccompProgram {
   std::vector<sock_filter> instructions;
 };
 
-// Docker's default profile refuses these system calls to containers without extra capabilities.
-const std::vector<const char*>& DeniedSyscalls();
-
-// Compiles the default filter once per process and returns it.
+// The default filter (seccomp_profile.h), compiled when barge was built.
 Result<const SeccompProgram*> DefaultSeccompProgram();
 
 namespace detail {

@@ -8,8 +8,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include <gtest/gtest.h>
+
+#include "runtime/seccomp_profile.h"
 
 namespace barge::runtime {
 namespace {
@@ -53,6 +56,39 @@ TEST(SeccompTest, DeniedCallsFailWithEperm) {
             0);
 }
 
+TEST(SeccompTest, WhatIsNotAllowedIsRefusedAndWhatIsNewerIsUnknown) {
+  // getpmsg is a system call number the kernel leaves unimplemented (ENOSYS): it is not on the
+  // allow-list, so the filter refuses it first. A deny-list would let it through.
+  EXPECT_EQ(InChildWithFilter([]() -> long {
+              long rc = ::syscall(SYS_getpmsg, 0, 0, 0, 0, 0);
+              return rc == -1 && errno == EPERM ? 0 : 1;
+            }),
+            0);
+  // A call newer than every call the filter knows reports ENOSYS, so libc falls back.
+  EXPECT_EQ(InChildWithFilter([]() -> long {
+              long rc = ::syscall(1000);
+              return rc == -1 && errno == ENOSYS ? 0 : 1;
+            }),
+            0);
+  // personality may query and set the plain Linux personas, not turn off randomization.
+  EXPECT_EQ(InChildWithFilter([]() -> long {
+              long query = ::syscall(SYS_personality, 0xffffffffUL);
+              long aslr_off = ::syscall(SYS_personality, 0x0040000UL /* ADDR_NO_RANDOMIZE */);
+              return query >= 0 && aslr_off == -1 && errno == EPERM ? 0 : 1;
+            }),
+            0);
+  // Allowed, as in Docker on Linux >= 4.8: ptrace of one's own children (strace, gdb).
+  EXPECT_EQ(InChildWithFilter([]() -> long {
+              pid_t pid = ::fork();
+              if (pid == 0)
+                ::_exit(::syscall(SYS_ptrace, 0 /* PTRACE_TRACEME */, 0, 0, 0) == 0 ? 5 : 6);
+              int status = 0;
+              ::waitpid(pid, &status, 0);
+              return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+            }),
+            5);
+}
+
 TEST(SeccompTest, KernelLogAndIoUringAreRefused) {
   // syslog needs CAP_SYSLOG only while kernel.dmesg_restrict is 1; Docker refuses it outright.
   EXPECT_EQ(InChildWithFilter([]() -> long {
@@ -90,6 +126,17 @@ TEST(SeccompTest, CloneMayNotCreateAUserNamespace) {
               return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
             }),
             9);
+}
+
+TEST(SeccompTest, TheEmbeddedFilterIsTheProfileCompiledNow) {
+  auto embedded = DefaultSeccompProgram();
+  ASSERT_TRUE(embedded.ok()) << embedded.status().message();
+  auto compiled = CompileDefaultProfile();
+  ASSERT_TRUE(compiled.ok()) << compiled.status().message();
+  ASSERT_EQ((*embedded)->instructions.size(), compiled->size());
+  EXPECT_EQ(memcmp((*embedded)->instructions.data(), compiled->data(),
+                   compiled->size() * sizeof(sock_filter)),
+            0);
 }
 
 TEST(SeccompTest, OrdinaryCallsStillWork) {
