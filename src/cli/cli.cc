@@ -59,4 +59,13 @@ Result<long long> ParseSize(std::string_view text) {
   return value * scale;
 }
 
+void OneValuePerOccurrence(CLI::App& command) {
+  for (CLI::Option* option : command.get_options()) {
+    if (!option->get_positional() && option->get_items_expected_max() > 1) {
+      option->allow_extra_args(false);
+    }
+  }
+  for (CLI::App* sub : command.get_subcommands({})) OneValuePerOccurrence(*sub);
+}
+
 }  // namespace barge::cli

@@ -62,6 +62,11 @@ struct CommandInfo {
 // All registered commands, sorted by name.
 std::vector<CommandInfo>& Commands();
 
+// Makes every repeatable option of `command` (and of its subcommands) take one value per
+// occurrence, as Docker's do: `-e A=1 IMAGE CMD` sets A, and IMAGE stays the image (CLI11 would
+// let -e swallow every word up to the next option).
+void OneValuePerOccurrence(CLI::App& command);
+
 // Parses sizes such as 512, 64k, 256m, 1g (binary units) into bytes.
 Result<long long> ParseSize(std::string_view text);
 

@@ -105,6 +105,25 @@ TEST_F(ContainerCliTest, RunShowsPidOneOwnHostnameAndExitCode) {
   EXPECT_TRUE(PsJson().empty()) << "--rm left the container";
 }
 
+TEST_F(ContainerCliTest, OptionsAfterTheCommandBelongToIt) {
+  // -e, -w and -v are also options of barge run; after the command they are its own.
+  CommandOutput r = Run({"--rm"}, {"echo", "-e", "a=b", "-w", "-v"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "a=b -w -v\n");
+}
+
+TEST_F(ContainerCliTest, RepeatableOptionsTakeOneValueEach) {
+  // As with docker run: -e and -v right before IMAGE take one value each, IMAGE stays the image.
+  auto vol = TempDir::Make("barge-vol-");
+  ASSERT_TRUE(vol.ok());
+  ASSERT_TRUE(WriteFile(vol->path() + "/f", "in volume\n").ok());
+  CommandOutput r =
+      Barge({"run", "--cgroup-parent", CgroupParent(), "--rm", "--rootfs", "-e", "A=1", "-e", "B=2",
+             "-v", vol->path() + ":/v:ro", rootfs_->path(), "sh", "-c", "echo $A $B; cat /v/f"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1 2\nin volume\n");
+}
+
 TEST_F(ContainerCliTest, BadInputGetsAOneLineError) {
   CommandOutput r = Barge({"run", "no-such-image:latest", "true"});
   EXPECT_EQ(r.exit_code, 125);
@@ -412,7 +431,7 @@ TEST_F(ContainerCliTest, EnvWorkdirUserAndEntrypoint) {
   ASSERT_TRUE(WriteFile(root_.path() + "/env", "# comment\nFROM_FILE=1\nB=file\n").ok());
   CommandOutput r = Run({"--rm", "-e", "A=1", "--env-file", root_.path() + "/env", "-e", "B=flag",
                          "-w", "/work/dir", "-u", "app", "--entrypoint", "/bin/sh"},
-                        {"--", "-c", "echo $A $FROM_FILE $B $(pwd) $(whoami) $HOME"});
+                        {"-c", "echo $A $FROM_FILE $B $(pwd) $(whoami) $HOME"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "1 1 flag /work/dir app /home/app\n");
 }

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   for (auto& command : barge::cli::Commands()) {
     CLI::App* sub = app.add_subcommand(command.name, command.summary);
     command.setup(*sub, cli);
+    barge::cli::OneValuePerOccurrence(*sub);
   }
 
   // Subcommand callbacks run inside parse, once --root is known.

@@ -44,9 +44,11 @@ struct RunArgs {
   int64_t pids_limit = 0;
   std::string network = "none";
   bool read_only = false;
+  bool rootfs_flag = false;  // --rootfs: IMAGE names a directory
   std::string rootfs;
   std::string cgroup_parent = runtime::kDefaultCgroupParent;
   std::string image;
+  std::vector<std::string> command;
 };
 
 // What the image contributes: its layers and its default process.
@@ -323,9 +325,8 @@ Result<runtime::ContainerConfig> BuildConfig(const RunArgs& args,
 }
 
 void Run(RunArgs& args, std::vector<std::string> command, Cli& cli) {
-  if (!args.rootfs.empty() && !args.image.empty()) {
-    // With --rootfs there is no IMAGE: the first word is the command.
-    command.insert(command.begin(), args.image);
+  if (args.rootfs_flag) {
+    args.rootfs = args.image;
     args.image.clear();
   }
   Result<runtime::ContainerConfig> config = BuildConfig(args, command, cli.root());
@@ -409,22 +410,24 @@ const Registration kRun{
       cmd.add_option("--pids-limit", args->pids_limit, "Maximum number of processes");
       cmd.add_option("--network,--net", args->network, "none (loopback only, default) or host");
       cmd.add_flag("--read-only", args->read_only, "Mount the root file system read-only");
-      cmd.add_option("--rootfs", args->rootfs,
-                     "Use this directory as the root file system instead of an image (kept "
-                     "unchanged: writes go to the container's own layer)");
+      cmd.add_flag("--rootfs", args->rootfs_flag,
+                   "IMAGE is a directory to use as the root file system, as podman run --rootfs "
+                   "(kept unchanged: writes go to the container's own layer)");
       cmd.add_option("--cgroup-parent", args->cgroup_parent,
                      "Parent of the container's cgroup in each hierarchy (default barge)");
-      cmd.add_option("image", args->image, "Image to run (omit with --rootfs)");
+      cmd.add_option("image", args->image, "Image to run (a directory with --rootfs)");
+      cmd.add_option("command", args->command,
+                     "Command and arguments (default: the image's Entrypoint and Cmd)");
       // Everything after IMAGE is the command, options included (barge run IMAGE sh -c '...').
-      cmd.prefix_command();
+      cmd.positionals_at_end();
       cmd.fallthrough(false);
       cmd.callback([args, &cmd, &cli] {
-        if (args->image.empty() && args->rootfs.empty()) {
+        if (args->image.empty()) {
           PrintError("barge run needs an IMAGE (see 'barge run --help')");
           cli.SetExitCode(kExitUsage);
           return;
         }
-        Run(*args, cmd.remaining(), cli);
+        Run(*args, args->command, cli);
       });
     }};
 
