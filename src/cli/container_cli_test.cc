@@ -68,7 +68,7 @@ class ContainerCliTest : public ::testing::Test {
     return r.ok() ? *r : CommandOutput{};
   }
 
-  // barge run --rootfs <busybox> OPTIONS... -- then the command.
+  // barge run OPTIONS... --rootfs <busybox> COMMAND...
   CommandOutput Run(std::vector<std::string> options, std::vector<std::string> command) {
     std::vector<std::string> args = {"run", "--cgroup-parent", CgroupParent()};
     args.insert(args.end(), options.begin(), options.end());
@@ -107,9 +107,14 @@ TEST_F(ContainerCliTest, RunShowsPidOneOwnHostnameAndExitCode) {
 
 TEST_F(ContainerCliTest, OptionsAfterTheCommandBelongToIt) {
   // -e, -w and -v are also options of barge run; after the command they are its own.
-  CommandOutput r = Run({"--rm"}, {"echo", "-e", "a=b", "-w", "-v"});
+  // Nor does any other word change: "--" stays, and "[a,b]" is not split as a list.
+  CommandOutput r =
+      Run({"--rm"}, {"echo", "-e", "a=b", "-w", "-v", "--", "[x,y]", "[]", "[ -f /x ]"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "a=b -w -v\n");
+  EXPECT_EQ(r.out, "a=b -w -v -- [x,y] [] [ -f /x ]\n");
+  r = Barge({"run", "--rm", "--no-such-option", "--rootfs", rootfs_->path(), "true"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(OneLineError(r)) << r.err;
 }
 
 TEST_F(ContainerCliTest, RepeatableOptionsTakeOneValueEach) {
@@ -122,6 +127,18 @@ TEST_F(ContainerCliTest, RepeatableOptionsTakeOneValueEach) {
              "-v", vol->path() + ":/v:ro", rootfs_->path(), "sh", "-c", "echo $A $B; cat /v/f"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "1 2\nin volume\n");
+}
+
+TEST_F(ContainerCliTest, RunsWhenBargeIsStartedWithoutStandardDescriptors) {
+  // With 0, 1 and 2 closed, barge's own files (the exec shim's memfd, the container's /dev/null)
+  // would take those numbers and be replaced by the container's stdio.
+  std::string script = std::string("exec ") + BARGE_BINARY + " --root " + root_.path() +
+                       " run --rm --cgroup-parent " + CgroupParent() + " --rootfs " +
+                       rootfs_->path() + " sh -c 'cat; echo done > /dev/stderr' <&- >&-";
+  auto r = RunCommand({"sh", "-c", script});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->exit_code, 0) << r->err;
+  EXPECT_EQ(r->err, "done\n");
 }
 
 TEST_F(ContainerCliTest, BadInputGetsAOneLineError) {

@@ -1,5 +1,6 @@
 // barge: entry point. Parses global options, dispatches to the registered subcommand and
 // turns its result into an exit code.
+#include <fcntl.h>
 #include <fmt/core.h>
 #include <unistd.h>
 
@@ -38,9 +39,18 @@ int ReportUsageError(const CLI::App& app, const CLI::Error& e) {
   return barge::cli::kExitUsage;
 }
 
+// A descriptor 0, 1 or 2 that barge was started without would be taken by the first file barge
+// opens, which would then be handed to a container as its stdin or stdout, or closed under it.
+void OpenMissingStandardDescriptors() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) == -1 && ::open("/dev/null", O_RDWR) != fd) std::abort();
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  OpenMissingStandardDescriptors();
   barge::cli::Cli cli;
   CLI::App app{
       "barge: build and run OCI containers, and run stream pipelines whose stages can be "

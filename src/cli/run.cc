@@ -48,7 +48,6 @@ struct RunArgs {
   std::string rootfs;
   std::string cgroup_parent = runtime::kDefaultCgroupParent;
   std::string image;
-  std::vector<std::string> command;
 };
 
 // What the image contributes: its layers and its default process.
@@ -415,19 +414,30 @@ const Registration kRun{
                    "(kept unchanged: writes go to the container's own layer)");
       cmd.add_option("--cgroup-parent", args->cgroup_parent,
                      "Parent of the container's cgroup in each hierarchy (default barge)");
-      cmd.add_option("image", args->image, "Image to run (a directory with --rootfs)");
-      cmd.add_option("command", args->command,
-                     "Command and arguments (default: the image's Entrypoint and Cmd)");
-      // Everything after IMAGE is the command, options included (barge run IMAGE sh -c '...').
-      cmd.positionals_at_end();
+      // IMAGE and the command are not CLI11 positionals: parsing stops at IMAGE and every word
+      // after it reaches the command untouched (options, "--", and "[a,b]", which a positional
+      // would split).
+      cmd.prefix_command();
+      cmd.footer(
+          "Arguments: IMAGE [COMMAND [ARG...]]\n  IMAGE is the image to run (a directory with "
+          "--rootfs); COMMAND and its arguments replace the image's Cmd. Every word after IMAGE "
+          "belongs to the command.");
       cmd.fallthrough(false);
       cmd.callback([args, &cmd, &cli] {
-        if (args->image.empty()) {
+        std::vector<std::string> words = cmd.remaining();
+        if (words.empty()) {
           PrintError("barge run needs an IMAGE (see 'barge run --help')");
           cli.SetExitCode(kExitUsage);
           return;
         }
-        Run(*args, args->command, cli);
+        if (words[0].size() > 1 && words[0][0] == '-') {
+          PrintError("barge run: unknown option '" + words[0] + "' (see 'barge run --help')");
+          cli.SetExitCode(kExitUsage);
+          return;
+        }
+        args->image = words[0];
+        words.erase(words.begin());
+        Run(*args, std::move(words), cli);
       });
     }};
 

@@ -325,8 +325,8 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   std::vector<char*> argv;
   for (const std::string& arg : spec.process.argv) argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
-  // Where memfds may not be executed (vm.memfd_noexec=2), the child execs the command itself.
-  Result<int> shim_fd = ExecShimFd();
+  // -1 where memfds may not be executed (vm.memfd_noexec=2): the child execs the command itself.
+  ASSIGN_OR_RETURN(int shim_fd, ExecShimFd());
   std::string hostname = spec.hostname.empty() ? spec.id.substr(0, 12) : spec.hostname;
   std::vector<std::string> env = spec.process.env;
   if (!HasEnv(env, "PATH")) env.push_back(std::string("PATH=") + kDefaultPath);
@@ -385,8 +385,8 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   std::vector<char*> shim_argv = {const_cast<char*>(detail::kExecShimName), report_fd_text.data(),
                                   nullptr};
   shim_argv.insert(shim_argv.end(), argv.begin(), argv.end());
-  if (shim_fd.ok()) {
-    args.shim_fd = *shim_fd;
+  if (shim_fd >= 0) {
+    args.shim_fd = shim_fd;
     args.shim_argv = shim_argv.data();
   }
   args.home_slot = home_slot;

@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -20,51 +21,52 @@
 namespace barge::runtime {
 
 // Docker's default profile, as barge applies it: an allow-list, with Docker's choices for a
-// container that has the default capabilities on a kernel >= 4.8 (so ptrace and its kin are
-// allowed: the kernel checks them, and they no longer bypass seccomp). Everything not listed
-// fails with EPERM: the calls that need capabilities the container lacks (mount, unshare,
-// setns, pivot_root, swapon, reboot, kexec_*, *_module, settimeofday, clock_settime, acct,
-// quotactl, iopl, ioperm, sethostname, the new mount API, fanotify_init, open_by_handle_at,
-// mbind, set_mempolicy, move_pages, ...), the ones Docker refuses outright (keyctl, add_key,
-// request_key, bpf, perf_event_open, userfaultfd, lookup_dcookie, syslog, vhangup, io_uring:
-// its operations run where a filter cannot see them), and obsolete ones (uselib, ustat, sysfs,
-// _sysctl, nfsservctl, vm86). A call newer than every call named here (the kernel is newer than
-// this list) fails with ENOSYS instead, so that libc falls back to an older call, as runc does.
+// container that has the default capabilities on a kernel >= 4.8 (so ptrace is allowed: the
+// kernel checks it, and it no longer bypasses seccomp). Everything not listed fails with EPERM:
+// the calls that need capabilities the container lacks (mount, unshare, setns, pivot_root,
+// swapon, reboot, kexec_*, *_module, settimeofday, clock_settime, acct, quotactl, iopl, ioperm,
+// sethostname, the new mount API, fanotify_init, open_by_handle_at, mbind, set_mempolicy,
+// move_pages; kcmp, pidfd_getfd, process_vm_* and process_madvise need CAP_SYS_PTRACE, ...), the
+// ones Docker refuses outright (keyctl, add_key, request_key, bpf, perf_event_open, userfaultfd,
+// lookup_dcookie, syslog, vhangup, io_uring: its operations run where a filter cannot see them),
+// and obsolete ones (uselib, ustat, sysfs, _sysctl, nfsservctl, vm86). A call newer than every call
+// named here (the kernel is newer than this list) fails with ENOSYS instead, so that libc falls
+// back to an older call, as runc does.
 const std::vector<const char*>& AllowedSyscalls() {
   // clang-format off
   static const std::vector<const char*> kAllowed = {
       "_llseek", "_newselect", "accept", "accept4", "access", "adjtimex", "alarm", "arch_prctl",
       "bind", "brk", "cachestat", "capget", "capset", "chdir", "chmod", "chown", "chown32",
-      "chroot", "clock_getres", "clock_getres_time64", "clock_gettime", "clock_gettime64",
-      "clock_nanosleep", "clock_nanosleep_time64", "close", "close_range", "connect",
-      "copy_file_range", "creat", "dup", "dup2", "dup3", "epoll_create", "epoll_create1",
-      "epoll_ctl", "epoll_ctl_old", "epoll_pwait", "epoll_pwait2", "epoll_wait", "epoll_wait_old",
-      "eventfd", "eventfd2", "execve", "execveat", "exit", "exit_group", "faccessat", "faccessat2",
-      "fadvise64", "fadvise64_64", "fallocate", "fanotify_mark", "fchdir", "fchmod", "fchmodat",
-      "fchmodat2", "fchown", "fchown32", "fchownat", "fcntl", "fcntl64", "fdatasync", "fgetxattr",
-      "flistxattr", "flock", "fork", "fremovexattr", "fsetxattr", "fstat", "fstat64", "fstatat64",
-      "fstatfs", "fstatfs64", "fsync", "ftruncate", "ftruncate64", "futex", "futex_requeue",
-      "futex_time64", "futex_wait", "futex_waitv", "futex_wake", "futimesat", "get_robust_list",
-      "get_thread_area", "getcpu", "getcwd", "getdents", "getdents64", "getegid", "getegid32",
-      "geteuid", "geteuid32", "getgid", "getgid32", "getgroups", "getgroups32", "getitimer",
-      "getpeername", "getpgid", "getpgrp", "getpid", "getppid", "getpriority", "getrandom",
-      "getresgid", "getresgid32", "getresuid", "getresuid32", "getrlimit", "getrusage", "getsid",
-      "getsockname", "getsockopt", "gettid", "gettimeofday", "getuid", "getuid32", "getxattr",
-      "inotify_add_watch", "inotify_init", "inotify_init1", "inotify_rm_watch", "io_cancel",
-      "io_destroy", "io_getevents", "io_pgetevents", "io_pgetevents_time64", "io_setup",
-      "io_submit", "ioctl", "ioprio_get", "ioprio_set", "ipc", "kcmp", "kill", "landlock_add_rule",
-      "landlock_create_ruleset", "landlock_restrict_self", "lchown", "lchown32", "lgetxattr",
-      "link", "linkat", "listen", "listxattr", "llistxattr", "lremovexattr", "lseek", "lsetxattr",
-      "lstat", "lstat64", "madvise", "map_shadow_stack", "membarrier", "memfd_create",
-      "memfd_secret", "mincore", "mkdir", "mkdirat", "mknod", "mknodat", "mlock", "mlock2",
-      "mlockall", "mmap", "mmap2", "modify_ldt", "mprotect", "mq_getsetattr", "mq_notify",
-      "mq_open", "mq_timedreceive", "mq_timedreceive_time64", "mq_timedsend",
-      "mq_timedsend_time64", "mq_unlink", "mremap", "mseal", "msgctl", "msgget", "msgrcv",
-      "msgsnd", "msync", "munlock", "munlockall", "munmap", "nanosleep", "newfstatat", "open",
-      "openat", "openat2", "pause", "pidfd_getfd", "pidfd_open", "pidfd_send_signal", "pipe",
-      "pipe2", "pkey_alloc", "pkey_free", "pkey_mprotect", "poll", "ppoll", "ppoll_time64",
-      "prctl", "pread64", "preadv", "preadv2", "prlimit64", "process_madvise", "process_mrelease",
-      "process_vm_readv", "process_vm_writev", "pselect6", "pselect6_time64", "ptrace", "pwrite64",
+      "chroot", "clock_adjtime", "clock_adjtime64", "clock_getres", "clock_getres_time64",
+      "clock_gettime", "clock_gettime64", "clock_nanosleep", "clock_nanosleep_time64", "close",
+      "close_range", "connect", "copy_file_range", "creat", "dup", "dup2", "dup3", "epoll_create",
+      "epoll_create1", "epoll_ctl", "epoll_ctl_old", "epoll_pwait", "epoll_pwait2", "epoll_wait",
+      "epoll_wait_old", "eventfd", "eventfd2", "execve", "execveat", "exit", "exit_group",
+      "faccessat", "faccessat2", "fadvise64", "fadvise64_64", "fallocate", "fanotify_mark",
+      "fchdir", "fchmod", "fchmodat", "fchmodat2", "fchown", "fchown32", "fchownat", "fcntl",
+      "fcntl64", "fdatasync", "fgetxattr", "flistxattr", "flock", "fork", "fremovexattr",
+      "fsetxattr", "fstat", "fstat64", "fstatat64", "fstatfs", "fstatfs64", "fsync", "ftruncate",
+      "ftruncate64", "futex", "futex_requeue", "futex_time64", "futex_wait", "futex_waitv",
+      "futex_wake", "futimesat", "get_robust_list", "get_thread_area", "getcpu", "getcwd",
+      "getdents", "getdents64", "getegid", "getegid32", "geteuid", "geteuid32", "getgid",
+      "getgid32", "getgroups", "getgroups32", "getitimer", "getpeername", "getpgid", "getpgrp",
+      "getpid", "getppid", "getpriority", "getrandom", "getresgid", "getresgid32", "getresuid",
+      "getresuid32", "getrlimit", "getrusage", "getsid", "getsockname", "getsockopt", "gettid",
+      "gettimeofday", "getuid", "getuid32", "getxattr", "inotify_add_watch", "inotify_init",
+      "inotify_init1", "inotify_rm_watch", "io_cancel", "io_destroy", "io_getevents",
+      "io_pgetevents", "io_pgetevents_time64", "io_setup", "io_submit", "ioctl", "ioprio_get",
+      "ioprio_set", "ipc", "kill", "landlock_add_rule", "landlock_create_ruleset",
+      "landlock_restrict_self", "lchown", "lchown32", "lgetxattr", "link", "linkat", "listen",
+      "listxattr", "llistxattr", "lremovexattr", "lseek", "lsetxattr", "lstat", "lstat64",
+      "madvise", "map_shadow_stack", "membarrier", "memfd_create", "memfd_secret", "mincore",
+      "mkdir", "mkdirat", "mknod", "mknodat", "mlock", "mlock2", "mlockall", "mmap", "mmap2",
+      "modify_ldt", "mprotect", "mq_getsetattr", "mq_notify", "mq_open", "mq_timedreceive",
+      "mq_timedreceive_time64", "mq_timedsend", "mq_timedsend_time64", "mq_unlink", "mremap",
+      "mseal", "msgctl", "msgget", "msgrcv", "msgsnd", "msync", "munlock", "munlockall", "munmap",
+      "name_to_handle_at", "nanosleep", "newfstatat", "open", "openat", "openat2", "pause",
+      "pidfd_open", "pidfd_send_signal", "pipe", "pipe2", "pkey_alloc", "pkey_free",
+      "pkey_mprotect", "poll", "ppoll", "ppoll_time64", "prctl", "pread64", "preadv", "preadv2",
+      "prlimit64", "process_mrelease", "pselect6", "pselect6_time64", "ptrace", "pwrite64",
       "pwritev", "pwritev2", "read", "readahead", "readlink", "readlinkat", "readv", "recv",
       "recvfrom", "recvmmsg", "recvmmsg_time64", "recvmsg", "remap_file_pages", "removexattr",
       "rename", "renameat", "renameat2", "restart_syscall", "rmdir", "rseq", "rt_sigaction",
@@ -80,15 +82,14 @@ const std::vector<const char*>& AllowedSyscalls() {
       "setregid", "setregid32", "setresgid", "setresgid32", "setresuid", "setresuid32", "setreuid",
       "setreuid32", "setrlimit", "setsid", "setsockopt", "setuid", "setuid32", "setxattr", "shmat",
       "shmctl", "shmdt", "shmget", "shutdown", "sigaltstack", "signalfd", "signalfd4",
-      "sigprocmask", "sigreturn", "socket", "socketcall", "socketpair", "splice", "stat", "stat64",
-      "statfs", "statfs64", "statx", "symlink", "symlinkat", "sync", "sync_file_range",
-      "sync_file_range2", "syncfs", "sysinfo", "tee", "tgkill", "time", "timer_create",
-      "timer_delete", "timer_getoverrun", "timer_gettime", "timer_gettime64", "timer_settime",
-      "timer_settime64", "timerfd_create", "timerfd_gettime", "timerfd_gettime64",
-      "timerfd_settime", "timerfd_settime64", "times", "tkill", "truncate", "truncate64",
-      "ugetrlimit", "umask", "uname", "unlink", "unlinkat", "utime", "utimensat",
-      "utimensat_time64", "utimes", "vfork", "vmsplice", "wait4", "waitid", "waitpid", "write",
-      "writev",
+      "sigprocmask", "sigreturn", "socketcall", "socketpair", "splice", "stat", "stat64", "statfs",
+      "statfs64", "statx", "symlink", "symlinkat", "sync", "sync_file_range", "sync_file_range2",
+      "syncfs", "sysinfo", "tee", "tgkill", "time", "timer_create", "timer_delete",
+      "timer_getoverrun", "timer_gettime", "timer_gettime64", "timer_settime", "timer_settime64",
+      "timerfd_create", "timerfd_gettime", "timerfd_gettime64", "timerfd_settime",
+      "timerfd_settime64", "times", "tkill", "truncate", "truncate64", "ugetrlimit", "umask",
+      "uname", "unlink", "unlinkat", "utime", "utimensat", "utimensat_time64", "utimes", "vfork",
+      "vmsplice", "wait4", "waitid", "waitpid", "write", "writev",
   };
   // clang-format on
   return kAllowed;
@@ -99,17 +100,17 @@ const std::vector<const char*>& AllowedSyscalls() {
 const std::vector<const char*>& RefusedSyscalls() {
   // clang-format off
   static const std::vector<const char*> kRefused = {
-      "acct", "add_key", "bpf", "clock_adjtime", "clock_adjtime64", "clock_settime",
-      "clock_settime64", "create_module", "delete_module", "fanotify_init", "finit_module",
-      "fsconfig", "fsmount", "fsopen", "fspick", "get_kernel_syms", "get_mempolicy", "init_module",
-      "io_uring_enter", "io_uring_register", "io_uring_setup", "ioperm", "iopl", "kexec_file_load",
-      "kexec_load", "keyctl", "lookup_dcookie", "mbind", "migrate_pages", "mount", "mount_setattr",
-      "move_mount", "move_pages", "name_to_handle_at", "nfsservctl", "open_by_handle_at",
-      "open_tree", "perf_event_open", "pivot_root", "query_module", "quotactl", "quotactl_fd",
-      "reboot", "request_key", "set_mempolicy", "set_mempolicy_home_node", "setdomainname",
-      "sethostname", "setns", "settimeofday", "stime", "swapoff", "swapon", "sysfs", "syslog",
-      "_sysctl", "umount", "umount2", "unshare", "uselib", "userfaultfd", "ustat", "vhangup",
-      "vm86", "vm86old",
+      "acct", "add_key", "bpf", "clock_settime", "clock_settime64", "create_module",
+      "delete_module", "fanotify_init", "finit_module", "fsconfig", "fsmount", "fsopen", "fspick",
+      "get_kernel_syms", "get_mempolicy", "init_module", "io_uring_enter", "io_uring_register",
+      "io_uring_setup", "ioperm", "iopl", "kcmp", "kexec_file_load", "kexec_load", "keyctl",
+      "lookup_dcookie", "mbind", "migrate_pages", "mount", "mount_setattr", "move_mount",
+      "move_pages", "nfsservctl", "open_by_handle_at", "open_tree", "perf_event_open",
+      "pidfd_getfd", "pivot_root", "process_madvise", "process_vm_readv", "process_vm_writev",
+      "query_module", "quotactl", "quotactl_fd", "reboot", "request_key", "set_mempolicy",
+      "set_mempolicy_home_node", "setdomainname", "sethostname", "setns", "settimeofday", "stime",
+      "swapoff", "swapon", "_sysctl", "sysfs", "syslog", "umount", "umount2", "unshare", "uselib",
+      "userfaultfd", "ustat", "vhangup", "vm86", "vm86old",
   };
   // clang-format on
   return kRefused;
@@ -174,6 +175,11 @@ Result<std::vector<sock_filter>> CompileDefaultProfile() {
                                          {SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, 0)}));
   ASSIGN_OR_RETURN(int clone3_nr, AddRule(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), "clone3"));
   max_known = std::max({max_known, clone_nr, clone3_nr});
+  // socket: any family but AF_VSOCK, which network namespaces do not separate (the host's and the
+  // hypervisor's vsock services would be reachable even with --network none).
+  ASSIGN_OR_RETURN(int socket_nr,
+                   AddRule(ctx.get(), SCMP_ACT_ALLOW, "socket", {SCMP_A0(SCMP_CMP_NE, AF_VSOCK)}));
+  max_known = std::max(max_known, socket_nr);
   // personality: Linux (0), 32-bit Linux (PER_LINUX32), with UNAME26, and the query; not the
   // flags that turn off address randomization or make memory executable.
   for (scmp_datum_t persona : {0x0U, 0x8U, 0x20000U, 0x20008U, 0xffffffffU}) {

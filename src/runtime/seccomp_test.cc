@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -75,6 +76,14 @@ TEST(SeccompTest, WhatIsNotAllowedIsRefusedAndWhatIsNewerIsUnknown) {
               long query = ::syscall(SYS_personality, 0xffffffffUL);
               long aslr_off = ::syscall(SYS_personality, 0x0040000UL /* ADDR_NO_RANDOMIZE */);
               return query >= 0 && aslr_off == -1 && errno == EPERM ? 0 : 1;
+            }),
+            0);
+  // Sockets of any family but vsock, which no network namespace separates.
+  EXPECT_EQ(InChildWithFilter([]() -> long {
+              long vsock = ::syscall(SYS_socket, 40 /* AF_VSOCK */, SOCK_STREAM, 0);
+              int vsock_errno = errno;
+              long unix_socket = ::syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0);
+              return vsock == -1 && vsock_errno == EPERM && unix_socket >= 0 ? 0 : 1;
             }),
             0);
   // Allowed, as in Docker on Linux >= 4.8: ptrace of one's own children (strace, gdb).
