@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -487,6 +488,20 @@ TEST_F(ContainerCliTest, TerminalComesFromTheContainersDevpts) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->exit_code, 5) << r->out;
   EXPECT_NE(r->out.find("typed-42"), std::string::npos) << r->out;
+  // With --init the command, not pid 1, is the terminal's foreground process group (so ^C
+  // reaches it once), and its input and status still pass through.
+  r = RunCommand({"script", "-qec",
+                  std::string(BARGE_BINARY) + " --root " + root_.path() +
+                      " run --rm -it --init --rootfs " + rootfs_->path() + " sh",
+                  "/dev/null"},
+                 {.input = "cut -d' ' -f5,8 /proc/self/stat | sed 's/^\\(.*\\) \\1$/fg-&/'\n"
+                           "cat /proc/1/comm\nexit 6\n"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 6) << r->out;
+  size_t fg = r->out.find("\nfg-");  // the typed line echoes "fg-&", not "fg-<digit>"
+  EXPECT_TRUE(fg != std::string::npos && std::isdigit(static_cast<unsigned char>(r->out[fg + 4])))
+      << r->out;
+  EXPECT_NE(r->out.find("barge-init"), std::string::npos) << r->out;
 }
 
 TEST_F(ContainerCliTest, RunsAnImageWithItsConfig) {

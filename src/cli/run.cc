@@ -44,6 +44,7 @@ struct RunArgs {
   int64_t pids_limit = 0;
   std::string network = "none";
   bool read_only = false;
+  bool init = false;
   bool rootfs_flag = false;  // --rootfs: IMAGE names a directory
   std::string rootfs;
   std::string cgroup_parent = runtime::kDefaultCgroupParent;
@@ -264,6 +265,7 @@ Result<runtime::ContainerConfig> BuildConfig(const RunArgs& args,
     return InvalidArgument("unknown network '" + args.network + "' (use none or host)");
   }
   config.read_only_root = args.read_only;
+  config.process.init = args.init;
 
   if (!args.memory.empty()) {
     Result<long long> parsed = ParseSize(args.memory);
@@ -409,6 +411,8 @@ const Registration kRun{
       cmd.add_option("--pids-limit", args->pids_limit, "Maximum number of processes");
       cmd.add_option("--network,--net", args->network, "none (loopback only, default) or host");
       cmd.add_flag("--read-only", args->read_only, "Mount the root file system read-only");
+      cmd.add_flag("--init", args->init,
+                   "Run a small init as pid 1 that forwards signals and reaps orphans");
       cmd.add_flag("--rootfs", args->rootfs_flag,
                    "IMAGE is a directory to use as the root file system, as podman run --rootfs "
                    "(kept unchanged: writes go to the container's own layer)");

@@ -81,7 +81,8 @@ json ConfigToJson(const ContainerConfig& c) {
        {{"argv", c.process.argv},
         {"env", c.process.env},
         {"cwd", c.process.cwd},
-        {"user", c.process.user}}},
+        {"user", c.process.user},
+        {"init", c.process.init}}},
       {"hostname", c.hostname},
       {"network", c.network == NetworkMode::kHost ? "host" : "none"},
       {"read_only_root", c.read_only_root},
@@ -107,6 +108,7 @@ ContainerConfig ConfigFromJson(const json& j) {
   c.process.env = p.value("env", std::vector<std::string>{});
   c.process.cwd = p.value("cwd", "/");
   c.process.user = p.value("user", "");
+  c.process.init = p.value("init", false);
   c.hostname = j.value("hostname", "");
   c.network = j.value("network", "none") == "host" ? NetworkMode::kHost : NetworkMode::kNone;
   c.read_only_root = j.value("read_only_root", false);

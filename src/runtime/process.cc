@@ -327,6 +327,9 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   argv.push_back(nullptr);
   // -1 where memfds may not be executed (vm.memfd_noexec=2): the child execs the command itself.
   ASSIGN_OR_RETURN(int shim_fd, ExecShimFd());
+  if (shim_fd < 0 && spec.process.init) {
+    return Unsupported("--init needs an executable memfd, which vm.memfd_noexec=2 forbids");
+  }
   std::string hostname = spec.hostname.empty() ? spec.id.substr(0, 12) : spec.hostname;
   std::vector<std::string> env = spec.process.env;
   if (!HasEnv(env, "PATH")) env.push_back(std::string("PATH=") + kDefaultPath);
@@ -382,8 +385,8 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   args.argv = argv.data();
   args.envp = envp.data();
   std::string report_fd_text = std::to_string(args.report_fd);
-  std::vector<char*> shim_argv = {const_cast<char*>(detail::kExecShimName), report_fd_text.data(),
-                                  nullptr};
+  const char* shim_name = spec.process.init ? detail::kExecShimInitName : detail::kExecShimName;
+  std::vector<char*> shim_argv = {const_cast<char*>(shim_name), report_fd_text.data(), nullptr};
   shim_argv.insert(shim_argv.end(), argv.begin(), argv.end());
   if (shim_fd >= 0) {
     args.shim_fd = shim_fd;

@@ -42,6 +42,9 @@ struct ProcessSpec {
   // "" (root), "UID", "UID:GID", "NAME" or "NAME:GROUP"; names are looked up in the container's
   // /etc/passwd and /etc/group.
   std::string user;
+  // barge run --init: pid 1 is barge's small init (the exec shim), which runs the command as its
+  // child, forwards signals to it and reaps orphaned processes, as docker run --init does.
+  bool init = false;
 };
 
 // The three standard streams of the container's first process. The runtime dups them; the caller

@@ -23,5 +23,9 @@ struct ChildReport {
 // The shim's argv: {kExecShimName, "<report fd>", "<command path>", command argv...}. A "#!"
 // interpreter line that names the shim gives a different argv[0], and the shim refuses it.
 inline constexpr char kExecShimName[] = "barge-exec-shim";
+// The same argv with this name instead (barge run --init): the shim stays as the container's
+// pid 1, runs the command as its child, forwards signals to it, reaps every orphan, and exits
+// with the command's status (128 + N when signal N killed it).
+inline constexpr char kExecShimInitName[] = "barge-init";
 
 }  // namespace barge::runtime::detail
