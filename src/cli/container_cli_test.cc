@@ -323,6 +323,55 @@ TEST_F(ContainerCliTest, StopKillsWhatIgnoresTermAndKillSignals) {
   EXPECT_TRUE(PsJson().empty());
 }
 
+TEST_F(ContainerCliTest, ExecRunsACommandInTheRunningContainer) {
+  ASSERT_EQ(Run({"-d", "--name", "box", "-e", "FROM_RUN=1", "--hostname", "boxhost", "--pids-limit",
+                 "50"},
+                {"sleep", "100"})
+                .exit_code,
+            0);
+  // Its namespaces (pid 1 is the container's, the hostname its own), cgroups and environment.
+  CommandOutput r =
+      Barge({"exec", "-e", "FROM_EXEC=2", "box", "sh", "-c",
+             "echo $$ $(hostname) $FROM_RUN $FROM_EXEC; cat /proc/1/cmdline; echo; "
+             "[ \"$(cat /proc/self/cgroup)\" = \"$(cat /proc/1/cgroup)\" ] && echo "
+             "same-cgroups; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("boxhost 1 2\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("1 boxhost"), std::string::npos) << r.out;  // not pid 1
+  EXPECT_NE(r.out.find(std::string("sleep\0" "100", 9)), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("same-cgroups\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CapEff:\t00000000a80425fb\nNoNewPrivs:\t1\nSeccomp:\t2\n"),
+            std::string::npos)
+      << r.out;
+  // Its exit code, its user and working directory, and its own terminal.
+  EXPECT_EQ(Barge({"exec", "box", "sh", "-c", "exit 7"}).exit_code, 7);
+  r = Barge({"exec", "-u", "65534", "-w", "/bin", "box", "sh", "-c", "id -u; pwd"});
+  EXPECT_EQ(r.out, "65534\n/bin\n") << r.err;
+  auto typed = RunCommand(
+      {"script", "-qec", std::string(BARGE_BINARY) + " --root " + root_.path() + " exec -it box sh",
+       "/dev/null"},
+      {.input = "tty; exit 5\n"});
+  ASSERT_TRUE(typed.ok());
+  EXPECT_EQ(typed->exit_code, 5) << typed->out;
+  EXPECT_NE(typed->out.find("/dev/pts/"), std::string::npos) << typed->out;
+  // Failures: 127 for a missing command, 125 with one line for a container that is not there
+  // or not running.
+  r = Barge({"exec", "box", "/no/such/command"});
+  EXPECT_EQ(r.exit_code, 127);
+  EXPECT_TRUE(OneLineError(r)) << r.err;
+  r = Barge({"exec", "nosuch", "true"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_TRUE(OneLineError(r)) << r.err;
+  ASSERT_EQ(Barge({"kill", "box"}).exit_code, 0);
+  for (int i = 0; i < 100 && PsJson()[0]["status"] != "exited"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  r = Barge({"exec", "box", "true"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_NE(r.err.find("is not running"), std::string::npos) << r.err;
+  EXPECT_EQ(Barge({"rm", "box"}).exit_code, 0);
+}
+
 TEST_F(ContainerCliTest, ForegroundRunForwardsSignals) {
   int out[2];
   ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);

@@ -13,8 +13,8 @@
 #include <sstream>
 
 #include "base/file_util.h"
+#include "cli/attach.h"
 #include "cli/cli.h"
-#include "cli/terminal.h"
 #include "oci/image_store.h"
 #include "runtime/cgroups.h"
 #include "runtime/container_store.h"
@@ -24,16 +24,10 @@
 namespace barge::cli {
 namespace {
 
-struct RunArgs {
+struct RunArgs : ProcessOptions {
   bool rm = false;
   bool detach = false;
-  bool interactive = false;
-  bool tty = false;
   std::string name;
-  std::vector<std::string> env;
-  std::vector<std::string> env_files;
-  std::string workdir;
-  std::string user;
   std::string entrypoint;
   bool entrypoint_set = false;
   std::string hostname;
@@ -93,41 +87,6 @@ Result<ImageDefaults> RootfsDefaults(const std::string& dir) {
   return d;
 }
 
-std::string EnvKey(const std::string& entry) { return entry.substr(0, entry.find('=')); }
-
-// Later entries override earlier ones with the same key; "K" alone takes barge's own value.
-Status MergeEnv(std::vector<std::string>& env, const std::string& entry) {
-  std::string value = entry;
-  if (entry.empty() || entry[0] == '=')
-    return InvalidArgument("invalid environment entry '" + entry + "'");
-  if (entry.find('=') == std::string::npos) {
-    const char* host = std::getenv(entry.c_str());
-    if (host == nullptr) return Status::Ok();  // Docker skips unset variables
-    value = entry + "=" + host;
-  }
-  std::string key = EnvKey(value);
-  for (std::string& e : env) {
-    if (EnvKey(e) == key) {
-      e = value;
-      return Status::Ok();
-    }
-  }
-  env.push_back(value);
-  return Status::Ok();
-}
-
-Status ReadEnvFile(const std::string& path, std::vector<std::string>& env) {
-  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line)) {
-    size_t start = line.find_first_not_of(" \t");
-    if (start == std::string::npos || line[start] == '#') continue;
-    RETURN_IF_ERROR(MergeEnv(env, line.substr(start)).Wrap("--env-file " + path));
-  }
-  return Status::Ok();
-}
-
 // --tmpfs DST[:OPTIONS], as Podman: rw (or ro), noexec (or exec), always nosuid and nodev, and
 // the tmpfs options size, mode, uid, gid and nr_inodes.
 Result<runtime::MountSpec> ParseTmpfs(const std::string& text) {
@@ -168,38 +127,6 @@ Result<runtime::MountSpec> ParseTmpfs(const std::string& text) {
     m.tmpfs_options += (m.tmpfs_options.empty() ? "" : ",") + option;
   }
   return m;
-}
-
-// Signals for the container arrive on barge's only thread, so the handler never runs
-// concurrently with SetForwardTarget. One that arrives before the container's pid is known (it
-// may already be running) is kept and delivered once it is.
-std::atomic<pid_t> g_forward_pid{0};
-std::atomic<uint64_t> g_pending_signals{0};
-
-void ForwardSignal(int sig) {
-  pid_t pid = g_forward_pid.load();
-  if (pid > 0) {
-    ::kill(pid, sig);
-  } else {
-    g_pending_signals.fetch_or(uint64_t{1} << sig);
-  }
-}
-
-void SetForwardTarget(pid_t pid) {
-  g_forward_pid.store(pid);
-  uint64_t pending = g_pending_signals.exchange(0);
-  for (int sig = 1; sig < 64 && pid > 0; ++sig) {
-    if (pending & (uint64_t{1} << sig)) ::kill(pid, sig);
-  }
-}
-
-void InstallForwarding() {
-  struct sigaction sa {};
-  sa.sa_handler = ForwardSignal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;  // no SA_RESTART: waitpid returns EINTR and is retried
-  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
-    ::sigaction(sig, &sa, nullptr);
 }
 
 Result<runtime::ContainerConfig> BuildConfig(const RunArgs& args,
@@ -360,15 +287,9 @@ void Run(RunArgs& args, std::vector<std::string> command, Cli& cli) {
   std::string name = record->config.name;
   long long memory = record->config.limits.memory_bytes;
   Result<runtime::ExitInfo> exit =
-      runtime::RunAttached(store, std::move(record).value(), stdio, [&](runtime::Container& c) {
-        SetForwardTarget(c.pid());
-        if (!args.tty) return;
-        CopyWindowSize(c.terminal());
-        std::optional<RawMode> raw;
-        if (args.interactive) raw.emplace();
-        RelayTerminal(c.terminal(), args.interactive);
-      });
-  g_forward_pid.store(0);
+      runtime::RunAttached(store, std::move(record).value(), stdio,
+                           [&](runtime::Container& c) { Attach(c, args.tty, args.interactive); });
+  SetForwardTarget(0);
   if (!exit.ok()) {
     cli.Finish(exit.status());
     cli.SetExitCode(runtime::StartFailureExitCode(exit.status()));
@@ -386,14 +307,8 @@ const Registration kRun{
       auto args = std::make_shared<RunArgs>();
       cmd.add_flag("--rm", args->rm, "Remove the container when it exits");
       cmd.add_flag("-d,--detach", args->detach, "Run in the background and print the container id");
-      cmd.add_flag("-i,--interactive", args->interactive, "Keep standard input attached");
-      cmd.add_flag("-t,--tty", args->tty, "Give the container a terminal (use with -i)");
       cmd.add_option("--name", args->name, "Name of the container");
-      cmd.add_option("-e,--env", args->env,
-                     "Set an environment variable K=V (K alone: from barge's)");
-      cmd.add_option("--env-file", args->env_files, "Read K=V lines from a file");
-      cmd.add_option("-w,--workdir", args->workdir, "Working directory inside the container");
-      cmd.add_option("-u,--user", args->user, "UID[:GID] or NAME[:GROUP] to run as");
+      AddProcessOptions(cmd, *args);
       cmd.add_option_function<std::string>(
           "--entrypoint",
           [args](const std::string& e) {

@@ -171,6 +171,22 @@ Status KillContainer(ContainerStore& store, const std::string& id_or_name, int s
   return Status::Ok();
 }
 
+Result<ContainerSpec> ExecSpec(ContainerStore& store, const std::string& id_or_name) {
+  ASSIGN_OR_RETURN(ContainerRecord r, store.Find(id_or_name));
+  const ContainerState& s = r.state;
+  if (s.status != ContainerStatus::kRunning || !ProcessAlive(s.pid, s.pid_start)) {
+    return InvalidArgument("container " + r.config.name + " is not running");
+  }
+  ContainerSpec spec = store.MakeSpec(r);
+  spec.process.argv.clear();
+  spec.process.init = false;
+  spec.join_pid = s.pid;
+  spec.join_pid_start = s.pid_start;
+  spec.join_cgroup_dirs = s.cgroup_dirs;
+  spec.terminal = false;
+  return spec;
+}
+
 Status RemoveContainer(ContainerStore& store, const std::string& id_or_name, bool force) {
   ASSIGN_OR_RETURN(ContainerRecord r, store.Find(id_or_name));
   if (r.state.status == ContainerStatus::kRunning) {

@@ -36,6 +36,11 @@ Status KillContainer(ContainerStore& store, const std::string& id_or_name, int s
 // Deletes a stopped container; `force` kills a running one first.
 Status RemoveContainer(ContainerStore& store, const std::string& id_or_name, bool force);
 
+// For `barge exec`: the spec of a process that joins the running container `id_or_name` (see
+// ContainerSpec::join_pid), with the container's own environment, working directory and user,
+// which the caller may change, and no command yet. A container that is not running is an error.
+Result<ContainerSpec> ExecSpec(ContainerStore& store, const std::string& id_or_name);
+
 // Waits until the container is recorded exited (or deleted); returns its final record, or
 // NotFound when it was deleted (--rm).
 Result<ContainerRecord> WaitForExit(ContainerStore& store, const std::string& id,

@@ -19,7 +19,9 @@
 #include <cstring>
 #include <iterator>
 
+#include "base/file_util.h"
 #include "runtime/capabilities.h"
+#include "runtime/container_store.h"
 #include "runtime/detail/exec_shim.h"
 #include "runtime/exec_shim.h"
 #include "runtime/mounts.h"
@@ -36,6 +38,12 @@ using detail::ChildReport;
 using detail::Fail;
 
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// barge exec joins these namespaces of a running container, the mount namespace last (entering
+// it changes the root, after which /proc/<pid>/ns of the host is out of reach); the pid
+// namespace is entered by the parent for its child, before the clone.
+constexpr const char* kJoinedNamespaceNames[] = {"uts", "ipc", "net", "mnt"};
+constexpr int kJoinedNamespaces = 4;
 
 // Everything the child needs, prepared by the parent so that the child does not allocate.
 struct ChildArgs {
@@ -56,6 +64,8 @@ struct ChildArgs {
   int home_slot = -1;          // index in envp reserved for HOME, -1 when the spec sets it
   const char* path = nullptr;  // the container's PATH, for finding argv[0]
   const char* hostname = nullptr;
+  // barge exec: namespaces of the running container to join (mount last), else all -1.
+  int join_ns[kJoinedNamespaces] = {-1, -1, -1, -1};
 };
 
 char g_home_env[300];  // HOME=..., filled by the child from the container's /etc/passwd
@@ -88,7 +98,8 @@ bool SetUpStdio(const Stdio& stdio, ChildFailure* f) {
 // /proc/self/fd while the child resolves the image's paths (mount points, the working
 // directory) with full capabilities: CVE-2024-21626.
 // Closes every descriptor above 2 but those in `keep` (ascending; -1 entries are ignored).
-bool CloseInheritedDescriptors(const int (&keep)[3], ChildFailure* f) {
+template <size_t N>
+bool CloseInheritedDescriptors(const int (&keep)[N], ChildFailure* f) {
   unsigned next = 3;
   for (int fd : keep) {
     if (fd < static_cast<int>(next)) continue;
@@ -238,15 +249,26 @@ UniqueFd ReceiveTerminal(int console_fd) {
     if (::write(fd.get(), "0", 1) != 1) ChildExit(a, {"join cgroup", nullptr, errno}, false);
   }
   if (!SetUpStdio(spec.stdio, &f)) ChildExit(a, f, false);
-  int keep[3] = {a.report_fd, a.console_fd, a.shim_fd};
+  const bool join = spec.join_pid > 0;
+  int keep[3 + kJoinedNamespaces] = {a.report_fd, a.console_fd, a.shim_fd};
+  for (int i = 0; i < kJoinedNamespaces; ++i) keep[3 + i] = a.join_ns[i];
   std::sort(std::begin(keep), std::end(keep));
   if (!CloseInheritedDescriptors(keep, &f)) ChildExit(a, f, false);
   // A session of its own: the terminal's Ctrl-C reaches barge, which forwards it once.
   ::setsid();
   ::umask(022);
-  if (!detail::SetUpRootfs(*a.mounts, &f)) ChildExit(a, f, false);
+  if (join) {
+    for (int i = 0; i < kJoinedNamespaces; ++i) {
+      if (::setns(a.join_ns[i], 0) != 0) {
+        ChildExit(a, {"join the container's namespace", kJoinedNamespaceNames[i], errno}, false);
+      }
+      ::close(a.join_ns[i]);
+    }
+  } else if (!detail::SetUpRootfs(*a.mounts, &f)) {
+    ChildExit(a, f, false);
+  }
   if (spec.terminal && !OpenTerminal(a.console_fd, &f)) ChildExit(a, f, false);
-  if (!detail::SetUpNamespaces(a.hostname, spec.network, &f)) ChildExit(a, f, false);
+  if (!join && !detail::SetUpNamespaces(a.hostname, spec.network, &f)) ChildExit(a, f, false);
   if (!detail::ApplyRlimits(*a.rlimits, &f)) ChildExit(a, f, false);
   detail::ResolvedUser user;
   if (!detail::ResolveUser(spec.process.user.c_str(), &user, &f)) ChildExit(a, f, false);
@@ -255,8 +277,8 @@ UniqueFd ReceiveTerminal(int console_fd) {
     a.envp[a.home_slot] = g_home_env;
   }
   const char* cwd = spec.process.cwd.empty() ? "/" : spec.process.cwd.c_str();
-  if (!detail::MakeDirsInRoot(cwd, &f)) ChildExit(a, f, false);
-  if (!detail::FinishRootfs(*a.mounts, &f)) ChildExit(a, f, false);
+  if (!join && !detail::MakeDirsInRoot(cwd, &f)) ChildExit(a, f, false);
+  if (!join && !detail::FinishRootfs(*a.mounts, &f)) ChildExit(a, f, false);
   if (!detail::DropBoundingSet(*a.caps, &f)) ChildExit(a, f, false);
   if (!detail::SwitchUser(user, &f)) ChildExit(a, f, false);
   if (!detail::ApplyCapabilities(*a.caps, &f)) ChildExit(a, f, false);
@@ -307,6 +329,30 @@ Result<const CapabilitySet*> DefaultCapabilitySet() {
   return &set.value();
 }
 
+// barge exec: clones a child into the pid namespace `pid_ns` (the running container's). Until it
+// execs, the child is a copy of barge that the container's processes can see in their /proc, so
+// it is made non-dumpable first: then nothing in the container (which lacks CAP_SYS_PTRACE) can
+// open its /proc/<pid>/exe, barge's binary on the host (CVE-2019-5736 as runc exec met it). Its
+// exec of the sealed shim makes it dumpable again, with the shim as its exe.
+Result<long> CloneIntoPidNamespace(int pid_ns, unsigned long flags) {
+  ASSIGN_OR_RETURN(UniqueFd own, OpenFile("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC));
+  int dumpable = ::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return ErrnoError("prctl PR_SET_DUMPABLE");
+  if (::setns(pid_ns, CLONE_NEWPID) != 0) {
+    int err = errno;
+    ::prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
+    return ErrnoError("join the container's pid namespace", err);
+  }
+  long pid = ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr);
+  if (pid == 0) return pid;  // the child: barge's state is its own now
+  int err = errno;
+  // Back to barge's own namespace for any later child, and dumpable again.
+  if (::setns(own.get(), CLONE_NEWPID) != 0) std::abort();
+  ::prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
+  if (pid < 0) return ErrnoError("clone into the container", err);
+  return pid;
+}
+
 }  // namespace
 
 Result<Container> Container::Start(const ContainerSpec& spec) {
@@ -319,7 +365,11 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   }
   ASSIGN_OR_RETURN(const CapabilitySet* caps, DefaultCapabilitySet());
   ASSIGN_OR_RETURN(const SeccompProgram* seccomp, DefaultSeccompProgram());
-  ASSIGN_OR_RETURN(MountPlan mounts, PlanMounts(spec));
+  const bool join = spec.join_pid > 0;
+  MountPlan mounts;
+  if (!join) {
+    ASSIGN_OR_RETURN(mounts, PlanMounts(spec));
+  }
   std::vector<RlimitSetting> rlimits = DefaultRlimits();
 
   std::vector<char*> argv;
@@ -349,8 +399,28 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   envp.push_back(nullptr);
 
   Container container;
-  ASSIGN_OR_RETURN(container.cgroup_, Cgroup::Create(spec.cgroup_parent, spec.id, spec.limits));
-  ASSIGN_OR_RETURN(std::vector<UniqueFd> cgroup_procs, container.cgroup_.OpenProcsFiles());
+  std::vector<UniqueFd> cgroup_procs;
+  // barge exec: the running container's namespaces, opened while its pid 1 is the process that
+  // was recorded (a pid is not reused while that process lives).
+  UniqueFd join_ns[kJoinedNamespaces];
+  UniqueFd join_pid_ns;
+  if (join) {
+    std::string ns = "/proc/" + std::to_string(spec.join_pid) + "/ns/";
+    for (int i = 0; i < kJoinedNamespaces; ++i) {
+      ASSIGN_OR_RETURN(join_ns[i], OpenFile(ns + kJoinedNamespaceNames[i], O_RDONLY | O_CLOEXEC));
+    }
+    ASSIGN_OR_RETURN(join_pid_ns, OpenFile(ns + "pid", O_RDONLY | O_CLOEXEC));
+    if (!ProcessAlive(spec.join_pid, spec.join_pid_start)) {
+      return InvalidArgument("container " + spec.id + " is not running");
+    }
+    for (const std::string& dir : spec.join_cgroup_dirs) {
+      ASSIGN_OR_RETURN(UniqueFd procs, OpenFile(dir + "/cgroup.procs", O_WRONLY | O_CLOEXEC));
+      cgroup_procs.push_back(std::move(procs));
+    }
+  } else {
+    ASSIGN_OR_RETURN(container.cgroup_, Cgroup::Create(spec.cgroup_parent, spec.id, spec.limits));
+    ASSIGN_OR_RETURN(cgroup_procs, container.cgroup_.OpenProcsFiles());
+  }
 
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return ErrnoError("pipe");
@@ -395,11 +465,17 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   args.home_slot = home_slot;
   args.path = path.c_str();
   args.hostname = hostname.c_str();
+  for (int i = 0; i < kJoinedNamespaces; ++i) args.join_ns[i] = join_ns[i].get();
 
   // A fork-like clone (no new stack, no CLONE_VM) straight into the new namespaces: one process,
   // no intermediate. The child only touches memory prepared above.
-  long pid = ::syscall(SYS_clone, NamespaceFlags(spec.network) | SIGCHLD, nullptr, nullptr, nullptr,
-                       nullptr);
+  unsigned long flags = join ? 0 : NamespaceFlags(spec.network);
+  long pid;
+  if (join) {
+    ASSIGN_OR_RETURN(pid, CloneIntoPidNamespace(join_pid_ns.get(), SIGCHLD));
+  } else {
+    pid = ::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+  }
   if (pid < 0) return ErrnoError("clone container process");
   if (pid == 0) ChildMain(args);
   container.pid_ = static_cast<pid_t>(pid);

@@ -88,6 +88,14 @@ struct ContainerSpec {
   // When barge (the parent) dies, the container is killed, so that nothing runs unwatched.
   bool die_with_parent = true;
 
+  // barge exec: instead of a new container, the process joins the running one whose pid 1 is the
+  // host's process `join_pid` (started at `join_pid_start`, /proc/PID/stat, to tell a reused pid
+  // apart): its mount, uts, ipc, net and pid namespaces and the cgroups `join_cgroup_dirs`. The
+  // root file system, mounts, limits and hostname fields are then unused.
+  pid_t join_pid = 0;
+  uint64_t join_pid_start = 0;
+  std::vector<std::string> join_cgroup_dirs;
+
   // For image builds (RUN): after the command exits, RunContainer removes from `upper_dir` the
   // mount points the runtime had to create there (/proc, /dev, /sys, /etc/hosts, mount
   // destinations, and their parents) when no lower layer has them and they are still empty, so

@@ -1,0 +1,88 @@
+// barge exec [-i] [-t] [-e K=V] [--env-file F] [-w DIR] [-u USER] CONTAINER COMMAND [ARG...]:
+// runs a command in a running container, as docker exec does; the exit code is the command's.
+#include <fcntl.h>
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include "base/file_util.h"
+#include "cli/attach.h"
+#include "cli/cli.h"
+#include "runtime/container_store.h"
+#include "runtime/lifecycle.h"
+
+namespace barge::cli {
+namespace {
+
+// -w and -u default to the container's own working directory and user.
+using ExecArgs = ProcessOptions;
+
+Result<runtime::ContainerSpec> MakeSpec(const ExecArgs& args, const std::string& root,
+                                        const std::string& container,
+                                        std::vector<std::string> command) {
+  runtime::ContainerStore store(root);
+  ASSIGN_OR_RETURN(runtime::ContainerSpec spec, runtime::ExecSpec(store, container));
+  spec.process.argv = std::move(command);
+  for (const std::string& file : args.env_files) {
+    RETURN_IF_ERROR(ReadEnvFile(file, spec.process.env));
+  }
+  for (const std::string& entry : args.env) RETURN_IF_ERROR(MergeEnv(spec.process.env, entry));
+  if (!args.workdir.empty()) {
+    if (args.workdir[0] != '/') {
+      return InvalidArgument("working directory must be absolute, got '" + args.workdir + "'");
+    }
+    spec.process.cwd = args.workdir;
+  }
+  if (!args.user.empty()) spec.process.user = args.user;
+  spec.terminal = args.tty;
+  return spec;
+}
+
+void Exec(const ExecArgs& args, std::vector<std::string> words, Cli& cli) {
+  auto fail = [&](const Status& status, int code) {
+    cli.Finish(status);
+    cli.SetExitCode(code);
+  };
+  if (words.size() < 2 || words[0].empty() || words[0][0] == '-') {
+    PrintError(words.empty() || words[0].empty() || words[0][0] != '-'
+                   ? "barge exec needs a CONTAINER and a COMMAND (see 'barge exec --help')"
+                   : "barge exec: unknown option '" + words[0] + "' (see 'barge exec --help')");
+    cli.SetExitCode(kExitUsage);
+    return;
+  }
+  std::string container = words[0];
+  words.erase(words.begin());
+  Result<runtime::ContainerSpec> spec = MakeSpec(args, cli.root(), container, std::move(words));
+  if (!spec.ok()) return fail(spec.status(), 125);
+  UniqueFd null;
+  if (!args.interactive) {
+    Result<UniqueFd> opened = OpenFile("/dev/null", O_RDONLY);
+    if (!opened.ok()) return fail(opened.status(), 125);
+    null = std::move(opened).value();
+  }
+  spec->stdio = {args.interactive ? 0 : null.get(), 1, 2};
+  InstallForwarding();
+  Result<runtime::Container> process = runtime::Container::Start(*spec);
+  if (!process.ok()) return fail(process.status(), runtime::StartFailureExitCode(process.status()));
+  Attach(*process, args.tty, args.interactive);
+  Result<runtime::ExitInfo> exit = process->Wait();
+  SetForwardTarget(0);
+  if (!exit.ok()) return fail(exit.status(), 125);
+  cli.SetExitCode(exit->exit_code);
+}
+
+const Registration kExec{
+    "exec", "Run a command in a running container", [](CLI::App& cmd, Cli& cli) {
+      auto args = std::make_shared<ExecArgs>();
+      AddProcessOptions(cmd, *args);
+      // As with run: parsing stops at CONTAINER, and every word after it is the command's.
+      cmd.prefix_command();
+      cmd.footer(
+          "Arguments: CONTAINER COMMAND [ARG...]\n  CONTAINER is a running container's name or "
+          "id (or a unique prefix of it). The command joins its namespaces and cgroups with the "
+          "container's capabilities, seccomp filter and environment.");
+      cmd.fallthrough(false);
+      cmd.callback([args, &cmd, &cli] { Exec(*args, cmd.remaining(), cli); });
+    }};
+
+}  // namespace
+}  // namespace barge::cli
