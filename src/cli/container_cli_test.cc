@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -338,7 +339,11 @@ TEST_F(ContainerCliTest, ExecRunsACommandInTheRunningContainer) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("boxhost 1 2\n"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("1 boxhost"), std::string::npos) << r.out;  // not pid 1
-  EXPECT_NE(r.out.find(std::string("sleep\0" "100", 9)), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(std::string("sleep\0"
+                                   "100",
+                                   9)),
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("same-cgroups\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("CapEff:\t00000000a80425fb\nNoNewPrivs:\t1\nSeccomp:\t2\n"),
             std::string::npos)
@@ -354,6 +359,27 @@ TEST_F(ContainerCliTest, ExecRunsACommandInTheRunningContainer) {
   ASSERT_TRUE(typed.ok());
   EXPECT_EQ(typed->exit_code, 5) << typed->out;
   EXPECT_NE(typed->out.find("/dev/pts/"), std::string::npos) << typed->out;
+  // Its stdio are pipes barge relays, never barge's own descriptors (which processes of the
+  // container could reopen through /proc and keep); input passes with -i.
+  r = Barge({"exec", "box", "sh", "-c", "for fd in 0 1 2; do readlink /proc/self/fd/$fd; done"});
+  EXPECT_EQ(r.out.substr(0, 10), "/dev/null\n") << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '['), 2) << r.out;  // pipe:[N], twice
+  auto piped = RunCommand({BARGE_BINARY, "--root", root_.path(), "exec", "-i", "box", "wc", "-c"},
+                          {.input = "12345"});
+  ASSERT_TRUE(piped.ok());
+  EXPECT_EQ(piped->out, "5\n");
+  // barge exec returns when its command exits, though a background process keeps the output
+  // (or the terminal) open.
+  for (const char* tty : {"", "-t "}) {
+    auto start = std::chrono::steady_clock::now();
+    auto bg = RunCommand({"script", "-qec",
+                          std::string(BARGE_BINARY) + " --root " + root_.path() + " exec " + tty +
+                              "box sh -c 'sleep 5 & echo started'",
+                          "/dev/null"});
+    ASSERT_TRUE(bg.ok());
+    EXPECT_NE(bg->out.find("started"), std::string::npos) << bg->out;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3)) << tty;
+  }
   // Failures: 127 for a missing command, 125 with one line for a container that is not there
   // or not running.
   r = Barge({"exec", "box", "/no/such/command"});

@@ -2,11 +2,15 @@
 // runs a command in a running container, as docker exec does; the exit code is the command's.
 #include <fcntl.h>
 #include <fmt/core.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <optional>
 
 #include "base/file_util.h"
 #include "cli/attach.h"
 #include "cli/cli.h"
+#include "cli/terminal.h"
 #include "runtime/container_store.h"
 #include "runtime/lifecycle.h"
 
@@ -53,17 +57,44 @@ void Exec(const ExecArgs& args, std::vector<std::string> words, Cli& cli) {
   words.erase(words.begin());
   Result<runtime::ContainerSpec> spec = MakeSpec(args, cli.root(), container, std::move(words));
   if (!spec.ok()) return fail(spec.status(), 125);
-  UniqueFd null;
-  if (!args.interactive) {
-    Result<UniqueFd> opened = OpenFile("/dev/null", O_RDONLY);
-    if (!opened.ok()) return fail(opened.status(), 125);
-    null = std::move(opened).value();
+  // The command never gets barge's own descriptors: processes of the container could reopen them
+  // through /proc/<pid>/fd and keep the user's terminal (or file) after exec returns. Its stdio
+  // are pipes (or its own terminal with -t) that barge relays, as docker exec does.
+  int in_pipe[2] = {-1, -1}, out_pipe[2], err_pipe[2];
+  if ((args.interactive && !args.tty && ::pipe2(in_pipe, O_CLOEXEC) != 0) ||
+      ::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    return fail(ErrnoError("pipe"), 125);
   }
-  spec->stdio = {args.interactive ? 0 : null.get(), 1, 2};
+  UniqueFd in_read(in_pipe[0]), in_write(in_pipe[1]), out_read(out_pipe[0]), out_write(out_pipe[1]),
+      err_read(err_pipe[0]), err_write(err_pipe[1]);
+  Result<UniqueFd> null = OpenFile("/dev/null", O_RDONLY);
+  if (!null.ok()) return fail(null.status(), 125);
+  spec->stdio = {in_read ? in_read.get() : null->get(), out_write.get(), err_write.get()};
   InstallForwarding();
   Result<runtime::Container> process = runtime::Container::Start(*spec);
   if (!process.ok()) return fail(process.status(), runtime::StartFailureExitCode(process.status()));
-  Attach(*process, args.tty, args.interactive);
+  in_read.Reset();
+  out_write.Reset();
+  err_write.Reset();
+  SetForwardTarget(process->pid());
+  UniqueFd exited(static_cast<int>(::syscall(SYS_pidfd_open, process->pid(), 0)));
+  RelayStreams streams;
+  streams.exited = exited.get();
+  if (args.tty) {
+    CopyWindowSize(process->terminal());
+    streams.terminal = process->terminal();
+    streams.input = args.interactive ? process->terminal() : -1;
+    streams.outputs = {{process->terminal(), 1}};
+  } else {
+    streams.input = in_write ? in_write.get() : -1;
+    streams.on_input_end = [&] { in_write.Reset(); };
+    streams.outputs = {{out_read.get(), 1}, {err_read.get(), 2}};
+  }
+  {
+    std::optional<RawMode> raw;
+    if (args.tty && args.interactive) raw.emplace();
+    Relay(streams);
+  }
   Result<runtime::ExitInfo> exit = process->Wait();
   SetForwardTarget(0);
   if (!exit.ok()) return fail(exit.status(), 125);

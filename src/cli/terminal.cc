@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <vector>
 
 #include "base/file_util.h"
 #include "base/unique_fd.h"
@@ -40,40 +41,69 @@ RawMode::~RawMode() {
   if (active_) ::tcsetattr(0, TCSANOW, &saved_);
 }
 
-void RelayTerminal(int master, bool with_stdin) {
+void Relay(const RelayStreams& streams) {
   struct sigaction sa {};
   sa.sa_handler = OnWinch;
   sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGWINCH, &sa, nullptr);
-  bool stdin_open = with_stdin;
+  if (streams.terminal >= 0) ::sigaction(SIGWINCH, &sa, nullptr);
+  std::vector<pollfd> fds;
+  for (const auto& [from, to] : streams.outputs) fds.push_back({from, POLLIN, 0});
+  const size_t input_slot = fds.size();
+  fds.push_back({streams.input >= 0 ? 0 : -1, POLLIN, 0});
+  const size_t exit_slot = fds.size();
+  fds.push_back({streams.exited, POLLIN, 0});
+  size_t open_outputs = streams.outputs.size();
+  bool draining = false;  // the process exited: copy what is left, then stop
   char buf[1 << 14];
-  for (;;) {
-    if (g_winch.exchange(false)) CopyWindowSize(master);
-    pollfd fds[2] = {{master, POLLIN, 0}, {stdin_open ? 0 : -1, POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
+  while (open_outputs > 0) {
+    if (streams.terminal >= 0 && g_winch.exchange(false)) CopyWindowSize(streams.terminal);
+    int ready = ::poll(fds.data(), fds.size(), draining ? 0 : -1);
+    if (ready < 0) {
       if (errno == EINTR) continue;
       return;
     }
-    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-      ssize_t n = ::read(master, buf, sizeof buf);
-      if (n <= 0) {
-        if (n < 0 && errno == EINTR) continue;
-        return;  // EIO: every process of the container closed the terminal
-      }
-      if (!WriteAll(1, std::string_view(buf, static_cast<size_t>(n)), "stdout").ok()) return;
-    }
-    if (stdin_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-      ssize_t n = ::read(0, buf, sizeof buf);
-      if (n <= 0) {
-        if (n < 0 && errno == EINTR) continue;
-        stdin_open = false;
-        // End of input: pass it on as the terminal's EOF character.
-        (void)!::write(master, "\x04", 1);
+    if (ready == 0) return;  // drained
+    for (size_t i = 0; i < streams.outputs.size(); ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {  // EOF, or EIO once every process closed the terminal
+        fds[i].fd = -1;
+        --open_outputs;
         continue;
       }
-      if (!WriteAll(master, std::string_view(buf, static_cast<size_t>(n)), "terminal").ok()) return;
+      if (!WriteAll(streams.outputs[i].second, std::string_view(buf, static_cast<size_t>(n)),
+                    "output")
+               .ok()) {
+        return;
+      }
+    }
+    if (fds[input_slot].fd >= 0 && (fds[input_slot].revents & (POLLIN | POLLHUP | POLLERR))) {
+      ssize_t n = ::read(0, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        fds[input_slot].fd = -1;
+        // End of input: the terminal's EOF character, or the end of the pipe.
+        if (streams.terminal >= 0) {
+          (void)!::write(streams.terminal, "\x04", 1);
+        } else if (streams.on_input_end) {
+          streams.on_input_end();
+        }
+      } else if (!WriteAll(streams.input, std::string_view(buf, static_cast<size_t>(n)), "input")
+                      .ok()) {
+        fds[input_slot].fd = -1;
+      }
+    }
+    if (fds[exit_slot].fd >= 0 && (fds[exit_slot].revents & POLLIN)) {
+      fds[exit_slot].fd = -1;
+      fds[input_slot].fd = -1;
+      draining = true;
     }
   }
+}
+
+void RelayTerminal(int master, bool with_stdin) {
+  Relay({.input = with_stdin ? master : -1, .terminal = master, .outputs = {{master, 1}}});
 }
 
 }  // namespace barge::cli

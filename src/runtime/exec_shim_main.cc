@@ -43,6 +43,8 @@ constexpr long kCloseOnExec = 1;             // FD_CLOEXEC
 constexpr long kSigBlock = 0;                // SIG_BLOCK
 constexpr long kSigSetMask = 2;              // SIG_SETMASK
 constexpr long kSigChld = 17;                // SIGCHLD
+constexpr long kSigCont = 18;                // SIGCONT
+constexpr long kWaitUntraced = 2;            // WUNTRACED
 constexpr long kWaitNoHang = 1;              // WNOHANG
 constexpr long kSignalFdCloExec = 02000000;  // SFD_CLOEXEC
 constexpr long kTcGets = 0x5401;             // TCGETS
@@ -65,19 +67,24 @@ void Write(int fd, const char* text) {
   Syscall(__NR_write, fd, reinterpret_cast<long>(text), n);
 }
 
+// Reports a failure to barge on `report` ("<what><object>: <strerror(err)>") and exits `code`.
+[[noreturn]] void Report(int report, const char* what, const char* object, long err,
+                         bool exec_stage, int code) {
+  ChildReport r;
+  r.err = static_cast<int>(err);
+  r.exec_stage = exec_stage;
+  unsigned long n = 0;
+  for (const char* p = what; *p != '\0' && n + 1 < sizeof r.message; ++p) r.message[n++] = *p;
+  for (const char* p = object; *p != '\0' && n + 1 < sizeof r.message; ++p) r.message[n++] = *p;
+  Syscall(__NR_write, report, reinterpret_cast<long>(&r), sizeof r);
+  Exit(code);
+}
+
 // Execs the command; on failure reports why on `report` and exits 127.
 [[noreturn]] void ExecCommand(int report, char** argv, char** envp) {
   long err = -Syscall(__NR_execve, reinterpret_cast<long>(argv[2]),
                       reinterpret_cast<long>(argv + 3), reinterpret_cast<long>(envp));
-  ChildReport r;
-  r.err = static_cast<int>(err);
-  r.exec_stage = true;
-  const char prefix[] = "exec ";
-  unsigned long n = 0;
-  for (; prefix[n] != '\0'; ++n) r.message[n] = prefix[n];
-  for (const char* p = argv[3]; *p != '\0' && n + 1 < sizeof r.message; ++p) r.message[n++] = *p;
-  Syscall(__NR_write, report, reinterpret_cast<long>(&r), sizeof r);
-  Exit(127);
+  Report(report, "exec ", argv[3], err, true, 127);
 }
 
 // The exit status of a process as a shell reports it.
@@ -94,10 +101,7 @@ int ExitCode(int status) {
   Syscall(__NR_rt_sigprocmask, kSigBlock, reinterpret_cast<long>(&all), 0, sizeof all);
   long signals =
       Syscall(__NR_signalfd4, -1, reinterpret_cast<long>(&all), sizeof all, kSignalFdCloExec);
-  if (signals < 0) {
-    Write(2, "barge-init: signalfd failed\n");
-    Exit(126);
-  }
+  if (signals < 0) Report(report, "barge-init: signalfd", "", -signals, false, 126);
   long child = Syscall(__NR_clone, kSigChld, 0, 0, 0, 0);
   if (child == 0) {
     // A process group of its own, in the terminal's foreground if there is one: the terminal's
@@ -111,10 +115,7 @@ int ExitCode(int status) {
     Syscall(__NR_rt_sigprocmask, kSigSetMask, reinterpret_cast<long>(&none), 0, sizeof none);
     ExecCommand(report, argv, envp);
   }
-  if (child < 0) {
-    Write(2, "barge-init: clone failed\n");
-    Exit(126);
-  }
+  if (child < 0) Report(report, "barge-init: clone", "", -child, false, 126);
   // barge learns that the command started when the child's exec closes the last copy.
   Syscall(__NR_close, report);
   for (;;) {
@@ -129,9 +130,17 @@ int ExitCode(int status) {
     }
     for (;;) {
       int status = 0;
-      long pid = Syscall(__NR_wait4, -1, reinterpret_cast<long>(&status), kWaitNoHang, 0);
+      long pid =
+          Syscall(__NR_wait4, -1, reinterpret_cast<long>(&status), kWaitNoHang | kWaitUntraced, 0);
       if (pid <= 0) break;
-      if (pid == child) Exit(ExitCode(status));  // the rest of the namespace dies with pid 1
+      if (pid != child) continue;  // an orphan, reaped
+      // Stopped (^Z, SIGTTIN, SIGSTOP): nobody could continue it, so continue it at once, as a
+      // pid 1 that ignores job-control signals would.
+      if ((status & 0xff) == 0x7f) {
+        Syscall(__NR_kill, child, kSigCont);
+        continue;
+      }
+      Exit(ExitCode(status));  // the rest of the namespace dies with pid 1
     }
   }
 }

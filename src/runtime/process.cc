@@ -39,9 +39,8 @@ using detail::Fail;
 
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-// barge exec joins these namespaces of a running container, the mount namespace last (entering
-// it changes the root, after which /proc/<pid>/ns of the host is out of reach); the pid
-// namespace is entered by the parent for its child, before the clone.
+// barge exec joins these namespaces of a running container (see JoinContainer), the mount
+// namespace last, as runc does; then its pid namespace, for the process it clones.
 constexpr const char* kJoinedNamespaceNames[] = {"uts", "ipc", "net", "mnt"};
 constexpr int kJoinedNamespaces = 4;
 
@@ -64,8 +63,11 @@ struct ChildArgs {
   int home_slot = -1;          // index in envp reserved for HOME, -1 when the spec sets it
   const char* path = nullptr;  // the container's PATH, for finding argv[0]
   const char* hostname = nullptr;
-  // barge exec: namespaces of the running container to join (mount last), else all -1.
+  // barge exec: namespaces of the running container to join (mount last), else all -1; its pid
+  // namespace; and where the intermediate process reports the pid of the one it made.
   int join_ns[kJoinedNamespaces] = {-1, -1, -1, -1};
+  int join_pid_ns = -1;
+  int join_report_pid = -1;
 };
 
 char g_home_env[300];  // HOME=..., filled by the child from the container's /etc/passwd
@@ -225,6 +227,50 @@ UniqueFd ReceiveTerminal(int console_fd) {
   return UniqueFd(fd);
 }
 
+// Sets the parent-death signal (it does not survive a clone or a user change) and makes sure
+// barge did not die before it was set (its pidfd is readable then).
+void DieWithParent(const ChildArgs& a) {
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
+    ChildExit(a, {"set parent-death signal", nullptr, errno}, false);
+  }
+  pollfd parent{a.parent_pidfd, POLLIN, 0};
+  if (a.parent_pidfd >= 0 && ::poll(&parent, 1, 0) != 0) ::_exit(127);
+}
+
+// barge exec, in an intermediate child still in the host's pid namespace: joins the container's
+// cgroups and its uts, ipc, net and mount namespaces, becomes non-dumpable, enters the pid
+// namespace for its next child and clones that child as barge's own (CLONE_PARENT). Only the
+// new child returns; the intermediate reports its pid to barge and exits. So the process appears
+// in the container's /proc only when it is in all of the container's namespaces and cgroups and
+// non-dumpable: nothing there can read the host's mounts or network through it, or open its
+// /proc/<pid>/exe, barge's binary (CVE-2019-5736 as runc exec met it).
+void JoinContainer(const ChildArgs& a) {
+  for (const UniqueFd& fd : *a.cgroup_procs) {
+    if (::write(fd.get(), "0", 1) != 1) ChildExit(a, {"join cgroup", nullptr, errno}, false);
+  }
+  for (int i = 0; i < kJoinedNamespaces; ++i) {
+    if (::setns(a.join_ns[i], 0) != 0) {
+      ChildExit(a, {"join the container's namespace", kJoinedNamespaceNames[i], errno}, false);
+    }
+    ::close(a.join_ns[i]);
+  }
+  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    ChildExit(a, {"prctl PR_SET_DUMPABLE", nullptr, errno}, false);
+  }
+  if (::setns(a.join_pid_ns, CLONE_NEWPID) != 0) {
+    ChildExit(a, {"join the container's namespace pid", nullptr, errno}, false);
+  }
+  long pid = ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+  if (pid == 0) {
+    DieWithParent(a);
+    return;
+  }
+  if (pid < 0) ChildExit(a, {"clone into the container", nullptr, errno}, false);
+  int created = static_cast<int>(pid);
+  (void)!::write(a.join_report_pid, &created, sizeof created);
+  ::_exit(0);
+}
+
 [[noreturn]] void ChildMain(const ChildArgs& a) {
   ChildFailure f;
   const ContainerSpec& spec = *a.spec;
@@ -238,35 +284,23 @@ UniqueFd ReceiveTerminal(int console_fd) {
   // First, so that a barge killed during the set-up takes the container with it (the user
   // switch clears it; it is set again after). A barge that died before the prctl sent no
   // signal: its pidfd is readable then.
-  if (spec.die_with_parent) {
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
-      ChildExit(a, {"set parent-death signal", nullptr, errno}, false);
+  if (spec.die_with_parent) DieWithParent(a);
+  const bool join = spec.join_pid > 0;
+  if (join) {
+    JoinContainer(a);
+  } else {
+    for (const UniqueFd& fd : *a.cgroup_procs) {
+      if (::write(fd.get(), "0", 1) != 1) ChildExit(a, {"join cgroup", nullptr, errno}, false);
     }
-    pollfd parent{a.parent_pidfd, POLLIN, 0};
-    if (a.parent_pidfd >= 0 && ::poll(&parent, 1, 0) != 0) ::_exit(127);
-  }
-  for (const UniqueFd& fd : *a.cgroup_procs) {
-    if (::write(fd.get(), "0", 1) != 1) ChildExit(a, {"join cgroup", nullptr, errno}, false);
   }
   if (!SetUpStdio(spec.stdio, &f)) ChildExit(a, f, false);
-  const bool join = spec.join_pid > 0;
-  int keep[3 + kJoinedNamespaces] = {a.report_fd, a.console_fd, a.shim_fd};
-  for (int i = 0; i < kJoinedNamespaces; ++i) keep[3 + i] = a.join_ns[i];
+  int keep[3] = {a.report_fd, a.console_fd, a.shim_fd};
   std::sort(std::begin(keep), std::end(keep));
   if (!CloseInheritedDescriptors(keep, &f)) ChildExit(a, f, false);
   // A session of its own: the terminal's Ctrl-C reaches barge, which forwards it once.
   ::setsid();
   ::umask(022);
-  if (join) {
-    for (int i = 0; i < kJoinedNamespaces; ++i) {
-      if (::setns(a.join_ns[i], 0) != 0) {
-        ChildExit(a, {"join the container's namespace", kJoinedNamespaceNames[i], errno}, false);
-      }
-      ::close(a.join_ns[i]);
-    }
-  } else if (!detail::SetUpRootfs(*a.mounts, &f)) {
-    ChildExit(a, f, false);
-  }
+  if (!join && !detail::SetUpRootfs(*a.mounts, &f)) ChildExit(a, f, false);
   if (spec.terminal && !OpenTerminal(a.console_fd, &f)) ChildExit(a, f, false);
   if (!join && !detail::SetUpNamespaces(a.hostname, spec.network, &f)) ChildExit(a, f, false);
   if (!detail::ApplyRlimits(*a.rlimits, &f)) ChildExit(a, f, false);
@@ -281,7 +315,15 @@ UniqueFd ReceiveTerminal(int console_fd) {
   if (!join && !detail::FinishRootfs(*a.mounts, &f)) ChildExit(a, f, false);
   if (!detail::DropBoundingSet(*a.caps, &f)) ChildExit(a, f, false);
   if (!detail::SwitchUser(user, &f)) ChildExit(a, f, false);
+  // barge exec: the user change may have reset the dumpable flag (to fs.suid_dumpable); the copy
+  // of barge must stay unreadable to the container until its exec.
+  if (join && ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    ChildExit(a, {"prctl PR_SET_DUMPABLE", nullptr, errno}, false);
+  }
   if (!detail::ApplyCapabilities(*a.caps, &f)) ChildExit(a, f, false);
+  if (join && ::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    ChildExit(a, {"stay non-dumpable", nullptr, EPERM}, false);
+  }
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
     ChildExit(a, {"set no_new_privs", nullptr, errno}, false);
   }
@@ -327,30 +369,6 @@ Result<const CapabilitySet*> DefaultCapabilitySet() {
   static const Result<CapabilitySet> set = MakeCapabilitySet(DefaultCapabilities());
   if (!set.ok()) return set.status();
   return &set.value();
-}
-
-// barge exec: clones a child into the pid namespace `pid_ns` (the running container's). Until it
-// execs, the child is a copy of barge that the container's processes can see in their /proc, so
-// it is made non-dumpable first: then nothing in the container (which lacks CAP_SYS_PTRACE) can
-// open its /proc/<pid>/exe, barge's binary on the host (CVE-2019-5736 as runc exec met it). Its
-// exec of the sealed shim makes it dumpable again, with the shim as its exe.
-Result<long> CloneIntoPidNamespace(int pid_ns, unsigned long flags) {
-  ASSIGN_OR_RETURN(UniqueFd own, OpenFile("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC));
-  int dumpable = ::prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
-  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return ErrnoError("prctl PR_SET_DUMPABLE");
-  if (::setns(pid_ns, CLONE_NEWPID) != 0) {
-    int err = errno;
-    ::prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
-    return ErrnoError("join the container's pid namespace", err);
-  }
-  long pid = ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr);
-  if (pid == 0) return pid;  // the child: barge's state is its own now
-  int err = errno;
-  // Back to barge's own namespace for any later child, and dumpable again.
-  if (::setns(own.get(), CLONE_NEWPID) != 0) std::abort();
-  ::prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
-  if (pid < 0) return ErrnoError("clone into the container", err);
-  return pid;
 }
 
 }  // namespace
@@ -404,19 +422,34 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   // was recorded (a pid is not reused while that process lives).
   UniqueFd join_ns[kJoinedNamespaces];
   UniqueFd join_pid_ns;
+  UniqueFd join_pid_read, join_pid_write;
   if (join) {
+    // Any failure here means the container stopped meanwhile (an IoError: exit code 125).
+    auto not_running = [&](const Status& why) {
+      return IoError("container " + spec.id.substr(0, 12) + " is not running (" + why.message() +
+                     ")");
+    };
     std::string ns = "/proc/" + std::to_string(spec.join_pid) + "/ns/";
     for (int i = 0; i < kJoinedNamespaces; ++i) {
-      ASSIGN_OR_RETURN(join_ns[i], OpenFile(ns + kJoinedNamespaceNames[i], O_RDONLY | O_CLOEXEC));
+      Result<UniqueFd> fd = OpenFile(ns + kJoinedNamespaceNames[i], O_RDONLY | O_CLOEXEC);
+      if (!fd.ok()) return not_running(fd.status());
+      join_ns[i] = std::move(fd).value();
     }
-    ASSIGN_OR_RETURN(join_pid_ns, OpenFile(ns + "pid", O_RDONLY | O_CLOEXEC));
+    Result<UniqueFd> pid_ns = OpenFile(ns + "pid", O_RDONLY | O_CLOEXEC);
+    if (!pid_ns.ok()) return not_running(pid_ns.status());
+    join_pid_ns = std::move(pid_ns).value();
     if (!ProcessAlive(spec.join_pid, spec.join_pid_start)) {
-      return InvalidArgument("container " + spec.id + " is not running");
+      return not_running(NotFound("its first process exited"));
     }
     for (const std::string& dir : spec.join_cgroup_dirs) {
-      ASSIGN_OR_RETURN(UniqueFd procs, OpenFile(dir + "/cgroup.procs", O_WRONLY | O_CLOEXEC));
-      cgroup_procs.push_back(std::move(procs));
+      Result<UniqueFd> procs = OpenFile(dir + "/cgroup.procs", O_WRONLY | O_CLOEXEC);
+      if (!procs.ok()) return not_running(procs.status());
+      cgroup_procs.push_back(std::move(procs).value());
     }
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoError("pipe");
+    join_pid_read.Reset(fds[0]);
+    join_pid_write.Reset(fds[1]);
   } else {
     ASSIGN_OR_RETURN(container.cgroup_, Cgroup::Create(spec.cgroup_parent, spec.id, spec.limits));
     ASSIGN_OR_RETURN(cgroup_procs, container.cgroup_.OpenProcsFiles());
@@ -466,19 +499,31 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   args.path = path.c_str();
   args.hostname = hostname.c_str();
   for (int i = 0; i < kJoinedNamespaces; ++i) args.join_ns[i] = join_ns[i].get();
+  args.join_pid_ns = join_pid_ns.get();
+  args.join_report_pid = join_pid_write.get();
 
   // A fork-like clone (no new stack, no CLONE_VM) straight into the new namespaces: one process,
   // no intermediate. The child only touches memory prepared above.
+  // (barge exec: a plain child, which joins the container and clones the real one; see
+  // JoinContainer.)
   unsigned long flags = join ? 0 : NamespaceFlags(spec.network);
-  long pid;
-  if (join) {
-    ASSIGN_OR_RETURN(pid, CloneIntoPidNamespace(join_pid_ns.get(), SIGCHLD));
-  } else {
-    pid = ::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
-  }
+  long pid = ::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
   if (pid < 0) return ErrnoError("clone container process");
   if (pid == 0) ChildMain(args);
   container.pid_ = static_cast<pid_t>(pid);
+  if (join) {
+    join_pid_write.Reset();
+    int joined = -1;
+    ssize_t n;
+    do {
+      n = ::read(join_pid_read.get(), &joined, sizeof joined);
+    } while (n < 0 && errno == EINTR);
+    int status = 0;
+    while (::waitpid(container.pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    // The process in the container, or none when the intermediate failed (its report follows).
+    container.pid_ = n == sizeof joined ? joined : -1;
+  }
   report_write.Reset();
   console_child.Reset();
   cgroup_procs.clear();

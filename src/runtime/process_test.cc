@@ -334,6 +334,12 @@ TEST_F(ContainerTest, InitForwardsSignalsWhichAPlainPidOneIgnores) {
   Output r = Run(spec);
   EXPECT_EQ(r.exit.exit_code, 3) << r.err;
   EXPECT_EQ(r.out, "barge-init\n2\n");
+  // A stopped command (^Z under -it) is continued: nothing else could.
+  spec = Spec({"/bin/sh", "-c", "kill -STOP $$; echo resumed"});
+  spec.process.init = true;
+  r = Run(spec);
+  EXPECT_EQ(r.exit.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "resumed\n");
   // A command that cannot be run is still reported as such.
   spec = Spec({"/no/such/program"});
   spec.process.init = true;
