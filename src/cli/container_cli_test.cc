@@ -380,6 +380,16 @@ TEST_F(ContainerCliTest, ExecRunsACommandInTheRunningContainer) {
     EXPECT_NE(bg->out.find("started"), std::string::npos) << bg->out;
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3)) << tty;
   }
+  // barge inspect shows the container (a container before an image of the same name).
+  r = Barge({"inspect", "box"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json inspected = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(inspected.is_array() && inspected.size() == 1) << r.out;
+  EXPECT_EQ(inspected[0]["Name"], "box");
+  EXPECT_EQ(inspected[0]["State"]["status"], "running");
+  EXPECT_EQ(inspected[0]["Config"]["hostname"], "boxhost");
+  EXPECT_EQ(inspected[0]["Config"]["limits"]["pids"], 50);
+  EXPECT_EQ(Barge({"inspect", "--type", "image", "box"}).exit_code, 1);
   // Failures: 127 for a missing command, 125 with one line for a container that is not there
   // or not running.
   r = Barge({"exec", "box", "/no/such/command"});

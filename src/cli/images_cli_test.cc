@@ -79,6 +79,8 @@ TEST_F(ImagesCliTest, ImportImagesInspectTagRmiPrune) {
   EXPECT_NE(r.out.find("Deleted: sha256:"), std::string::npos) << r.out;
   r = Barge({"inspect", "demo:2"});
   EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "barge: error: no such container or image: demo:2\n");
+  r = Barge({"inspect", "--type", "image", "demo:2"});
   EXPECT_EQ(r.err, "barge: error: image 'demo:2' not found\n");
   EXPECT_EQ(Barge({"image", "prune"}).exit_code, 0);
 }

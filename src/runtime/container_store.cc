@@ -134,6 +134,17 @@ json StateToJson(const ContainerState& s) {
           {"finished_at", s.finished_at},     {"cgroup_dirs", s.cgroup_dirs}};
 }
 
+}  // namespace
+
+json RecordToJson(const ContainerRecord& record) {
+  return {{"Id", record.config.id},
+          {"Name", record.config.name},
+          {"Config", ConfigToJson(record.config)},
+          {"State", StateToJson(record.state)}};
+}
+
+namespace {
+
 ContainerState StateFromJson(const json& j) {
   ContainerState s;
   std::string status = j.value("status", "created");

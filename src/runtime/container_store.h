@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "barge/status.h"
 #include "runtime/spec.h"
 
@@ -58,6 +60,10 @@ struct ContainerRecord {
 };
 
 const char* StatusName(ContainerStatus status);
+
+// A container as `barge inspect` shows it: {"Id", "Name", "Config", "State"}, with the config and
+// state as stored in config.json and state.json.
+nlohmann::json RecordToJson(const ContainerRecord& record);
 
 // Start time of a live process in clock ticks since boot, or 0 when it does not exist.
 uint64_t ProcessStartTime(pid_t pid);
