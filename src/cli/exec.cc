@@ -1,7 +1,6 @@
 // barge exec [-i] [-t] [-e K=V] [--env-file F] [-w DIR] [-u USER] CONTAINER COMMAND [ARG...]:
 // runs a command in a running container, as docker exec does; the exit code is the command's.
 #include <fcntl.h>
-#include <fmt/core.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 

@@ -2,13 +2,8 @@
 // in the foreground (exit code = the command's) or detached (-d: prints the id).
 #include <fcntl.h>
 #include <fmt/core.h>
-#include <signal.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <fstream>
-#include <optional>
 #include <set>
 #include <sstream>
 
