@@ -324,6 +324,20 @@ TEST_F(ContainerCliTest, StopKillsWhatIgnoresTermAndKillSignals) {
   EXPECT_TRUE(PsJson().empty());
 }
 
+TEST_F(ContainerCliTest, WaitPrintsTheExitCodeOnceTheContainerExits) {
+  ASSERT_EQ(Run({"-d", "--name", "job"}, {"sh", "-c", "sleep 0.3; exit 3"}).exit_code, 0);
+  auto start = std::chrono::steady_clock::now();
+  CommandOutput r = Barge({"wait", "job"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "3\n");
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(200));
+  EXPECT_EQ(Barge({"wait", "job"}).out, "3\n");  // already exited
+  r = Barge({"wait", "nosuch"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(OneLineError(r)) << r.err;
+  EXPECT_EQ(Barge({"rm", "job"}).exit_code, 0);
+}
+
 TEST_F(ContainerCliTest, ExecRunsACommandInTheRunningContainer) {
   ASSERT_EQ(Run({"-d", "--name", "box", "-e", "FROM_RUN=1", "--hostname", "boxhost", "--pids-limit",
                  "50"},

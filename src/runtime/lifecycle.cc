@@ -145,6 +145,25 @@ Result<ContainerRecord> WaitForExit(ContainerStore& store, const std::string& id
   }
 }
 
+Result<ContainerRecord> WaitContainer(ContainerStore& store, const std::string& id_or_name) {
+  ASSIGN_OR_RETURN(ContainerRecord r, store.Find(id_or_name));
+  if (r.state.status == ContainerStatus::kRunning) {
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, r.state.pid, 0)));
+    // Opened before the check, so the pid cannot have been reused for what the pidfd watches.
+    if (pidfd && ProcessAlive(r.state.pid, r.state.pid_start)) {
+      pollfd exited{pidfd.get(), POLLIN, 0};
+      while (::poll(&exited, 1, -1) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  // Its barge process records the exit right after.
+  Result<ContainerRecord> done = WaitForExit(store, r.config.id, std::chrono::seconds(10));
+  if (!done.ok() && done.status().code() == StatusCode::kNotFound) {
+    return NotFound("container " + r.config.name + " was removed when it exited (--rm)");
+  }
+  return done;
+}
+
 Status StopContainer(ContainerStore& store, const std::string& id_or_name,
                      std::chrono::milliseconds timeout) {
   ASSIGN_OR_RETURN(ContainerRecord r, store.Find(id_or_name));

@@ -41,6 +41,10 @@ Status RemoveContainer(ContainerStore& store, const std::string& id_or_name, boo
 // which the caller may change, and no command yet. A container that is not running is an error.
 Result<ContainerSpec> ExecSpec(ContainerStore& store, const std::string& id_or_name);
 
+// barge wait: blocks until the container has exited (without polling while it runs: a pidfd of
+// its first process) and returns its final record. NotFound when it was removed (--rm).
+Result<ContainerRecord> WaitContainer(ContainerStore& store, const std::string& id_or_name);
+
 // Waits until the container is recorded exited (or deleted); returns its final record, or
 // NotFound when it was deleted (--rm).
 Result<ContainerRecord> WaitForExit(ContainerStore& store, const std::string& id,
