@@ -338,6 +338,24 @@ TEST_F(ContainerCliTest, WaitPrintsTheExitCodeOnceTheContainerExits) {
   EXPECT_EQ(Barge({"rm", "job"}).exit_code, 0);
 }
 
+TEST_F(ContainerCliTest, StartRunsAStoppedContainerAgainWithItsLayer) {
+  ASSERT_EQ(Run({"-d", "--name", "again"},
+                {"sh", "-c", "echo run >> /runs; echo runs=$(cat /runs | wc -l); exit 4"})
+                .exit_code,
+            0);
+  EXPECT_EQ(Barge({"wait", "again"}).out, "4\n");
+  CommandOutput r = Barge({"start", "again"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "again\n");
+  EXPECT_EQ(Barge({"wait", "again"}).out, "4\n");
+  // What it wrote the first time is still in its layer; both runs log to the same file.
+  EXPECT_EQ(Barge({"logs", "again"}).out, "runs=1\nruns=2\n");
+  r = Barge({"start", "nosuch"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(OneLineError(r)) << r.err;
+  EXPECT_EQ(Barge({"rm", "again"}).exit_code, 0);
+}
+
 TEST_F(ContainerCliTest, ExecRunsACommandInTheRunningContainer) {
   ASSERT_EQ(Run({"-d", "--name", "box", "-e", "FROM_RUN=1", "--hostname", "boxhost", "--pids-limit",
                  "50"},

@@ -145,6 +145,19 @@ Result<ContainerRecord> WaitForExit(ContainerStore& store, const std::string& id
   }
 }
 
+Result<std::string> StartContainer(ContainerStore& store, const std::string& id_or_name) {
+  ASSIGN_OR_RETURN(ContainerRecord r, store.Find(id_or_name));
+  if (r.state.status == ContainerStatus::kRunning) return r.config.name;
+  if (r.config.terminal) {
+    return Unsupported("container " + r.config.name +
+                       " has a terminal (-t), which a background start cannot give it");
+  }
+  r.state = ContainerState();
+  RETURN_IF_ERROR(store.SaveState(r.config.id, r.state));
+  RETURN_IF_ERROR(RunDetached(store, r));
+  return r.config.name;
+}
+
 Result<ContainerRecord> WaitContainer(ContainerStore& store, const std::string& id_or_name) {
   ASSIGN_OR_RETURN(ContainerRecord r, store.Find(id_or_name));
   if (r.state.status == ContainerStatus::kRunning) {

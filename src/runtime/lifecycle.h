@@ -28,6 +28,11 @@ Status RunDetached(ContainerStore& store, const ContainerRecord& record);
 // The exit code a failed start reports (Docker's convention: 125, 126, 127).
 int StartFailureExitCode(const Status& status);
 
+// barge start: runs a created or exited container again, in the background (its layer, with what
+// it wrote before, and its config are kept; its cgroup is made anew). A running one is left as
+// it is. Returns its name.
+Result<std::string> StartContainer(ContainerStore& store, const std::string& id_or_name);
+
 // Sends SIGTERM, waits up to `timeout`, then SIGKILL; returns once its exit is recorded.
 Status StopContainer(ContainerStore& store, const std::string& id_or_name,
                      std::chrono::milliseconds timeout);

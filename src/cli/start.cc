@@ -1,0 +1,25 @@
+// barge start C...: runs stopped containers again in the background, as docker start.
+#include <fmt/core.h>
+
+#include "cli/cli.h"
+#include "runtime/lifecycle.h"
+
+namespace barge::cli {
+namespace {
+
+const Registration kStart{
+    "start", "Run stopped containers again, in the background", [](CLI::App& cmd, Cli& cli) {
+      auto names = std::make_shared<std::vector<std::string>>();
+      cmd.add_option("containers", *names, "Container names or ids")->required();
+      cmd.callback([names, &cli] {
+        runtime::ContainerStore store(cli.root());
+        for (const std::string& name : *names) {
+          Result<std::string> started = runtime::StartContainer(store, name);
+          if (started.ok()) fmt::print("{}\n", *started);
+          cli.Finish(started.status());
+        }
+      });
+    }};
+
+}  // namespace
+}  // namespace barge::cli
