@@ -2,7 +2,7 @@
 // imported into a fresh repository from Debian's static busybox) against `crun run` of an OCI
 // bundle of the same root file system, alternating in the same run, each as a fresh process (as a
 // user would run them). Prints both medians and their ratio, plus two figures for reference:
-// `barge run --rm --rootfs DIR` (no image lookup, no overlay) and the in-process library
+// `barge run --rm --rootfs DIR` (no image lookup) and the in-process library
 // (runtime::RunContainer, what RUN steps and pipeline stages pay).
 #include <fcntl.h>
 #include <limits.h>

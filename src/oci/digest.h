@@ -1,4 +1,4 @@
-// SHA-256 digests in the OCI form "sha256:<64 lowercase hex>". Hashing uses OpenSSL EVP.
+// SHA-256 digests in the OCI form "sha256:<64 lowercase hex>". Hashing uses nettle.
 #pragma once
 
 #include <memory>
