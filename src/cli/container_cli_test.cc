@@ -356,6 +356,17 @@ TEST_F(ContainerCliTest, StartRunsAStoppedContainerAgainWithItsLayer) {
   EXPECT_EQ(Barge({"rm", "again"}).exit_code, 0);
 }
 
+TEST_F(ContainerCliTest, DetachedWithATerminalKeepsAShellRunning) {
+  // docker run -dit: the shell waits on a terminal nobody types into; its prompt goes to the log.
+  ASSERT_EQ(Run({"-dit", "--name", "shell"}, {"sh"}).exit_code, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(PsJson()[0]["status"], "running");
+  CommandOutput r = Barge({"exec", "shell", "sh", "-c", "tty <&0 || echo no-tty; echo hi"});
+  EXPECT_EQ(r.out, "not a tty\nno-tty\nhi\n") << r.err;
+  EXPECT_NE(Barge({"logs", "shell"}).out.find("# "), std::string::npos);  // the prompt
+  EXPECT_EQ(Barge({"rm", "-f", "shell"}).exit_code, 0);
+}
+
 TEST_F(ContainerCliTest, ExecRunsACommandInTheRunningContainer) {
   ASSERT_EQ(Run({"-d", "--name", "box", "-e", "FROM_RUN=1", "--hostname", "boxhost", "--pids-limit",
                  "50"},

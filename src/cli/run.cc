@@ -128,7 +128,6 @@ Result<runtime::ContainerConfig> BuildConfig(const RunArgs& args,
                                              const std::vector<std::string>& command,
                                              const std::string& root) {
   runtime::ContainerConfig config;
-  if (args.tty && args.detach) return Unsupported("-t with -d is not supported yet: drop -t");
   if (args.rm && args.detach) {
     // Docker allows it; so do we: the monitor removes the container when it exits.
   }

@@ -49,6 +49,16 @@ bool WaitGone(pid_t pid, uint64_t start, std::chrono::milliseconds timeout) {
   return rc > 0 || !ProcessAlive(pid, start);
 }
 
+// Copies `from` to `to` until `from` ends (EIO: every process closed the terminal).
+void CopyToEnd(int from, int to) {
+  char buf[1 << 14];
+  for (;;) {
+    ssize_t n = ::read(from, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || !WriteAll(to, std::string_view(buf, static_cast<size_t>(n)), "log").ok()) return;
+  }
+}
+
 }  // namespace
 
 int StartFailureExitCode(const Status& status) {
@@ -102,10 +112,13 @@ Status RunDetached(ContainerStore& store, const ContainerRecord& record) {
     ContainerStore own_store = store;
     bool reported = false;
     Result<ExitInfo> exit =
-        RunAttached(own_store, record, {null.get(), log.get(), log.get()}, [&](Container&) {
+        RunAttached(own_store, record, {null.get(), log.get(), log.get()}, [&](Container& c) {
           (void)!::write(report_write.get(), "OK", 2);
           report_write.Reset();
           reported = true;
+          // -dt: the container's terminal stays open with nobody typing (a shell waits on it, as
+          // with docker run -dit); what it prints goes to the log.
+          if (record.config.terminal) CopyToEnd(c.terminal(), log.get());
         });
     if (!exit.ok() && !reported) {
       std::string message =
@@ -148,10 +161,6 @@ Result<ContainerRecord> WaitForExit(ContainerStore& store, const std::string& id
 Result<std::string> StartContainer(ContainerStore& store, const std::string& id_or_name) {
   ASSIGN_OR_RETURN(ContainerRecord r, store.Find(id_or_name));
   if (r.state.status == ContainerStatus::kRunning) return r.config.name;
-  if (r.config.terminal) {
-    return Unsupported("container " + r.config.name +
-                       " has a terminal (-t), which a background start cannot give it");
-  }
   r.state = ContainerState();
   RETURN_IF_ERROR(store.SaveState(r.config.id, r.state));
   RETURN_IF_ERROR(RunDetached(store, r));

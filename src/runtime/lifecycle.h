@@ -21,16 +21,17 @@ Result<ExitInfo> RunAttached(ContainerStore& store, ContainerRecord record, cons
                              const std::function<void(Container&)>& on_start = nullptr);
 
 // Runs a created container in the background: forks a monitor process (its own session, no
-// terminal) that starts the container with stdout and stderr appended to its log file, then
-// waits for it as RunAttached does. Returns once the container's command was exec'd.
+// terminal) that starts the container with stdout and stderr appended to its log file (with -t,
+// the container's terminal, which the monitor keeps open and copies to the log), then waits for
+// it as RunAttached does. Returns once the container's command was exec'd.
 Status RunDetached(ContainerStore& store, const ContainerRecord& record);
 
 // The exit code a failed start reports (Docker's convention: 125, 126, 127).
 int StartFailureExitCode(const Status& status);
 
 // barge start: runs a created or exited container again, in the background (its layer, with what
-// it wrote before, and its config are kept; its cgroup is made anew). A running one is left as
-// it is. Returns its name.
+// it wrote before, and its config are kept; its cgroup is made anew; a terminal (-t) is kept open
+// with its output in the log). A running one is left as it is. Returns its name.
 Result<std::string> StartContainer(ContainerStore& store, const std::string& id_or_name);
 
 // Sends SIGTERM, waits up to `timeout`, then SIGKILL; returns once its exit is recorded.
