@@ -59,6 +59,15 @@ Result<long long> ParseSize(std::string_view text) {
   return value * scale;
 }
 
+void ForEachName(Cli& cli, const std::vector<std::string>& names,
+                 const std::function<Result<std::string>(const std::string& name)>& op) {
+  for (const std::string& name : names) {
+    Result<std::string> line = op(name);
+    if (line.ok()) fmt::print("{}\n", *line);
+    cli.Finish(line.status());
+  }
+}
+
 void OneValuePerOccurrence(CLI::App& command) {
   for (CLI::Option* option : command.get_options()) {
     if (!option->get_positional() && option->get_items_expected_max() > 1) {

@@ -67,6 +67,12 @@ std::vector<CommandInfo>& Commands();
 // let -e swallow every word up to the next option).
 void OneValuePerOccurrence(CLI::App& command);
 
+// For the commands over several containers (kill, rm, start, stop, wait): runs `op` on each
+// name in turn and prints the line it returns (the name, an exit code), or its error, so that one
+// bad name does not stop the rest; the exit code is 1 if any failed.
+void ForEachName(Cli& cli, const std::vector<std::string>& names,
+                 const std::function<Result<std::string>(const std::string& name)>& op);
+
 // Parses sizes such as 512, 64k, 256m, 1g (binary units) into bytes.
 Result<long long> ParseSize(std::string_view text);
 

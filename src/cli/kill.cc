@@ -1,5 +1,4 @@
 // barge kill [-s SIGNAL] C...: sends a signal (default KILL) to containers.
-#include <fmt/core.h>
 #include <signal.h>
 #include <string.h>
 
@@ -37,11 +36,10 @@ const Registration kKill{
           return;
         }
         runtime::ContainerStore store(cli.root());
-        for (const std::string& name : *names) {
-          Status st = runtime::KillContainer(store, name, *sig);
-          if (st.ok()) fmt::print("{}\n", name);
-          cli.Finish(st);
-        }
+        ForEachName(cli, *names, [&](const std::string& name) -> Result<std::string> {
+          RETURN_IF_ERROR(runtime::KillContainer(store, name, *sig));
+          return name;
+        });
       });
     }};
 

@@ -1,5 +1,4 @@
 // barge rm [-f] C...: deletes stopped containers (-f: kills running ones first).
-#include <fmt/core.h>
 
 #include "cli/cli.h"
 #include "runtime/lifecycle.h"
@@ -14,11 +13,11 @@ const Registration kRm{"rm", "Remove containers", [](CLI::App& cmd, Cli& cli) {
                          cmd.add_flag("-f,--force", *force, "Kill a running container first");
                          cmd.callback([names, force, &cli] {
                            runtime::ContainerStore store(cli.root());
-                           for (const std::string& name : *names) {
-                             Status st = runtime::RemoveContainer(store, name, *force);
-                             if (st.ok()) fmt::print("{}\n", name);
-                             cli.Finish(st);
-                           }
+                           ForEachName(
+                               cli, *names, [&](const std::string& name) -> Result<std::string> {
+                                 RETURN_IF_ERROR(runtime::RemoveContainer(store, name, *force));
+                                 return name;
+                               });
                          });
                        }};
 

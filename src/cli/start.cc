@@ -1,5 +1,4 @@
 // barge start C...: runs stopped containers again in the background, as docker start.
-#include <fmt/core.h>
 
 #include "cli/cli.h"
 #include "runtime/lifecycle.h"
@@ -13,11 +12,8 @@ const Registration kStart{
       cmd.add_option("containers", *names, "Container names or ids")->required();
       cmd.callback([names, &cli] {
         runtime::ContainerStore store(cli.root());
-        for (const std::string& name : *names) {
-          Result<std::string> started = runtime::StartContainer(store, name);
-          if (started.ok()) fmt::print("{}\n", *started);
-          cli.Finish(started.status());
-        }
+        ForEachName(cli, *names,
+                    [&](const std::string& name) { return runtime::StartContainer(store, name); });
       });
     }};
 

@@ -1,5 +1,4 @@
 // barge stop [-t SECS] C...: SIGTERM, then SIGKILL after the grace period.
-#include <fmt/core.h>
 
 #include "cli/cli.h"
 #include "runtime/lifecycle.h"
@@ -17,11 +16,10 @@ const Registration kStop{
           ->check(CLI::NonNegativeNumber);
       cmd.callback([names, seconds, &cli] {
         runtime::ContainerStore store(cli.root());
-        for (const std::string& name : *names) {
-          Status st = runtime::StopContainer(store, name, std::chrono::seconds(*seconds));
-          if (st.ok()) fmt::print("{}\n", name);
-          cli.Finish(st);
-        }
+        ForEachName(cli, *names, [&](const std::string& name) -> Result<std::string> {
+          RETURN_IF_ERROR(runtime::StopContainer(store, name, std::chrono::seconds(*seconds)));
+          return name;
+        });
       });
     }};
 

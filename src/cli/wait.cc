@@ -1,5 +1,4 @@
 // barge wait C...: blocks until containers exit and prints their exit codes, as docker wait.
-#include <fmt/core.h>
 
 #include "cli/cli.h"
 #include "runtime/lifecycle.h"
@@ -13,11 +12,10 @@ const Registration kWait{
       cmd.add_option("containers", *names, "Container names or ids")->required();
       cmd.callback([names, &cli] {
         runtime::ContainerStore store(cli.root());
-        for (const std::string& name : *names) {
-          Result<runtime::ContainerRecord> done = runtime::WaitContainer(store, name);
-          if (done.ok()) fmt::print("{}\n", done->state.exit_code);
-          cli.Finish(done.status());
-        }
+        ForEachName(cli, *names, [&](const std::string& name) -> Result<std::string> {
+          ASSIGN_OR_RETURN(runtime::ContainerRecord done, runtime::WaitContainer(store, name));
+          return std::to_string(done.state.exit_code);
+        });
       });
     }};
 
