@@ -35,6 +35,42 @@ Result<std::string> ReadFile(const std::string& path) {
   return out;
 }
 
+Result<std::string> ReadFileLimited(const std::string& path, size_t max_bytes) {
+  // O_NONBLOCK: opening a FIFO nobody writes to must not hang before the type check.
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(path, O_RDONLY | O_NONBLOCK));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return ErrnoError("stat " + path);
+  if (S_ISDIR(st.st_mode)) return InvalidArgument(path + " is a directory, not a file");
+  if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+    return InvalidArgument(path + " is not a regular file or a pipe");
+  }
+  if (S_ISREG(st.st_mode) && static_cast<unsigned long long>(st.st_size) > max_bytes) {
+    return InvalidArgument(path + " is larger than the limit of " + std::to_string(max_bytes) +
+                           " bytes");
+  }
+  if (S_ISFIFO(st.st_mode)) {
+    // A pipe opened without blocking reads as empty until a writer comes: open it again, now
+    // waiting for the writer, through the descriptor (the same pipe, even if the path changed).
+    ASSIGN_OR_RETURN(fd, OpenFile("/proc/self/fd/" + std::to_string(fd.get()), O_RDONLY));
+  }
+  std::string out;
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("read " + path);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > max_bytes) {
+      return InvalidArgument(path + " is larger than the limit of " + std::to_string(max_bytes) +
+                             " bytes");
+    }
+  }
+  return out;
+}
+
 Status WriteAll(int fd, std::string_view data, std::string_view what) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());

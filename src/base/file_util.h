@@ -15,6 +15,12 @@ Result<UniqueFd> OpenFile(const std::string& path, int flags, int mode = 0644);
 // Reads a whole file.
 Result<std::string> ReadFile(const std::string& path);
 
+// Reads a file a user named (a spec, an env file, a Containerfile): a regular file or a pipe
+// (`/dev/stdin`, `<(...)`), at most `max_bytes`. Anything else (a device such as /dev/zero, a
+// directory, a socket) and anything longer is refused with an error naming the path and the
+// limit, before more than `max_bytes` + 1 bytes are read.
+Result<std::string> ReadFileLimited(const std::string& path, size_t max_bytes);
+
 // Writes `data` to `path` (truncating).
 Status WriteFile(const std::string& path, std::string_view data, int mode = 0644);
 

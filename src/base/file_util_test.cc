@@ -1,8 +1,13 @@
 #include "base/file_util.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
 
 namespace barge {
 namespace {
@@ -23,6 +28,47 @@ TEST(FileUtilTest, ReadMissingFileNamesThePath) {
   auto data = ReadFile("/nonexistent/barge-file");
   ASSERT_FALSE(data.ok());
   EXPECT_EQ(data.status().message(), "open /nonexistent/barge-file: No such file or directory");
+}
+
+TEST(FileUtilTest, ReadFileLimitedRefusesDevicesDirectoriesAndLongFiles) {
+  auto dir = TempDir::Make();
+  ASSERT_TRUE(dir.ok());
+  std::string path = dir->path() + "/f";
+  ASSERT_TRUE(WriteFile(path, "12345").ok());
+  auto ok = ReadFileLimited(path, 5);
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  EXPECT_EQ(*ok, "12345");
+  auto longer = ReadFileLimited(path, 4);
+  ASSERT_FALSE(longer.ok());
+  EXPECT_EQ(longer.status().message(), path + " is larger than the limit of 4 bytes");
+  auto zero = ReadFileLimited("/dev/zero", 1 << 20);
+  ASSERT_FALSE(zero.ok());
+  EXPECT_EQ(zero.status().message(), "/dev/zero is not a regular file or a pipe");
+  auto d = ReadFileLimited(dir->path(), 1 << 20);
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().message(), dir->path() + " is a directory, not a file");
+}
+
+TEST(FileUtilTest, ReadFileLimitedReadsAPipeUpToTheLimit) {
+  auto dir = TempDir::Make();
+  ASSERT_TRUE(dir.ok());
+  std::string fifo = dir->path() + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  // A writer that never stops: the reader must give up after the limit.
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int fd = ::open(fifo.c_str(), O_WRONLY);
+    char buf[4096] = {};
+    while (::write(fd, buf, sizeof buf) > 0) {
+    }
+    ::_exit(0);
+  }
+  auto data = ReadFileLimited(fifo, 100000);
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  ASSERT_FALSE(data.ok());
+  EXPECT_EQ(data.status().message(), fifo + " is larger than the limit of 100000 bytes");
 }
 
 TEST(FileUtilTest, TempDirRemovesItsTree) {
