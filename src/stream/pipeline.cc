@@ -93,6 +93,21 @@ bool Chainable(const EdgeBase& e) {
   return e.kind == Partitioning::kHash && to.parallelism == 1;
 }
 
+// The head of every node's chain. Nodes were added in topological order (an operator only reads
+// existing streams), so a node's upstream head is known when the node is reached.
+std::map<NodeBase*, NodeBase*> ChainHeads(const std::vector<std::unique_ptr<NodeBase>>& nodes) {
+  std::map<NodeBase*, NodeBase*> head_of;
+  for (const auto& n : nodes) {
+    NodeBase* node = n.get();
+    if (node->inputs.size() == 1 && Chainable(*node->inputs[0])) {
+      head_of[node] = head_of[node->inputs[0]->from];
+    } else {
+      head_of[node] = node;
+    }
+  }
+  return head_of;
+}
+
 void Pin(std::thread& t, int index) {
   cpu_set_t allowed;
   if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
@@ -129,16 +144,10 @@ Status Pipeline::Run() {
   }
   if (!has_source) return InvalidArgument("pipeline has no source");
 
-  // 1. Chains. Nodes were added in topological order (an operator only reads existing streams).
-  std::map<NodeBase*, NodeBase*> head_of;
+  // 1. Chains.
+  std::map<NodeBase*, NodeBase*> head_of = ChainHeads(nodes_);
   for (auto& n : nodes_) {
-    NodeBase* node = n.get();
-    if (node->inputs.size() == 1 && Chainable(*node->inputs[0])) {
-      node->inputs[0]->chained = true;
-      head_of[node] = head_of[node->inputs[0]->from];
-    } else {
-      head_of[node] = node;
-    }
+    if (head_of[n.get()] != n.get()) n->inputs[0]->chained = true;
   }
 
   // 2. Tasks: one per chain head and instance.
@@ -258,6 +267,21 @@ void Pipeline::BuildTasks() {
     }
     for (auto& [node, op] : task->ops) op->Open(task->instance, node->parallelism);
   }
+}
+
+std::vector<TaskPlan> Pipeline::Plan() const {
+  std::map<NodeBase*, NodeBase*> head_of = ChainHeads(nodes_);
+  std::vector<TaskPlan> plan;
+  std::map<NodeBase*, size_t> index;
+  for (const auto& n : nodes_) {
+    NodeBase* head = head_of[n.get()];
+    if (head == n.get()) {
+      index[head] = plan.size();
+      plan.push_back({{}, head->parallelism});
+    }
+    plan[index[head]].operators.push_back(n->name);
+  }
+  return plan;
 }
 
 void Pipeline::Cancel() {

@@ -1,6 +1,7 @@
 // Batch<T>: the unit records travel in. Operators are called once per batch, never per record.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -82,5 +83,25 @@ struct Batch {
     timestamps.swap(other.timestamps);
   }
 };
+
+// Records that are themselves batches of rows (a columnar batch handle, say) say so with
+// `size_t row_count() const`; the engine then counts rows, not records, in its metrics and
+// flushes by rows.
+template <class T>
+concept RowBatch = requires(const T& t) {
+  { t.row_count() } -> std::convertible_to<size_t>;
+};
+
+// How many records `b` holds for metrics and batching: its size, or the rows of its records.
+template <class T>
+size_t RecordCount(const Batch<T>& b) {
+  if constexpr (RowBatch<T>) {
+    size_t rows = 0;
+    for (const T& r : b.records) rows += r.row_count();
+    return rows;
+  } else {
+    return b.size();
+  }
+}
 
 }  // namespace barge::stream

@@ -32,12 +32,15 @@ struct Slot {
   Batch<T> batch;
 };
 
-// The bytes a batch carries: string payloads by length, anything else by sizeof, plus 8 per
-// timestamp. An estimate for metrics, computed once per slot.
+// The bytes a batch carries: string payloads by length, records with `size_t byte_size() const`
+// by what they say, anything else by sizeof, plus 8 per timestamp. An estimate for metrics,
+// computed once per slot.
 template <class T>
 uint64_t BatchBytes(const Batch<T>& b) {
   uint64_t bytes = b.timestamps.size() * sizeof(EventTime);
-  if constexpr (std::is_same_v<T, std::string>) {
+  if constexpr (requires(const T& t) { t.byte_size(); }) {
+    for (const T& r : b.records) bytes += r.byte_size();
+  } else if constexpr (std::is_same_v<T, std::string>) {
     for (const std::string& r : b.records) bytes += r.size();
   } else {
     bytes += b.records.size() * sizeof(T);
@@ -89,8 +92,9 @@ class Channel {
   void Publish(const Slot<T>& slot, bool urgent = true) {
     metrics_.slots.store(metrics_.slots.load(std::memory_order_relaxed) + 1,
                          std::memory_order_relaxed);
-    metrics_.records.store(metrics_.records.load(std::memory_order_relaxed) + slot.batch.size(),
-                           std::memory_order_relaxed);
+    metrics_.records.store(
+        metrics_.records.load(std::memory_order_relaxed) + RecordCount(slot.batch),
+        std::memory_order_relaxed);
     metrics_.bytes.store(metrics_.bytes.load(std::memory_order_relaxed) + BatchBytes(slot.batch),
                          std::memory_order_relaxed);
     ring_.Publish();

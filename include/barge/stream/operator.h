@@ -108,7 +108,7 @@ class Output final : public OutputBase {
   // Sends `batch` downstream unless it is empty; the caller clears it afterwards.
   void Push(Batch<T>& batch, OperatorMetrics& metrics) {
     if (batch.empty()) return;
-    OperatorMetrics::Add(metrics.records_out, batch.size());
+    OperatorMetrics::Add(metrics.records_out, RecordCount(batch));
     target_->Push(batch);
   }
 
@@ -167,7 +167,7 @@ class Operator : public OperatorBase, public Input<In> {
  protected:
   // Counts a batch in; call at the top of Push.
   void CountIn(const Batch<In>& batch) {
-    OperatorMetrics::Add(metrics().records_in, batch.size());
+    OperatorMetrics::Add(metrics().records_in, RecordCount(batch));
     OperatorMetrics::Add(metrics().batches_in, 1);
   }
 

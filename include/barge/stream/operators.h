@@ -179,7 +179,7 @@ class SinkOperator final : public OperatorBase, public Input<T> {
   OutputBase* Port(int) override { return nullptr; }
 
   void Push(Batch<T>& in) override {
-    OperatorMetrics::Add(metrics().records_in, in.size());
+    OperatorMetrics::Add(metrics().records_in, RecordCount(in));
     OperatorMetrics::Add(metrics().batches_in, 1);
     Guarded(name(), [&] {
       // Per record first: a generic lambda `[](const auto& r)` is a per-record sink.

@@ -58,6 +58,12 @@ struct OperatorStats {
   uint64_t blocked_ns = 0;  // producers' time blocked on this task's full inputs
 };
 
+// One task of the physical plan: a chain of operators run fused in one thread per instance.
+struct TaskPlan {
+  std::vector<std::string> operators;  // chain order; the first heads the task
+  int parallelism = 1;
+};
+
 template <class T>
 class Stream;
 template <class T, class KeyFn>
@@ -90,6 +96,8 @@ class Pipeline {
   void Cancel();
   // Counters of every operator instance; safe while running.
   std::vector<OperatorStats> Stats() const;
+  // The tasks Run() would start (which operators are chained), without running anything.
+  std::vector<TaskPlan> Plan() const;
 
   const PipelineOptions& options() const { return options_; }
 
@@ -285,6 +293,19 @@ class Stream {
   template <class KeyFn>
   KeyedStream<T, KeyFn> key_by(KeyFn key_fn) const {
     return KeyedStream<T, KeyFn>(p_, ups_, key_fn);
+  }
+
+  // Records that are batches of rows (RowBatch): the next operator's instances receive their
+  // rows, routed by void split(T& in, size_t parts, T* const* outs), which appends each row of
+  // `in` to *outs[d] for its destination d. Rows for one destination are gathered until they
+  // fill a batch (PipelineOptions::batch_size rows) or the stream idles. Records' engine
+  // timestamps are not carried (row batches carry their own times).
+  template <class Split>
+  Stream<T> partition_rows(Split split) const {
+    return Stream<T>(p_, ups_, [split](detail::NodeBase* from, int port, detail::NodeBase* to) {
+      return std::make_unique<detail::TypedEdge<T, detail::RowSplit<Split>>>(
+          from, port, to, detail::Partitioning::kHash, detail::RowSplit<Split>{split});
+    });
   }
 
   // The next operator receives whole batches round-robin from every instance.

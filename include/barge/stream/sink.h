@@ -56,7 +56,7 @@ class SinkDriver final : public OperatorBase, public Input<T> {
   }
 
   void Push(Batch<T>& in) override {
-    OperatorMetrics::Add(metrics().records_in, in.size());
+    OperatorMetrics::Add(metrics().records_in, RecordCount(in));
     OperatorMetrics::Add(metrics().batches_in, 1);
     EnsureOpen();
     Check(sink_->Write(in));

@@ -133,15 +133,16 @@ class SourceDriver final : public SourceDriverBase {
     if (!state.ok()) {
       throw OperatorFailure(name(), state.status().message());
     }
+    size_t records = RecordCount(batch_);
     if (!batch_.empty()) {
-      OperatorMetrics::Add(metrics().records_out, batch_.size());
+      OperatorMetrics::Add(metrics().records_out, records);
       out_.target().Push(batch_);
     }
     switch (*state) {
       case SourceState::kMore:
         // A short batch means the source had no more at hand: flush downstream now rather than
         // let partial batches wait for records that may take long to come.
-        if (batch_.size() < run.batch_size) out_.target().Idle();
+        if (records < run.batch_size) out_.target().Idle();
         return true;
       case SourceState::kIdle:
         out_.target().Idle();
@@ -226,6 +227,19 @@ class TimestampOperator final : public Operator<T, T> {
   EventTime emitted_ = kMinTime;
 };
 
+// Wraps `split`, a function that spreads the rows of a record that is itself a batch of rows
+// (RowBatch) over the next operator's instances: void split(T& in, size_t parts, T* const* outs)
+// appends each row of `in` to *outs[d] for its destination d (outs[d] may be an empty T to fill).
+// A hash edge whose key function is a RowSplit routes rows, not records.
+template <class F>
+struct RowSplit {
+  F split;
+};
+template <class K>
+inline constexpr bool kIsRowSplit = false;
+template <class F>
+inline constexpr bool kIsRowSplit<RowSplit<F>> = true;
+
 // Producer side of an exchange for one upstream instance: routes records into per-destination
 // slots claimed from the channels, publishing a slot when it is full. Watermarks ride on the
 // next published slot (a watermark may only be delayed, never advanced early, so this is safe).
@@ -267,7 +281,11 @@ class Partitioner final : public Input<T>, public TaskPart {
         }
         break;
       case Partitioning::kHash:
-        PushHashed(in);
+        if constexpr (kIsRowSplit<KeyFn>) {
+          PushSplit(in);
+        } else {
+          PushHashed(in);
+        }
         break;
     }
   }
@@ -280,11 +298,9 @@ class Partitioner final : public Input<T>, public TaskPart {
     wm_ = w;
     for (size_t d = 0; d < outs_.size(); ++d) {
       if (sent_wm_[d] >= w || ++held_[d] < kMaxHeldWatermarks) continue;
-      if (open_[d].slot != nullptr) {
-        Close(d, false);
-      } else {
-        SendControl(d, SlotKind::kWatermark, 0, false);
-      }
+      if (open_[d].slot != nullptr) Close(d, false);
+      // An open slot that held nothing to send was dropped: the watermark goes alone.
+      if (sent_wm_[d] < w) SendControl(d, SlotKind::kWatermark, 0, false);
     }
   }
 
@@ -353,6 +369,30 @@ class Partitioner final : public Input<T>, public TaskPart {
     }
   }
 
+  // Row batches: each record's rows go to the open record of their destination; a destination's
+  // record is published once it holds a batch's worth of rows.
+  void PushSplit(Batch<T>& in) {
+    const size_t parts = outs_.size();
+    split_outs_.resize(parts);
+    for (T& record : in.records) {
+      for (size_t d = 0; d < parts; ++d) {
+        Open& o = open_[d];
+        if (o.slot == nullptr) {
+          o.slot = outs_[d]->Claim();
+          o.slot->kind = SlotKind::kData;
+          o.slot->batch.timestamps.clear();
+          o.slot->batch.records.resize(1);
+          o.n = 1;
+        }
+        split_outs_[d] = &o.slot->batch.records[0];
+      }
+      key_fn_.split(record, parts, split_outs_.data());
+      for (size_t d = 0; d < parts; ++d) {
+        if (split_outs_[d]->row_count() >= batch_size_) Close(d, false);
+      }
+    }
+  }
+
   void OpenSlot(size_t d, bool with_ts) {
     Open& o = open_[d];
     o.slot = outs_[d]->Claim();
@@ -368,6 +408,13 @@ class Partitioner final : public Input<T>, public TaskPart {
   // alone so the destination can progress.
   void Close(size_t d, bool flush) {
     Open& o = open_[d];
+    if constexpr (kIsRowSplit<KeyFn>) {
+      if (o.slot != nullptr && o.slot->batch.records[0].row_count() == 0) {
+        // Nothing gathered for d: the slot stays unpublished (the next Claim returns it again).
+        o.slot->batch.records.clear();
+        o = Open{};
+      }
+    }
     if (o.slot != nullptr) {
       o.slot->batch.records.resize(o.n);
       o.slot->batch.timestamps.resize(o.timestamps != nullptr ? o.n : 0);
@@ -401,6 +448,7 @@ class Partitioner final : public Input<T>, public TaskPart {
   std::vector<Open> open_;
   std::vector<EventTime> sent_wm_;  // watermark last sent to each destination
   std::vector<int> held_;           // watermarks not sent to each destination since then
+  std::vector<T*> split_outs_;      // row batches: the open record of each destination
   EventTime wm_ = kMinTime;
   size_t batch_size_;
   size_t next_;
