@@ -1,0 +1,173 @@
+// The pipeline spec: what a user writes in SPEC.yaml, read with yaml-cpp into plain structs that
+// remember where each value was written, so that every later error (a bad expression, an
+// unknown field) names FILE:LINE:COL. See docs/pipelines.md for the format.
+//
+//   ASSIGN_OR_RETURN(Spec spec, LoadSpec("orders.yaml", {.sets = {"parallelism=4"}}));
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "barge/status.h"
+#include "pipeline/types.h"
+
+namespace barge::pipeline {
+
+// A place in the spec file: 1-based line and column; 0 when unknown.
+struct Pos {
+  int line = 0;
+  int col = 0;
+};
+
+// A scalar as written: its value and where its raw text starts in the file, so that an offset
+// into the value (an expression's error) maps back to a line and column.
+struct Text {
+  std::string value;
+  Pos pos;
+  int raw_offset = -1;  // byte offset of the scalar's raw text in the file; -1 when synthetic
+};
+
+enum class Format { kCsv, kJsonl, kLines };
+std::string_view FormatName(Format f);
+
+struct EventTimeSpec {
+  Text field;
+  int64_t max_delay_ms = 0;
+  // An instance with no records for this long stops holding back event time (0: never).
+  int64_t idle_ms = 0;
+};
+
+// A declared schema field.
+struct FieldSpec {
+  Field field;
+  bool optional = false;  // JSON: may be absent (NULL); else absence makes a bad record
+  Pos pos;
+};
+
+struct SourceSpec {
+  enum class Kind { kFile, kStdin, kTcp, kGenerate };
+  Kind kind = Kind::kFile;
+  Pos pos;
+  std::string name;  // the engine operator's name ("source", or the user's `name:`)
+  // file: a path or a glob (`logs/*.jsonl`); stdin/tcp/file: the format of each record.
+  Text path;
+  Format format = Format::kLines;
+  Pos format_pos;
+  char delimiter = ',';
+  bool header = true;  // csv: the first row names the fields
+  // tcp
+  std::string listen;
+  std::string connect;
+  int max_connections = 0;
+  // generate: fields id, key, value, ts (BIGINT), deterministic for a seed.
+  std::optional<uint64_t> records;  // none: unbounded
+  uint64_t keys = 1000;
+  uint64_t seed = 0;
+  uint64_t records_per_second = 1000;  // event time: ts advances 1 s per this many records
+  int64_t start_ms = 0;                // ts of the first record
+  int64_t max_disorder_ms = 0;         // ts moved back by up to this much, deterministically
+  // Declared schema, if any.
+  std::optional<std::vector<FieldSpec>> schema;
+  Pos schema_pos;
+  std::optional<EventTimeSpec> event_time;
+  int parallelism = 0;  // 0: chosen by the planner
+  Pos parallelism_pos;
+};
+
+// A named expression of a select or aggregate step: `name: expression`.
+struct NamedExpr {
+  std::string name;
+  Pos name_pos;
+  Text expr;
+};
+
+struct WindowSpec {
+  enum class Kind { kTumbling, kSliding, kSession };
+  Kind kind = Kind::kTumbling;
+  int64_t size_ms = 0;
+  int64_t slide_ms = 0;
+  int64_t offset_ms = 0;
+  int64_t gap_ms = 0;
+  int64_t lateness_ms = 0;
+  std::string late_path;  // too-late records go here (JSON Lines); empty: counted only
+  Pos pos;
+};
+
+struct StepSpec {
+  enum class Kind { kFilter, kSelect, kKeyBy, kWindow, kAggregate };
+  Kind kind = Kind::kFilter;
+  Pos pos;
+  std::string keyword;  // as written: filter, select, key_by, window, aggregate, reduce
+  std::string name;     // the user's `name:`, else empty
+  Text filter;
+  std::vector<NamedExpr> select;
+  bool select_star = false;  // `*: true` or a `*` entry keeps the other fields
+  std::vector<Text> keys;
+  std::optional<WindowSpec> window;   // kWindow
+  std::vector<NamedExpr> aggregates;  // kWindow and kAggregate (rolling, per key)
+  int parallelism = 0;
+  Pos parallelism_pos;
+};
+
+struct SinkSpec {
+  enum class Kind { kFile, kStdout, kTcp };
+  Kind kind = Kind::kStdout;
+  Pos pos;
+  Text path;
+  std::string connect;
+  Format format = Format::kJsonl;
+  Pos format_pos;
+  char delimiter = ',';
+  int parallelism = 0;
+  Pos parallelism_pos;
+};
+
+struct OnErrorSpec {
+  enum class Mode { kFail, kSkip, kDeadLetter };
+  Mode mode = Mode::kFail;
+  std::string path;  // kDeadLetter
+  Pos pos;
+};
+
+struct Spec {
+  std::string file;  // as the user named it, for messages
+  std::string dir;   // its directory: relative paths in the spec are relative to it
+  std::shared_ptr<const std::string> text;  // the file's bytes, to locate errors
+  std::string name;
+  int parallelism = 1;
+  Pos parallelism_pos;
+  size_t batch_size = 1024;  // rows per columnar batch
+  std::vector<SourceSpec> sources;
+  std::vector<StepSpec> steps;
+  SinkSpec sink;
+  OnErrorSpec on_error;
+
+  // "FILE:LINE:COL: message" as an InvalidArgument status (FILE alone when pos is unknown).
+  Status ErrorAt(Pos pos, std::string_view message) const;
+  // The position of byte `offset` of `text`'s value in the file.
+  Pos Locate(const Text& text, size_t offset) const;
+  // A path written in the spec, relative to the spec's directory ("-" and absolute paths as is).
+  std::string Resolve(const std::string& path) const;
+};
+
+struct LoadOptions {
+  // `PATH=VALUE` overrides applied to the YAML before it is read: PATH is dotted keys and
+  // sequence indexes (`source.file.path`, `steps.0.filter`), VALUE is YAML (`4`, `{tumbling: 5s}`).
+  std::vector<std::string> sets;
+  int parallelism = 0;  // > 0 overrides the spec's `parallelism`
+};
+
+// Reads and checks the spec's structure (keys, kinds, durations, numbers). Expressions and field
+// names are checked later, against schemas, by the planner. Errors name FILE:LINE:COL.
+Result<Spec> LoadSpec(const std::string& path, const LoadOptions& options = {});
+// The same from text already read (tests; `file` names it in messages).
+Result<Spec> ParseSpec(std::string text, const std::string& file, const LoadOptions& options = {});
+
+// "2s", "10s", "1.5s", "500ms", "1m", "2h", "1d", or a bare number of milliseconds.
+std::optional<int64_t> ParseDurationMs(std::string_view text);
+
+}  // namespace barge::pipeline

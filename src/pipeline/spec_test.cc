@@ -1,0 +1,193 @@
+#include "pipeline/spec.h"
+
+#include <gtest/gtest.h>
+
+namespace barge::pipeline {
+namespace {
+
+constexpr const char* kOrders = R"(name: orders
+parallelism: 2
+source:
+  file: {path: orders.csv, format: csv}          # csv (header row names the fields), jsonl, lines
+  event_time: {field: ts, max_delay: 2s}          # ts in milliseconds since the epoch
+steps:
+  - filter: amount > 0 AND country <> 'XX'
+  - select:
+      user: user
+      country: upper(country)
+      cents: CAST(round(amount * 100) AS BIGINT)
+      ts: ts
+  - key_by: [country]
+  - window: {tumbling: 10s, allowed_lateness: 1s}
+    aggregate:
+      orders: count(*)
+      total_cents: sum(cents)
+      biggest: max(cents)
+      mean: avg(cents)
+sink:
+  file: {path: out.jsonl, format: jsonl}
+on_error: fail                                    # fail | skip | {dead_letter: PATH}
+)";
+
+TEST(SpecTest, ReadsTheIssueExample) {
+  Result<Spec> spec = ParseSpec(kOrders, "dir/orders.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  EXPECT_EQ(spec->name, "orders");
+  EXPECT_EQ(spec->parallelism, 2);
+  ASSERT_EQ(spec->sources.size(), 1u);
+  const SourceSpec& src = spec->sources[0];
+  EXPECT_EQ(src.kind, SourceSpec::Kind::kFile);
+  EXPECT_EQ(src.path.value, "orders.csv");
+  EXPECT_EQ(src.format, Format::kCsv);
+  ASSERT_TRUE(src.event_time.has_value());
+  EXPECT_EQ(src.event_time->field.value, "ts");
+  EXPECT_EQ(src.event_time->max_delay_ms, 2000);
+  ASSERT_EQ(spec->steps.size(), 4u);
+  EXPECT_EQ(spec->steps[0].kind, StepSpec::Kind::kFilter);
+  EXPECT_EQ(spec->steps[0].filter.value, "amount > 0 AND country <> 'XX'");
+  EXPECT_EQ(spec->steps[0].filter.pos.line, 7);
+  EXPECT_EQ(spec->steps[0].filter.pos.col, 13);
+  ASSERT_EQ(spec->steps[1].select.size(), 4u);
+  EXPECT_EQ(spec->steps[1].select[2].name, "cents");
+  EXPECT_EQ(spec->steps[2].keys[0].value, "country");
+  ASSERT_TRUE(spec->steps[3].window.has_value());
+  EXPECT_EQ(spec->steps[3].window->size_ms, 10000);
+  EXPECT_EQ(spec->steps[3].window->lateness_ms, 1000);
+  EXPECT_EQ(spec->steps[3].aggregates.size(), 4u);
+  EXPECT_EQ(spec->sink.kind, SinkSpec::Kind::kFile);
+  EXPECT_EQ(spec->Resolve(spec->sink.path.value), "dir/out.jsonl");
+  EXPECT_EQ(spec->on_error.mode, OnErrorSpec::Mode::kFail);
+}
+
+TEST(SpecTest, LocatesOffsetsInsideExpressions) {
+  Result<Spec> spec = ParseSpec(kOrders, "orders.yaml");
+  ASSERT_TRUE(spec.ok());
+  // "upper(country)" on line 10: 'country' inside it starts 6 bytes in.
+  const Text& e = spec->steps[1].select[1].expr;
+  Pos p = spec->Locate(e, 6);
+  EXPECT_EQ(p.line, 10);
+  EXPECT_EQ(p.col, 22);
+  // Quoted and block scalars map through their quoting.
+  Result<Spec> q = ParseSpec(
+      "source: {stdin: lines}\nsteps:\n  - filter: \"a = 'x'\"\n  - filter: |\n      b >\n"
+      "        zz\n",
+      "q.yaml");
+  ASSERT_TRUE(q.ok()) << q.status().message();
+  EXPECT_EQ(q->Locate(q->steps[0].filter, 4).col, 18);  // the quote before x, line 3
+  Pos zz = q->Locate(q->steps[1].filter, q->steps[1].filter.value.find("zz"));
+  EXPECT_EQ(zz.line, 6);
+  EXPECT_EQ(zz.col, 9);
+}
+
+TEST(SpecTest, SetOverridesValuesBeforeReading) {
+  Result<Spec> spec = ParseSpec(
+      kOrders, "orders.yaml",
+      {.sets = {"parallelism=3", "steps.0.filter=amount > 5", "sink={stdout: {format: csv}}"}});
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  EXPECT_EQ(spec->parallelism, 3);
+  EXPECT_EQ(spec->steps[0].filter.value, "amount > 5");
+  EXPECT_EQ(spec->sink.kind, SinkSpec::Kind::kStdout);
+  EXPECT_EQ(spec->sink.format, Format::kCsv);
+  Result<Spec> over = ParseSpec(kOrders, "orders.yaml", {.parallelism = 5});
+  ASSERT_TRUE(over.ok());
+  EXPECT_EQ(over->parallelism, 5);
+}
+
+struct BadSpec {
+  const char* name;
+  std::string text;
+  std::vector<std::string> sets;
+  std::string message;
+};
+
+TEST(SpecTest, BadSpecsNameFileLineAndColumn) {
+  const std::string ok_source = "source:\n  file: {path: a.csv}\n";
+  std::vector<BadSpec> cases = {
+      {"unknown step",
+       ok_source + "steps:\n  - fliter: x > 1\n",
+       {},
+       "s.yaml:4:5: unknown step 'fliter' (did you mean 'filter'?)"},
+      {"bad indentation",
+       "source:\n  file: a.csv\n event_time: ts\n",
+       {},
+       "s.yaml:3:2: invalid YAML: end of map not found (check the indentation: keys of one map "
+       "start in the same column)"},
+      {"bad duration",
+       "source:\n  file: a.csv\n  event_time: {field: ts, max_delay: 2x}\n",
+       {},
+       "s.yaml:3:38: bad duration '2x' for max_delay (expected a number with a unit: ms, s, m, "
+       "h or d, e.g. 10s)"},
+      {"unknown key",
+       "source:\n  file: a.csv\n  evnt_time: ts\n",
+       {},
+       "s.yaml:3:3: unknown key 'evnt_time' in source (did you mean 'event_time'?)"},
+      {"no source",
+       "steps: []\n",
+       {},
+       "s.yaml:1:1: the spec has no source (add 'source:' with file, stdin, tcp or generate)"},
+      {"two kinds",
+       ok_source + "steps:\n  - filter: a\n    select: {b: b}\n",
+       {},
+       "s.yaml:5:5: step has both 'filter' and 'select': give one per step"},
+      {"window without aggregate",
+       ok_source + "steps:\n  - window: {tumbling: 1s}\n",
+       {},
+       "s.yaml:4:5: window needs an aggregate in the same step, e.g. 'aggregate: {n: count(*)}'"},
+      {"bad format",
+       "source:\n  file: {path: a, format: xml}\n",
+       {},
+       "s.yaml:2:27: unknown format 'xml' (expected csv, jsonl or lines)"},
+      {"bad type",
+       "source:\n  stdin: csv\n  schema: {a: DECIMAL}\n",
+       {},
+       "s.yaml:3:15: unknown type 'DECIMAL' for field 'a' (expected BIGINT, DOUBLE, BOOLEAN, "
+       "VARCHAR or TIMESTAMP)"},
+      {"bad parallelism",
+       ok_source + "parallelism: 0\n",
+       {},
+       "s.yaml:3:14: parallelism must be between 1 and 1024, got 0"},
+      {"bad on_error",
+       ok_source + "on_error: ignore\n",
+       {},
+       "s.yaml:3:11: on_error must be fail, skip or {dead_letter: PATH}, got 'ignore'"},
+      {"set into a value",
+       ok_source,
+       {"source.file.path.x=1"},
+       "--set source.file.path.x=1: 'path' is a value, not a map"},
+      {"bad set value",
+       ok_source,
+       {"parallelism=many"},
+       "--set parallelism=many: parallelism: expected a whole number, got 'many'"},
+      {"set index",
+       ok_source + "steps:\n  - filter: a\n",
+       {"steps.3.filter=b"},
+       "--set steps.3.filter=b: index 3 is past the end of a list of 1"},
+  };
+  for (const BadSpec& c : cases) {
+    Result<Spec> spec = ParseSpec(c.text, "s.yaml", {.sets = c.sets});
+    ASSERT_FALSE(spec.ok()) << c.name;
+    EXPECT_EQ(spec.status().message(), c.message) << c.name;
+  }
+}
+
+TEST(SpecTest, Durations) {
+  EXPECT_EQ(ParseDurationMs("2s"), 2000);
+  EXPECT_EQ(ParseDurationMs("1.5s"), 1500);
+  EXPECT_EQ(ParseDurationMs("500ms"), 500);
+  EXPECT_EQ(ParseDurationMs("250"), 250);
+  EXPECT_EQ(ParseDurationMs("1m"), 60000);
+  EXPECT_EQ(ParseDurationMs("2h"), 7200000);
+  EXPECT_EQ(ParseDurationMs("1d"), 86400000);
+  EXPECT_EQ(ParseDurationMs("2x"), std::nullopt);
+  EXPECT_EQ(ParseDurationMs("s"), std::nullopt);
+  EXPECT_EQ(ParseDurationMs("0.5ms"), std::nullopt);
+}
+
+TEST(SpecTest, RefusesADeviceAsTheSpecFile) {
+  Result<Spec> spec = LoadSpec("/dev/zero");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().message(), "/dev/zero is not a regular file or a pipe");
+}
+
+}  // namespace
+}  // namespace barge::pipeline
