@@ -39,6 +39,18 @@ Result<BlockReader> BlockReader::OpenPath(const std::string& path) {
   return BlockReader(std::move(fd), std::move(name), !S_ISREG(st.st_mode));
 }
 
+void BlockReader::Preload(std::string_view bytes) {
+  if (end_ + bytes.size() > capacity_) {
+    size_t grown = std::max(capacity_ * 2, end_ + bytes.size());
+    std::unique_ptr<char[]> bigger(new char[grown]);
+    std::memcpy(bigger.get(), buf_.get(), end_);
+    buf_ = std::move(bigger);
+    capacity_ = grown;
+  }
+  std::memcpy(buf_.get() + end_, bytes.data(), bytes.size());
+  end_ += bytes.size();
+}
+
 Result<BlockReader::Fill> BlockReader::Read(int timeout_ms) {
   if (eof_) return Fill::kEof;
   // Make room: move the unread tail to the front, or grow for a record longer than a block.

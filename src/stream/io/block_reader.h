@@ -33,6 +33,10 @@ class BlockReader {
   // Opens `path` ("-" duplicates stdin) for reading; errors name the path.
   static Result<BlockReader> OpenPath(const std::string& path);
 
+  // Puts `bytes` in front of everything not read yet, as if they had been read (data read ahead
+  // by someone else, such as a sample of stdin). Call before the first Read.
+  void Preload(std::string_view bytes);
+
   // Appends the next block. A pollable descriptor waits at most `timeout_ms` for data.
   Result<Fill> Read(int timeout_ms);
 

@@ -1,0 +1,71 @@
+#include "pipeline/bad_records.h"
+
+#include "pipeline/format.h"
+
+namespace barge::pipeline {
+
+Result<std::unique_ptr<BadRecords>> BadRecords::Open(const OnErrorSpec& spec,
+                                                     const std::string& dead_letter_path,
+                                                     std::vector<std::string> inputs) {
+  std::unique_ptr<BadRecords> bad(new BadRecords(spec.mode, std::move(inputs)));
+  if (spec.mode == OnErrorSpec::Mode::kDeadLetter) {
+    Result<std::unique_ptr<stream::detail::ByteWriter>> writer =
+        stream::detail::OpenFileWriter(dead_letter_path, 0, 1);
+    if (!writer.ok()) return writer.status().Wrap("dead_letter");
+    bad->writer_ = std::move(*writer);
+  }
+  return bad;
+}
+
+std::string BadRecords::Where(int64_t origin) const {
+  if (origin < 0) return "";
+  uint64_t input = RecordBatch::OriginInput(origin);
+  uint64_t line = RecordBatch::OriginLine(origin);
+  std::string name = input < inputs_.size() ? inputs_[input] : "input " + std::to_string(input);
+  return line == 0 ? name : name + ":" + std::to_string(line);
+}
+
+Status BadRecords::Report(const BadRecord& r) {
+  if (mode_ == OnErrorSpec::Mode::kFail) {
+    std::string where = Where(r.origin);
+    std::string message = where.empty() ? "" : where + ": ";
+    message += std::string(r.step) + ": " + std::string(r.reason);
+    return InvalidArgument(message);
+  }
+  count_.fetch_add(1, std::memory_order_relaxed);
+  if (mode_ != OnErrorSpec::Mode::kDeadLetter) return Status::Ok();
+  std::lock_guard lock(mu_);
+  line_.clear();
+  line_ += "{\"input\":";
+  if (r.origin >= 0) {
+    uint64_t input = RecordBatch::OriginInput(r.origin);
+    AppendJsonString(input < inputs_.size() ? inputs_[input] : std::to_string(input), line_);
+    line_ += ",\"line\":" + std::to_string(RecordBatch::OriginLine(r.origin));
+  } else {
+    line_ += "null,\"line\":null";
+  }
+  line_ += ",\"step\":";
+  AppendJsonString(r.step, line_);
+  line_ += ",\"error\":";
+  AppendJsonString(r.reason, line_);
+  if (r.batch != nullptr) {
+    line_ += ",\"record\":";
+    AppendJsonRow(*r.batch, r.row, line_);
+  } else {
+    line_ += ",\"raw\":";
+    AppendJsonString(r.raw, line_);
+  }
+  line_ += "}\n";
+  Status st = writer_->Write(line_);
+  return st.ok() ? st : st.Wrap("dead_letter");
+}
+
+Status BadRecords::Close() {
+  std::lock_guard lock(mu_);
+  if (!writer_) return Status::Ok();
+  Status st = writer_->Close();
+  writer_.reset();
+  return st.ok() ? st : st.Wrap("dead_letter");
+}
+
+}  // namespace barge::pipeline

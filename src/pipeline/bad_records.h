@@ -1,0 +1,64 @@
+// What happens to a record that cannot be read or processed (the spec's `on_error`): fail stops
+// the pipeline naming the input, line and step; skip counts it; dead_letter writes it, with the
+// reason, to a JSON Lines file and counts it. Nothing is dropped without being counted.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "barge/status.h"
+#include "barge/stream/io.h"
+#include "pipeline/column.h"
+#include "pipeline/spec.h"
+
+namespace barge::pipeline {
+
+// One bad record. `origin` is RecordBatch::MakeOrigin(input, line), or -1 when unknown.
+struct BadRecord {
+  int64_t origin = -1;
+  std::string_view step;               // "source", "step 2 (select)", ...
+  std::string_view reason;             // "field 'amount': cannot parse 'abc' as DOUBLE"
+  std::string_view raw;                // the record's text, when it could not be parsed
+  const RecordBatch* batch = nullptr;  // or the parsed record: row `row` of `batch`
+  size_t row = 0;
+};
+
+// Shared by every operator instance of one pipeline; thread-safe.
+class BadRecords {
+ public:
+  // `inputs` names each input index of an origin (file paths, "<stdin>", "generate").
+  static Result<std::unique_ptr<BadRecords>> Open(const OnErrorSpec& spec,
+                                                  const std::string& dead_letter_path,
+                                                  std::vector<std::string> inputs);
+
+  // fail: the error that stops the pipeline ("orders.csv:12: step 2 (select): division by
+  // zero"). skip, dead_letter: counts (and writes) the record and returns OK, unless writing the
+  // dead letter failed.
+  Status Report(const BadRecord& record);
+
+  // "orders.csv:12" (or "orders.csv" / "" when line or input are unknown).
+  std::string Where(int64_t origin) const;
+
+  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  OnErrorSpec::Mode mode() const { return mode_; }
+  // Flushes and closes the dead-letter file.
+  Status Close();
+
+ private:
+  BadRecords(OnErrorSpec::Mode mode, std::vector<std::string> inputs)
+      : mode_(mode), inputs_(std::move(inputs)) {}
+
+  OnErrorSpec::Mode mode_;
+  std::vector<std::string> inputs_;
+  std::atomic<uint64_t> count_{0};
+  std::mutex mu_;  // guards writer_ and line_
+  std::unique_ptr<stream::detail::ByteWriter> writer_;
+  std::string line_;
+};
+
+}  // namespace barge::pipeline
