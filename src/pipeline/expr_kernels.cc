@@ -183,11 +183,14 @@ void BinaryKernel(const Instr& ins, Frame& f, Sel sel) {
   }
 }
 
+// Two constants meet where the generator compares shared operands (BETWEEN, IN, simple CASE)
+// with constants.
 template <class Op, bool kConstLeft = true>
 Kernel PickShapes(Shape l, Shape r) {
   using T = typename Op::In;
   if (l == Shape::kColumn && r == Shape::kColumn) return &BinaryKernel<Op, Col<T>, Col<T>>;
   if (l == Shape::kColumn && r == Shape::kConst) return &BinaryKernel<Op, Col<T>, Konst<T>>;
+  if (l == Shape::kConst && r == Shape::kConst) return &BinaryKernel<Op, Konst<T>, Konst<T>>;
   if constexpr (kConstLeft) {
     if (l == Shape::kConst && r == Shape::kColumn) return &BinaryKernel<Op, Konst<T>, Col<T>>;
   }

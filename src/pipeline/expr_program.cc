@@ -174,10 +174,7 @@ class Generator {
   }
   void Close(size_t c) { p_.code[c].next = static_cast<uint32_t>(p_.code.size()); }
 
-  static Shape ShapeOf(bool is_const, bool other_const) {
-    // Two constants only meet when folding, on a single row: read both as columns.
-    return is_const && !other_const ? Shape::kConst : Shape::kColumn;
-  }
+  static Shape ShapeOf(bool is_const) { return is_const ? Shape::kConst : Shape::kColumn; }
 
   int EmitArith(const Bound& n) {
     const Bound& lb = *n.args[0];
@@ -202,7 +199,7 @@ class Generator {
       std::swap(l, r);
       std::swap(lc, rc);
     }
-    Instr& ins = Add(ArithKernel(op, operand, ShapeOf(lc, rc), ShapeOf(rc, lc)), n.type);
+    Instr& ins = Add(ArithKernel(op, operand, ShapeOf(lc), ShapeOf(rc)), n.type);
     ins.op = op;
     ins.in[0] = l;
     ins.in[1] = r;
@@ -233,7 +230,7 @@ class Generator {
       }
     }
     Type kernel_type = t == Type::kTimestamp ? Type::kInt64 : t;
-    Instr& ins = Add(CompareKernel(op, kernel_type, Shape::kColumn, ShapeOf(rc, lc)), Type::kBool);
+    Instr& ins = Add(CompareKernel(op, kernel_type, ShapeOf(lc), ShapeOf(rc)), Type::kBool);
     ins.op = op;
     ins.in[0] = l;
     ins.in[1] = r;
