@@ -701,6 +701,11 @@ class Binder {
                   fmt::format("cannot cast {} to {}", TypeName(x->type), TypeName(a.cast_type)));
     }
     if (x->type == a.cast_type) return x;
+    // CAST(round(d) AS BIGINT) is CAST(d AS BIGINT): the cast rounds half away from zero too.
+    if (a.cast_type == Type::kInt64 && x->kind == BoundKind::kCall && x->fn == Fn::kRound &&
+        x->type == Type::kDouble && x->args.size() == 1) {
+      x = std::move(x->args[0]);
+    }
     BoundPtr n = Node(BoundKind::kCast, a.cast_type, a.offset);
     n->flag = a.flag;
     n->args.push_back(std::move(x));

@@ -5,6 +5,7 @@
 // the failing rows and report them. So a batch without errors pays one OR per row.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "pipeline/expr_convert.h"
@@ -283,6 +284,42 @@ void IntDivConst(const Instr& ins, Frame& f, Sel sel) {
   });
 }
 
+// ---- Divisibility: n % d == 0 without dividing. For d = m * 2^s with m odd, n is a multiple
+// of d when its low s bits are zero and n >> s is a multiple of m; the multiples of m in int64
+// are exactly the n whose product with m's inverse modulo 2^64 falls in [kmin, kmax], the range
+// of n / m (Granlund and Montgomery).
+
+struct Divisibility : Aux {
+  uint64_t low_mask = 0;  // 2^s - 1
+  int shift = 0;          // s
+  uint64_t inverse = 1;   // m^-1 mod 2^64
+  uint64_t kmin = 0;      // -floor(2^63 / m), as unsigned
+  uint64_t span = 0;      // kmax - kmin
+};
+
+// kOdd: d is odd (no power-of-two part), the common case, with no shift or mask per row.
+template <bool kOdd>
+void Divisible(const Instr& ins, Frame& f, Sel sel) {
+  const auto& t = static_cast<const Divisibility&>(*ins.aux);
+  const int64_t* a = f.regs[static_cast<size_t>(ins.in[0])].values<int64_t>();
+  uint8_t* out = f.Write<uint8_t>(ins.out);
+  f.AndValidity(ins.out, ins.in[0]);
+  const uint64_t low_mask = t.low_mask, inverse = t.inverse, kmin = t.kmin, span = t.span;
+  const int shift = t.shift;
+  const uint8_t flip = ins.negated ? 1 : 0;
+  ForEachRow(sel, [&](uint32_t i) {
+    int64_t n = a[i];
+    if constexpr (kOdd) {
+      uint64_t k = static_cast<uint64_t>(n) * inverse - kmin;
+      out[i] = static_cast<uint8_t>((k <= span) ^ flip);
+    } else {
+      bool low = (static_cast<uint64_t>(n) & low_mask) == 0;
+      uint64_t k = static_cast<uint64_t>(n >> shift) * inverse - kmin;
+      out[i] = static_cast<uint8_t>((low & (k <= span)) ^ flip);
+    }
+  });
+}
+
 // ---- Unary.
 
 void NegInt(const Instr& ins, Frame& f, Sel sel) {
@@ -558,12 +595,18 @@ void DoubleToInt(const Instr& ins, Frame& f, Sel sel) {
   int64_t* out = f.Write<int64_t>(ins.out);
   f.AndValidity(ins.out, ins.in[0]);
   uint64_t flags = 0;
-  ForEachRow(sel, [&](uint32_t i) {
-    double r = RoundHalfAway(x[i]);
+  // Branch-free: a value out of range converts 0 instead (and fails below).
+  auto convert = [&](double v) {
+    double r = RoundHalfAway(v);
     bool fits = FitsInt64(r);
     flags |= static_cast<uint64_t>(!fits);
-    out[i] = fits ? static_cast<int64_t>(r) : 0;
-  });
+    return static_cast<int64_t>(fits ? r : 0.0);
+  };
+  if (sel.dense() && x.mask != 0) {
+    for (uint32_t i = 0; i < sel.count; ++i) out[i] = convert(x.p[i]);
+  } else {
+    ForEachRow(sel, [&](uint32_t i) { out[i] = convert(x[i]); });
+  }
   if (flags == 0) return;
   ValidReader valid = ReadValid(a);
   ForEachRow(sel, [&](uint32_t i) {
@@ -663,6 +706,47 @@ void FromText(const Instr& ins, Frame& f, Sel sel) {
       [](uint32_t) {});
 }
 
+// ---- VARCHAR = constant.
+
+// kLength: the constant's length when it is short (the comparison of bytes then compiles to a
+// few loads), or 0 for any length.
+template <class Strings, size_t kLength>
+void StringEqualsConst(const Instr& ins, Frame& f, Sel sel) {
+  Strings x = ReadStrings<Strings>(ins, f, 0);
+  std::string_view k = f.regs[static_cast<size_t>(ins.in[1])].values<std::string_view>()[0];
+  uint8_t* out = f.Write<uint8_t>(ins.out);
+  f.AndValidity(ins.out, ins.in[0]);
+  const uint8_t when_equal = ins.op == Op::kEq ? 1 : 0;
+  ForEachRow(sel, [&](uint32_t i) {
+    std::string_view s = x[i];
+    bool equal;
+    if constexpr (kLength == 0) {
+      equal = s == k;
+    } else {
+      equal = s.size() == kLength && std::memcmp(s.data(), k.data(), kLength) == 0;
+    }
+    out[i] = equal ? when_equal : 1 - when_equal;
+  });
+}
+
+template <class Strings>
+Kernel PickStringEquals(size_t length) {
+  switch (length) {
+    case 1:
+      return &StringEqualsConst<Strings, 1>;
+    case 2:
+      return &StringEqualsConst<Strings, 2>;
+    case 3:
+      return &StringEqualsConst<Strings, 3>;
+    case 4:
+      return &StringEqualsConst<Strings, 4>;
+    case 8:
+      return &StringEqualsConst<Strings, 8>;
+    default:
+      return &StringEqualsConst<Strings, 0>;
+  }
+}
+
 }  // namespace
 
 Kernel ArithKernel(Op op, Type operand, Shape l, Shape r) {
@@ -703,6 +787,26 @@ Kernel IntDivByConstKernel(Op op, int64_t divisor, Instr& ins) {
   return op == Op::kMod ? &IntDivConst<true> : &IntDivConst<false>;
 }
 
+Kernel DivisibleKernel(int64_t divisor, Instr& ins) {
+  auto t = std::make_shared<Divisibility>();
+  uint64_t d =
+      divisor < 0 ? uint64_t{0} - static_cast<uint64_t>(divisor) : static_cast<uint64_t>(divisor);
+  t->shift = __builtin_ctzll(d);
+  t->low_mask = (uint64_t{1} << t->shift) - 1;
+  uint64_t m = d >> t->shift;
+  // Newton's iteration doubles the correct low bits each step; m * m == 1 mod 8 to start.
+  uint64_t inv = m;
+  for (int k = 0; k < 5; ++k) inv *= 2 - m * inv;
+  t->inverse = inv;
+  uint64_t kmax = (uint64_t{1} << 63) / m - ((uint64_t{1} << 63) % m == 0 ? 1 : 0);
+  uint64_t kmin_abs = (uint64_t{1} << 63) / m;
+  t->kmin = uint64_t{0} - kmin_abs;
+  t->span = kmax + kmin_abs;
+  bool odd = t->shift == 0;
+  ins.aux = t;
+  return odd ? &Divisible<true> : &Divisible<false>;
+}
+
 Kernel NegKernel(Type t) { return t == Type::kDouble ? &NegDouble : &NegInt; }
 
 Kernel CompareKernel(Op op, Type t, Shape l, Shape r) {
@@ -720,6 +824,11 @@ Kernel CompareKernel(Op op, Type t, Shape l, Shape r) {
       break;
   }
   return nullptr;
+}
+
+Kernel StringEqualsConstKernel(std::string_view constant, bool field) {
+  return field ? PickStringEquals<ColumnStrings>(constant.size())
+               : PickStringEquals<Col<std::string_view>>(constant.size());
 }
 
 Kernel CastKernel(Type from, Type to, bool try_cast) {

@@ -87,7 +87,8 @@ void MathDouble(const Instr& ins, Frame& f, Sel sel) {
                                              : v < 0 ? -1.0
                                                      : v; }, kNever, "");
     case Fn::kRound:
-      return DoubleMath(ins, f, sel, RoundHalfAway, kNever, "");
+      return DoubleMath(
+          ins, f, sel, [](double v) { return RoundHalfAway(v); }, kNever, "");
     case Fn::kFloor:
       return DoubleMath(
           ins, f, sel, [](double v) { return std::floor(v); }, kNever, "");

@@ -116,23 +116,21 @@ void MapCase(std::string_view s, char* out) {
 }
 
 template <bool kUpper>
-void CaseKernel(const Instr& ins, Frame& f, Sel sel) {
-  Any<std::string_view> x = ReadAny<std::string_view>(f.regs[static_cast<size_t>(ins.in[0])]);
-  std::string_view* out = f.Write<std::string_view>(ins.out);
+inline char MapAscii(char ch) {
+  unsigned char c = static_cast<unsigned char>(ch);
+  if (kUpper) return static_cast<char>(c - ((c >= 'a' && c <= 'z') ? 32 : 0));
+  return static_cast<char>(c + ((c >= 'A' && c <= 'Z') ? 32 : 0));
+}
+
+template <bool kUpper, class Strings>
+void CaseRows(const Instr& ins, Frame& f, Sel sel, Strings x, std::string_view* out) {
   StrictRows(
       ins, f, sel, 1,
       [&](uint32_t i, std::string&) {
         std::string_view s = x[i];
         char* p = f.arena.Allocate(s.size());
         if (IsAscii(s)) {
-          for (size_t j = 0; j < s.size(); ++j) {
-            unsigned char c = static_cast<unsigned char>(s[j]);
-            if (kUpper) {
-              p[j] = static_cast<char>(c - ((c >= 'a' && c <= 'z') ? 32 : 0));
-            } else {
-              p[j] = static_cast<char>(c + ((c >= 'A' && c <= 'Z') ? 32 : 0));
-            }
-          }
+          for (size_t j = 0; j < s.size(); ++j) p[j] = MapAscii<kUpper>(s[j]);
         } else {
           MapCase<kUpper>(s, p);
         }
@@ -140,6 +138,28 @@ void CaseKernel(const Instr& ins, Frame& f, Sel sel) {
         return true;
       },
       [&](uint32_t i) { out[i] = {}; });
+}
+
+// upper/lower. On a field whose bytes are all ASCII, the column's bytes are mapped in one pass
+// (strings keep their lengths, so the offsets carry over).
+template <bool kUpper>
+void CaseKernel(const Instr& ins, Frame& f, Sel sel) {
+  std::string_view* out = f.Write<std::string_view>(ins.out);
+  if (!ins.reads_column) {
+    CaseRows<kUpper>(ins, f, sel, ReadStrings<Col<std::string_view>>(ins, f, 0), out);
+    return;
+  }
+  const Column& c = InputColumn(f, ins.in[0]);
+  std::string_view all(c.bytes(), c.byte_size());
+  if (uint64_t{sel.count} * 2 < f.n || !IsAscii(all)) {
+    CaseRows<kUpper>(ins, f, sel, ReadStrings<ColumnStrings>(ins, f, 0), out);
+    return;
+  }
+  char* p = f.arena.Allocate(all.size());
+  for (size_t j = 0; j < all.size(); ++j) p[j] = MapAscii<kUpper>(all[j]);
+  f.AndValidity(ins.out, ins.in[0]);
+  const uint32_t* offsets = c.offsets();
+  ForEachRow(sel, [&](uint32_t i) { out[i] = {p + offsets[i], offsets[i + 1] - offsets[i]}; });
 }
 
 // ---- LIKE. A pattern compiles to units: a literal byte, '_' (one code point) or '%' (any run).

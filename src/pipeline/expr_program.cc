@@ -44,6 +44,7 @@ class Generator {
       case BoundKind::kArith:
         return EmitArith(n);
       case BoundKind::kCompare: {
+        if (int r = EmitDivisible(n); r >= 0) return r;
         int l = Emit(*n.args[0]);
         int r = Emit(*n.args[1]);
         return EmitCompare(n.op, n.args[0]->type, l, r);
@@ -229,11 +230,46 @@ class Generator {
           break;
       }
     }
+    if (t == Type::kString && (op == Op::kEq || op == Op::kNe) && rc && !lc) {
+      // A string against a constant; read straight from the column when it is a field.
+      const RegInfo& left = p_.regs[static_cast<size_t>(l)];
+      bool field = left.kind == RegKind::kField;
+      Instr& ins = Add(nullptr, Type::kBool);
+      ins.kernel = StringEqualsConstKernel(ConstValue(r).s, field);
+      ins.op = op;
+      ins.in[0] = l;
+      ins.in[1] = r;
+      ins.reads_column = field;
+      return ins.out;
+    }
     Type kernel_type = t == Type::kTimestamp ? Type::kInt64 : t;
     Instr& ins = Add(CompareKernel(op, kernel_type, ShapeOf(lc), ShapeOf(rc)), Type::kBool);
     ins.op = op;
     ins.in[0] = l;
     ins.in[1] = r;
+    return ins.out;
+  }
+
+  // x % d = 0 and x % d <> 0 for BIGINT x and a constant d: a divisibility test, one
+  // multiplication per row. Returns -1 when `n` is not of that shape.
+  int EmitDivisible(const Bound& n) {
+    if (n.op != Op::kEq && n.op != Op::kNe) return -1;
+    const Bound* mod = n.args[0].get();
+    const Bound* zero = n.args[1].get();
+    if (mod->kind == BoundKind::kConst) std::swap(mod, zero);
+    auto is_const_int = [](const Bound& b) {
+      return b.kind == BoundKind::kConst && !b.value.null && b.type == Type::kInt64;
+    };
+    if (mod->kind != BoundKind::kArith || mod->op != Op::kMod || mod->type != Type::kInt64 ||
+        !is_const_int(*zero) || zero->value.i != 0 || !is_const_int(*mod->args[1]) ||
+        mod->args[1]->value.i == 0 || mod->args[0]->kind == BoundKind::kConst) {
+      return -1;
+    }
+    int x = Emit(*mod->args[0]);
+    Instr& ins = Add(nullptr, Type::kBool);
+    ins.kernel = DivisibleKernel(mod->args[1]->value.i, ins);
+    ins.in[0] = x;
+    ins.negated = n.op == Op::kNe;
     return ins.out;
   }
 
@@ -369,6 +405,8 @@ class Generator {
     Instr& ins = Add(FunctionKernel(n.fn, types, n.type), n.type);
     assert(ins.kernel != nullptr);
     ins.fn = n.fn;
+    ins.reads_column = (n.fn == Fn::kUpper || n.fn == Fn::kLower) &&
+                       p_.regs[static_cast<size_t>(regs[0])].kind == RegKind::kField;
     ins.value = Value::Int(unit);
     for (size_t i = 0; i < regs.size() && i < 4; ++i) ins.in[i] = regs[i];
     ins.ins = std::move(regs);
@@ -438,6 +476,7 @@ void BindInputs(const Program& p, Frame& f, const RecordBatch& in) {
         v.data = c.bools();
         break;
       case Type::kString: {
+        if (!info.needs_views) break;
         std::string_view* views = v.storage.Get<std::string_view>(f.n);
         const uint32_t* offsets = c.offsets();
         const char* bytes = c.bytes();
@@ -486,18 +525,33 @@ void WriteResult(const Program& p, Frame& f, Column& out) {
       out.Resize(n);
       const std::string_view* views = v.values<std::string_view>();
       uint32_t* offsets = out.mutable_offsets().data();
+      uint32_t step = v.constant ? 0 : 1;
       size_t total = 0;
       for (uint32_t i = 0; i < n; ++i) {
         offsets[i] = static_cast<uint32_t>(total);
-        if (v.IsValid(i)) total += views[v.constant ? 0 : i].size();
+        if (v.IsValid(i)) total += views[i * step].size();
       }
       offsets[n] = static_cast<uint32_t>(total);
       Buffer<char>& bytes = out.mutable_bytes();
       bytes.resize(total);
+      // Strings that lie back to back in memory (a field, or results built in row order in the
+      // arena) are copied as one run.
+      const char* run = nullptr;
+      size_t run_length = 0, run_at = 0;
       for (uint32_t i = 0; i < n; ++i) {
         uint32_t len = offsets[i + 1] - offsets[i];
-        if (len != 0) std::memcpy(bytes.data() + offsets[i], views[v.constant ? 0 : i].data(), len);
+        if (len == 0) continue;
+        const char* p = views[i * step].data();
+        if (run != nullptr && p == run + run_length) {
+          run_length += len;
+          continue;
+        }
+        if (run_length != 0) std::memcpy(bytes.data() + run_at, run, run_length);
+        run = p;
+        run_length = len;
+        run_at = offsets[i];
       }
+      if (run_length != 0) std::memcpy(bytes.data() + run_at, run, run_length);
       break;
     }
     case Type::kNull:
@@ -533,24 +587,21 @@ Value ValueAt(const Column& c, size_t i) {
 
 }  // namespace
 
-char* Arena::Allocate(size_t n) {
+char* Arena::AllocateSlow(size_t n) {
   static char empty;
   if (n == 0) return &empty;
-  for (;;) {
-    if (chunk_ < chunks_.size()) {
-      if (used_ + n <= sizes_[chunk_]) {
-        char* p = chunks_[chunk_].get() + used_;
-        used_ += n;
-        return p;
-      }
-      ++chunk_;
-      used_ = 0;
-      continue;
-    }
+  // The next kept chunk that is large enough, else a new one.
+  size_t c = chunks_.empty() ? 0 : chunk_ + 1;
+  while (c < chunks_.size() && sizes_[c] < n) ++c;
+  if (c == chunks_.size()) {
     size_t size = std::max(kChunk, n);
     chunks_.emplace_back(new char[size]);
     sizes_.push_back(size);
   }
+  chunk_ = c;
+  next_ = chunks_[c].get() + n;
+  room_ = sizes_[c] - n;
+  return chunks_[c].get();
 }
 
 uint64_t* Frame::OwnBits(int r, bool keep) {
@@ -623,6 +674,15 @@ std::unique_ptr<Program> Generate(const Bound& root) {
   auto p = std::make_unique<Program>();
   Generator g(*p);
   p->root = g.Emit(root);
+  // String fields read only by kernels that take the column directly need no views.
+  for (RegInfo& r : p->regs) r.needs_views = r.kind != RegKind::kField || r.type != Type::kString;
+  p->regs[static_cast<size_t>(p->root)].needs_views = true;
+  for (const Instr& ins : p->code) {
+    for (int k = ins.reads_column ? 1 : 0; k < 4; ++k) {
+      if (ins.in[k] >= 0) p->regs[static_cast<size_t>(ins.in[k])].needs_views = true;
+    }
+    for (int r : ins.ins) p->regs[static_cast<size_t>(r)].needs_views = true;
+  }
   p->type = root.type;
   p->can_fail = root.can_fail;
   p->id = next_program_id.fetch_add(1, std::memory_order_relaxed);

@@ -88,18 +88,32 @@ class RawBuffer {
 // string never moves once written, so string_views into the arena stay valid for the batch.
 class Arena {
  public:
-  char* Allocate(size_t n);
+  // n bytes, following the previous allocation in memory when the current chunk has room (so
+  // strings built one after another form one run that copies out in one piece).
+  char* Allocate(size_t n) {
+    if (n <= room_) {
+      char* p = next_;
+      next_ += n;
+      room_ -= n;
+      return p;
+    }
+    return AllocateSlow(n);
+  }
   void Reset() {
     chunk_ = 0;
-    used_ = 0;
+    next_ = chunks_.empty() ? nullptr : chunks_[0].get();
+    room_ = chunks_.empty() ? 0 : sizes_[0];
   }
 
  private:
+  char* AllocateSlow(size_t n);
+
   static constexpr size_t kChunk = 64 * 1024;
   std::vector<std::unique_ptr<char[]>> chunks_;
   std::vector<size_t> sizes_;
-  size_t chunk_ = 0;
-  size_t used_ = 0;
+  size_t chunk_ = 0;  // the chunk next_ points into
+  char* next_ = nullptr;
+  size_t room_ = 0;
 };
 
 // A register: the values of one expression node for the current batch.
@@ -202,6 +216,9 @@ struct Instr {
   Fn fn = Fn::kCoalesce;
   bool negated = false;
   bool flag = false;
+  // in[0] is a VARCHAR field the kernel reads from the input column (offsets and bytes), not
+  // through the register's views.
+  bool reads_column = false;
   Value value;
   std::shared_ptr<const Aux> aux;
 };
@@ -213,6 +230,8 @@ struct RegInfo {
   Type type = Type::kNull;
   int field = -1;
   Value value;
+  // A VARCHAR field whose views some kernel reads (they are built per batch).
+  bool needs_views = true;
 };
 
 struct Program {
@@ -248,6 +267,10 @@ Kernel ArithKernel(Op op, Type operand, Shape l, Shape r);
 Kernel IntDivByConstKernel(Op op, int64_t divisor, Instr& ins);
 Kernel NegKernel(Type t);
 Kernel CompareKernel(Op op, Type t, Shape l, Shape r);
+// VARCHAR = / <> a constant (ins.op), from views or (field) straight from the input column.
+Kernel StringEqualsConstKernel(std::string_view constant, bool field);
+// x % d = 0 (x % d <> 0 when ins.negated) for a constant d != 0. Sets ins.aux.
+Kernel DivisibleKernel(int64_t divisor, Instr& ins);
 Kernel CastKernel(Type from, Type to, bool try_cast);
 Kernel ErrorKernel();
 Kernel NotKernel();

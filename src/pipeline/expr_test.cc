@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <functional>
 #include <limits>
+#include <random>
 
 #include "pipeline/expr_test_util.h"
 
@@ -483,6 +484,11 @@ TEST(ExprValues, Cast) {
       {"CAST(i AS DOUBLE PRECISION)", "7.0"},
       {"CAST(s AS VARCHAR(3))", "'Hello'"},
       {"CAST(i AS BIGINT)", "7"},
+      {"CAST(round(d) AS BIGINT)", "3"},
+      {"CAST(round(-2.5) AS BIGINT)", "-3"},
+      {"CAST(round(nd2 * 3) AS BIGINT)", "-5"},
+      {"CAST(round(1e300) AS BIGINT)", "error: cannot convert 1e+300 to BIGINT"},
+      {"CAST(round(d, 1) AS BIGINT)", "3"},
   });
 }
 
@@ -1278,6 +1284,129 @@ TEST(ExprRows, NoAllocationOnceWarm) {
     testing::CountAllocations(false);
     EXPECT_EQ(testing::CountedAllocations(), 0u) << text;
   }
+}
+
+// ---- Specialized kernels against plain computation.
+
+TEST(ExprKernels, DivisibilityTestMatchesModulo) {
+  auto schema = std::make_shared<const Schema>(Schema{{{"x", Type::kInt64}}});
+  std::vector<int64_t> values = {kMin,     kMin + 1, -(int64_t{1} << 62),
+                                 -1000,    -12,      -7,
+                                 -6,       -4,       -3,
+                                 -2,       -1,       0,
+                                 1,        2,        3,
+                                 4,        6,        7,
+                                 12,       1000,     int64_t{1} << 62,
+                                 kMax - 1, kMax};
+  std::mt19937_64 rng(5);
+  for (int k = 0; k < 200; ++k) values.push_back(static_cast<int64_t>(rng()) >> (rng() % 60));
+  std::vector<std::vector<Cell>> rows;
+  for (int64_t v : values) rows.push_back({v});
+  rows.push_back({kNull});
+  RecordBatch batch = MakeBatch(schema, rows);
+  const std::vector<int64_t> divisors = {1,
+                                         -1,
+                                         2,
+                                         -2,
+                                         3,
+                                         -3,
+                                         4,
+                                         6,
+                                         7,
+                                         -7,
+                                         12,
+                                         1000,
+                                         1024,
+                                         641,
+                                         kMax,
+                                         kMin,
+                                         int64_t{1} << 62,
+                                         -(int64_t{1} << 40) * 3};
+  ExprState state;
+  for (int64_t d : divisors) {
+    for (std::string_view form : {"x % {} = 0", "x % {} <> 0", "0 = x % {}", "(x % {}) + 0 = 0"}) {
+      std::string text = fmt::format(fmt::runtime(form), d);
+      ExprError err;
+      std::optional<Expr> e = Expr::Compile(text, *schema, &err);
+      ASSERT_TRUE(e) << text << ": " << err.message;
+      Column out;
+      std::vector<RowError> errors;
+      e->Evaluate(batch, state, out, errors);
+      ASSERT_TRUE(errors.empty()) << text;
+      bool negated = form.find("<>") != std::string_view::npos;
+      for (size_t r = 0; r < values.size(); ++r) {
+        int64_t x = values[r];
+        bool divisible = d == -1 || x % d == 0;
+        EXPECT_EQ(Render(out, r), divisible != negated ? "TRUE" : "FALSE") << text << " x=" << x;
+      }
+      EXPECT_EQ(Render(out, values.size()), "NULL") << text;
+    }
+  }
+}
+
+TEST(ExprKernels, StringEqualsConstant) {
+  auto schema = std::make_shared<const Schema>(Schema{{{"s", Type::kString}}});
+  const std::vector<std::string> strings = {"",         "a",        "b",         "ab",   "ba",
+                                            "abc",      "abd",      "abcd",      "abce", "abcde",
+                                            "abcdefgh", "abcdefgi", "abcdefghi", "é",    "aé"};
+  std::vector<std::vector<Cell>> rows;
+  for (int rep = 0; rep < 5; ++rep) {
+    for (const std::string& v : strings) rows.push_back({v});
+    rows.push_back({kNull});
+  }
+  RecordBatch batch = MakeBatch(schema, rows);
+  ExprState state;
+  for (const std::string& k : strings) {
+    // A field (read from the column), an expression (through views), and both operators.
+    for (std::string_view form :
+         {"s = '{}'", "s <> '{}'", "'{}' = s", "lower(s) = '{}'", "lower(s) <> '{}'"}) {
+      std::string text = fmt::format(fmt::runtime(form), k);
+      ExprError err;
+      std::optional<Expr> e = Expr::Compile(text, *schema, &err);
+      ASSERT_TRUE(e) << text << ": " << err.message;
+      Column out;
+      std::vector<RowError> errors;
+      e->Evaluate(batch, state, out, errors);
+      bool negated = form.find("<>") != std::string_view::npos;
+      for (size_t r = 0; r < rows.size(); ++r) {
+        const auto* v = std::get_if<std::string>(&rows[r][0]);
+        std::string want = v == nullptr ? "NULL" : ((*v == k) != negated ? "TRUE" : "FALSE");
+        EXPECT_EQ(Render(out, r), want) << text << " row " << r;
+      }
+    }
+  }
+}
+
+TEST(ExprKernels, UpperAndLowerOfFieldsAsciiOrNot) {
+  auto schema = std::make_shared<const Schema>(Schema{{{"s", Type::kString}, {"k", Type::kInt64}}});
+  auto run = [&](const std::vector<std::vector<Cell>>& rows, std::string_view text) {
+    RecordBatch batch = MakeBatch(schema, rows);
+    ExprError err;
+    std::optional<Expr> e = Expr::Compile(text, *schema, &err);
+    EXPECT_TRUE(e) << err.message;
+    ExprState state;
+    Column out;
+    std::vector<RowError> errors;
+    e->Evaluate(batch, state, out, errors);
+    std::vector<std::string> got;
+    for (size_t r = 0; r < batch.rows; ++r) got.push_back(Render(out, r));
+    return got;
+  };
+  std::vector<std::vector<Cell>> ascii = {{std::string("ab"), int64_t{1}},
+                                          {kNull, int64_t{2}},
+                                          {std::string(""), int64_t{3}},
+                                          {std::string("Mixed Case 9"), int64_t{4}}};
+  EXPECT_EQ(run(ascii, "upper(s)"),
+            (std::vector<std::string>{"'AB'", "NULL", "''", "'MIXED CASE 9'"}));
+  EXPECT_EQ(run(ascii, "lower(s)"),
+            (std::vector<std::string>{"'ab'", "NULL", "''", "'mixed case 9'"}));
+  // Only some rows selected (inside CASE): row by row.
+  EXPECT_EQ(run(ascii, "CASE WHEN k = 4 THEN upper(s) ELSE s END"),
+            (std::vector<std::string>{"'ab'", "NULL", "''", "'MIXED CASE 9'"}));
+  std::vector<std::vector<Cell>> mixed = {
+      {std::string("àb"), int64_t{1}}, {kNull, int64_t{2}}, {std::string("Ωmega"), int64_t{3}}};
+  EXPECT_EQ(run(mixed, "upper(s)"), (std::vector<std::string>{"'ÀB'", "NULL", "'ΩMEGA'"}));
+  EXPECT_EQ(run(mixed, "lower(s)"), (std::vector<std::string>{"'àb'", "NULL", "'ωmega'"}));
 }
 
 // ---- Aggregates.
