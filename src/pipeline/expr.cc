@@ -48,32 +48,49 @@ ExprState::~ExprState() = default;
 ExprState::ExprState(ExprState&&) noexcept = default;
 ExprState& ExprState::operator=(ExprState&&) noexcept = default;
 
-std::optional<Expr> Expr::Compile(std::string_view text, const Schema& input, ExprError* error) {
-  ExprError ignored;
-  if (error == nullptr) error = &ignored;
+namespace {
+
+// Parses, binds and generates; a predicate must be BOOLEAN (or NULL).
+std::optional<std::unique_ptr<detail::Program>> CompileProgram(std::string_view text,
+                                                               const Schema& input, bool predicate,
+                                                               ExprError* error) {
   detail::AstPtr ast = detail::ParseAst(text, error);
   if (!ast) return std::nullopt;
   std::optional<detail::BindResult> bound = detail::Bind(*ast, input, error);
   if (!bound) return std::nullopt;
+  Type t = bound->root->type;
+  if (predicate && t != Type::kBool && t != Type::kNull) {
+    error->offset = ast->begin;
+    error->message = fmt::format("expected a BOOLEAN condition, found {}", TypeName(t));
+    return std::nullopt;
+  }
+  std::unique_ptr<detail::Program> program = detail::Generate(*bound->root);
+  program->inputs = std::move(bound->inputs);
+  program->text = detail::AstToString(*ast);
+  return program;
+}
+
+}  // namespace
+
+std::optional<Expr> Expr::Compile(std::string_view text, const Schema& input, ExprError* error) {
+  ExprError ignored;
+  std::optional<std::unique_ptr<detail::Program>> code =
+      CompileProgram(text, input, false, error != nullptr ? error : &ignored);
+  if (!code) return std::nullopt;
   auto program = std::make_shared<Program>();
-  program->code = detail::Generate(*bound->root);
-  program->code->inputs = std::move(bound->inputs);
-  program->code->text = detail::AstToString(*ast);
+  program->code = std::move(*code);
   return Expr(std::move(program));
 }
 
 std::optional<Expr> Expr::CompilePredicate(std::string_view text, const Schema& input,
                                            ExprError* error) {
   ExprError ignored;
-  if (error == nullptr) error = &ignored;
-  std::optional<Expr> e = Compile(text, input, error);
-  if (e && e->type() != Type::kBool && e->type() != Type::kNull) {
-    size_t first = text.find_first_not_of(" \t\r\n");
-    error->offset = first == std::string_view::npos ? 0 : first;
-    error->message = fmt::format("expected a BOOLEAN condition, found {}", TypeName(e->type()));
-    return std::nullopt;
-  }
-  return e;
+  std::optional<std::unique_ptr<detail::Program>> code =
+      CompileProgram(text, input, true, error != nullptr ? error : &ignored);
+  if (!code) return std::nullopt;
+  auto program = std::make_shared<Program>();
+  program->code = std::move(*code);
+  return Expr(std::move(program));
 }
 
 Type Expr::type() const { return program_->code->type; }

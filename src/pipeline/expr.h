@@ -43,7 +43,8 @@ struct RowError {
 };
 
 // Scratch memory of one evaluating thread, reused across batches (no allocation per batch once
-// warm). Not shared between threads.
+// warm). Not shared between threads. One state may serve any number of expressions: it keeps
+// scratch per expression (for the 64 most recently added).
 class ExprState {
  public:
   ExprState();

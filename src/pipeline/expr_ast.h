@@ -92,6 +92,8 @@ struct Ast {
   std::string name;       // field, function; for an INTERVAL literal its unit as written
   std::string type_name;  // kCast: the type as written (upper case)
   Type cast_type = Type::kNull;
+  // 1 + the largest height of the args (the passes over a tree recurse this deep).
+  uint32_t height = 1;
   std::vector<std::unique_ptr<Ast>> args;
 };
 using AstPtr = std::unique_ptr<Ast>;

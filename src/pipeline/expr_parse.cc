@@ -3,6 +3,7 @@
 // unary + -; ::.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 
@@ -19,8 +20,11 @@ constexpr std::string_view kReserved[] = {
     "end",     "cast", "try_cast", "as",     "distinct", "from",
 };
 
-// Nesting deeper than this is refused rather than risking the stack.
+// Nesting deeper than this is refused rather than risking the stack: kMaxDepth bounds the
+// parser's recursion, kMaxHeight the trees it builds (a chain a + b + c + ... is parsed in a
+// loop but is as tall as it is long, and later passes recurse over it).
 constexpr int kMaxDepth = 200;
+constexpr uint32_t kMaxHeight = 1000;
 
 bool IsIdentStart(char c) {
   return std::isalpha(static_cast<unsigned char>(c)) || c == '_' ||
@@ -295,6 +299,8 @@ class Parser {
   }
   AstPtr Finish(AstPtr n) {
     n->end = prev_end_;
+    for (const AstPtr& a : n->args) n->height = std::max(n->height, a->height + 1);
+    if (n->height > kMaxHeight) return Fail(n->offset, "expression nested too deeply");
     return n;
   }
   AstPtr Binary(Op op, size_t offset, AstPtr l, AstPtr r) {

@@ -409,7 +409,10 @@ class Generator {
                        p_.regs[static_cast<size_t>(regs[0])].kind == RegKind::kField;
     ins.value = Value::Int(unit);
     for (size_t i = 0; i < regs.size() && i < 4; ++i) ins.in[i] = regs[i];
-    ins.ins = std::move(regs);
+    // Variadic functions read their arguments from ins.ins.
+    bool variadic =
+        n.fn == Fn::kConcat || n.fn == Fn::kConcatWs || n.fn == Fn::kGreatest || n.fn == Fn::kLeast;
+    if (variadic) ins.ins = std::move(regs);
     return ins.out;
   }
 

@@ -9,6 +9,7 @@
 #include <functional>
 #include <limits>
 #include <random>
+#include <thread>
 
 #include "pipeline/expr_test_util.h"
 
@@ -994,8 +995,26 @@ TEST(ExprCompile, PredicatesMustBeBoolean) {
   EXPECT_FALSE(Expr::CompilePredicate("  amount * 2", *SpecSchema(), &err));
   EXPECT_EQ(err.message, "expected a BOOLEAN condition, found DOUBLE");
   EXPECT_EQ(err.offset, 2u);
+  EXPECT_FALSE(Expr::CompilePredicate("/* cents */ (amount * 100)", *SpecSchema(), &err));
+  EXPECT_EQ(err.message, "expected a BOOLEAN condition, found DOUBLE");
+  EXPECT_EQ(err.offset, 12u);
   EXPECT_FALSE(Expr::CompilePredicate("amout > 0", *SpecSchema(), &err));
   EXPECT_EQ(err.message, "unknown field 'amout' (did you mean 'amount'?)");
+}
+
+TEST(ExprCompile, LongChainsAreRefusedNotOverflowingTheStack) {
+  ExprError err;
+  std::string sum = "amount";
+  for (int k = 0; k < 900; ++k) sum += " + amount";
+  EXPECT_TRUE(Expr::Compile(sum, *SpecSchema(), &err)) << err.message;
+  for (int k = 0; k < 200000; ++k) sum += " + amount";
+  EXPECT_FALSE(Expr::Compile(sum, *SpecSchema(), &err));
+  EXPECT_EQ(err.message, "expression nested too deeply");
+  EXPECT_EQ(err.offset, 8998u);  // the 1000th '+', which makes the chain 1001 high
+  // Wide is fine: a long IN list or argument list is not deep.
+  std::string in = "ts IN (0";
+  for (int k = 1; k < 20000; ++k) in += ", " + std::to_string(k);
+  EXPECT_TRUE(Expr::Compile(in + ")", *SpecSchema(), &err)) << err.message;
 }
 
 TEST(ExprCompile, NormalizedTextAndProperties) {
@@ -1243,6 +1262,43 @@ TEST(ExprRows, EmptyBatchAndStateSharedBetweenExpressions) {
   copy.Evaluate(batch, state, out, errors);
   EXPECT_EQ(Render(out, 0), "'HELLO!'");
   EXPECT_TRUE(errors.empty());
+}
+
+TEST(ExprRows, OneExpressionOnManyThreads) {
+  auto schema = std::make_shared<const Schema>(Schema{{{"v", Type::kInt64}, {"s", Type::kString}}});
+  std::vector<std::vector<Cell>> rows;
+  for (int64_t r = 0; r < 3000; ++r) {
+    rows.push_back({r % 17 == 0 ? kNull : Cell{r - 1500}, Cell{"s" + std::to_string(r % 100)}});
+  }
+  RecordBatch batch = MakeBatch(schema, rows);
+  ExprError err;
+  std::optional<Expr> e = Expr::Compile(
+      "CASE WHEN v % 3 = 0 THEN upper(s) || '/' || CAST(1000 / v AS VARCHAR) ELSE s END", *schema,
+      &err);
+  ASSERT_TRUE(e) << err.message;
+  auto run = [&](std::vector<std::string>* rendered, size_t* error_count) {
+    ExprState state;
+    Column out;
+    for (int k = 0; k < 50; ++k) {
+      std::vector<RowError> errors;
+      e->Evaluate(batch, state, out, errors);
+      *error_count = errors.size();
+    }
+    for (size_t r = 0; r < out.size(); ++r) rendered->push_back(Render(out, r));
+  };
+  std::vector<std::string> a, b, c;
+  size_t ea = 0, eb = 0, ec = 0;
+  std::thread t1(run, &a, &ea), t2(run, &b, &eb);
+  run(&c, &ec);
+  t1.join();
+  t2.join();
+  EXPECT_EQ(a, c);
+  EXPECT_EQ(b, c);
+  EXPECT_EQ(ea, 1u);  // v = 0
+  EXPECT_EQ(eb, 1u);
+  EXPECT_EQ(c[1500], "NULL");
+  EXPECT_EQ(c[1503], "'S3/333'");
+  EXPECT_EQ(c[1504], "'s4'");
 }
 
 TEST(ExprRows, NoAllocationOnceWarm) {
