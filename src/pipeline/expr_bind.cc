@@ -224,6 +224,24 @@ bool OwnCheap(const Bound& n) {
   }
 }
 
+// The type that a list of values meets at (CASE results, IN operands, coalesce arguments):
+// each value added must meet the ones before. Starts as NULL, which meets anything.
+class TypeMeet {
+ public:
+  TypeMeet() {
+    probe_.kind = BoundKind::kConst;
+    probe_.type = Type::kNull;
+  }
+  // False when `b` does not meet the values before it.
+  bool Add(const Bound& b);
+  Type type() const { return probe_.type; }
+
+ private:
+  // Stands for the values so far: a constant while they all are, so that VARCHAR constants
+  // still meet a TIMESTAMP that comes later.
+  Bound probe_;
+};
+
 class Binder {
  public:
   explicit Binder(const Schema& schema) : schema_(schema) {
@@ -372,6 +390,8 @@ class Binder {
     }
     return std::nullopt;
   }
+
+  friend class TypeMeet;
 
   // ---- Leaves.
 
@@ -541,24 +561,16 @@ class Binder {
       if (!b) return nullptr;
       args.push_back(std::move(b));
     }
-    // The common type: first the operand with every other, then a second pass so that a
-    // DOUBLE item promotes BIGINT items before it.
-    Type t = args[0]->type;
-    for (size_t i = 1; i < args.size(); ++i) {
-      Bound probe;
-      probe.type = t;
-      probe.kind = BoundKind::kField;
-      std::optional<Type> u = Unify(probe, *args[i]);
-      if (!u && t == Type::kString && args[i]->type == Type::kTimestamp && IsConst(*args[0])) {
-        u = Type::kTimestamp;
+    // The common type, then every operand converted to it (so that a DOUBLE item promotes the
+    // BIGINT items before it too).
+    TypeMeet meet;
+    for (const BoundPtr& b : args) {
+      if (!meet.Add(*b)) {
+        return Fail(b->offset, fmt::format("cannot compare {} with {}", TypeName(args[0]->type),
+                                           TypeName(b->type)));
       }
-      if (!u) {
-        return Fail(args[i]->offset, fmt::format("cannot compare {} with {}",
-                                                 TypeName(args[0]->type), TypeName(args[i]->type)));
-      }
-      t = *u;
     }
-    if (t == Type::kNull) t = Type::kBool;
+    Type t = meet.type() == Type::kNull ? Type::kBool : meet.type();
     for (BoundPtr& b : args) {
       b = Coerce(std::move(b), t);
       if (failed_) return nullptr;
@@ -630,32 +642,30 @@ class Binder {
       results.push_back(std::move(result));
     }
     // The result type.
-    Type t = Type::kNull;
+    TypeMeet meet;
     for (const BoundPtr& r : results) {
-      Bound probe;
-      probe.type = t;
-      probe.kind = BoundKind::kField;
-      std::optional<Type> u = Unify(probe, *r);
-      if (!u) {
+      Type before = meet.type();
+      if (!meet.Add(*r)) {
         return Fail(r->offset, fmt::format("CASE results have incompatible types {} and {}",
-                                           TypeName(t), TypeName(r->type)));
+                                           TypeName(before), TypeName(r->type)));
       }
-      t = *u;
     }
+    Type t = meet.type();
     for (BoundPtr& r : results) {
       r = Coerce(std::move(r), t);
       if (failed_) return nullptr;
     }
     // A simple CASE compares its operand with each WHEN value: x = v, at one type.
     if (operand) {
-      Type ct = operand->type;
+      TypeMeet compared;
+      compared.Add(*operand);
       for (const BoundPtr& c : conditions) {
-        Bound probe;
-        probe.type = ct;
-        probe.kind = BoundKind::kField;
-        ct = *Unify(probe, *c);
+        if (!compared.Add(*c)) {
+          return Fail(c->offset, fmt::format("cannot compare {} with {}", TypeName(operand->type),
+                                             TypeName(c->type)));
+        }
       }
-      if (ct == Type::kNull) ct = Type::kBool;
+      Type ct = compared.type() == Type::kNull ? Type::kBool : compared.type();
       operand = Coerce(std::move(operand), ct);
       if (failed_) return nullptr;
       for (BoundPtr& c : conditions) {
@@ -812,20 +822,17 @@ class Binder {
   }
   // Every argument at one common type (coalesce, greatest, least, nullif, if's results).
   std::optional<Type> CommonType(const Ast& call, std::vector<BoundPtr>& args, size_t from) {
-    Type t = Type::kNull;
+    TypeMeet meet;
     for (size_t i = from; i < args.size(); ++i) {
-      Bound probe;
-      probe.type = t;
-      probe.kind = BoundKind::kField;
-      std::optional<Type> u = Unify(probe, *args[i]);
-      if (!u) {
+      Type before = meet.type();
+      if (!meet.Add(*args[i])) {
         Fail(args[i]->offset, fmt::format("function '{}' arguments have incompatible types {} "
                                           "and {}",
-                                          call.name, TypeName(t), TypeName(args[i]->type)));
+                                          call.name, TypeName(before), TypeName(args[i]->type)));
         return std::nullopt;
       }
-      t = *u;
     }
+    Type t = meet.type();
     for (size_t i = from; i < args.size(); ++i) {
       args[i] = Coerce(std::move(args[i]), t);
       if (failed_) return std::nullopt;
@@ -1037,6 +1044,14 @@ class Binder {
   bool failed_ = false;
   ExprError error_;
 };
+
+bool TypeMeet::Add(const Bound& b) {
+  std::optional<Type> u = Binder::Unify(probe_, b);
+  if (!u) return false;
+  probe_.type = *u;
+  if (b.kind != BoundKind::kConst) probe_.kind = BoundKind::kField;
+  return true;
+}
 
 void CollectInputs(const Bound& n, std::vector<int>& out) {
   if (n.kind == BoundKind::kField) out.push_back(n.field);
