@@ -297,8 +297,10 @@ struct Divisibility : Aux {
   uint64_t span = 0;      // kmax - kmin
 };
 
-// kOdd: d is odd (no power-of-two part), the common case, with no shift or mask per row.
-template <bool kOdd>
+enum class DivisorShape { kOdd, kPowerOfTwo, kMixed };
+
+// kOdd: no power-of-two part, so no shift or mask per row; kPowerOfTwo: only the mask.
+template <DivisorShape kShape>
 void Divisible(const Instr& ins, Frame& f, Sel sel) {
   const auto& t = static_cast<const Divisibility&>(*ins.aux);
   const int64_t* a = f.regs[static_cast<size_t>(ins.in[0])].values<int64_t>();
@@ -309,9 +311,11 @@ void Divisible(const Instr& ins, Frame& f, Sel sel) {
   const uint8_t flip = ins.negated ? 1 : 0;
   ForEachRow(sel, [&](uint32_t i) {
     int64_t n = a[i];
-    if constexpr (kOdd) {
+    if constexpr (kShape == DivisorShape::kOdd) {
       uint64_t k = static_cast<uint64_t>(n) * inverse - kmin;
       out[i] = static_cast<uint8_t>((k <= span) ^ flip);
+    } else if constexpr (kShape == DivisorShape::kPowerOfTwo) {
+      out[i] = static_cast<uint8_t>(((static_cast<uint64_t>(n) & low_mask) == 0) ^ flip);
     } else {
       bool low = (static_cast<uint64_t>(n) & low_mask) == 0;
       uint64_t k = static_cast<uint64_t>(n >> shift) * inverse - kmin;
@@ -802,9 +806,11 @@ Kernel DivisibleKernel(int64_t divisor, Instr& ins) {
   uint64_t kmin_abs = (uint64_t{1} << 63) / m;
   t->kmin = uint64_t{0} - kmin_abs;
   t->span = kmax + kmin_abs;
-  bool odd = t->shift == 0;
+  bool odd = t->shift == 0, power_of_two = m == 1;
   ins.aux = t;
-  return odd ? &Divisible<true> : &Divisible<false>;
+  if (odd) return &Divisible<DivisorShape::kOdd>;
+  if (power_of_two) return &Divisible<DivisorShape::kPowerOfTwo>;
+  return &Divisible<DivisorShape::kMixed>;
 }
 
 Kernel NegKernel(Type t) { return t == Type::kDouble ? &NegDouble : &NegInt; }

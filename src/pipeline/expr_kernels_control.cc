@@ -1,7 +1,8 @@
 // Control kernels: AND/OR that evaluate their right side only where the left does not decide,
 // CASE that evaluates each branch only on the rows that take it, and coalesce that evaluates an
 // argument only where the earlier ones are NULL. Each narrows the selection, runs a nested block
-// on it, and merges the block's result into its own register row by row.
+// on it, and merges the block's result into its own register row by row. And CaseSelect, the
+// CASE whose parts are cheap and cannot fail, computed on every row and chosen per row.
 #include "pipeline/expr_kernel_util.h"
 
 namespace barge::pipeline::detail {
@@ -217,7 +218,65 @@ void Coalesce(const Instr& ins, Frame& f, Sel sel) {
   }
 }
 
+// CASE as a per-row choice among results computed on every row.
+template <class T>
+void CaseSelect(const Instr& ins, Frame& f, Sel sel) {
+  const bool has_else = ins.flag;
+  const size_t whens = (ins.ins.size() - (has_else ? 1 : 0)) / 2;
+  auto reg = [&](size_t k) -> const Vec& { return f.regs[static_cast<size_t>(ins.ins[k])]; };
+  // reg(k) is type-dependent here: its members templates need `template`.
+  T* out = f.Write<T>(ins.out);
+  bool plain = whens == 1 && has_else;
+  for (size_t k = 0; k < ins.ins.size(); ++k) plain &= reg(k).valid == nullptr && !reg(k).constant;
+  if (plain) {
+    // CASE WHEN c THEN a ELSE b END without NULLs: a select per row, which vectorizes.
+    const uint8_t* c = reg(0).template values<uint8_t>();
+    const T* a = reg(1).template values<T>();
+    const T* b = reg(2).template values<T>();
+    f.regs[static_cast<size_t>(ins.out)].valid = nullptr;
+    if (sel.dense()) {
+      for (uint32_t i = 0; i < sel.count; ++i) out[i] = (c[i] & 1) ? a[i] : b[i];
+    } else {
+      ForEachRow(sel, [&](uint32_t i) { out[i] = (c[i] & 1) ? a[i] : b[i]; });
+    }
+    return;
+  }
+  uint64_t* bits = f.OwnBits(ins.out, false);
+  ForEachRow(sel, [&](uint32_t i) {
+    size_t chosen = has_else ? ins.ins.size() - 1 : SIZE_MAX;
+    for (size_t w = 0; w < whens; ++w) {
+      const Vec& c = reg(2 * w);
+      if (c.IsValid(i) && (c.template values<uint8_t>()[c.constant ? 0 : i] & 1)) {
+        chosen = 2 * w + 1;
+        break;
+      }
+    }
+    if (chosen == SIZE_MAX) {
+      out[i] = T{};
+      ClearBit(bits, i);
+      return;
+    }
+    const Vec& r = reg(chosen);
+    bool valid = r.IsValid(i);
+    out[i] = valid ? r.template values<T>()[r.constant ? 0 : i] : T{};
+    PutBit(bits, i, valid);
+  });
+}
+
 }  // namespace
+
+Kernel CaseSelectKernel(Type t) {
+  switch (t) {
+    case Type::kDouble:
+      return &CaseSelect<double>;
+    case Type::kBool:
+      return &CaseSelect<uint8_t>;
+    case Type::kString:
+      return &CaseSelect<std::string_view>;
+    default:
+      return &CaseSelect<int64_t>;
+  }
+}
 
 Kernel AndOrKernel() { return &AndOrMasked; }
 Kernel CaseKernel() { return &Case; }

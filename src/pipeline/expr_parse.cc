@@ -35,6 +35,12 @@ bool IsIdentChar(char c) {
 }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
+std::string_view TrimBlanks(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 bool EqualsLower(std::string_view word, std::string_view lower) {
   if (word.size() != lower.size()) return false;
   for (size_t i = 0; i < word.size(); ++i) {
@@ -898,15 +904,24 @@ class Parser {
                                        "MINUTE, HOUR, DAY or WEEK)",
                                        unit));
     }
+    amount = std::string(TrimBlanks(amount));
+    // Whole amounts exactly; fractions ('1.5' MINUTE) to the nearest millisecond.
+    int64_t whole, ms;
     double count;
-    if (!ParseDouble(amount, &count) || !std::isfinite(count)) {
+    if (ParseInt64(amount, &whole)) {
+      if (__builtin_mul_overflow(whole, *unit_ms, &ms)) {
+        return Fail(amount_at, fmt::format("interval '{}' {} is out of range", amount, unit));
+      }
+    } else if (ParseDouble(amount, &count) && std::isfinite(count)) {
+      double rounded = std::round(count * static_cast<double>(*unit_ms));
+      if (!(std::fabs(rounded) < 9.2e18)) {
+        return Fail(amount_at, fmt::format("interval '{}' {} is out of range", amount, unit));
+      }
+      ms = static_cast<int64_t>(rounded);
+    } else {
       return Fail(amount_at, fmt::format("invalid interval amount '{}'", amount));
     }
-    double ms = std::round(count * static_cast<double>(*unit_ms));
-    if (!(std::fabs(ms) < 9.2e18)) {
-      return Fail(amount_at, fmt::format("interval '{}' {} is out of range", amount, unit));
-    }
-    n->value = Value::Int(static_cast<int64_t>(ms));
+    n->value = Value::Int(ms);
     n->style = LiteralStyle::kInterval;
     std::string lower_unit = ToLower(unit);
     if (lower_unit.size() > 2 && lower_unit.back() == 's') lower_unit.pop_back();

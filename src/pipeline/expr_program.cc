@@ -350,6 +350,9 @@ class Generator {
       operand_type = n.args[0]->type;
       i = 1;
     }
+    bool dense = true;
+    for (size_t k = i; k < n.args.size(); ++k) dense &= n.args[k]->cheap && !n.args[k]->can_fail;
+    if (dense) return EmitCaseSelect(n, i, operand, operand_type);
     size_t c = OpenControl(CaseKernel(), n.type, kCaseSelections);
     p_.code[c].flag = n.has_else;
     size_t pairs_end = n.args.size() - (n.has_else ? 1 : 0);
@@ -374,6 +377,24 @@ class Generator {
     }
     Close(c);
     return p_.code[c].out;
+  }
+
+  // A CASE whose conditions and results are all cheap and cannot fail: everything is computed
+  // on every row, then each row picks its result, without narrowing selections.
+  int EmitCaseSelect(const Bound& n, size_t first, int operand, Type operand_type) {
+    std::vector<int> regs;
+    size_t pairs_end = n.args.size() - (n.has_else ? 1 : 0);
+    for (size_t k = first; k < pairs_end; k += 2) {
+      int condition = Emit(*n.args[k]);
+      if (operand >= 0) condition = EmitCompare(Op::kEq, operand_type, operand, condition);
+      regs.push_back(condition);
+      regs.push_back(Emit(*n.args[k + 1]));
+    }
+    if (n.has_else) regs.push_back(Emit(*n.args.back()));
+    Instr& ins = Add(CaseSelectKernel(n.type), n.type);
+    ins.flag = n.has_else;
+    ins.ins = std::move(regs);
+    return ins.out;
   }
 
   int EmitCoalesce(const Bound& n) {

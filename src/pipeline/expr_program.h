@@ -293,6 +293,9 @@ Kernel StringFunctionKernel(Fn fn);
 Kernel AndOrKernel();  // ins.flag: AND
 Kernel CaseKernel();
 Kernel CoalesceKernel();
+// CASE over results computed on every row: ins.ins lists (condition, result) per WHEN, then
+// the ELSE result when ins.flag.
+Kernel CaseSelectKernel(Type t);
 
 // The number of Frame::selections buffers each control kernel uses.
 inline constexpr int kAndOrSelections = 1;

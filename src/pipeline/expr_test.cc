@@ -130,6 +130,11 @@ TEST(ExprValues, Literals) {
       {"INTERVAL '3 days'", "259200000"},
       {"INTERVAL '250' MILLISECOND", "250"},
       {"INTERVAL '-1' WEEK", "-604800000"},
+      {"INTERVAL ' 3 ' SECOND", "3000"},
+      {"INTERVAL '9007199254740993' MILLISECOND", "9007199254740993"},
+      {"INTERVAL '10' ms", "10"},
+      {"INTERVAL '9223372036854775807' SECOND",
+       "compile error @9: interval '9223372036854775807' SECOND is out of range"},
       {"-- a comment\n 1 /* another */ + 1", "2"},
   });
 }
@@ -1040,6 +1045,7 @@ TEST(ExprCompile, NormalizedTextAndProperties) {
       {"-5", "-5"},
       {"1.50", "1.5"},
       {"ts + INTERVAL '10' seconds", "(ts + INTERVAL '10' SECOND)"},
+      {"ts + INTERVAL ' 1.5 minutes '", "(ts + INTERVAL '1.5' MINUTE)"},
       {"t > timestamp '2024-01-01'", "(t > TIMESTAMP '2024-01-01 00:00:00')"},
       {"case when flag then 1 else 2 end", "CASE WHEN flag THEN 1 ELSE 2 END"},
       {"CASE country WHEN 'a' THEN 1 END", "CASE country WHEN 'a' THEN 1 END"},
