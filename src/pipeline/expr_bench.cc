@@ -71,103 +71,75 @@ void BM_Expr(benchmark::State& state, std::string text, bool nulls) {
 // ---- The same columns computed by hand, as a typed C++ pipeline would (no NULL handling: the
 // batch has none).
 
-void BM_Hand_Mul(benchmark::State& state) {
+// Per iteration: `out` reset to `type` and kRows rows, then fill(batch, out).
+template <class Fill>
+void HandLoop(benchmark::State& state, Type type, Fill fill) {
   RecordBatch batch = MakeBatch(false);
-  Column out(Type::kInt64);
+  Column out(type);
   for (auto _ : state) {
-    out.Reset(Type::kInt64);
+    out.Reset(type);
     out.Resize(kRows);
-    const int64_t* v = batch.columns[0].ints();
-    int64_t* o = out.ints();
-    for (size_t i = 0; i < kRows; ++i) o[i] = v[i] * 2;
-    benchmark::DoNotOptimize(o);
+    fill(batch, out);
+    benchmark::DoNotOptimize(out.size());
     benchmark::ClobberMemory();
   }
   ReportPerRow(state);
+}
+
+void BM_Hand_Mul(benchmark::State& state) {
+  HandLoop(state, Type::kInt64, [](const RecordBatch& b, Column& out) {
+    const int64_t* v = b.columns[0].ints();
+    int64_t* o = out.ints();
+    for (size_t i = 0; i < kRows; ++i) o[i] = v[i] * 2;
+  });
 }
 
 void BM_Hand_ModFilter(benchmark::State& state) {
-  RecordBatch batch = MakeBatch(false);
-  Column out(Type::kBool);
-  for (auto _ : state) {
-    out.Reset(Type::kBool);
-    out.Resize(kRows);
-    const int64_t* v = batch.columns[0].ints();
+  HandLoop(state, Type::kBool, [](const RecordBatch& b, Column& out) {
+    const int64_t* v = b.columns[0].ints();
     uint8_t* o = out.bools();
     for (size_t i = 0; i < kRows; ++i) o[i] = v[i] % 3 != 0;
-    benchmark::DoNotOptimize(o);
-    benchmark::ClobberMemory();
-  }
-  ReportPerRow(state);
+  });
 }
 
 void BM_Hand_Filter(benchmark::State& state) {
-  RecordBatch batch = MakeBatch(false);
-  Column out(Type::kBool);
-  for (auto _ : state) {
-    out.Reset(Type::kBool);
-    out.Resize(kRows);
-    const double* a = batch.columns[1].doubles();
-    const Column& c = batch.columns[2];
+  HandLoop(state, Type::kBool, [](const RecordBatch& b, Column& out) {
+    const double* a = b.columns[1].doubles();
+    const Column& c = b.columns[2];
     uint8_t* o = out.bools();
     for (size_t i = 0; i < kRows; ++i) o[i] = a[i] > 0 && c.String(i) != "XX";
-    benchmark::DoNotOptimize(o);
-    benchmark::ClobberMemory();
-  }
-  ReportPerRow(state);
+  });
 }
 
 void BM_Hand_Cents(benchmark::State& state) {
-  RecordBatch batch = MakeBatch(false);
-  Column out(Type::kInt64);
-  for (auto _ : state) {
-    out.Reset(Type::kInt64);
-    out.Resize(kRows);
-    const double* a = batch.columns[1].doubles();
+  HandLoop(state, Type::kInt64, [](const RecordBatch& b, Column& out) {
+    const double* a = b.columns[1].doubles();
     int64_t* o = out.ints();
     for (size_t i = 0; i < kRows; ++i) o[i] = static_cast<int64_t>(std::round(a[i] * 100));
-    benchmark::DoNotOptimize(o);
-    benchmark::ClobberMemory();
-  }
-  ReportPerRow(state);
+  });
 }
 
 void BM_Hand_Upper(benchmark::State& state) {
-  RecordBatch batch = MakeBatch(false);
-  Column out(Type::kString);
-  for (auto _ : state) {
-    out.Reset(Type::kString);
-    const Column& c = batch.columns[2];
+  HandLoop(state, Type::kString, [](const RecordBatch& b, Column& out) {
+    const Column& c = b.columns[2];
     Buffer<char>& bytes = out.mutable_bytes();
     bytes.resize(c.byte_size());
-    out.Resize(kRows);
-    Buffer<uint32_t>& offsets = out.mutable_offsets();
-    std::memcpy(offsets.data(), c.offsets(), (kRows + 1) * sizeof(uint32_t));
+    std::memcpy(out.mutable_offsets().data(), c.offsets(), (kRows + 1) * sizeof(uint32_t));
     const char* in = c.bytes();
     for (size_t i = 0; i < c.byte_size(); ++i) {
       char ch = in[i];
       bytes[i] = static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
     }
-    benchmark::DoNotOptimize(bytes.data());
-    benchmark::ClobberMemory();
-  }
-  ReportPerRow(state);
+  });
 }
 
 void BM_Hand_Case(benchmark::State& state) {
-  RecordBatch batch = MakeBatch(false);
-  Column out(Type::kDouble);
-  for (auto _ : state) {
-    out.Reset(Type::kDouble);
-    out.Resize(kRows);
-    const int64_t* v = batch.columns[0].ints();
-    const double* a = batch.columns[1].doubles();
+  HandLoop(state, Type::kDouble, [](const RecordBatch& b, Column& out) {
+    const int64_t* v = b.columns[0].ints();
+    const double* a = b.columns[1].doubles();
     double* o = out.doubles();
     for (size_t i = 0; i < kRows; ++i) o[i] = v[i] % 2 == 0 ? a[i] : -a[i];
-    benchmark::DoNotOptimize(o);
-    benchmark::ClobberMemory();
-  }
-  ReportPerRow(state);
+  });
 }
 
 struct Workload {
