@@ -155,6 +155,10 @@ struct Program;
 struct Instr;
 
 // The scratch state of one program on one thread (the ExprState holds one per program).
+//
+// A kernel writing register r sets r's values (Write) and r's validity (AndValidity, OwnBits
+// or valid = nullptr) for the batch before it reports a failing row (Fail), since Fail edits
+// the validity in place.
 struct Frame {
   const Program* program = nullptr;
   const RecordBatch* input = nullptr;
