@@ -43,7 +43,8 @@ struct RowError {
 };
 
 // Scratch memory of one evaluating thread, reused across batches (no allocation per batch once
-// warm). Not shared between threads.
+// warm). Not shared between threads. One state may serve any number of expressions: it keeps
+// scratch per expression (for the 64 most recently added).
 class ExprState {
  public:
   ExprState();
@@ -65,6 +66,10 @@ class Expr {
   // Parses and type-checks `text` against the fields of `input`. On failure returns nothing and
   // fills `*error`.
   static std::optional<Expr> Compile(std::string_view text, const Schema& input, ExprError* error);
+  // Compile() for a condition (a filter): fails unless the result is BOOLEAN (or always NULL),
+  // with "expected a BOOLEAN condition, found BIGINT" at the expression's first character.
+  static std::optional<Expr> CompilePredicate(std::string_view text, const Schema& input,
+                                              ExprError* error);
 
   // The result type (kNull only for an expression that is always NULL).
   Type type() const;
