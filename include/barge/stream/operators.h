@@ -2,6 +2,7 @@
 // inlines them into one loop per batch.
 #pragma once
 
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -207,11 +208,15 @@ class Tee final : public Input<T> {
   explicit Tee(std::vector<Input<T>*> targets) : targets_(std::move(targets)) {}
 
   void Push(Batch<T>& in) override {
-    for (size_t i = 0; i + 1 < targets_.size(); ++i) {
-      copy_.records.assign(in.records.begin(), in.records.end());
-      copy_.timestamps.assign(in.timestamps.begin(), in.timestamps.end());
-      targets_[i]->Push(copy_);
-      copy_.clear();
+    if constexpr (std::is_copy_constructible_v<T>) {
+      for (size_t i = 0; i + 1 < targets_.size(); ++i) {
+        copy_.records.assign(in.records.begin(), in.records.end());
+        copy_.timestamps.assign(in.timestamps.begin(), in.timestamps.end());
+        targets_[i]->Push(copy_);
+        copy_.clear();
+      }
+    } else if (targets_.size() > 1) {
+      throw std::logic_error("a stream of records that cannot be copied feeds one operator only");
     }
     targets_.back()->Push(in);
   }

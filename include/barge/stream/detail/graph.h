@@ -8,7 +8,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "barge/status.h"
@@ -271,13 +273,17 @@ class Partitioner final : public Input<T>, public TaskPart {
         break;
       }
       case Partitioning::kBroadcast:
-        for (size_t d = 0; d < outs_.size(); ++d) {
-          Close(d, false);
-          Slot<T>* slot = outs_[d]->Claim();
-          slot->kind = SlotKind::kData;
-          slot->batch.records.assign(in.records.begin(), in.records.end());
-          slot->batch.timestamps.assign(in.timestamps.begin(), in.timestamps.end());
-          Publish(d, slot, false);
+        if constexpr (std::is_copy_constructible_v<T>) {
+          for (size_t d = 0; d < outs_.size(); ++d) {
+            Close(d, false);
+            Slot<T>* slot = outs_[d]->Claim();
+            slot->kind = SlotKind::kData;
+            slot->batch.records.assign(in.records.begin(), in.records.end());
+            slot->batch.timestamps.assign(in.timestamps.begin(), in.timestamps.end());
+            Publish(d, slot, false);
+          }
+        } else {
+          throw std::logic_error("records that cannot be copied cannot be broadcast");
         }
         break;
       case Partitioning::kHash:
