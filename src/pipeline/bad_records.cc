@@ -30,6 +30,8 @@ Status BadRecords::Report(const BadRecord& r) {
     std::string where = Where(r.origin);
     std::string message = where.empty() ? "" : where + ": ";
     message += std::string(r.step) + ": " + std::string(r.reason);
+    std::lock_guard lock(mu_);
+    if (failure_.empty()) failure_ = message;
     return InvalidArgument(message);
   }
   count_.fetch_add(1, std::memory_order_relaxed);

@@ -45,6 +45,11 @@ class BadRecords {
   std::string Where(int64_t origin) const;
 
   uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  // on_error: fail: the error of the first bad record, once one was reported; else empty.
+  std::string failure() const {
+    std::lock_guard lock(mu_);
+    return failure_;
+  }
   OnErrorSpec::Mode mode() const { return mode_; }
   // Flushes and closes the dead-letter file.
   Status Close();
@@ -56,7 +61,8 @@ class BadRecords {
   OnErrorSpec::Mode mode_;
   std::vector<std::string> inputs_;
   std::atomic<uint64_t> count_{0};
-  std::mutex mu_;  // guards writer_ and line_
+  mutable std::mutex mu_;  // guards writer_, line_ and failure_
+  std::string failure_;
   std::unique_ptr<stream::detail::ByteWriter> writer_;
   std::string line_;
 };

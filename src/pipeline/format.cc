@@ -46,6 +46,12 @@ size_t Utf8Length(std::string_view s, size_t i) {
 
 constexpr char kHex[] = "0123456789abcdef";
 
+void AppendInt(int64_t v, std::string& out) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
+}
+
 }  // namespace
 
 void AppendJsonString(std::string_view s, std::string& out) {
@@ -143,12 +149,9 @@ void AppendJsonValue(const Column& c, size_t row, std::string& out) {
     return;
   }
   switch (c.type()) {
-    case Type::kInt64: {
-      char buf[24];
-      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, c.ints()[row]);
-      out.append(buf, end);
+    case Type::kInt64:
+      AppendInt(c.ints()[row], out);
       break;
-    }
     case Type::kDouble:
       AppendDouble(c.doubles()[row], out, /*json=*/true);
       break;
@@ -218,12 +221,9 @@ void AppendCsvRow(const RecordBatch& batch, size_t row, char delimiter, std::str
     const Column& c = batch.columns[i];
     if (c.IsNull(row)) continue;
     switch (c.type()) {
-      case Type::kInt64: {
-        char buf[24];
-        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, c.ints()[row]);
-        out.append(buf, end);
+      case Type::kInt64:
+        AppendInt(c.ints()[row], out);
         break;
-      }
       case Type::kDouble:
         AppendDouble(c.doubles()[row], out, /*json=*/false);
         break;

@@ -901,6 +901,15 @@ Status TextSource::Drain(RecordBatch& b, size_t limit) {
     if (f.kind == Framed::kRecord) {
       Result<bool> row = decoder_->Parse(record, b, error_);
       if (!row.ok()) return InvalidArgument(in.spec->name + ": " + row.status().message());
+      if (*row && options_.event_time_field >= 0 &&
+          b.columns[static_cast<size_t>(options_.event_time_field)].IsNull(b.rows)) {
+        // Rows without a time cannot take part in event time: reported where they are read.
+        Truncate(b, b.rows);
+        *row = false;
+        error_ = "event time field '" +
+                 options_.schema->fields[static_cast<size_t>(options_.event_time_field)].name +
+                 "' is NULL";
+      }
       if (*row) {
         ++b.rows;
         b.origin.push_back(origin);

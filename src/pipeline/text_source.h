@@ -89,6 +89,8 @@ class TextSource final : public stream::Source<BatchPtr> {
     BadRecords* bad = nullptr;
     // Bytes of stdin already read for schema inference; read before the rest of stdin.
     std::shared_ptr<const std::string> stdin_prefix;
+    // The event time field: a row where it is NULL is a bad record here, in input order.
+    int event_time_field = -1;
   };
   explicit TextSource(Options options);
   ~TextSource() override;

@@ -1,0 +1,99 @@
+// From a Spec to a running engine pipeline. The planner resolves every source's schema (declared
+// or inferred from a sample), compiles each step's expressions against the schema flowing into
+// it, chooses parallelism and partitioning, and builds the graph on the stream engine
+// (src/stream): the same tasks, channels, watermarks and chaining as typed pipelines. Every error
+// names FILE:LINE:COL of what is wrong in the spec.
+//
+//   ASSIGN_OR_RETURN(Spec spec, LoadSpec(path));
+//   ASSIGN_OR_RETURN(auto pipeline, SpecPipeline::Make(spec, {}));
+//   fmt::print("{}", pipeline->PlanText());
+//   RETURN_IF_ERROR(pipeline->Run());
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "barge/status.h"
+#include "barge/stream/pipeline.h"
+#include "pipeline/spec.h"
+#include "pipeline/steps.h"
+
+namespace barge::pipeline {
+
+struct PlanOptions {
+  // Check only: nothing is read from stdin (its schema, unless declared, stays unknown) and
+  // nothing is opened for writing.
+  bool validate_only = false;
+  // Embedding (benchmarks, tests): results go to this function instead of the spec's sink. It is
+  // called from the last step's task threads, one call per batch, concurrently when the last step
+  // runs in several instances.
+  std::function<void(const RecordBatch&)> collect;
+};
+
+// One operator of the plan, for printing.
+struct PlannedStep {
+  std::string
+      role;        // "source", "event_time", "filter", "select", "window", "aggregate", "sink", ...
+  std::string op;  // the engine operator's name (unique)
+  std::string label;   // "step 2 (select)" or "source"
+  std::string detail;  // what it does, in the spec's terms
+  int parallelism = 1;
+  std::string input;  // how records reach it: "forward", "by key (country)", "rebalance", ...
+  std::shared_ptr<const Schema> schema;  // of its output; null when unknown
+  std::vector<bool> optional;            // sources: JSON fields that may be absent
+  bool inferred = false;                 // sources: schema inferred from a sample
+};
+
+// A snapshot of a running pipeline's progress.
+struct RunProgress {
+  uint64_t records_in = 0;   // read by the sources
+  uint64_t records_out = 0;  // written by the sink
+  uint64_t bad = 0;          // bad records skipped or dead-lettered
+  uint64_t late = 0;         // records too late for their window
+  int64_t max_event_time = stream::kMinTime;
+  int64_t watermark = stream::kMinTime;  // of the windows, else of the sources
+};
+
+class SpecPipeline {
+ public:
+  static Result<std::unique_ptr<SpecPipeline>> Make(const Spec& spec, PlanOptions options);
+  ~SpecPipeline();
+
+  const std::vector<PlannedStep>& steps() const { return steps_; }
+  // Which operators run chained in one task.
+  std::vector<stream::TaskPlan> tasks() const { return engine_->Plan(); }
+  // Things the user should know (a source that cannot be checked before running, ...).
+  const std::vector<std::string>& notes() const { return notes_; }
+  std::string PlanText() const;
+  nlohmann::json PlanJson() const;
+
+  // Runs to the end of bounded input (every window flushed) or the first error. Errors from bad
+  // records name FILE:LINE and the step.
+  Status Run();
+  // Stops a running pipeline from any thread; Run() then returns a Cancelled status.
+  void Cancel();
+  RunProgress Progress() const;
+
+ private:
+  SpecPipeline(const Spec& spec, PlanOptions options);
+  class Builder;
+
+  Spec spec_;
+  PlanOptions options_;
+  std::vector<std::string> inputs_;  // origin input index -> name
+  std::vector<PlannedStep> steps_;
+  std::vector<std::string> notes_;
+  std::vector<std::string> source_ops_;  // engine names of source operators
+  std::vector<std::string> sink_ops_;    // of the main sink
+  std::vector<std::string> window_ops_;  // of window operators
+  std::string dead_letter_path_;
+  // Declared before the engine: batches in the engine's channels return to ctx_'s pool.
+  std::unique_ptr<RunContext> ctx_;
+  std::unique_ptr<stream::Pipeline> engine_;
+};
+
+}  // namespace barge::pipeline

@@ -1,0 +1,146 @@
+// Keyed aggregation over columnar batches: event-time windows (tumbling, sliding, session) and
+// rolling per-key aggregates. Semantics are the engine's and Flink's (src/stream/window.h): a
+// window [start, end) fires when the watermark reaches end - 1; a record whose window's end - 1 +
+// allowed lateness is at or below the watermark is late (counted, and sent to the late port when
+// one is connected); a record within the lateness updates its window and re-emits its key's
+// result at once (a late firing); end of input fires every open window. A record goes to the late
+// port only when no window took it and it is itself late (Flink's rule for sliding windows).
+//
+// When rows carry the source's watermark (RecordBatch::watermark), lateness and firing are decided
+// row by row with it, so the results are those of processing records one at a time in source
+// order, whatever the batch boundaries and the parallelism.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <queue>
+#include <string>
+#include <vector>
+
+#include "pipeline/aggregates.h"
+#include "pipeline/key_table.h"
+#include "pipeline/spec.h"
+#include "pipeline/steps.h"
+
+namespace barge::pipeline {
+
+struct KeyedConfig {
+  std::string label;             // "step 4 (window)", for bad records
+  std::vector<int> key_columns;  // in the input
+  std::vector<AggregateCall> aggregates;
+  // Windows: keys..., window_start, window_end, aggregates... Rolling: keys..., aggregates...
+  std::shared_ptr<const Schema> output;
+  size_t batch_rows = 1024;
+  bool row_watermarks = false;  // rows carry the source's watermark: decide lateness per row
+};
+
+class WindowStep final : public BatchOperator {
+ public:
+  WindowStep(std::string name, RunContext& ctx, KeyedConfig config, WindowSpec window);
+  ~WindowStep() override;
+
+  stream::OutputBase* Port(int port) override;
+  void Push(stream::Batch<BatchPtr>& in) override;
+  void Watermark(stream::EventTime w) override;
+  void End() override;
+  void Idle() override;
+  void MarkIdle() override;
+
+  size_t open_windows() const { return windows_.size(); }
+
+ private:
+  struct Window;
+  struct Session;
+  struct Timer {
+    int64_t time;
+    uint32_t entry;
+    bool operator>(const Timer& o) const { return time > o.time; }
+  };
+
+  // Batch-wide preparation: argument columns, key hashes, rows whose arguments failed.
+  void Prepare(RecordBatch& b);
+  void PushTimeWindows(RecordBatch& b);
+  void PushSessions(RecordBatch& b);
+  // The row's watermark moves event time: fire what it completes before the row is taken.
+  void Observe(const RecordBatch& b, size_t row);
+  // Moves event time to `w`: fires completed windows, purges those past their lateness.
+  void Advance(int64_t w);
+  void AdvanceSessions(int64_t w);
+
+  Window* FindWindow(int64_t start);
+  Window* CreateWindow(int64_t start);
+  void Recompute();
+  int64_t Due(const Window& w) const;
+  bool Late(int64_t max_timestamp) const;
+
+  // Appends results of `entries` of a key table to the output.
+  void EmitResults(const KeyTable& keys, const uint32_t* entries, const uint32_t* slots, size_t n,
+                   int64_t start, int64_t end);
+  void SendLate(const RecordBatch& b, size_t row);
+  void FlushOut();
+  void FlushLate();
+
+  RunContext& ctx_;
+  KeyedConfig config_;
+  WindowSpec window_;
+  AggStates aggs_;
+  stream::Output<BatchPtr> late_;
+
+  int64_t wm_ = stream::kMinTime;
+  int64_t next_trigger_ = stream::kMaxTime;
+
+  // Tumbling and sliding.
+  std::map<int64_t, std::unique_ptr<Window>> windows_;
+  std::vector<std::unique_ptr<Window>> spare_;
+  Window* cached_ = nullptr;
+
+  // Sessions: keys, their sessions, and one timer per session.
+  KeyTable session_keys_;
+  std::vector<std::vector<Session>> sessions_;  // per entry, disjoint, by start
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+
+  // Per batch.
+  std::vector<ExprState> states_;
+  std::vector<Column> scratch_;
+  std::vector<const Column*> args_;
+  std::vector<uint64_t> hashes_;
+  bool hashes_needed_ = true;  // the key tables hash whole keys (not one integer key)
+  uint64_t Hash(size_t row) const { return hashes_needed_ ? hashes_[row] : 0; }
+  std::vector<uint8_t> skip_;
+  std::vector<RowError> errors_;
+  std::vector<uint32_t> rows_, entries_, slots_;
+  const int64_t* order_ = nullptr;
+
+  BatchPtr out_batch_;
+  BatchPtr late_batch_;
+};
+
+// Rolling aggregation per key (Kafka Streams' aggregate, Flink's keyed reduce): every record
+// updates its key's aggregates and emits the key and their new values, with the record's time.
+class RollingStep final : public BatchOperator {
+ public:
+  RollingStep(std::string name, RunContext& ctx, KeyedConfig config);
+  void Push(stream::Batch<BatchPtr>& in) override;
+
+ private:
+  RunContext& ctx_;
+  KeyedConfig config_;
+  AggStates aggs_;
+  KeyTable keys_;
+  std::vector<ExprState> states_;
+  std::vector<Column> scratch_;
+  std::vector<const Column*> args_;
+  std::vector<uint64_t> hashes_;
+  std::vector<RowError> errors_;
+  std::vector<uint32_t> rows_, entries_, stamp_;
+  uint32_t run_ = 0;
+};
+
+// The output schema of a keyed step over `input`.
+std::shared_ptr<const Schema> KeyedOutputSchema(const Schema& input, const std::vector<int>& keys,
+                                                bool windowed,
+                                                const std::vector<std::string>& names,
+                                                const std::vector<AggregateCall>& aggregates);
+
+}  // namespace barge::pipeline
