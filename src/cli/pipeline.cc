@@ -1,0 +1,213 @@
+// barge pipeline validate|run SPEC.yaml: pipelines written as YAML specs with SQL expressions
+// (src/pipeline), run on the stream engine. This file parses options, prints the plan or the live
+// status, and turns Ctrl-C into a clean stop.
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <thread>
+
+#include "cli/cli.h"
+#include "pipeline/format.h"
+#include "pipeline/planner.h"
+
+namespace barge::cli {
+namespace {
+
+struct PipelineArgs {
+  std::string spec;
+  std::vector<std::string> sets;
+  int parallelism = 0;
+  std::string format = "text";
+  bool quiet = false;
+};
+
+Result<std::unique_ptr<pipeline::SpecPipeline>> Plan(const PipelineArgs& args, bool validate) {
+  pipeline::LoadOptions load{args.sets, args.parallelism};
+  ASSIGN_OR_RETURN(pipeline::Spec spec, pipeline::LoadSpec(args.spec, load));
+  return pipeline::SpecPipeline::Make(spec, {.validate_only = validate});
+}
+
+void Validate(const PipelineArgs& args, Cli& cli) {
+  if (args.format != "text" && args.format != "json") {
+    cli.Finish(InvalidArgument("--format must be text or json, got '" + args.format + "'"));
+    return;
+  }
+  Result<std::unique_ptr<pipeline::SpecPipeline>> p = Plan(args, /*validate=*/true);
+  if (!p.ok()) {
+    cli.Finish(p.status());
+    return;
+  }
+  if (args.format == "json") {
+    fmt::print("{}\n", (*p)->PlanJson().dump(2));
+  } else {
+    fmt::print("{}", (*p)->PlanText());
+  }
+}
+
+// The signal that asked the pipeline to stop (SIGINT, SIGTERM), or 0.
+std::atomic<int> g_stop_signal{0};
+
+extern "C" void OnStopSignal(int sig) { g_stop_signal.store(sig); }
+
+// Installs handlers for SIGINT and SIGTERM for its lifetime.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_signal.store(0);
+    struct sigaction sa {};
+    sa.sa_handler = OnStopSignal;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, &old_int_);
+    ::sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~StopSignals() {
+    ::sigaction(SIGINT, &old_int_, nullptr);
+    ::sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  struct sigaction old_int_ {};
+  struct sigaction old_term_ {};
+};
+
+std::string Count(uint64_t n) {
+  if (n >= 1'000'000'000) return fmt::format("{:.1f}G", static_cast<double>(n) / 1e9);
+  if (n >= 1'000'000) return fmt::format("{:.1f}M", static_cast<double>(n) / 1e6);
+  if (n >= 10'000) return fmt::format("{:.1f}K", static_cast<double>(n) / 1e3);
+  return std::to_string(n);
+}
+
+std::string Lag(const pipeline::RunProgress& p) {
+  if (p.max_event_time == stream::kMinTime || p.watermark == stream::kMinTime) return "-";
+  double seconds = static_cast<double>(p.max_event_time - p.watermark) / 1000.0;
+  return fmt::format("{:.1f}s", seconds < 0 ? 0.0 : seconds);
+}
+
+std::string Watermark(const pipeline::RunProgress& p) {
+  if (p.watermark == stream::kMinTime) return "none";
+  std::string out;
+  pipeline::AppendTimestamp(p.watermark, out);
+  return out;
+}
+
+// "1.2M in (800K/s), 45K out (30K/s), 3 bad, 10 late, watermark lag 2.0s".
+std::string StatusLine(const pipeline::RunProgress& now, const pipeline::RunProgress& before,
+                       double seconds) {
+  auto rate = [&](uint64_t a, uint64_t b) {
+    return seconds > 0 ? Count(static_cast<uint64_t>(static_cast<double>(a - b) / seconds))
+                       : std::string("0");
+  };
+  std::string line = fmt::format("{} in ({}/s), {} out ({}/s)", Count(now.records_in),
+                                 rate(now.records_in, before.records_in), Count(now.records_out),
+                                 rate(now.records_out, before.records_out));
+  if (now.bad > 0) line += fmt::format(", {} bad", Count(now.bad));
+  if (now.late > 0) line += fmt::format(", {} late", Count(now.late));
+  line += ", watermark lag " + Lag(now);
+  return line;
+}
+
+void RunPipeline(const PipelineArgs& args, Cli& cli) {
+  StopSignals signals;
+  Result<std::unique_ptr<pipeline::SpecPipeline>> planned = Plan(args, /*validate=*/false);
+  if (!planned.ok()) {
+    cli.Finish(planned.status());
+    return;
+  }
+  pipeline::SpecPipeline& p = **planned;
+  const bool terminal = ::isatty(STDERR_FILENO) == 1;
+  const auto start = std::chrono::steady_clock::now();
+  std::atomic<bool> done{false};
+  // Watches for Ctrl-C and prints the status: on a terminal one line rewritten twice a second,
+  // otherwise a plain line every 10 seconds.
+  std::thread watcher([&] {
+    pipeline::RunProgress last;
+    auto last_time = start, last_print = start;
+    bool cancelled = false;
+    while (!done.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (!cancelled && g_stop_signal.load() != 0) {
+        cancelled = true;
+        p.Cancel();
+      }
+      auto now = std::chrono::steady_clock::now();
+      auto period = terminal ? std::chrono::milliseconds(500) : std::chrono::seconds(10);
+      if (args.quiet || now - last_print < period) continue;
+      pipeline::RunProgress progress = p.Progress();
+      double seconds = std::chrono::duration<double>(now - last_time).count();
+      std::string line = StatusLine(progress, last, seconds);
+      if (terminal) {
+        fmt::print(stderr, "\r{}\x1b[K", line);
+      } else {
+        fmt::print(stderr, "barge: pipeline {}: {}\n", args.spec, line);
+      }
+      std::fflush(stderr);
+      last = progress;
+      last_time = now;
+      last_print = now;
+    }
+  });
+  Status st = p.Run();
+  done.store(true);
+  watcher.join();
+  pipeline::RunProgress progress = p.Progress();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (terminal && !args.quiet) fmt::print(stderr, "\r\x1b[K");
+  int sig = g_stop_signal.load();
+  if (st.code() == StatusCode::kCancelled && sig != 0) {
+    // Stopped on request: say how far it got, whatever -q says.
+    fmt::print(stderr,
+               "barge: pipeline stopped by {}: {} records in, {} out, {} bad, {} late, watermark "
+               "{}, after {:.1f}s\n",
+               sig == SIGINT ? "Ctrl-C" : "SIGTERM", progress.records_in, progress.records_out,
+               progress.bad, progress.late, Watermark(progress), seconds);
+    cli.SetExitCode(128 + sig);
+    return;
+  }
+  if (!st.ok()) {
+    cli.Finish(st);
+    return;
+  }
+  if (!args.quiet) {
+    std::string summary =
+        fmt::format("{} records in, {} out", progress.records_in, progress.records_out);
+    if (progress.bad > 0) summary += fmt::format(", {} bad (skipped)", progress.bad);
+    if (progress.late > 0) summary += fmt::format(", {} late", progress.late);
+    fmt::print(stderr, "barge: pipeline done: {} in {:.2f}s\n", summary, seconds);
+  }
+}
+
+void AddSpecOptions(CLI::App& cmd, PipelineArgs& args) {
+  cmd.add_option("spec", args.spec, "The pipeline spec (YAML); - reads it from stdin")->required();
+  cmd.add_option("--set", args.sets,
+                 "Override a value of the spec: PATH=VALUE, PATH in dots and list indexes "
+                 "(source.file.path=in.csv, steps.0.filter=\"x > 1\"), VALUE in YAML; repeatable");
+  cmd.add_option("--parallelism", args.parallelism,
+                 "Instances of each parallel step, overriding the spec's parallelism")
+      ->check(CLI::Range(1, 1024));
+}
+
+const Registration kPipeline{
+    "pipeline", "Run stream pipelines written as YAML specs with SQL expressions",
+    [](CLI::App& cmd, Cli& cli) {
+      cmd.require_subcommand(1);
+      cmd.footer("Spec format: docs/pipelines.md; expressions: docs/expressions.md.");
+      auto args = std::make_shared<PipelineArgs>();
+
+      CLI::App* validate = cmd.add_subcommand(
+          "validate", "Check a spec against its inputs' schemas and print the plan");
+      AddSpecOptions(*validate, *args);
+      validate->add_option("--format", args->format, "text (default) or json");
+      validate->callback([args, &cli] { Validate(*args, cli); });
+
+      CLI::App* run = cmd.add_subcommand(
+          "run", "Run a pipeline until its input ends (or Ctrl-C); progress on stderr");
+      AddSpecOptions(*run, *args);
+      run->add_flag("-q,--quiet", args->quiet, "Print no progress or summary, only errors");
+      run->callback([args, &cli] { RunPipeline(*args, cli); });
+    }};
+
+}  // namespace
+}  // namespace barge::cli
