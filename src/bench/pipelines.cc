@@ -13,13 +13,22 @@
 #include <utility>
 #include <vector>
 
+#include "bench/pipelines.h"
+
 #include "barge/stream/pipeline.h"
 #include "bench/bench.h"
 
 namespace barge::bench {
-namespace {
 
 using stream::EventTime;
+
+double ProcessCpuSeconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+namespace {
 
 struct Event {
   uint64_t key;
@@ -38,17 +47,7 @@ inline Event MakeEvent(uint64_t i) {
   return Event{h % kKeys, (h >> 20) & 0xFFFF, i};
 }
 
-struct Run {
-  double seconds;      // wall clock
-  double cpu_seconds;  // CPU time of all threads: on a shared machine the steadier figure
-  uint64_t checksum;
-};
-
-double ProcessCpuSeconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
+using Run = PipelineRun;
 
 template <class Build>
 Result<Run> Time(int parallelism, Build build) {
@@ -98,28 +97,49 @@ inline void Opaque(T& value) {
   asm volatile("" : "+r"(value));
 }
 
+}  // namespace
+
+Result<PipelineRun> TypedP1(uint64_t n, int par) {
+  return Time(par, [&](stream::Pipeline& p, std::atomic<uint64_t>& checksum) {
+    auto events = p.generate("events", n, [](uint64_t i) { return MakeEvent(i); });
+    auto mapped = par > 1 ? events.key_by([](const Event& e) { return e.key; }).map([](Event e) {
+      e.value *= 2;
+      return e;
+    })
+                          : events.map([](Event e) {
+                              e.value *= 2;
+                              return e;
+                            });
+    mapped.filter([](const Event& e) { return e.value % 3 != 0; })
+        .sink([&checksum](const stream::Batch<Event>& b) {
+          uint64_t sum = 0;
+          for (const Event& e : b.records) sum += e.value;
+          checksum.fetch_add(sum, std::memory_order_relaxed);
+        });
+  });
+}
+
+Result<PipelineRun> TypedP2(uint64_t n, int par) {
+  return Time(par, [&](stream::Pipeline& p, std::atomic<uint64_t>& checksum) {
+    p.generate("events", n, [](uint64_t i) { return MakeEvent(i); })
+        .with_timestamps([](const Event& e) { return static_cast<EventTime>(e.time); })
+        .key_by([](const Event& e) { return e.key; })
+        .window(stream::Tumbling{static_cast<EventTime>(kKeys * kRecordsPerKeyAndWindow)})
+        .sum([](const Event& e) { return e.value; })
+        .sink([&checksum](const stream::Batch<stream::WindowResult<uint64_t, uint64_t>>& b) {
+          uint64_t sum = 0;
+          for (const auto& w : b.records) sum += w.value;
+          checksum.fetch_add(sum, std::memory_order_relaxed);
+        });
+  });
+}
+
+namespace {
+
 Result<nlohmann::json> RunP1(const Options& o) {
   uint64_t n = o.records > 0 ? o.records : 200'000'000;
   int par = o.parallelism > 0 ? o.parallelism : 1;
-  ASSIGN_OR_RETURN(Run r, Time(par, [&](stream::Pipeline& p, std::atomic<uint64_t>& checksum) {
-                     auto events = p.generate("events", n, [](uint64_t i) { return MakeEvent(i); });
-                     auto mapped =
-                         par > 1
-                             ? events.key_by([](const Event& e) { return e.key; }).map([](Event e) {
-                                 e.value *= 2;
-                                 return e;
-                               })
-                             : events.map([](Event e) {
-                                 e.value *= 2;
-                                 return e;
-                               });
-                     mapped.filter([](const Event& e) { return e.value % 3 != 0; })
-                         .sink([&checksum](const stream::Batch<Event>& b) {
-                           uint64_t sum = 0;
-                           for (const Event& e : b.records) sum += e.value;
-                           checksum.fetch_add(sum, std::memory_order_relaxed);
-                         });
-                   }));
+  ASSIGN_OR_RETURN(Run r, TypedP1(n, par));
   Run baseline = TimeBaseline([n] {
     uint64_t sum = 0;
     for (uint64_t i = 0; i < n; ++i) {
@@ -137,19 +157,7 @@ Result<nlohmann::json> RunP1(const Options& o) {
 Result<nlohmann::json> RunP2(const Options& o) {
   uint64_t n = o.records > 0 ? o.records : 200'000'000;
   int par = o.parallelism > 0 ? o.parallelism : 1;
-  ASSIGN_OR_RETURN(
-      Run r, Time(par, [&](stream::Pipeline& p, std::atomic<uint64_t>& checksum) {
-        p.generate("events", n, [](uint64_t i) { return MakeEvent(i); })
-            .with_timestamps([](const Event& e) { return static_cast<EventTime>(e.time); })
-            .key_by([](const Event& e) { return e.key; })
-            .window(stream::Tumbling{static_cast<EventTime>(kKeys * kRecordsPerKeyAndWindow)})
-            .sum([](const Event& e) { return e.value; })
-            .sink([&checksum](const stream::Batch<stream::WindowResult<uint64_t, uint64_t>>& b) {
-              uint64_t sum = 0;
-              for (const auto& w : b.records) sum += w.value;
-              checksum.fetch_add(sum, std::memory_order_relaxed);
-            });
-      }));
+  ASSIGN_OR_RETURN(Run r, TypedP2(n, par));
   Run baseline = TimeBaseline([n] {
     // Events arrive in time order here, so one array of per-key sums per window suffices.
     constexpr uint64_t kWindow = kKeys * kRecordsPerKeyAndWindow;
