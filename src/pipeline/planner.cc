@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <algorithm>
+#include <deque>
 #include <set>
 
 #include "barge/stream/io.h"
@@ -275,11 +276,12 @@ class SpecPipeline::Builder {
     std::vector<SelectStep::Item> conform;  // to the union's schema, when it differs
     std::shared_ptr<const Schema> conformed;
     GenerateSource::Options generate;
+    bool all_fields = false;  // a generator makes every field (it joins by a union step)
   };
 
   struct StepPlan {
     const StepSpec* spec = nullptr;
-    enum class Kind { kFilter, kSelect, kWindow, kRolling } kind = Kind::kFilter;
+    enum class Kind { kFilter, kSelect, kWindow, kRolling, kUnion } kind = Kind::kFilter;
     std::string label;
     std::string role;
     std::optional<Expr> filter;
@@ -293,6 +295,7 @@ class SpecPipeline::Builder {
     std::string input;
     const StepSpec* key_by = nullptr;  // the key_by before a keyed step
     std::string key_by_label;
+    std::vector<size_t> unions;  // kUnion: indexes into union_sources_
   };
 
   Status Fail(Pos pos, const std::string& message) const { return spec_.ErrorAt(pos, message); }
@@ -333,6 +336,7 @@ class SpecPipeline::Builder {
       schema_ = sources_.size() > 1 ? sources_[0].conformed : sources_[0].schema;
     }
     ordered_ = sources_.size() == 1 && sources_[0].parallelism == 1;
+    next_input_union_ = sources_.size() > 1;
     parallelism_ = sources_.size() == 1 ? sources_[0].parallelism : spec_.parallelism;
     return Status::Ok();
   }
@@ -575,6 +579,9 @@ class SpecPipeline::Builder {
           key_by = &st;
           key_by_label = label;
           continue;
+        case StepSpec::Kind::kUnion:
+          RETURN_IF_ERROR(PlanUnion(st, plan));
+          break;
         case StepSpec::Kind::kWindow:
         case StepSpec::Kind::kAggregate:
           RETURN_IF_ERROR(PlanKeyed(st, plan, pending_keys, key_by));
@@ -593,6 +600,76 @@ class SpecPipeline::Builder {
     return Status::Ok();
   }
 
+  // More sources merged into the stream: their fields are matched to the stream's by name (a
+  // field they lack is NULL; BIGINT widens to DOUBLE; fields the stream does not have are left
+  // out, with a note).
+  Status PlanUnion(const StepSpec& st, StepPlan& plan) {
+    plan.kind = StepPlan::Kind::kUnion;
+    plan.role = "union";
+    plan.schema = schema_;
+    plan.parallelism = parallelism_;
+    std::vector<std::string> details;
+    for (const SourceSpec& us : st.union_sources) {
+      SourcePlan sp;
+      sp.spec = &us;
+      sp.all_fields = true;
+      RETURN_IF_ERROR(PlanSource(us, sp));
+      if (!schema_known_) return Status::Ok();
+      if ((sp.event_field >= 0) != has_time_) {
+        return Fail(us.pos, has_time_ ? "this source needs event_time, as the pipeline's "
+                                        "sources have"
+                                      : "the pipeline's sources have no event_time: this one "
+                                        "cannot have one either");
+      }
+      sp.conformed = schema_;
+      bool same = *sp.schema == *schema_;
+      std::vector<std::string> dropped;
+      for (const Field& f : sp.schema->fields) {
+        if (schema_->Find(f.name) < 0) dropped.push_back(f.name);
+      }
+      for (const Field& f : schema_->fields) {
+        int idx = sp.schema->Find(f.name);
+        SelectStep::Item item;
+        std::string text;
+        if (idx < 0) {
+          text = "CAST(NULL AS " + std::string(TypeName(f.type)) + ")";
+        } else {
+          Type from = sp.schema->fields[static_cast<size_t>(idx)].type;
+          if (from != f.type) {
+            if (!(IsNumeric(from) && IsNumeric(f.type))) {
+              return Fail(us.pos, "field '" + f.name + "' is " + std::string(TypeName(from)) +
+                                      " in this source but " + std::string(TypeName(f.type)) +
+                                      " in the stream it joins");
+            }
+            text = "CAST(\"" + f.name + "\" AS " + std::string(TypeName(f.type)) + ")";
+          } else {
+            item.input = idx;
+          }
+        }
+        if (!text.empty()) {
+          ExprError error;
+          item.expr = Expr::Compile(text, *sp.schema, &error);
+          if (!item.expr)
+            return Fail(us.pos, "cannot match field '" + f.name + "': " + error.message);
+        }
+        sp.conform.push_back(std::move(item));
+      }
+      if (same) sp.conform.clear();
+      if (!dropped.empty()) {
+        p_.notes_.push_back(plan.label + ": fields " + Join(dropped) +
+                            " are not in the stream and are left out");
+      }
+      details.push_back(SourceDetail(sp));
+      plan.unions.push_back(union_sources_.size());
+      union_sources_.push_back(std::move(sp));
+    }
+    plan.detail = "merge with " + Join(details);
+    plan.input = "";
+    ordered_ = false;
+    next_input_union_ = true;
+    return Status::Ok();
+  }
+
   // Notes source fields read while the source's fields still flow as they are.
   void Use(const std::vector<int>& fields) {
     if (!passthrough_) return;
@@ -602,7 +679,7 @@ class SpecPipeline::Builder {
   // Parallelism of a stateless step: its own, or its input's (so it chains to it). The first
   // step after several sources reads their union.
   Status Stateless(const StepSpec& st, StepPlan& plan) {
-    const bool union_input = sources_.size() > 1 && !after_union_;
+    const bool union_input = next_input_union_;
     plan.parallelism = st.parallelism > 0 ? st.parallelism : parallelism_;
     if (union_input) {
       plan.input = "union";
@@ -611,7 +688,7 @@ class SpecPipeline::Builder {
     }
     // Records stay in source order only through one instance after one instance.
     if (plan.parallelism != 1 || parallelism_ != 1) ordered_ = false;
-    after_union_ = true;
+    next_input_union_ = false;
     parallelism_ = plan.parallelism;
     return Status::Ok();
   }
@@ -731,7 +808,7 @@ class SpecPipeline::Builder {
     }
     std::vector<std::string> key_names;
     for (int k : keys) key_names.push_back(schema_->fields[static_cast<size_t>(k)].name);
-    const bool union_input = sources_.size() > 1 && !after_union_;
+    const bool union_input = next_input_union_;
     plan.by_key = !keys.empty() && (plan.parallelism > 1 || parallelism_ > 1 || union_input);
     if (plan.by_key) {
       plan.input = "by key (" + Join(key_names) + ")";
@@ -769,7 +846,7 @@ class SpecPipeline::Builder {
     if (!key_names.empty()) plan.detail = "by " + Join(key_names) + ": " + plan.detail;
     // After a keyed step records come from several instances: no total order any more.
     ordered_ = false;
-    after_union_ = true;
+    next_input_union_ = false;
     parallelism_ = plan.parallelism;
     return Status::Ok();
   }
@@ -800,6 +877,106 @@ class SpecPipeline::Builder {
     p_.steps_.push_back(std::move(step));
   }
 
+  // A source's operators: the reader, event time when a window needs it, and the conversion to
+  // the fields of the stream it joins.
+  stream::Stream<BatchPtr> BuildSource(SourcePlan& sp) {
+    stream::Pipeline& engine = *p_.engine_;
+    RunContext* ctx = p_.ctx_.get();
+    const SourceSpec& s = *sp.spec;
+    std::optional<stream::Stream<BatchPtr>> st;
+    PlannedStep planned{"source", "",        "source",    SourceDetail(sp), sp.parallelism,
+                        "",       sp.schema, sp.optional, sp.inferred};
+    if (s.kind == SourceSpec::Kind::kGenerate) {
+      GenerateSource::Options g;
+      g.records = s.records;
+      g.keys = s.keys;
+      g.seed = s.seed;
+      g.records_per_second = s.records_per_second;
+      g.start_ms = s.start_ms;
+      g.max_disorder_ms = s.max_disorder_ms;
+      g.origin = keep_origin_;
+      auto used = [&](const char* field) {
+        return sp.all_fields || passthrough_ || used_.count(field) > 0 ||
+               (need_time_ && std::string(field) == "ts");
+      };
+      g.id = used("id");
+      g.key = used("key");
+      g.value = used("value");
+      g.ts = used("ts");
+      g.input = sp.input;
+      g.schema = sp.schema;
+      g.batch_rows = spec_.batch_size;
+      g.pool = &ctx->pool;
+      st = engine.source<BatchPtr>(
+          s.name, [g] { return std::make_unique<GenerateSource>(g); }, sp.parallelism);
+    } else if (s.kind == SourceSpec::Kind::kTcp) {
+      stream::TcpOptions tcp;
+      tcp.listen = s.listen;
+      tcp.connect = s.connect;
+      tcp.max_connections = s.max_connections;
+      tcp.read.on_error = stream::OnError::kFail;
+      stream::Stream<std::string> lines = stream::TcpSource(engine, tcp).name(s.name);
+      auto schema = sp.schema;
+      auto optional = sp.optional;
+      TextFormat format{s.format, s.delimiter, false};
+      uint64_t input = sp.input;
+      size_t rows = spec_.batch_size;
+      st = lines.template Apply<BatchPtr>(
+          "parse", [ctx, schema, optional, format, input, rows](stream::detail::RunState&,
+                                                                const std::string& name) {
+            auto decoder = RowDecoder::Make(format, schema, optional);
+            return std::make_unique<ParseLinesStep>(name, *ctx, schema, std::move(*decoder), input,
+                                                    rows);
+          });
+      st->parallelism(1);
+    } else {
+      TextSource::Options t;
+      t.inputs = sp.inputs;
+      t.format = {s.format, s.delimiter, s.header};
+      t.schema = sp.schema;
+      t.optional = sp.optional;
+      t.batch_rows = spec_.batch_size;
+      t.pool = &ctx->pool;
+      t.stdin_prefix = sp.stdin_prefix;
+      t.event_time_field = need_time_ ? sp.event_field : -1;
+      st = engine.source<BatchPtr>(
+          s.name,
+          [t, ctx]() mutable {
+            t.bad = ctx->bad.get();
+            return std::make_unique<TextSource>(t);
+          },
+          sp.parallelism);
+    }
+    Record(*st, planned);
+    p_.source_ops_.push_back(p_.steps_.back().op);
+    if (sp.event_field >= 0 && need_time_) {
+      int field = sp.event_field;
+      std::string field_name = sp.schema->fields[static_cast<size_t>(field)].name;
+      int64_t delay = s.event_time->max_delay_ms, idle = s.event_time->idle_ms;
+      bool carry = carry_watermarks_;
+      st = st->Apply<BatchPtr>("event_time", [=](stream::detail::RunState&,
+                                                 const std::string& name) {
+        return std::make_unique<EventTimeStep>(name, *ctx, field, field_name, delay, idle, carry);
+      });
+      st->parallelism(sp.parallelism);
+      std::string detail = "event time from " + field_name + ", watermark " + Duration(delay) +
+                           " behind the largest seen";
+      if (idle > 0) detail += ", idle after " + Duration(idle);
+      Record(*st, {"event_time", "", "source", detail, sp.parallelism, "forward", sp.schema});
+    }
+    if (!sp.conform.empty()) {
+      auto conformed = sp.conformed;
+      auto items = sp.conform;
+      st = st->Apply<BatchPtr>("conform", [=](stream::detail::RunState&, const std::string& name) {
+        return std::make_unique<SelectStep>(name, "source", *ctx, conformed, items);
+      });
+      st->parallelism(sp.parallelism);
+      Record(*st, {"conform", "", "source", "to the union's fields", sp.parallelism, "forward",
+                   conformed});
+    }
+    return *st;
+  }
+
   void BuildEngine() {
     stream::PipelineOptions options;
     options.parallelism = spec_.parallelism;
@@ -807,109 +984,18 @@ class SpecPipeline::Builder {
     p_.engine_ = std::make_unique<stream::Pipeline>(options);
     stream::Pipeline& engine = *p_.engine_;
     RunContext* ctx = p_.ctx_.get();
-    const bool keep_origin =
-        can_fail_ || uses_order_ || spec_.on_error.mode != OnErrorSpec::Mode::kSkip;
+    keep_origin_ = can_fail_ || uses_order_ || spec_.on_error.mode != OnErrorSpec::Mode::kSkip;
     std::vector<stream::Stream<BatchPtr>> streams;
-    for (SourcePlan& sp : sources_) {
-      const SourceSpec& s = *sp.spec;
-      std::optional<stream::Stream<BatchPtr>> st;
-      PlannedStep planned{"source", "",        "source",    SourceDetail(sp), sp.parallelism,
-                          "",       sp.schema, sp.optional, sp.inferred};
-      if (s.kind == SourceSpec::Kind::kGenerate) {
-        GenerateSource::Options g;
-        g.records = s.records;
-        g.keys = s.keys;
-        g.seed = s.seed;
-        g.records_per_second = s.records_per_second;
-        g.start_ms = s.start_ms;
-        g.max_disorder_ms = s.max_disorder_ms;
-        g.origin = keep_origin;
-        auto used = [&](const char* field) {
-          return passthrough_ || used_.count(field) > 0 ||
-                 (need_time_ && std::string(field) == "ts");
-        };
-        g.id = used("id");
-        g.key = used("key");
-        g.value = used("value");
-        g.ts = used("ts");
-        g.input = sp.input;
-        g.schema = sp.schema;
-        g.batch_rows = spec_.batch_size;
-        g.pool = &ctx->pool;
-        st = engine.source<BatchPtr>(
-            s.name, [g] { return std::make_unique<GenerateSource>(g); }, sp.parallelism);
-      } else if (s.kind == SourceSpec::Kind::kTcp) {
-        stream::TcpOptions tcp;
-        tcp.listen = s.listen;
-        tcp.connect = s.connect;
-        tcp.max_connections = s.max_connections;
-        tcp.read.on_error = stream::OnError::kFail;
-        stream::Stream<std::string> lines = stream::TcpSource(engine, tcp).name(s.name);
-        auto schema = sp.schema;
-        auto optional = sp.optional;
-        TextFormat format{s.format, s.delimiter, false};
-        uint64_t input = sp.input;
-        size_t rows = spec_.batch_size;
-        st = lines.template Apply<BatchPtr>(
-            "parse", [ctx, schema, optional, format, input, rows](stream::detail::RunState&,
-                                                                  const std::string& name) {
-              auto decoder = RowDecoder::Make(format, schema, optional);
-              return std::make_unique<ParseLinesStep>(name, *ctx, schema, std::move(*decoder),
-                                                      input, rows);
-            });
-        st->parallelism(1);
-      } else {
-        TextSource::Options t;
-        t.inputs = sp.inputs;
-        t.format = {s.format, s.delimiter, s.header};
-        t.schema = sp.schema;
-        t.optional = sp.optional;
-        t.batch_rows = spec_.batch_size;
-        t.pool = &ctx->pool;
-        t.stdin_prefix = sp.stdin_prefix;
-        t.event_time_field = need_time_ ? sp.event_field : -1;
-        st = engine.source<BatchPtr>(
-            s.name,
-            [t, ctx]() mutable {
-              t.bad = ctx->bad.get();
-              return std::make_unique<TextSource>(t);
-            },
-            sp.parallelism);
-      }
-      Record(*st, planned);
-      p_.source_ops_.push_back(p_.steps_.back().op);
-      if (sp.event_field >= 0 && need_time_) {
-        int field = sp.event_field;
-        std::string field_name = sp.schema->fields[static_cast<size_t>(field)].name;
-        int64_t delay = s.event_time->max_delay_ms, idle = s.event_time->idle_ms;
-        bool carry = carry_watermarks_;
-        st = st->Apply<BatchPtr>("event_time", [=](stream::detail::RunState&,
-                                                   const std::string& name) {
-          return std::make_unique<EventTimeStep>(name, *ctx, field, field_name, delay, idle, carry);
-        });
-        st->parallelism(sp.parallelism);
-        std::string detail = "event time from " + field_name + ", watermark " + Duration(delay) +
-                             " behind the largest seen";
-        if (idle > 0) detail += ", idle after " + Duration(idle);
-        Record(*st, {"event_time", "", "source", detail, sp.parallelism, "forward", sp.schema});
-      }
-      if (!sp.conform.empty()) {
-        auto conformed = sp.conformed;
-        auto items = sp.conform;
-        st =
-            st->Apply<BatchPtr>("conform", [=](stream::detail::RunState&, const std::string& name) {
-              return std::make_unique<SelectStep>(name, "source", *ctx, conformed, items);
-            });
-        st->parallelism(sp.parallelism);
-        Record(*st, {"conform", "", "source", "to the union's fields", sp.parallelism, "forward",
-                     conformed});
-      }
-      streams.push_back(*st);
-    }
+    for (SourcePlan& sp : sources_) streams.push_back(BuildSource(sp));
     stream::Stream<BatchPtr> cur = streams[0];
     for (size_t i = 1; i < streams.size(); ++i) cur = cur.union_with(streams[i]);
 
     for (StepPlan& plan : steps_) {
+      if (plan.kind == StepPlan::Kind::kUnion) {
+        p_.steps_.push_back({"union", "", plan.label, plan.detail, plan.parallelism, "", nullptr});
+        for (size_t u : plan.unions) cur = cur.union_with(BuildSource(union_sources_[u]));
+        continue;
+      }
       if (plan.key_by != nullptr) {
         std::vector<std::string> names;
         for (const Text& k : plan.key_by->keys) names.push_back(k.value);
@@ -951,6 +1037,8 @@ class SpecPipeline::Builder {
           });
           break;
         }
+        case StepPlan::Kind::kUnion:
+          break;  // handled above: no operator of its own
       }
       cur.parallelism(plan.parallelism);
       Record(cur,
@@ -1011,7 +1099,7 @@ class SpecPipeline::Builder {
     });
     sink.parallelism(sink_parallelism_);
     std::string input = sink_parallelism_ == parallelism_ ? "forward" : "rebalance";
-    if (sources_.size() > 1 && !after_union_) input = "union";
+    if (next_input_union_) input = "union";
     p_.steps_.push_back({"sink", "sink", "sink", detail, sink_parallelism_, input, schema_});
     p_.sink_ops_.push_back("sink");
   }
@@ -1054,16 +1142,18 @@ class SpecPipeline::Builder {
   SpecPipeline& p_;
   const Spec& spec_;
   std::vector<SourcePlan> sources_;
+  std::deque<SourcePlan> union_sources_;  // of union steps (stable addresses)
   std::vector<StepPlan> steps_;
   std::shared_ptr<const Schema> schema_;  // flowing out of the last planned step
   bool schema_known_ = true;
   bool has_time_ = false;
   bool ordered_ = false;           // one source instance feeds everything, in order
   bool carry_watermarks_ = false;  // some window decides lateness per row
-  bool after_union_ = false;       // a node after the sources' own chains exists
+  bool next_input_union_ = false;  // the next node reads several streams (sources, union)
   bool can_fail_ = false;
   bool uses_order_ = false;
-  bool need_time_ = false;  // a window needs event time
+  bool need_time_ = false;    // a window needs event time
+  bool keep_origin_ = false;  // rows carry their origin (errors after the source, first/last)
   // Source fields the steps read before the first step that replaces the fields (a select
   // without "*", a keyed step); all of them when they reach the sink. A generator makes only
   // these.
@@ -1122,7 +1212,7 @@ std::string SpecPipeline::PlanText() const {
     std::string head = s.label == "source" || s.label == "sink" ? s.role : s.label;
     if (s.role == "event_time" || s.role == "conform" || s.role == "late") head = "  " + s.role;
     out += fmt::format("{:<18} {}\n", head, s.detail);
-    if (s.role == "key_by") continue;  // not an operator: how records reach the next step
+    if (s.role == "key_by" || s.role == "union") continue;  // not operators of their own
     std::string where = fmt::format("parallelism {}", s.parallelism);
     if (!s.input.empty() && s.role != "source") where += ", input " + s.input;
     out += fmt::format("{:<18} {}\n", "", where);

@@ -233,6 +233,32 @@ TEST(PlannerTest, UnionOfSourcesUnifiesFields) {
                                               R"({"id":3,"x":2.5,"y":"only b"})"}));
 }
 
+TEST(PlannerTest, AUnionStepMergesMoreSourcesByFieldName) {
+  Workdir w;
+  w.Write("a.csv", "ts,k,v\n1,a,1\n2,b,2\n");
+  w.Write("b.jsonl", R"({"ts": 3, "v": 4.5, "extra": true})"
+                     "\n"
+                     R"({"ts": 4, "k": "a", "v": 1})"
+                     "\n");
+  Outcome o = RunSpec(w,
+                      "source:\n  file: a.csv\n  event_time: ts\nsteps:\n"
+                      "  - select: {\"*\": true, v: v * 1.0}\n"
+                      "  - union:\n      file: b.jsonl\n      event_time: ts\n"
+                      "  - key_by: k\n  - window: {tumbling: 10}\n    aggregate: {s: sum(v)}\n");
+  ASSERT_TRUE(o.status.ok()) << o.status.message();
+  EXPECT_EQ(o.rows,
+            (std::vector<std::string>{R"({"k":"a","window_start":0,"window_end":10,"s":2.0})",
+                                      R"({"k":"b","window_start":0,"window_end":10,"s":2.0})",
+                                      R"({"k":null,"window_start":0,"window_end":10,"s":4.5})"}));
+  EXPECT_NE(o.plan.find("fields extra are not in the stream and are left out"), std::string::npos)
+      << o.plan;
+  Status st =
+      Validate(w, "source: {file: a.csv}\nsteps:\n  - union: {file: b.jsonl, event_time: ts}\n");
+  EXPECT_EQ(st.message(), w.path() +
+                              "/s.yaml:3:12: the pipeline's sources have no event_time: "
+                              "this one cannot have one either");
+}
+
 TEST(PlannerTest, BadRecordsFailSkipAndDeadLetter) {
   Workdir w;
   w.Write("in.csv", "a,b\n1,2\n2,0\n3,x\n4,4\n5,5\n");

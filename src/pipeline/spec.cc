@@ -483,8 +483,8 @@ class Reader {
            "a step is a map such as '- filter: EXPRESSION' (one of filter, select, key_by, "
            "window, aggregate)");
     }
-    static const std::vector<std::string> kKinds = {"filter", "select",    "key_by",
-                                                    "window", "aggregate", "reduce"};
+    static const std::vector<std::string> kKinds = {"filter",    "select", "key_by", "window",
+                                                    "aggregate", "reduce", "union"};
     std::vector<std::string> allowed = kKinds;
     allowed.insert(allowed.end(), {"name", "parallelism"});
     // Unknown keys first, with a hint against step kinds too ("fliter").
@@ -500,7 +500,7 @@ class Reader {
       Fail(it.first, message);
     }
     // `window` may carry its `aggregate` in the same item.
-    std::vector<std::string> kinds = {"filter", "select", "key_by", "window", "reduce"};
+    std::vector<std::string> kinds = {"filter", "select", "key_by", "window", "reduce", "union"};
     if (!node["window"]) kinds.push_back("aggregate");
     auto [kind, value] = KindOf(node, "step", kinds);
     st.keyword = kind;
@@ -516,6 +516,21 @@ class Reader {
     } else if (kind == "select") {
       st.kind = StepSpec::Kind::kSelect;
       ReadSelect(value, st);
+    } else if (kind == "union") {
+      st.kind = StepSpec::Kind::kUnion;
+      if (value.IsMap()) {
+        st.union_sources.push_back(ReadSource(value, "union"));
+      } else if (value.IsSequence() && value.size() > 0) {
+        for (const YAML::Node& source : value)
+          st.union_sources.push_back(ReadSource(source, "union"));
+      } else {
+        Fail(value, "union takes a source (such as {file: more.csv}) or a list of them");
+      }
+      if (st.parallelism != 0) {
+        FailAt(st.parallelism_pos,
+               "union is not an operator of its own: set parallelism on its "
+               "source or on the step after it");
+      }
     } else if (kind == "key_by") {
       st.kind = StepSpec::Kind::kKeyBy;
       if (value.IsScalar()) {

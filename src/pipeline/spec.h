@@ -98,17 +98,18 @@ struct WindowSpec {
 };
 
 struct StepSpec {
-  enum class Kind { kFilter, kSelect, kKeyBy, kWindow, kAggregate };
+  enum class Kind { kFilter, kSelect, kKeyBy, kWindow, kAggregate, kUnion };
   Kind kind = Kind::kFilter;
   Pos pos;
-  std::string keyword;  // as written: filter, select, key_by, window, aggregate, reduce
+  std::string keyword;  // as written: filter, select, key_by, window, aggregate, reduce, union
   std::string name;     // the user's `name:`, else empty
   Text filter;
   std::vector<NamedExpr> select;
   bool select_star = false;  // `*: true` or a `*` entry keeps the other fields
   std::vector<Text> keys;
-  std::optional<WindowSpec> window;   // kWindow
-  std::vector<NamedExpr> aggregates;  // kWindow and kAggregate (rolling, per key)
+  std::optional<WindowSpec> window;       // kWindow
+  std::vector<NamedExpr> aggregates;      // kWindow and kAggregate (rolling, per key)
+  std::vector<SourceSpec> union_sources;  // kUnion: merged into the stream here
   int parallelism = 0;
   Pos parallelism_pos;
 };
