@@ -194,7 +194,7 @@ Result<std::string> ImageStore::ReadBlob(std::string_view digest) const {
   std::string path = BlobPath(digest);
   if (!PathExists(path))
     return NotFound(fmt::format("blob {} is missing from the repository", digest));
-  ASSIGN_OR_RETURN(std::string data, ReadFile(path));
+  ASSIGN_OR_RETURN(std::string data, ReadRegularFileLimited(path, kMaxJsonBlobBytes));
   std::string actual = DigestOf(data);
   if (actual != digest) {
     return Corruption(fmt::format("blob {} is corrupt: its content hashes to {}", digest, actual));
