@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -75,7 +76,10 @@ void Relay(const RelayStreams& streams) {
       if (!WriteAll(streams.outputs[i].second, std::string_view(buf, static_cast<size_t>(n)),
                     "output")
                .ok()) {
-        return;
+        if (!streams.on_output_error) return;
+        fds[i].fd = -1;
+        --open_outputs;
+        streams.on_output_error(i);
       }
     }
     if (fds[input_slot].fd >= 0 && (fds[input_slot].revents & (POLLIN | POLLHUP | POLLERR))) {
@@ -104,6 +108,43 @@ void Relay(const RelayStreams& streams) {
 
 void RelayTerminal(int master, bool with_stdin) {
   Relay({.input = with_stdin ? master : -1, .terminal = master, .outputs = {{master, 1}}});
+}
+
+Result<StdioPipes> StdioPipes::Make(bool input) {
+  StdioPipes p;
+  ASSIGN_OR_RETURN(p.null_, OpenFile("/dev/null", O_RDONLY));
+  int fds[2];
+  auto make = [&](UniqueFd& read_end, UniqueFd& write_end) -> Status {
+    if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoError("pipe for the container's stdio");
+    read_end.Reset(fds[0]);
+    write_end.Reset(fds[1]);
+    return Status::Ok();
+  };
+  if (input) RETURN_IF_ERROR(make(p.in_read_, p.in_write_));
+  RETURN_IF_ERROR(make(p.out_read_, p.out_write_));
+  RETURN_IF_ERROR(make(p.err_read_, p.err_write_));
+  return p;
+}
+
+runtime::Stdio StdioPipes::ProcessEnds() const {
+  return {in_read_ ? in_read_.get() : null_.get(), out_write_.get(), err_write_.get()};
+}
+
+void StdioPipes::Relay(pid_t pid) {
+  in_read_.Reset();
+  out_write_.Reset();
+  err_write_.Reset();
+  null_.Reset();
+  ::signal(SIGPIPE, SIG_IGN);
+  UniqueFd exited(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  RelayStreams streams;
+  streams.exited = exited.get();  // -1 without pidfds: until both outputs end
+  streams.input = in_write_ ? in_write_.get() : -1;
+  streams.on_input_end = [this] { in_write_.Reset(); };
+  streams.outputs = {{out_read_.get(), 1}, {err_read_.get(), 2}};
+  streams.on_output_error = [this](size_t i) { (i == 0 ? out_read_ : err_read_).Reset(); };
+  cli::Relay(streams);
+  in_write_.Reset();
 }
 
 }  // namespace barge::cli
