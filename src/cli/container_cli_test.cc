@@ -57,7 +57,7 @@ class ContainerCliTest : public ::testing::Test {
     std::istringstream in(ids.out);
     std::string id;
     while (in >> id) Barge({"rm", "-f", id});
-    // Background deleters of --rm containers finish on their own; give them a moment.
+    // Detached monitors of containers removed just now exit on their own; give them a moment.
     for (int i = 0; i < 500 && !runtime::testing::TakeHostSnapshot(scope_).processes.empty(); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }

@@ -21,6 +21,7 @@
 #include "base/file_util.h"
 #include "runtime/cgroups.h"
 #include "runtime/time_util.h"
+#include "runtime/trash.h"
 
 namespace barge::runtime {
 namespace {
@@ -334,7 +335,7 @@ Result<std::vector<ContainerRecord>> ContainerStore::List() {
   // What a deleter or an image build killed midway left behind.
   for (const std::string& name : owned) {
     if (!OwnerGone(dir_ + "/" + name, name)) continue;
-    (void)RemoveTree(dir_ + "/" + name);
+    (void)RemoveTreeThroughHeap(dir_ + "/" + name, HeapDir());
   }
   for (const std::string& id : ids) {
     Result<ContainerRecord> record = Load(id);
@@ -408,9 +409,9 @@ Status ContainerStore::Delete(const std::string& id) {
     if (errno == ENOENT) return Status::Ok();  // deleted meanwhile
     return ErrnoError("rename " + Dir(id) + " to " + trash);
   }
-  // RemoveTree refuses to cross a mount point; the root file system is only ever mounted inside
-  // the container's own mount namespace, so nothing here is mounted on the host.
-  return RemoveTree(trash);
+  // This refuses to cross a mount point; the root file system is only ever mounted inside the
+  // container's own mount namespace, so nothing here is mounted on the host.
+  return RemoveTreeThroughHeap(trash, HeapDir());
 }
 
 Result<TempDir> ContainerStore::MakeStepDir() const {

@@ -93,7 +93,9 @@ class ContainerStore {
   // Deletes the container's directory, which the container must no longer use. It is hidden at
   // once (renamed to .trash-<pid>-<start>-<id>, naming this process), then removed here, by the
   // caller, as Docker and Podman remove an --rm container before `run` returns: no background
-  // process is left for nobody to wait for. What a deleter killed midway leaves, List removes.
+  // process is left for nobody to wait for. Its empty directories and small files go through
+  // the heap <root>/containers/.heap (see trash.h), which keeps fewer than kHeapBatch of them.
+  // What a deleter killed midway leaves, List removes.
   Status Delete(const std::string& id);
 
   // A directory for an image build's RUN step to mount the step's root on (only ever inside the
@@ -106,6 +108,7 @@ class ContainerStore {
   ContainerSpec MakeSpec(const ContainerRecord& record) const;
 
   std::string Dir(const std::string& id) const { return dir_ + "/" + id; }
+  std::string HeapDir() const { return dir_ + "/.heap"; }
   std::string LogPath(const std::string& id) const { return Dir(id) + "/container.log"; }
 
  private:

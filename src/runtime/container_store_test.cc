@@ -74,7 +74,8 @@ TEST(ContainerStoreTest, DeleteRemovesAtOnceAndLeavesNoTrash) {
   ASSERT_TRUE(record.ok()) << record.status().message();
   ASSERT_TRUE(WriteFile(store.Dir(record->config.id) + "/upper/file", "x").ok());
   ASSERT_TRUE(store.Delete(record->config.id).ok());
-  EXPECT_EQ(Entries(root->path() + "/containers"), std::vector<std::string>{".lock"});
+  // Gone, not hidden: only empty directories wait in the heap (see trash.h).
+  EXPECT_EQ(Entries(root->path() + "/containers"), (std::vector<std::string>{".heap", ".lock"}));
   EXPECT_TRUE(store.Delete(record->config.id).ok()) << "already gone is fine";
 }
 
@@ -109,9 +110,9 @@ TEST(ContainerStoreTest, DirectoriesOfProcessesThatDiedAreRemovedByList) {
   auto list = store.List();
   ASSERT_TRUE(list.ok()) << list.status().message();
   std::string mine = step->path().substr(dir.size() + 1);
-  EXPECT_EQ(Entries(dir), (std::vector<std::string>{mine, ".trash-fedcba"}));
+  EXPECT_EQ(Entries(dir), (std::vector<std::string>{".heap", mine, ".trash-fedcba"}));
   step = TempDir();  // its owner removes it itself
-  EXPECT_EQ(Entries(dir), (std::vector<std::string>{".trash-fedcba"}));
+  EXPECT_EQ(Entries(dir), (std::vector<std::string>{".heap", ".trash-fedcba"}));
 }
 
 }  // namespace
