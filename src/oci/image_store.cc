@@ -470,7 +470,7 @@ Result<RemoveResult> ImageStore::Remove(std::string_view reference, bool force) 
 
 void ImageStore::KeepNamedBlobs(const std::string& manifest_digest,
                                 std::set<std::string>& blobs) const {
-  Result<std::string> text = ReadFile(BlobPath(manifest_digest));
+  Result<std::string> text = ReadRegularFileLimited(BlobPath(manifest_digest), kMaxJsonBlobBytes);
   if (!text.ok()) return;
   json m = json::parse(*text, nullptr, false);
   if (!m.is_object()) return;

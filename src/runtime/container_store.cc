@@ -275,7 +275,7 @@ Result<ContainerRecord> ContainerStore::Create(ContainerConfig config) {
   // Container state is recreated at each run, so these writes need no fsync.
   RETURN_IF_ERROR(WriteFile(dir + "/hostname", config.hostname + "\n"));
   RETURN_IF_ERROR(WriteFile(dir + "/hosts", HostsFile(config.hostname)));
-  Result<std::string> resolv = ReadFile("/etc/resolv.conf");
+  Result<std::string> resolv = ReadRegularFileLimited("/etc/resolv.conf", 1 << 20);
   RETURN_IF_ERROR(WriteFile(dir + "/resolv.conf", resolv.ok() ? *resolv : ""));
   RETURN_IF_ERROR(WriteFile(dir + "/config.json", ConfigToJson(config).dump() + "\n", 0600));
   ContainerRecord record{std::move(config), {}};

@@ -318,7 +318,10 @@ void JoinContainer(const ChildArgs& a) {
   }
   if (!join && !detail::FinishRootfs(*a.mounts, &f)) ChildExit(a, f, false);
   if (!detail::DropBoundingSet(*a.caps, &f)) ChildExit(a, f, false);
-  if (!detail::SwitchUser(user, &f)) ChildExit(a, f, false);
+  if (!detail::SwitchUser(user, &f)) {
+    f.object = spec.process.user.c_str();  // the -u value the switch failed for
+    ChildExit(a, f, false);
+  }
   // barge exec: the user change may have reset the dumpable flag (to fs.suid_dumpable); the copy
   // of barge must stay unreadable to the container until its exec.
   if (join && ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
