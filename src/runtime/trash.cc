@@ -42,7 +42,7 @@ class Heap {
     }
   }
 
-  // Removes every entry (an empty directory), up to kHeapBatch at once; with `only_if_full`,
+  // Removes every entry (an empty directory), kHeapThreads at once; with `only_if_full`,
   // only once there are kHeapBatch of them. Entries another process removes meanwhile are
   // skipped.
   Status Drain(bool only_if_full) {
@@ -71,7 +71,7 @@ class Heap {
       }
     };
     std::vector<std::thread> threads;
-    size_t count = std::min(names.size(), kHeapBatch);
+    size_t count = std::min(names.size(), kHeapThreads);
     for (size_t t = 1; t < count; ++t) threads.emplace_back(worker);
     worker();
     for (std::thread& t : threads) t.join();
