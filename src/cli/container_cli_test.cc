@@ -795,6 +795,15 @@ TEST_F(ContainerCliTest, InteractiveStdinReachesTheCommand) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->exit_code, 0) << r->err;
   EXPECT_EQ(r->out, "3\n");
+  // A command that writes more than a pipe holds while it does not read its input: barge keeps
+  // relaying its output while the input waits (timeout(1) fails the test instead of hanging it).
+  auto busy = RunCommand(
+      {"timeout", "-k", "5", "20", BARGE_BINARY, "--root", root_.path(), "run", "--rm", "-i",
+       "--rootfs", rootfs_->path(), "sh", "-c", "head -c 1 >/dev/null; yes | head -c 500000"},
+      {.input = std::string(1 << 20, 'x')});
+  ASSERT_TRUE(busy.ok());
+  EXPECT_EQ(busy->exit_code, 0) << busy->err;
+  EXPECT_EQ(busy->out.size(), 500000u);
   // Without -i the command reads /dev/null.
   args.erase(args.begin() + 5);
   r = RunCommand(args, {.input = "ignored\n"});

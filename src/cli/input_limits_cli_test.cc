@@ -32,7 +32,8 @@ class InputLimitsCliTest : public ::testing::Test {
   // Runs barge under timeout(1), so that a regression (a read without end, a wait for a
   // writer) fails the test with 124 instead of hanging it.
   CommandOutput Barge(std::vector<std::string> args, const std::string& input = "") {
-    args.insert(args.begin(), {"timeout", "20", BARGE_BINARY, "--root", tmp_.path() + "/root"});
+    args.insert(args.begin(),
+                {"timeout", "-k", "5", "20", BARGE_BINARY, "--root", tmp_.path() + "/root"});
     auto r = RunCommand(args, {.input = input});
     EXPECT_TRUE(r.ok());
     return r.ok() ? *r : CommandOutput{};

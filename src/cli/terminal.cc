@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <string>
 #include <vector>
 
 #include "base/file_util.h"
@@ -47,10 +48,48 @@ void Relay(const RelayStreams& streams) {
   sa.sa_handler = OnWinch;
   sigemptyset(&sa.sa_mask);
   if (streams.terminal >= 0) ::sigaction(SIGWINCH, &sa, nullptr);
+  // A pipe as input is written without blocking, through `pending`: a process that does not read
+  // its input while it writes output must not stop barge from relaying that output.
+  const bool input_is_pipe = streams.input >= 0 && streams.terminal < 0;
+  if (input_is_pipe) {
+    int flags = ::fcntl(streams.input, F_GETFL);
+    if (flags >= 0) ::fcntl(streams.input, F_SETFL, flags | O_NONBLOCK);
+  }
+  std::string pending;
+  bool reading_input = streams.input >= 0;
+  bool input_ended = false;  // stdin ended: close the input once `pending` is written
+  auto end_input = [&] {
+    reading_input = false;
+    input_ended = false;
+    pending.clear();
+    if (streams.terminal >= 0) {
+      (void)!::write(streams.terminal, "\x04", 1);  // the terminal's EOF character
+    } else if (streams.on_input_end) {
+      streams.on_input_end();
+    }
+  };
+  auto flush = [&] {
+    while (!pending.empty()) {
+      ssize_t n = ::write(streams.input, pending.data(), pending.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) return;
+      if (n < 0) {  // the process closed its input: drop the rest
+        pending.clear();
+        reading_input = false;
+        input_ended = false;
+        if (streams.on_input_end) streams.on_input_end();
+        return;
+      }
+      pending.erase(0, static_cast<size_t>(n));
+    }
+    if (input_ended) end_input();
+  };
   std::vector<pollfd> fds;
   for (const auto& [from, to] : streams.outputs) fds.push_back({from, POLLIN, 0});
   const size_t input_slot = fds.size();
-  fds.push_back({streams.input >= 0 ? 0 : -1, POLLIN, 0});
+  fds.push_back({-1, POLLIN, 0});
+  const size_t input_out_slot = fds.size();
+  fds.push_back({-1, POLLOUT, 0});
   const size_t exit_slot = fds.size();
   fds.push_back({streams.exited, POLLIN, 0});
   size_t open_outputs = streams.outputs.size();
@@ -58,6 +97,8 @@ void Relay(const RelayStreams& streams) {
   char buf[1 << 14];
   while (open_outputs > 0) {
     if (streams.terminal >= 0 && g_winch.exchange(false)) CopyWindowSize(streams.terminal);
+    fds[input_slot].fd = reading_input && !input_ended && pending.empty() && !draining ? 0 : -1;
+    fds[input_out_slot].fd = !pending.empty() && !draining ? streams.input : -1;
     int ready = ::poll(fds.data(), fds.size(), draining ? 0 : -1);
     if (ready < 0) {
       if (errno == EINTR) continue;
@@ -82,25 +123,23 @@ void Relay(const RelayStreams& streams) {
         streams.on_output_error(i);
       }
     }
+    if (fds[input_out_slot].fd >= 0 && fds[input_out_slot].revents != 0) flush();
     if (fds[input_slot].fd >= 0 && (fds[input_slot].revents & (POLLIN | POLLHUP | POLLERR))) {
       ssize_t n = ::read(0, buf, sizeof buf);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
-        fds[input_slot].fd = -1;
-        // End of input: the terminal's EOF character, or the end of the pipe.
-        if (streams.terminal >= 0) {
-          (void)!::write(streams.terminal, "\x04", 1);
-        } else if (streams.on_input_end) {
-          streams.on_input_end();
-        }
+        input_ended = true;
+        flush();
+      } else if (input_is_pipe) {
+        pending.assign(buf, static_cast<size_t>(n));
+        flush();
       } else if (!WriteAll(streams.input, std::string_view(buf, static_cast<size_t>(n)), "input")
                       .ok()) {
-        fds[input_slot].fd = -1;
+        reading_input = false;
       }
     }
     if (fds[exit_slot].fd >= 0 && (fds[exit_slot].revents & POLLIN)) {
       fds[exit_slot].fd = -1;
-      fds[input_slot].fd = -1;
       draining = true;
     }
   }
