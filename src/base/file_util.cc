@@ -35,12 +35,15 @@ Result<std::string> ReadFile(const std::string& path) {
   return out;
 }
 
-Result<std::string> ReadFileLimited(const std::string& path, size_t max_bytes) {
+namespace {
+
+Result<std::string> ReadLimited(const std::string& path, size_t max_bytes, bool pipes) {
   // O_NONBLOCK: opening a FIFO nobody writes to must not hang before the type check.
-  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(path, O_RDONLY | O_NONBLOCK));
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(path, O_RDONLY | O_NONBLOCK | O_NOCTTY));
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return ErrnoError("stat " + path);
   if (S_ISDIR(st.st_mode)) return InvalidArgument(path + " is a directory, not a file");
+  if (!pipes && !S_ISREG(st.st_mode)) return InvalidArgument(path + " is not a regular file");
   if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
     return InvalidArgument(path + " is not a regular file or a pipe");
   }
@@ -69,6 +72,16 @@ Result<std::string> ReadFileLimited(const std::string& path, size_t max_bytes) {
     }
   }
   return out;
+}
+
+}  // namespace
+
+Result<std::string> ReadFileLimited(const std::string& path, size_t max_bytes) {
+  return ReadLimited(path, max_bytes, /*pipes=*/true);
+}
+
+Result<std::string> ReadRegularFileLimited(const std::string& path, size_t max_bytes) {
+  return ReadLimited(path, max_bytes, /*pipes=*/false);
 }
 
 Status WriteAll(int fd, std::string_view data, std::string_view what) {

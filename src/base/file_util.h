@@ -21,6 +21,10 @@ Result<std::string> ReadFile(const std::string& path);
 // limit, before more than `max_bytes` + 1 bytes are read.
 Result<std::string> ReadFileLimited(const std::string& path, size_t max_bytes);
 
+// The same for a file found rather than named (a build context's .dockerignore, an image's
+// /etc/passwd): a pipe there is refused too, since nobody may ever write to it.
+Result<std::string> ReadRegularFileLimited(const std::string& path, size_t max_bytes);
+
 // Writes `data` to `path` (truncating).
 Status WriteFile(const std::string& path, std::string_view data, int mode = 0644);
 

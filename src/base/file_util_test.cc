@@ -71,6 +71,22 @@ TEST(FileUtilTest, ReadFileLimitedReadsAPipeUpToTheLimit) {
   EXPECT_EQ(data.status().message(), fifo + " is larger than the limit of 100000 bytes");
 }
 
+TEST(FileUtilTest, ReadRegularFileLimitedRefusesPipesWithoutWaitingForAWriter) {
+  auto dir = TempDir::Make();
+  ASSERT_TRUE(dir.ok());
+  std::string fifo = dir->path() + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto data = ReadRegularFileLimited(fifo, 100);  // no writer: would block if opened for reading
+  ASSERT_FALSE(data.ok());
+  EXPECT_EQ(data.status().message(), fifo + " is not a regular file");
+  ASSERT_TRUE(WriteFile(dir->path() + "/f", "abc").ok());
+  auto file = ReadRegularFileLimited(dir->path() + "/f", 3);
+  ASSERT_TRUE(file.ok()) << file.status().message();
+  EXPECT_EQ(*file, "abc");
+  EXPECT_FALSE(ReadRegularFileLimited(dir->path() + "/f", 2).ok());
+  EXPECT_FALSE(ReadRegularFileLimited("/dev/zero", 100).ok());
+}
+
 TEST(FileUtilTest, TempDirRemovesItsTree) {
   std::string path;
   {

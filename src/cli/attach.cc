@@ -71,7 +71,9 @@ Status MergeEnv(std::vector<std::string>& env, const std::string& entry) {
 }
 
 Status ReadEnvFile(const std::string& path, std::vector<std::string>& env) {
-  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  Result<std::string> read = ReadFileLimited(path, kMaxEnvFileBytes);
+  if (!read.ok()) return read.status().Wrap("--env-file");
+  const std::string& text = *read;
   std::istringstream lines(text);
   std::string line;
   while (std::getline(lines, line)) {
@@ -91,9 +93,12 @@ void AddProcessOptions(CLI::App& cmd, ProcessOptions& o) {
   cmd.add_option("-u,--user", o.user, "UID[:GID] or NAME[:GROUP] to run as");
 }
 
-void Attach(runtime::Container& c, bool tty, bool interactive) {
+void Attach(runtime::Container& c, bool tty, bool interactive, StdioPipes* pipes) {
   SetForwardTarget(c.pid());
-  if (!tty) return;
+  if (!tty) {
+    if (pipes != nullptr) pipes->Relay(c.pid());
+    return;
+  }
   CopyWindowSize(c.terminal());
   std::optional<RawMode> raw;
   if (interactive) raw.emplace();

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "barge/status.h"
+#include "cli/terminal.h"
 #include "runtime/process.h"
 
 namespace barge::cli {
@@ -28,7 +29,10 @@ void AddProcessOptions(CLI::App& cmd, ProcessOptions& options);
 // Adds `entry` ("K=V", or "K": barge's own value, skipped when unset) to `env`, replacing an
 // entry with the same key, as -e does.
 Status MergeEnv(std::vector<std::string>& env, const std::string& entry);
-// Merges the K=V lines of an --env-file (blank lines and # comments skipped).
+// Merges the K=V lines of an --env-file (blank lines and # comments skipped): a regular file or a
+// pipe (`--env-file <(...)`) of at most kMaxEnvFileBytes; anything else (/dev/zero, a directory)
+// is refused at once. An environment beyond a few MiB could not be passed to exec anyway.
+inline constexpr size_t kMaxEnvFileBytes = 1 << 20;
 Status ReadEnvFile(const std::string& path, std::vector<std::string>& env);
 
 // SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to barge are sent on to the process
@@ -37,8 +41,9 @@ Status ReadEnvFile(const std::string& path, std::vector<std::string>& env);
 void InstallForwarding();
 void SetForwardTarget(pid_t pid);
 
-// Once `c` runs: forwards signals to it and, with `tty`, relays its terminal to barge's (in raw
-// mode, with stdin when `interactive`) until the container's side closes.
-void Attach(runtime::Container& c, bool tty, bool interactive);
+// Once `c` runs: forwards signals to it and relays its stdio: with `tty` its terminal to barge's
+// (in raw mode, with stdin when `interactive`) until the container's side closes, else `pipes`
+// until it exits.
+void Attach(runtime::Container& c, bool tty, bool interactive, StdioPipes* pipes);
 
 }  // namespace barge::cli

@@ -38,7 +38,7 @@ Status BuildImage(const std::string& root, const BuildArgs& args) {
     }
   }
   // RUN runs in a container of the runtime (src/runtime), isolated as `barge run` is.
-  RuntimeRunExecutor executor(args.quiet);
+  RuntimeRunExecutor executor(root, args.quiet);
   options.executor = &executor;
   if (!args.quiet) {
     options.progress = [](const std::string& line) {

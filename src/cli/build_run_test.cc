@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <optional>
+
 #include "base/file_util.h"
 #include "oci/archive.h"
 #include "oci/builder.h"
@@ -33,6 +35,7 @@ class BuildRunTest : public ::testing::Test {
     auto s = oci::ImageStore::Open(tmp_.path() + "/root");
     ASSERT_TRUE(s.ok());
     store_ = std::make_unique<oci::ImageStore>(std::move(*s));
+    executor_.emplace(tmp_.path() + "/root", /*quiet=*/true);
     ctx_ = tmp_.path() + "/ctx";
     ASSERT_TRUE(MakeDirs(ctx_).ok());
     scope_ = {"barge-build-run-test-" + std::to_string(::getpid()), {tmp_.path()}, ""};
@@ -69,7 +72,7 @@ class BuildRunTest : public ::testing::Test {
     oci::BuildOptions options;
     options.context_dir = ctx_;
     options.tags = {"out:1"};
-    options.executor = &executor_;
+    options.executor = &*executor_;
     options.progress = [](const std::string&) {};
     return oci::Build(*store_, options);
   }
@@ -96,7 +99,7 @@ class BuildRunTest : public ::testing::Test {
   TempDir tmp_;
   std::unique_ptr<oci::ImageStore> store_;
   std::string ctx_;
-  RuntimeRunExecutor executor_{/*quiet=*/true};
+  std::optional<RuntimeRunExecutor> executor_;
   runtime::testing::LeakScope scope_;
   runtime::testing::HostSnapshot before_;
   int unpacked_ = 0;

@@ -24,11 +24,33 @@ std::vector<CommandInfo>& Commands() {
   return commands;
 }
 
-Registration::Registration(std::string name, std::string summary, SetupFn setup) {
+Registration::Registration(std::string name, std::string summary, SetupFn setup,
+                           int usage_exit_code) {
   auto& commands = Commands();
-  commands.push_back({std::move(name), std::move(summary), std::move(setup)});
+  commands.push_back({std::move(name), std::move(summary), std::move(setup), usage_exit_code});
   std::sort(commands.begin(), commands.end(),
             [](const CommandInfo& a, const CommandInfo& b) { return a.name < b.name; });
+}
+
+std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      out += row[i];
+      if (i + 1 < row.size()) out.append(widths[i] - row[i].size() + 3, ' ');
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  fmt::print("{}", FormatTable(rows));
 }
 
 Result<long long> ParseSize(std::string_view text) {

@@ -24,6 +24,9 @@ namespace barge::cli {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;  // the command failed; an error line was printed
 inline constexpr int kExitUsage = 2;  // the command line itself was wrong
+// run and exec, whose exit code is otherwise the command's, follow Docker: 125 for any error of
+// barge itself, a wrong command line included (2 could be the command's own).
+inline constexpr int kExitBargeFailed = 125;
 
 class Cli {
  public:
@@ -50,13 +53,16 @@ void PrintError(std::string_view message);
 using SetupFn = std::function<void(CLI::App& command, Cli& cli)>;
 
 struct Registration {
-  Registration(std::string name, std::string summary, SetupFn setup);
+  // `usage_exit_code`: the exit code of a wrong command line (kExitBargeFailed for run, exec).
+  Registration(std::string name, std::string summary, SetupFn setup,
+               int usage_exit_code = kExitUsage);
 };
 
 struct CommandInfo {
   std::string name;
   std::string summary;
   SetupFn setup;
+  int usage_exit_code = kExitUsage;
 };
 
 // All registered commands, sorted by name.
@@ -72,6 +78,12 @@ void OneValuePerOccurrence(CLI::App& command);
 // bad name does not stop the rest; the exit code is 1 if any failed.
 void ForEachName(Cli& cli, const std::vector<std::string>& names,
                  const std::function<Result<std::string>(const std::string& name)>& op);
+
+// Prints `rows` (the first is the header) as columns as wide as their widest cell, three spaces
+// apart, as docker's tables: a long cell widens its column instead of running into the next.
+void PrintTable(const std::vector<std::vector<std::string>>& rows);
+// The same, as text.
+std::string FormatTable(const std::vector<std::vector<std::string>>& rows);
 
 // Parses sizes such as 512, 64k, 256m, 1g (binary units) into bytes.
 Result<long long> ParseSize(std::string_view text);

@@ -46,6 +46,15 @@ TEST(CliTest, BadOptionValueIsAUsageError) {
   EXPECT_NE(r.err.find("--records"), std::string::npos) << r.err;
 }
 
+TEST(FormatTableTest, ColumnsAreAsWideAsTheirWidestCell) {
+  EXPECT_EQ(FormatTable({{"ID", "STATUS", "NAMES"},
+                         {"1", "Exited (unknown: its barge process was killed) 1 second ago", "a"},
+                         {"22", "Up", "bb"}}),
+            "ID   STATUS                                                        NAMES\n"
+            "1    Exited (unknown: its barge process was killed) 1 second ago   a\n"
+            "22   Up                                                            bb\n");
+}
+
 TEST(ParseSizeTest, UnitsAndErrors) {
   EXPECT_EQ(*ParseSize("512"), 512);
   EXPECT_EQ(*ParseSize("64k"), 64 << 10);

@@ -49,59 +49,52 @@ void Exec(const ExecArgs& args, std::vector<std::string> words, Cli& cli) {
     PrintError(words.empty() || words[0].empty() || words[0][0] != '-'
                    ? "barge exec needs a CONTAINER and a COMMAND (see 'barge exec --help')"
                    : "barge exec: unknown option '" + words[0] + "' (see 'barge exec --help')");
-    cli.SetExitCode(kExitUsage);
+    cli.SetExitCode(kExitBargeFailed);
     return;
   }
   std::string container = words[0];
   words.erase(words.begin());
   Result<runtime::ContainerSpec> spec = MakeSpec(args, cli.root(), container, std::move(words));
-  if (!spec.ok()) return fail(spec.status(), 125);
-  // The command never gets barge's own descriptors: processes of the container could reopen them
-  // through /proc/<pid>/fd and keep the user's terminal (or file) after exec returns. Its stdio
-  // are pipes (or its own terminal with -t) that barge relays, as docker exec does.
-  int in_pipe[2] = {-1, -1}, out_pipe[2], err_pipe[2];
-  if ((args.interactive && !args.tty && ::pipe2(in_pipe, O_CLOEXEC) != 0) ||
-      ::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
-    return fail(ErrnoError("pipe"), 125);
+  if (!spec.ok()) return fail(spec.status(), kExitBargeFailed);
+  // The command never gets barge's own descriptors (see StdioPipes): its stdio are pipes that
+  // barge relays, or with -t its own terminal in the container's devpts, as docker exec does.
+  std::optional<StdioPipes> pipes;
+  if (!args.tty) {
+    Result<StdioPipes> made = StdioPipes::Make(args.interactive);
+    if (!made.ok()) return fail(made.status(), kExitBargeFailed);
+    pipes.emplace(std::move(made).value());
+    spec->stdio = pipes->ProcessEnds();
   }
-  UniqueFd in_read(in_pipe[0]), in_write(in_pipe[1]), out_read(out_pipe[0]), out_write(out_pipe[1]),
-      err_read(err_pipe[0]), err_write(err_pipe[1]);
-  Result<UniqueFd> null = OpenFile("/dev/null", O_RDONLY);
-  if (!null.ok()) return fail(null.status(), 125);
-  spec->stdio = {in_read ? in_read.get() : null->get(), out_write.get(), err_write.get()};
   InstallForwarding();
-  Result<runtime::Container> process = runtime::Container::Start(*spec);
-  if (!process.ok()) return fail(process.status(), runtime::StartFailureExitCode(process.status()));
-  in_read.Reset();
-  out_write.Reset();
-  err_write.Reset();
+  runtime::StartFailure failed_at = runtime::StartFailure::kSetUp;
+  Result<runtime::Container> process = runtime::Container::Start(*spec, &failed_at);
+  if (!process.ok()) return fail(process.status(), static_cast<int>(failed_at));
   SetForwardTarget(process->pid());
-  UniqueFd exited(static_cast<int>(::syscall(SYS_pidfd_open, process->pid(), 0)));
-  RelayStreams streams;
-  streams.exited = exited.get();
   if (args.tty) {
+    // The command's own terminal: barge stops relaying once the command exited, even if a
+    // background process it started keeps the terminal open.
+    UniqueFd exited(static_cast<int>(::syscall(SYS_pidfd_open, process->pid(), 0)));
+    RelayStreams streams;
+    streams.exited = exited.get();
     CopyWindowSize(process->terminal());
     streams.terminal = process->terminal();
     streams.input = args.interactive ? process->terminal() : -1;
     streams.outputs = {{process->terminal(), 1}};
-  } else {
-    streams.input = in_write ? in_write.get() : -1;
-    streams.on_input_end = [&] { in_write.Reset(); };
-    streams.outputs = {{out_read.get(), 1}, {err_read.get(), 2}};
-  }
-  {
     std::optional<RawMode> raw;
-    if (args.tty && args.interactive) raw.emplace();
+    if (args.interactive) raw.emplace();
     Relay(streams);
+  } else {
+    pipes->Relay(process->pid());
   }
   Result<runtime::ExitInfo> exit = process->Wait();
   SetForwardTarget(0);
-  if (!exit.ok()) return fail(exit.status(), 125);
+  if (!exit.ok()) return fail(exit.status(), kExitBargeFailed);
   cli.SetExitCode(exit->exit_code);
 }
 
 const Registration kExec{
-    "exec", "Run a command in a running container", [](CLI::App& cmd, Cli& cli) {
+    "exec", "Run a command in a running container",
+    [](CLI::App& cmd, Cli& cli) {
       auto args = std::make_shared<ExecArgs>();
       AddProcessOptions(cmd, *args);
       // As with run: parsing stops at CONTAINER, and every word after it is the command's.
@@ -112,7 +105,8 @@ const Registration kExec{
           "container's capabilities, seccomp filter and environment.");
       cmd.fallthrough(false);
       cmd.callback([args, &cmd, &cli] { Exec(*args, cmd.remaining(), cli); });
-    }};
+    },
+    kExitBargeFailed};
 
 }  // namespace
 }  // namespace barge::cli

@@ -52,17 +52,18 @@ Status ListImages(const std::string& root, const std::string& format) {
     fmt::print("{}\n", out.dump(2));
     return Status::Ok();
   }
-  fmt::print("{:<40} {:<16} {:<14} {:<18} {}\n", "REPOSITORY", "TAG", "IMAGE ID", "CREATED",
-             "SIZE");
+  std::vector<std::vector<std::string>> rows = {
+      {"REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"}};
   for (const oci::Image& image : list.images) {
     std::vector<std::string> tags = image.tags;
     if (tags.empty()) tags.push_back("<none>:<none>");
     for (const std::string& t : tags) {
       size_t colon = t.rfind(':');
-      fmt::print("{:<40} {:<16} {:<14} {:<18} {}\n", t.substr(0, colon), t.substr(colon + 1),
-                 image.ShortId(), Ago(image.created), HumanSize(image.Size()));
+      rows.push_back({t.substr(0, colon), t.substr(colon + 1), image.ShortId(), Ago(image.created),
+                      HumanSize(image.Size())});
     }
   }
+  PrintTable(rows);
   return Status::Ok();
 }
 

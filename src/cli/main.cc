@@ -26,17 +26,22 @@ std::string DefaultRoot() {
   return std::string(home != nullptr ? home : "/tmp") + "/.local/share/barge";
 }
 
-// One-line errors for command-line mistakes, pointing at the right --help.
+// One-line errors for command-line mistakes, pointing at the right --help; the exit code is the
+// command's usage code (125 for run and exec, as Docker's).
 int ReportUsageError(const CLI::App& app, const CLI::Error& e) {
   std::string where = "barge";
+  int code = barge::cli::kExitUsage;
   for (const CLI::App* sub : app.get_subcommands()) {
     where += " " + sub->get_name();
     for (const CLI::App* subsub : sub->get_subcommands()) where += " " + subsub->get_name();
+    for (const barge::cli::CommandInfo& command : barge::cli::Commands()) {
+      if (command.name == sub->get_name()) code = command.usage_exit_code;
+    }
   }
   std::string message = e.what();
   while (!message.empty() && message.back() == '\n') message.pop_back();
   barge::cli::PrintError(fmt::format("{} (see '{} --help')", message, where));
-  return barge::cli::kExitUsage;
+  return code;
 }
 
 // A descriptor 0, 1 or 2 that barge was started without would be taken by the first file barge

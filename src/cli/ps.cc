@@ -78,13 +78,14 @@ void Ps(const PsArgs& args, Cli& cli) {
     fmt::print("{}\n", out.dump());
     return;
   }
-  fmt::print("{:<14}{:<22}{:<32}{:<34}{}\n", "CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "NAMES");
+  std::vector<std::vector<std::string>> rows = {
+      {"CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "NAMES"}};
   for (const auto& r : shown) {
     std::string image =
         r.config.image.size() > 20 ? r.config.image.substr(0, 17) + "..." : r.config.image;
-    fmt::print("{:<14}{:<22}{:<32}{:<34}{}\n", r.config.id.substr(0, 12), image, Command(r),
-               StatusText(r), r.config.name);
+    rows.push_back({r.config.id.substr(0, 12), image, Command(r), StatusText(r), r.config.name});
   }
+  PrintTable(rows);
 }
 
 const Registration kPs{"ps", "List containers", [](CLI::App& cmd, Cli& cli) {

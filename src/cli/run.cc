@@ -2,8 +2,11 @@
 // in the foreground (exit code = the command's) or detached (-d: prints the id).
 #include <fcntl.h>
 #include <fmt/core.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -153,7 +156,8 @@ Result<runtime::ContainerConfig> BuildConfig(const RunArgs& args,
   config.process.argv = entrypoint;
   config.process.argv.insert(config.process.argv.end(), cmd.begin(), cmd.end());
   if (config.process.argv.empty()) {
-    return InvalidArgument("no command given and the image has no Entrypoint or Cmd");
+    return InvalidArgument("no command given and the image '" + config.image +
+                           "' has no Entrypoint or Cmd");
   }
 
   std::vector<std::string> env;
@@ -204,8 +208,12 @@ Result<runtime::ContainerConfig> BuildConfig(const RunArgs& args,
         "invalid --cpus '{}': the range is 0.01 to {}, the CPUs available", args.cpus, online));
   }
   config.limits.cpus = args.cpus;
-  if (args.pids_limit < 0) return InvalidArgument("--pids-limit must be positive");
-  config.limits.pids = args.pids_limit;
+  // As Docker's: 0 and -1 mean no limit.
+  if (args.pids_limit < -1) {
+    return InvalidArgument(fmt::format(
+        "invalid --pids-limit '{}': a number of processes, or -1 for no limit", args.pids_limit));
+  }
+  config.limits.pids = std::max<int64_t>(args.pids_limit, 0);
 
   // Volumes are checked before the container exists, so bad input leaves nothing behind.
   runtime::VolumeStore volumes(root);
@@ -220,21 +228,25 @@ Result<runtime::ContainerConfig> BuildConfig(const RunArgs& args,
       m.source = volume.mountpoint;
       config.volume_names.push_back(v.source);
     } else {
-      if (!PathExists(v.source)) {
+      struct stat st {};
+      if (::stat(v.source.c_str(), &st) != 0) {
         return NotFound("invalid volume '" + spec + "': " + v.source +
-                        " does not exist on the host");
+                        (PathExists(v.source) ? " is a symbolic link to nothing on the host"
+                                              : " does not exist on the host"));
       }
       m.source = v.source;
     }
     if (!destinations.insert(m.destination).second) {
-      return InvalidArgument("duplicate mount destination " + m.destination);
+      return InvalidArgument("invalid volume '" + spec + "': " + m.destination +
+                             " is already a mount destination");
     }
     config.mounts.push_back(std::move(m));
   }
   for (const std::string& t : args.tmpfs) {
     ASSIGN_OR_RETURN(runtime::MountSpec m, ParseTmpfs(t));
     if (!destinations.insert(m.destination).second) {
-      return InvalidArgument("duplicate mount destination " + m.destination);
+      return InvalidArgument("invalid --tmpfs '" + t + "': " + m.destination +
+                             " is already a mount destination");
     }
     config.mounts.push_back(std::move(m));
   }
@@ -247,48 +259,46 @@ Result<runtime::ContainerConfig> BuildConfig(const RunArgs& args,
 }
 
 void Run(RunArgs& args, std::vector<std::string> command, Cli& cli) {
+  auto fail = [&](const Status& status, int code) {
+    cli.Finish(status);
+    cli.SetExitCode(code);
+  };
   if (args.rootfs_flag) {
     args.rootfs = args.image;
     args.image.clear();
   }
   Result<runtime::ContainerConfig> config = BuildConfig(args, command, cli.root());
-  if (!config.ok()) {
-    cli.Finish(config.status());
-    cli.SetExitCode(125);
-    return;
+  if (!config.ok()) return fail(config.status(), kExitBargeFailed);
+  // The pipes of the container's stdio exist before it does: a failure leaves nothing behind.
+  std::optional<StdioPipes> pipes;
+  if (!args.detach && !args.tty) {
+    Result<StdioPipes> made = StdioPipes::Make(args.interactive);
+    if (!made.ok()) return fail(made.status(), kExitBargeFailed);
+    pipes.emplace(std::move(made).value());
   }
   runtime::ContainerStore store(cli.root());
   Result<runtime::ContainerRecord> record = store.Create(std::move(config).value());
-  if (!record.ok()) {
-    cli.Finish(record.status());
-    cli.SetExitCode(125);
-    return;
-  }
+  if (!record.ok()) return fail(record.status(), kExitBargeFailed);
+  runtime::StartFailure failed_at = runtime::StartFailure::kSetUp;
   if (args.detach) {
-    Status st = runtime::RunDetached(store, *record);
-    if (!st.ok()) {
-      cli.Finish(st);
-      cli.SetExitCode(runtime::StartFailureExitCode(st));
-      return;
-    }
+    Status st = runtime::RunDetached(store, *record, &failed_at);
+    if (!st.ok()) return fail(st, static_cast<int>(failed_at));
     fmt::print("{}\n", record->config.id);
     return;
   }
-  int in = args.interactive ? 0 : ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  UniqueFd null(args.interactive ? -1 : in);
-  runtime::Stdio stdio{in, 1, 2};
+  // With -t the container's own terminal is its stdio instead.
+  runtime::Stdio stdio = pipes ? pipes->ProcessEnds() : runtime::Stdio{};
   InstallForwarding();
   std::string name = record->config.name;
   long long memory = record->config.limits.memory_bytes;
-  Result<runtime::ExitInfo> exit =
-      runtime::RunAttached(store, std::move(record).value(), stdio,
-                           [&](runtime::Container& c) { Attach(c, args.tty, args.interactive); });
+  Result<runtime::ExitInfo> exit = runtime::RunAttached(
+      store, std::move(record).value(), stdio,
+      [&](runtime::Container& c) {
+        Attach(c, args.tty, args.interactive, pipes ? &*pipes : nullptr);
+      },
+      &failed_at);
   SetForwardTarget(0);
-  if (!exit.ok()) {
-    cli.Finish(exit.status());
-    cli.SetExitCode(runtime::StartFailureExitCode(exit.status()));
-    return;
-  }
+  if (!exit.ok()) return fail(exit.status(), static_cast<int>(failed_at));
   if (exit->oom_killed) {
     PrintError(fmt::format("container {} ran out of memory (limit {} MiB) and was OOM-killed", name,
                            memory >> 20));
@@ -297,7 +307,8 @@ void Run(RunArgs& args, std::vector<std::string> command, Cli& cli) {
 }
 
 const Registration kRun{
-    "run", "Run a command in a new container", [](CLI::App& cmd, Cli& cli) {
+    "run", "Run a command in a new container",
+    [](CLI::App& cmd, Cli& cli) {
       auto args = std::make_shared<RunArgs>();
       cmd.add_flag("--rm", args->rm, "Remove the container when it exits");
       cmd.add_flag("-d,--detach", args->detach, "Run in the background and print the container id");
@@ -340,19 +351,20 @@ const Registration kRun{
         std::vector<std::string> words = cmd.remaining();
         if (words.empty()) {
           PrintError("barge run needs an IMAGE (see 'barge run --help')");
-          cli.SetExitCode(kExitUsage);
+          cli.SetExitCode(kExitBargeFailed);
           return;
         }
         if (words[0].size() > 1 && words[0][0] == '-') {
           PrintError("barge run: unknown option '" + words[0] + "' (see 'barge run --help')");
-          cli.SetExitCode(kExitUsage);
+          cli.SetExitCode(kExitBargeFailed);
           return;
         }
         args->image = words[0];
         words.erase(words.begin());
         Run(*args, std::move(words), cli);
       });
-    }};
+    },
+    kExitBargeFailed};
 
 }  // namespace
 }  // namespace barge::cli

@@ -1,5 +1,6 @@
-// `barge run -t`: relays the container's terminal (a pty in its own devpts, see
-// runtime::ContainerSpec::terminal) to barge's own terminal.
+// The relays between barge and a container's process: its terminal (`barge run -t`, a pty in its
+// own devpts, see runtime::ContainerSpec::terminal) to barge's own terminal, or its stdio pipes
+// to barge's stdio.
 #pragma once
 
 #include <termios.h>
@@ -7,6 +8,10 @@
 #include <functional>
 #include <utility>
 #include <vector>
+
+#include "barge/status.h"
+#include "base/unique_fd.h"
+#include "runtime/spec.h"
 
 namespace barge::cli {
 
@@ -37,8 +42,37 @@ struct RelayStreams {
   std::vector<std::pair<int, int>> outputs;
   int exited = -1;
   std::function<void()> on_input_end;  // not a terminal: e.g. close the pipe
+  // barge's descriptor of output `i` failed (a closed pipe: `barge run ... | head -1`): that
+  // output is no longer read, and this should close it, so that the container's writer sees the
+  // closed pipe as it would have without barge in between. Unset: the relay stops.
+  std::function<void(size_t i)> on_output_error;
 };
 void Relay(const RelayStreams& streams);
+
+// The standard streams of a container's process without a terminal: pipes that barge relays,
+// as Docker and Podman do. The process never holds barge's own descriptors: through them it
+// could read the user's terminal, change its modes (stty) or reopen barge's files by
+// /proc/<pid>/fd, and keep them after barge returns.
+class StdioPipes {
+ public:
+  // Pipes for stdout and stderr and, with `input`, stdin (else the process reads /dev/null).
+  static Result<StdioPipes> Make(bool input);
+
+  // The process's ends, for ContainerSpec::stdio.
+  runtime::Stdio ProcessEnds() const;
+
+  // Once the process `pid` (a child of barge) started: closes barge's copies of its ends, then
+  // copies its stdout and stderr to barge's (and barge's stdin to it, with input) until it
+  // exited and what it wrote was copied; background processes that keep the pipes open do not
+  // hold barge. Ignores SIGPIPE from then on: a closed stdout of barge closes the process's.
+  void Relay(pid_t pid);
+
+ private:
+  UniqueFd null_;
+  UniqueFd in_read_, in_write_;
+  UniqueFd out_read_, out_write_;
+  UniqueFd err_read_, err_write_;
+};
 
 // Copies `master` to stdout (and, with `with_stdin`, stdin to `master`) until every process of
 // the container closed its terminal. Follows barge's window size (SIGWINCH).

@@ -138,7 +138,11 @@ class Builder {
       path = options_.context_dir + "/Containerfile";
       if (!PathExists(path)) path = options_.context_dir + "/Dockerfile";
     }
-    Result<std::string> text = ReadFile(path);
+    // Bounded, and a file found in the context must be a regular one (a FIFO there would block).
+    constexpr size_t kMaxBuildFileBytes = 16 << 20;
+    Result<std::string> text = options_.containerfile.empty()
+                                   ? ReadRegularFileLimited(path, kMaxBuildFileBytes)
+                                   : ReadFileLimited(path, kMaxBuildFileBytes);
     if (!text.ok())
       return NotFound(fmt::format("cannot read the Containerfile: {}", text.status().message()));
     std::string name = path.substr(path.rfind('/') + 1);
@@ -150,7 +154,7 @@ class Builder {
     std::string ignore_path = options_.context_dir + "/.containerignore";
     if (!PathExists(ignore_path)) ignore_path = options_.context_dir + "/.dockerignore";
     if (PathExists(ignore_path)) {
-      ASSIGN_OR_RETURN(std::string ignore, ReadFile(ignore_path));
+      ASSIGN_OR_RETURN(std::string ignore, ReadRegularFileLimited(ignore_path, kMaxBuildFileBytes));
       size_t pos = 0;
       while (pos < ignore.size()) {
         size_t end = ignore.find('\n', pos);
@@ -431,7 +435,7 @@ class Builder {
 
   bool TryCache(const std::string& key, const Instruction& ins, StageState& s) {
     if (options_.no_cache) return false;
-    Result<std::string> text = ReadFile(CachePath(key));
+    Result<std::string> text = ReadRegularFileLimited(CachePath(key), 1 << 20);
     if (!text.ok()) return false;
     json rec = json::parse(*text, nullptr, false);
     if (rec.is_discarded() || !rec.contains("layer")) return false;

@@ -194,7 +194,7 @@ Result<std::string> ImageStore::ReadBlob(std::string_view digest) const {
   std::string path = BlobPath(digest);
   if (!PathExists(path))
     return NotFound(fmt::format("blob {} is missing from the repository", digest));
-  ASSIGN_OR_RETURN(std::string data, ReadFile(path));
+  ASSIGN_OR_RETURN(std::string data, ReadRegularFileLimited(path, kMaxJsonBlobBytes));
   std::string actual = DigestOf(data);
   if (actual != digest) {
     return Corruption(fmt::format("blob {} is corrupt: its content hashes to {}", digest, actual));
@@ -470,7 +470,7 @@ Result<RemoveResult> ImageStore::Remove(std::string_view reference, bool force) 
 
 void ImageStore::KeepNamedBlobs(const std::string& manifest_digest,
                                 std::set<std::string>& blobs) const {
-  Result<std::string> text = ReadFile(BlobPath(manifest_digest));
+  Result<std::string> text = ReadRegularFileLimited(BlobPath(manifest_digest), kMaxJsonBlobBytes);
   if (!text.ok()) return;
   json m = json::parse(*text, nullptr, false);
   if (!m.is_object()) return;

@@ -91,7 +91,10 @@ class ImageStore {
   Result<BlobWriter> NewBlob() const;
   Result<Descriptor> PutBlob(std::string_view media_type, std::string_view data) const;
   bool HasBlob(std::string_view digest) const;
-  // Reads a blob and checks its digest (and size, for a descriptor).
+  // Reads a blob and checks its digest (and size, for a descriptor). Only the JSON documents of
+  // images (indexes, manifests, configs) are read whole, and none may exceed kMaxJsonBlobBytes:
+  // an archive's descriptor must not make barge read gigabytes into memory.
+  static constexpr size_t kMaxJsonBlobBytes = 16 << 20;
   Result<std::string> ReadBlob(std::string_view digest) const;
   Result<std::string> ReadBlob(const Descriptor& descriptor) const;
 

@@ -229,7 +229,8 @@ class ArchiveDir {
     return file;
   }
 
-  Result<std::string> Read(const std::string& rel, size_t max = 64 << 20) const {
+  Result<std::string> Read(const std::string& rel,
+                           size_t max = ImageStore::kMaxJsonBlobBytes) const {
     ASSIGN_OR_RETURN(UniqueFd fd, Open(rel));
     std::string out;
     char buf[1 << 16];
@@ -259,6 +260,12 @@ Status CopyBlob(const ImageStore& store, const ArchiveDir& dir, const Descriptor
     return Status::Ok();
   }
   std::string rel = "blobs/sha256/" + DigestHex(d.digest);
+  if (!IsLayerMediaType(d.media_type) &&
+      static_cast<uint64_t>(d.size) > ImageStore::kMaxJsonBlobBytes) {
+    return InvalidArgument(
+        fmt::format("{}: {} {} has {} bytes, more than the {} an image's JSON may have", dir.name(),
+                    d.media_type, d.digest, d.size, ImageStore::kMaxJsonBlobBytes));
+  }
   Result<UniqueFd> fd = dir.Open(rel);
   if (!fd.ok()) {
     if (fd.status().code() == StatusCode::kInvalidArgument) return fd.status();  // not a file
@@ -273,7 +280,12 @@ Status CopyBlob(const ImageStore& store, const ArchiveDir& dir, const Descriptor
     if (n < 0) return ErrnoError(fmt::format("{}: read {}", dir.name(), rel));
     if (n == 0) break;
     size += n;
+    if (size > d.size) break;  // longer than its descriptor says: refused below, read no further
     RETURN_IF_ERROR(w.Write(std::string_view(buf, static_cast<size_t>(n))));
+  }
+  if (size > d.size) {
+    return Corruption(fmt::format("{}: blob {} is longer than the {} bytes its descriptor says",
+                                  dir.name(), d.digest, d.size));
   }
   if (size != d.size) {
     return Corruption(fmt::format("{}: blob {} has {} bytes but its descriptor says {}", dir.name(),

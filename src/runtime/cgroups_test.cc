@@ -2,27 +2,73 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <set>
+#include <sstream>
+
 #include <gtest/gtest.h>
 
 #include "base/file_util.h"
+#include "runtime/host_features.h"
 
 namespace barge::runtime {
 namespace {
 
-TEST(CgroupsTest, DetectsMemoryAndPidsOnSomeHierarchy) {
+TEST(CgroupsTest, DetectsEachControllerThatAMountedHierarchyHas) {
+  // Checked against the mount table read plainly: a controller in the options of a mounted v1
+  // hierarchy is found there; one that the cgroup2 root offers (and no v1 hierarchy has) is found
+  // on v2. So a host without these controllers skips the tests that need them, and one with them
+  // cannot skip them by a detection that found nothing.
   auto controllers = DetectControllers();
   ASSERT_TRUE(controllers.ok()) << controllers.status().message();
-  bool memory = false, pids = false;
-  for (const ControllerMount& c : *controllers) {
-    memory = memory || c.controller == "memory";
-    pids = pids || c.controller == "pids";
-    EXPECT_TRUE(PathExists(c.mount)) << c.mount;
+  auto find = [&](const std::string& name) -> const ControllerMount* {
+    for (const ControllerMount& c : *controllers) {
+      if (c.controller == name) return &c;
+    }
+    return nullptr;
+  };
+  for (const ControllerMount& c : *controllers) EXPECT_TRUE(PathExists(c.mount)) << c.mount;
+  auto mountinfo = ReadFile("/proc/self/mountinfo");
+  ASSERT_TRUE(mountinfo.ok());
+  std::istringstream lines(*mountinfo);
+  std::string line, v2_root;
+  std::set<std::string> on_v1;
+  while (std::getline(lines, line)) {
+    size_t dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::istringstream left(line.substr(0, dash)), right(line.substr(dash + 3));
+    std::string id, parent, dev, root, mount_point, fstype, source, options;
+    left >> id >> parent >> dev >> root >> mount_point;
+    right >> fstype >> source >> options;
+    for (const char* name : {"memory", "pids", "cpu"}) {
+      std::string padded = "," + options + ",";
+      if (fstype == "cgroup" && padded.find(std::string(",") + name + ",") != std::string::npos) {
+        on_v1.insert(name);
+      }
+    }
+    if (fstype == "cgroup2" && v2_root.empty()) v2_root = mount_point;
   }
-  EXPECT_TRUE(memory);
-  EXPECT_TRUE(pids);
+  std::string offered;
+  if (!v2_root.empty()) offered = " " + ReadFile(v2_root + "/cgroup.controllers").value() + " ";
+  std::replace(offered.begin(), offered.end(), '\n', ' ');
+  for (const char* name : {"memory", "pids", "cpu"}) {
+    const ControllerMount* found = find(name);
+    if (on_v1.count(name)) {
+      ASSERT_NE(found, nullptr) << name << " is on a mounted v1 hierarchy";
+      EXPECT_EQ(found->version, CgroupVersion::kV1) << name;
+    } else if (offered.find(std::string(" ") + name + " ") != std::string::npos) {
+      ASSERT_NE(found, nullptr) << name << " is offered by the cgroup2 root " << v2_root;
+      EXPECT_EQ(found->version, CgroupVersion::kV2) << name;
+    } else {
+      EXPECT_EQ(found, nullptr) << name << " found where no hierarchy has it";
+    }
+  }
 }
 
 TEST(CgroupsTest, CreateWritesLimitsAndRemoveDeletes) {
+  for (const char* controller : {"memory", "pids", "cpu"}) {
+    if (std::string why = testing::WhyNoController(controller); !why.empty()) GTEST_SKIP() << why;
+  }
   std::string id = "cgtest" + std::to_string(::getpid());
   std::vector<std::string> dirs;
   {

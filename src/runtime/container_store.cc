@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -20,6 +21,7 @@
 #include "base/file_util.h"
 #include "runtime/cgroups.h"
 #include "runtime/time_util.h"
+#include "runtime/trash.h"
 
 namespace barge::runtime {
 namespace {
@@ -163,6 +165,37 @@ ContainerState StateFromJson(const json& j) {
   return s;
 }
 
+// Directories under <root>/containers that belong to a process rather than to a container:
+// "<prefix><pid>-<start time>-<rest>", so that a later barge can tell whether their owner is
+// still at work on them.
+// config.json holds the command and environment, which exec could not take beyond a few MiB.
+constexpr size_t kMaxRecordBytes = 16 << 20;
+
+constexpr std::string_view kTrashPrefix = ".trash-";  // a container being deleted
+constexpr std::string_view kStepPrefix = ".step-";    // an image build's RUN step
+
+std::string OwnedPrefix(std::string_view kind) {
+  return std::string(kind) + std::to_string(::getpid()) + "-" +
+         std::to_string(ProcessStartTime(::getpid())) + "-";
+}
+
+// Whether the process named in `name` (see OwnedPrefix) is gone. A name without one (trash of an
+// older barge) counts as abandoned once it is 10 s old.
+bool OwnerGone(const std::string& path, std::string_view name) {
+  std::string_view rest = name.substr(name.find('-') + 1);
+  pid_t pid = 0;
+  uint64_t start = 0;
+  auto [p, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), pid);
+  if (ec == std::errc() && p < rest.data() + rest.size() && *p == '-') {
+    auto [q, ec2] = std::from_chars(p + 1, rest.data() + rest.size(), start);
+    if (ec2 == std::errc() && q < rest.data() + rest.size() && *q == '-') {
+      return !ProcessAlive(pid, start);
+    }
+  }
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && st.st_mtime + 10 < ::time(nullptr);
+}
+
 // Serializes creation so that two `barge run --name x` cannot both take the name.
 class StoreLock {
  public:
@@ -242,7 +275,7 @@ Result<ContainerRecord> ContainerStore::Create(ContainerConfig config) {
   // Container state is recreated at each run, so these writes need no fsync.
   RETURN_IF_ERROR(WriteFile(dir + "/hostname", config.hostname + "\n"));
   RETURN_IF_ERROR(WriteFile(dir + "/hosts", HostsFile(config.hostname)));
-  Result<std::string> resolv = ReadFile("/etc/resolv.conf");
+  Result<std::string> resolv = ReadRegularFileLimited("/etc/resolv.conf", 1 << 20);
   RETURN_IF_ERROR(WriteFile(dir + "/resolv.conf", resolv.ok() ? *resolv : ""));
   RETURN_IF_ERROR(WriteFile(dir + "/config.json", ConfigToJson(config).dump() + "\n", 0600));
   ContainerRecord record{std::move(config), {}};
@@ -266,8 +299,11 @@ Status ContainerStore::SaveState(const std::string& id, const ContainerState& st
 }
 
 Result<ContainerRecord> ContainerStore::Load(const std::string& id) const {
-  ASSIGN_OR_RETURN(std::string config_text, ReadFile(Dir(id) + "/config.json"));
-  ASSIGN_OR_RETURN(std::string state_text, ReadFile(Dir(id) + "/state.json"));
+  // Bounded: a damaged or planted file must not make every `barge ps` read without end.
+  ASSIGN_OR_RETURN(std::string config_text,
+                   ReadRegularFileLimited(Dir(id) + "/config.json", kMaxRecordBytes));
+  ASSIGN_OR_RETURN(std::string state_text,
+                   ReadRegularFileLimited(Dir(id) + "/state.json", kMaxRecordBytes));
   json config = json::parse(config_text, nullptr, false);
   json state = json::parse(state_text, nullptr, false);
   if (!config.is_object() || !state.is_object() || !config.contains("process") ||
@@ -289,18 +325,17 @@ Result<std::vector<ContainerRecord>> ContainerStore::List() {
     return ErrnoError("opendir " + dir_);
   }
   std::vector<std::string> ids;
-  std::vector<std::string> trash;
+  std::vector<std::string> owned;
   while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] != '.') ids.push_back(e->d_name);
-    if (std::string_view(e->d_name).starts_with(".trash-")) trash.push_back(e->d_name);
+    std::string_view name = e->d_name;
+    if (name[0] != '.') ids.push_back(e->d_name);
+    if (name.starts_with(kTrashPrefix) || name.starts_with(kStepPrefix)) owned.push_back(e->d_name);
   }
   ::closedir(d);
-  // A deleter that was killed leaves its trash behind; one still at work has had 10 s.
-  for (const std::string& t : trash) {
-    struct stat st {};
-    if (::stat((dir_ + "/" + t).c_str(), &st) == 0 && st.st_mtime + 10 < ::time(nullptr)) {
-      (void)RemoveTree(dir_ + "/" + t);
-    }
+  // What a deleter or an image build killed midway left behind.
+  for (const std::string& name : owned) {
+    if (!OwnerGone(dir_ + "/" + name, name)) continue;
+    (void)RemoveTreeThroughHeap(dir_ + "/" + name, HeapDir());
   }
   for (const std::string& id : ids) {
     Result<ContainerRecord> record = Load(id);
@@ -369,31 +404,19 @@ Result<bool> ContainerStore::Reconcile(ContainerRecord& record) {
 
 Status ContainerStore::Delete(const std::string& id) {
   if (id.empty() || id.find('/') != std::string::npos) return InvalidArgument("bad container id");
-  // RemoveTree refuses to cross a mount point; the root file system is only ever mounted inside
-  // the container's own mount namespace, so nothing here is mounted on the host.
-  return RemoveTree(Dir(id));
+  std::string trash = dir_ + "/" + OwnedPrefix(kTrashPrefix) + id;
+  if (::rename(Dir(id).c_str(), trash.c_str()) != 0) {
+    if (errno == ENOENT) return Status::Ok();  // deleted meanwhile
+    return ErrnoError("rename " + Dir(id) + " to " + trash);
+  }
+  // This refuses to cross a mount point; the root file system is only ever mounted inside the
+  // container's own mount namespace, so nothing here is mounted on the host.
+  return RemoveTreeThroughHeap(trash, HeapDir());
 }
 
-Status ContainerStore::DeleteInBackground(const std::string& id) {
-  if (id.empty() || id.find('/') != std::string::npos) return InvalidArgument("bad container id");
-  std::string trash = dir_ + "/.trash-" + id;
-  if (::rename(Dir(id).c_str(), trash.c_str()) != 0) return ErrnoError("rename " + Dir(id));
-  pid_t child = ::fork();
-  if (child < 0) return RemoveTree(trash);
-  if (child == 0) {
-    // The deleter: detached (reparented once its parent returns), with no descriptor of the
-    // caller, so that nobody waits for it.
-    pid_t grandchild = ::fork();
-    if (grandchild != 0) ::_exit(0);
-    ::setsid();
-    ::syscall(SYS_close_range, 0U, ~0U, 0U);
-    (void)RemoveTree(trash);
-    ::_exit(0);
-  }
-  int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-  }
-  return Status::Ok();
+Result<TempDir> ContainerStore::MakeStepDir() const {
+  RETURN_IF_ERROR(MakeDirs(dir_, 0700));
+  return TempDir::MakeIn(dir_, OwnedPrefix(kStepPrefix));
 }
 
 ContainerSpec ContainerStore::MakeSpec(const ContainerRecord& record) const {

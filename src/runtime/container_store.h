@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "barge/status.h"
+#include "base/file_util.h"
 #include "runtime/spec.h"
 
 namespace barge::runtime {
@@ -89,18 +90,25 @@ class ContainerStore {
   // removed; an --rm container is deleted. Returns false when the container was deleted.
   Result<bool> Reconcile(ContainerRecord& record);
 
-  // Deletes the container's directory. The container must not be running.
+  // Deletes the container's directory, which the container must no longer use. It is hidden at
+  // once (renamed to .trash-<pid>-<start>-<id>, naming this process), then removed here, by the
+  // caller, as Docker and Podman remove an --rm container before `run` returns: no background
+  // process is left for nobody to wait for. Its empty directories and small files go through
+  // the heap <root>/containers/.heap (see trash.h), which keeps fewer than kHeapBatch of them.
+  // What a deleter killed midway leaves, List removes.
   Status Delete(const std::string& id);
 
-  // Hides the container at once (renames its directory to .trash-<id>) and deletes the files in
-  // a background process, so that `barge run --rm` returns when the container exits rather than
-  // when its layer is gone (deleting directories costs tens of ms on some disks).
-  Status DeleteInBackground(const std::string& id);
+  // A directory for an image build's RUN step to mount the step's root on (only ever inside the
+  // step's own mount namespace): <root>/containers/.step-<pid>-<start>-XXXXXX, naming this
+  // process, and removed when the TempDir is destroyed. One that a build killed midway leaves is
+  // removed by List once that process is gone, as a container of a killed barge is reconciled.
+  Result<TempDir> MakeStepDir() const;
 
   // The runtime's description of the container (its directories, /etc files, process, limits).
   ContainerSpec MakeSpec(const ContainerRecord& record) const;
 
   std::string Dir(const std::string& id) const { return dir_ + "/" + id; }
+  std::string HeapDir() const { return dir_ + "/.heap"; }
   std::string LogPath(const std::string& id) const { return Dir(id) + "/container.log"; }
 
  private:

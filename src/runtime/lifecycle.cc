@@ -33,7 +33,7 @@ Status RecordExit(ContainerStore& store, ContainerRecord& record, int exit_code,
   s.oom_killed = oom;
   s.finished_at = NowRfc3339();
   s.cgroup_dirs.clear();
-  if (record.config.auto_remove) return store.DeleteInBackground(record.config.id);
+  if (record.config.auto_remove) return store.Delete(record.config.id);
   return store.SaveState(record.config.id, s);
 }
 
@@ -61,23 +61,23 @@ void CopyToEnd(int from, int to) {
 
 }  // namespace
 
-int StartFailureExitCode(const Status& status) {
-  if (status.code() == StatusCode::kNotFound) return 127;
-  if (status.code() == StatusCode::kInvalidArgument) return 126;
-  return 125;
-}
-
 Result<ExitInfo> RunAttached(ContainerStore& store, ContainerRecord record, const Stdio& stdio,
-                             const std::function<void(Container&)>& on_start) {
+                             const std::function<void(Container&)>& on_start,
+                             StartFailure* failure) {
+  StartFailure unused;
+  if (failure == nullptr) failure = &unused;
+  *failure = StartFailure::kSetUp;
   ContainerSpec spec = store.MakeSpec(record);
   spec.stdio = stdio;
   // Who is starting it, so that a later barge can clean up if this one is killed meanwhile.
   record.state.monitor_pid = ::getpid();
   record.state.monitor_start = ProcessStartTime(::getpid());
   RETURN_IF_ERROR(store.SaveState(record.config.id, record.state));
-  Result<Container> container = Container::Start(spec);
+  StartFailure failed_at = StartFailure::kSetUp;
+  Result<Container> container = Container::Start(spec, &failed_at);
   if (!container.ok()) {
-    (void)RecordExit(store, record, StartFailureExitCode(container.status()), false);
+    *failure = failed_at;
+    (void)RecordExit(store, record, static_cast<int>(failed_at), false);
     return container.status();
   }
   RETURN_IF_ERROR(RecordRunning(store, record, *container));
@@ -88,7 +88,10 @@ Result<ExitInfo> RunAttached(ContainerStore& store, ContainerRecord record, cons
   return exit;
 }
 
-Status RunDetached(ContainerStore& store, const ContainerRecord& record) {
+Status RunDetached(ContainerStore& store, const ContainerRecord& record, StartFailure* failure) {
+  StartFailure unused;
+  if (failure == nullptr) failure = &unused;
+  *failure = StartFailure::kSetUp;
   ASSIGN_OR_RETURN(UniqueFd log,
                    OpenFile(store.LogPath(record.config.id), O_WRONLY | O_CREAT | O_APPEND, 0640));
   ASSIGN_OR_RETURN(UniqueFd null, OpenFile("/dev/null", O_RDWR));
@@ -111,18 +114,21 @@ Status RunDetached(ContainerStore& store, const ContainerRecord& record) {
     ::syscall(SYS_close_range, 1024U, ~0U, 0U);
     ContainerStore own_store = store;
     bool reported = false;
-    Result<ExitInfo> exit =
-        RunAttached(own_store, record, {null.get(), log.get(), log.get()}, [&](Container& c) {
+    StartFailure failed_at = StartFailure::kSetUp;
+    Result<ExitInfo> exit = RunAttached(
+        own_store, record, {null.get(), log.get(), log.get()},
+        [&](Container& c) {
           (void)!::write(report_write.get(), "OK", 2);
           report_write.Reset();
           reported = true;
           // -dt: the container's terminal stays open with nobody typing (a shell waits on it, as
           // with docker run -dit); what it prints goes to the log.
           if (record.config.terminal) CopyToEnd(c.terminal(), log.get());
-        });
+        },
+        &failed_at);
     if (!exit.ok() && !reported) {
       std::string message =
-          std::to_string(StartFailureExitCode(exit.status())) + " " + exit.status().message();
+          std::to_string(static_cast<int>(failed_at)) + " " + exit.status().message();
       (void)!::write(report_write.get(), message.data(), message.size());
     }
     ::_exit(exit.ok() ? 0 : 1);
@@ -140,8 +146,14 @@ Status RunDetached(ContainerStore& store, const ContainerRecord& record) {
   if (reply.empty()) return Internal("the container monitor exited before starting the container");
   int code = std::atoi(reply.c_str());
   std::string message = reply.substr(reply.find(' ') + 1);
-  if (code == 127) return NotFound(message);
-  if (code == 126) return InvalidArgument(message);
+  if (code == static_cast<int>(StartFailure::kNotFound)) {
+    *failure = StartFailure::kNotFound;
+    return NotFound(message);
+  }
+  if (code == static_cast<int>(StartFailure::kCannotInvoke)) {
+    *failure = StartFailure::kCannotInvoke;
+    return InvalidArgument(message);
+  }
   return IoError(message);
 }
 

@@ -16,18 +16,19 @@ namespace barge::runtime {
 // Runs a created container with `stdio`, in the foreground: records it running, calls
 // `on_start` (e.g. to forward signals to it), waits, records the exit, removes its cgroup, and
 // deletes it when it was created with auto_remove. A start failure is recorded as an exit with
-// code 125 (127: command not found, 126: not executable) and returned as the error.
+// the code of its StartFailure (125, 126 or 127) and returned as the error; `*failure` (when
+// given) says where it failed, kSetUp for any error but the command's own.
 Result<ExitInfo> RunAttached(ContainerStore& store, ContainerRecord record, const Stdio& stdio,
-                             const std::function<void(Container&)>& on_start = nullptr);
+                             const std::function<void(Container&)>& on_start = nullptr,
+                             StartFailure* failure = nullptr);
 
 // Runs a created container in the background: forks a monitor process (its own session, no
 // terminal) that starts the container with stdout and stderr appended to its log file (with -t,
 // the container's terminal, which the monitor keeps open and copies to the log), then waits for
-// it as RunAttached does. Returns once the container's command was exec'd.
-Status RunDetached(ContainerStore& store, const ContainerRecord& record);
-
-// The exit code a failed start reports (Docker's convention: 125, 126, 127).
-int StartFailureExitCode(const Status& status);
+// it as RunAttached does. Returns once the container's command was exec'd; on failure `*failure`
+// says where, as with RunAttached.
+Status RunDetached(ContainerStore& store, const ContainerRecord& record,
+                   StartFailure* failure = nullptr);
 
 // barge start: runs a created or exited container again, in the background (its layer, with what
 // it wrote before, and its config are kept; its cgroup is made anew; a terminal (-t) is kept open

@@ -40,7 +40,11 @@ bool IsAbsoluteClean(const std::string& path) {
 
 Status AddBind(MountPlan& plan, const std::string& source, const std::string& destination,
                bool read_only) {
-  if (plan.binds.size() >= MountPlan::kMaxBinds) return InvalidArgument("too many bind mounts");
+  if (plan.binds.size() >= MountPlan::kMaxBinds) {
+    return InvalidArgument("too many bind mounts: at most " + std::to_string(MountPlan::kMaxBinds) +
+                           ", /etc/hosts, /etc/hostname and /etc/resolv.conf included; " +
+                           destination + " is one too many");
+  }
   struct stat st {};
   if (::stat(source.c_str(), &st) != 0) return ErrnoError("bind mount source " + source);
   MountPlan::Bind bind;
@@ -71,7 +75,8 @@ Result<MountPlan> PlanMounts(const ContainerSpec& spec) {
     lowers += (lowers.empty() ? "" : ":") + *it;
   }
   if (HasBadOverlayChar(spec.upper_dir) || HasBadOverlayChar(spec.work_dir)) {
-    return InvalidArgument("container directory has ':' or ','");
+    return InvalidArgument("container directory has ':' or ',': " + spec.upper_dir + " or " +
+                           spec.work_dir);
   }
   plan.rootfs = spec.rootfs_dir;
   std::string tail = ",upperdir=" + spec.upper_dir + ",workdir=" + spec.work_dir;
@@ -107,7 +112,9 @@ Result<MountPlan> PlanMounts(const ContainerSpec& spec) {
       return InvalidArgument("mount destination must be an absolute path below /, got '" +
                              m.destination + "'");
     }
-    if (m.destination.size() >= PATH_MAX / 2) return InvalidArgument("mount destination too long");
+    if (m.destination.size() >= PATH_MAX / 2) {
+      return InvalidArgument("mount destination too long: " + m.destination.substr(0, 64) + "...");
+    }
     if (m.kind == MountSpec::Kind::kTmpfs) {
       MountPlan::Tmpfs t;
       t.destination = m.destination;
@@ -115,7 +122,11 @@ Result<MountPlan> PlanMounts(const ContainerSpec& spec) {
       bool has_mode = ("," + m.tmpfs_options).find(",mode=") != std::string::npos;
       t.data = has_mode ? m.tmpfs_options
                         : "mode=1777" + (m.tmpfs_options.empty() ? "" : "," + m.tmpfs_options);
-      if (t.data.size() > kMaxMountData) return InvalidArgument("tmpfs options too long");
+      if (t.data.size() > kMaxMountData) {
+        return InvalidArgument("tmpfs options of " + m.destination +
+                               " too long: " + std::to_string(t.data.size()) + " bytes, at most " +
+                               std::to_string(kMaxMountData));
+      }
       plan.tmpfs.push_back(std::move(t));
     } else {
       if (m.source.empty() || m.source[0] != '/') {

@@ -163,7 +163,7 @@ bool CheckNotOurBinary(const char* exe, ChildFailure* f) {
   struct stat target {};
   if (::stat("/proc/self/exe", &ours) != 0 || ::stat(exe, &target) != 0) return true;
   if (ours.st_dev == target.st_dev && ours.st_ino == target.st_ino) {
-    return Fail(f, "refusing to run barge's own binary in the container:", exe, 0);
+    return Fail(f, "refusing to run barge's own binary in the container:", exe, EACCES);
   }
   return true;
 }
@@ -311,10 +311,17 @@ void JoinContainer(const ChildArgs& a) {
     a.envp[a.home_slot] = g_home_env;
   }
   const char* cwd = spec.process.cwd.empty() ? "/" : spec.process.cwd.c_str();
-  if (!join && !detail::MakeDirsInRoot(cwd, &f)) ChildExit(a, f, false);
+  if (!join && !detail::MakeDirsInRoot(cwd, &f)) {
+    f.what = "create working directory";
+    f.object = cwd;
+    ChildExit(a, f, false);
+  }
   if (!join && !detail::FinishRootfs(*a.mounts, &f)) ChildExit(a, f, false);
   if (!detail::DropBoundingSet(*a.caps, &f)) ChildExit(a, f, false);
-  if (!detail::SwitchUser(user, &f)) ChildExit(a, f, false);
+  if (!detail::SwitchUser(user, &f)) {
+    f.object = spec.process.user.c_str();  // the -u value the switch failed for
+    ChildExit(a, f, false);
+  }
   // barge exec: the user change may have reset the dumpable flag (to fs.suid_dumpable); the copy
   // of barge must stay unreadable to the container until its exec.
   if (join && ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
@@ -337,7 +344,7 @@ void JoinContainer(const ChildArgs& a) {
   if (!CheckWorkingDirectory(cwd, &f)) ChildExit(a, f, false);
   char exe[PATH_MAX];
   if (!FindExecutable(a.argv[0], a.path, exe, sizeof exe, &f)) ChildExit(a, f, true);
-  if (!CheckNotOurBinary(exe, &f)) ChildExit(a, f, false);
+  if (!CheckNotOurBinary(exe, &f)) ChildExit(a, f, true);
   if (!detail::LoadSeccomp(*a.seccomp, &f)) ChildExit(a, f, false);
   // Every descriptor but 0, 1 and 2 closes at exec: bind sources, cgroup files, barge's own.
   if (::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
@@ -373,7 +380,11 @@ Result<const CapabilitySet*> DefaultCapabilitySet() {
 
 }  // namespace
 
-Result<Container> Container::Start(const ContainerSpec& spec) {
+Result<Container> Container::Start(const ContainerSpec& spec, StartFailure* failure) {
+  // Every failure but the command's own (at the end) is one of setting the container up.
+  StartFailure unused;
+  if (failure == nullptr) failure = &unused;
+  *failure = StartFailure::kSetUp;
   if (spec.process.argv.empty() || spec.process.argv[0].empty()) {
     return InvalidArgument("no command to run (the image has no Entrypoint or Cmd)");
   }
@@ -547,10 +558,16 @@ Result<Container> Container::Start(const ContainerSpec& spec) {
   report.message[sizeof report.message - 1] = '\0';
   std::string message = report.message;
   if (report.exec_stage && (report.err == 0 || report.err == ENOENT)) {
-    return NotFound(message + ": executable file not found in $PATH");
+    *failure = StartFailure::kNotFound;
+    bool searched = spec.process.argv[0].find('/') == std::string::npos;
+    return NotFound(message + (searched ? ": executable file not found in $PATH"
+                                        : ": no such file or directory"));
   }
   if (report.err != 0) message += std::string(": ") + strerrordesc_np(report.err);
-  if (report.exec_stage && report.err == EACCES) return InvalidArgument(message);
+  if (report.exec_stage) {
+    *failure = StartFailure::kCannotInvoke;
+    return InvalidArgument(message);
+  }
   return IoError(message);
 }
 
@@ -607,8 +624,10 @@ Result<ExitInfo> Container::Wait() {
   return info;
 }
 
-Result<ExitInfo> RunContainer(const ContainerSpec& spec) {
+Result<ExitInfo> RunContainer(const ContainerSpec& spec,
+                              const std::function<void(Container&)>& on_start) {
   ASSIGN_OR_RETURN(Container container, Container::Start(spec));
+  if (on_start) on_start(container);
   ASSIGN_OR_RETURN(ExitInfo exit, container.Wait());
   if (spec.remove_created_mount_points) RETURN_IF_ERROR(RemoveCreatedMountPoints(spec));
   return exit;

@@ -62,6 +62,9 @@ bool ParseId(const char* text, unsigned* out) {
 // Big enough for the passwd and group files of ordinary images; longer files are truncated.
 char g_passwd[1 << 16];
 char g_group[1 << 16];
+// The group named by -u, kept for the error message (which is formatted after ResolveUser
+// returned, when its own buffers are gone).
+char g_group_name[256];
 
 }  // namespace
 
@@ -136,7 +139,10 @@ bool ResolveUser(const char* spec, ResolvedUser* out, ChildFailure* f) {
       ++out->group_count;
     }
   }
-  if (!group_found) return Fail(f, "no such group in the container's /etc/group:", group, 0);
+  if (!group_found) {
+    strncpy(g_group_name, group, sizeof g_group_name - 1);
+    return Fail(f, "no such group in the container's /etc/group:", g_group_name, 0);
+  }
   return true;
 }
 

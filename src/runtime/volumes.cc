@@ -54,6 +54,14 @@ Result<VolumeSpec> ParseVolumeSpec(const std::string& spec) {
     return bad("destination must be an absolute path");
   }
   if (out.destination == "/") return bad("cannot mount over /");
+  for (size_t at = 0; at != std::string::npos;) {
+    size_t next = out.destination.find('/', at + 1);
+    std::string_view part = std::string_view(out.destination).substr(at + 1, next - at - 1);
+    if (part == "." || part == ".." || (part.empty() && next != std::string::npos)) {
+      return bad("the destination must be a plain path, without '.', '..' or '//'");
+    }
+    at = next;
+  }
   if (out.source[0] == '/') return out;
   out.named = true;
   if (Status st = ValidateVolumeName(out.source); !st.ok()) {
@@ -65,7 +73,7 @@ Result<VolumeSpec> ParseVolumeSpec(const std::string& spec) {
 Result<Volume> VolumeStore::Inspect(const std::string& name) const {
   RETURN_IF_ERROR(ValidateVolumeName(name));
   std::string dir = dir_ + "/" + name;
-  Result<std::string> meta = ReadFile(dir + "/volume.json");
+  Result<std::string> meta = ReadRegularFileLimited(dir + "/volume.json", 1 << 20);
   if (!meta.ok() || !PathExists(dir + "/_data")) return NotFound("no such volume: " + name);
   Volume v;
   v.name = name;

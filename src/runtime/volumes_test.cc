@@ -23,8 +23,8 @@ TEST(VolumeSpecTest, ParsesNamedAndBindVolumes) {
 }
 
 TEST(VolumeSpecTest, BadSpecsAreRejectedWithTheSpecQuoted) {
-  for (const char* bad :
-       {"data", "data:relative", ":/x", "data:/x:rx", "a:/b:ro:extra", "-bad:/x", "data:/"}) {
+  for (const char* bad : {"data", "data:relative", ":/x", "data:/x:rx", "a:/b:ro:extra", "-bad:/x",
+                          "data:/", "/tmp:/d/../../x", "/tmp:/d/./x", "/tmp:/d//x"}) {
     auto r = ParseVolumeSpec(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_NE(r.status().message().find(std::string("'") + bad + "'"), std::string::npos)

@@ -119,7 +119,7 @@ class MergedView {
     ASSIGN_OR_RETURN(std::vector<std::string> comps, Resolve(SplitPath(path), true));
     auto hit = Lookup(comps);
     if (!hit || !S_ISREG(hit->second.st_mode)) return NotFound(path + " is not in the image");
-    return barge::ReadFile(hit->first);
+    return barge::ReadRegularFileLimited(hit->first, 16 << 20);  // the image's, so bounded
   }
 
   const std::vector<std::string>& layers() const { return layers_; }
