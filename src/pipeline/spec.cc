@@ -799,6 +799,46 @@ Status ApplySet(YAML::Node root, const std::string& set, size_t index) {
   return Status::Ok();
 }
 
+constexpr int kMaxNesting = 64;
+
+// The first place where flow collections ([ {) or indentation nest past kMaxNesting levels.
+Pos TooDeep(std::string_view text) {
+  int depth = 0, line = 1, col = 1;
+  char quote = 0;
+  bool line_start = true;
+  int indent = 0;
+  for (char c : text) {
+    if (c == '\n') {
+      ++line;
+      col = 1;
+      line_start = true;
+      indent = 0;
+      // Comments end with their line; so do single quotes, for this rough scan.
+      if (quote == '\'' || quote == '\n') quote = 0;
+      continue;
+    }
+    if (line_start && (c == ' ' || c == '-')) {
+      if (++indent > kMaxNesting * 4) return {line, col};
+    } else {
+      line_start = false;
+    }
+    if (quote != 0) {
+      if (c == quote) quote = 0;
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '#') {
+      // A comment runs to the end of the line; its brackets do not count.
+      quote = '\n';
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxNesting) return {line, col};
+    } else if (c == ']' || c == '}') {
+      depth = std::max(0, depth - 1);
+    }
+    ++col;
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<Spec> ParseSpec(std::string text, const std::string& file, const LoadOptions& options) {
@@ -807,6 +847,12 @@ Result<Spec> ParseSpec(std::string text, const std::string& file, const LoadOpti
   size_t slash = file.rfind('/');
   spec.dir = slash == std::string::npos ? "" : file.substr(0, slash == 0 ? 1 : slash);
   spec.text = std::make_shared<const std::string>(std::move(text));
+  // yaml-cpp reads nested collections recursively: bound the nesting before it sees the text, so
+  // that a hostile spec is an error, not a stack overflow.
+  if (Pos deep = TooDeep(*spec.text); deep.line > 0) {
+    return spec.ErrorAt(deep,
+                        "the spec nests deeper than " + std::to_string(kMaxNesting) + " levels");
+  }
   YAML::Node root;
   try {
     root = YAML::Load(*spec.text);

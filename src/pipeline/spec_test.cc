@@ -170,6 +170,17 @@ TEST(SpecTest, BadSpecsNameFileLineAndColumn) {
   }
 }
 
+TEST(SpecTest, DeepNestingIsAnErrorNotACrash) {
+  std::string deep = "source: {stdin: lines}\nname: " + std::string(100000, '[') + "\n";
+  Result<Spec> spec = ParseSpec(deep, "deep.yaml");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().message(), "deep.yaml:2:71: the spec nests deeper than 64 levels");
+  // Brackets in quotes and comments do not count.
+  std::string fine = "source: {stdin: lines}  # " + std::string(100, '[') +
+                     "\nsteps:\n  - filter: \"x = '" + std::string(100, '{') + "'\"\n";
+  EXPECT_TRUE(ParseSpec(fine, "fine.yaml").ok());
+}
+
 TEST(SpecTest, Durations) {
   EXPECT_EQ(ParseDurationMs("2s"), 2000);
   EXPECT_EQ(ParseDurationMs("1.5s"), 1500);

@@ -141,6 +141,17 @@ std::string_view FieldText(std::string_view record, const CsvField& f, std::stri
   return scratch;
 }
 
+// A header field as a field name: unquoted names lose surrounding spaces ("ts, user" names
+// `user`), quoted ones are kept as written.
+std::string HeaderName(std::string_view record, const CsvField& f, std::string& scratch) {
+  std::string_view name = FieldText(record, f, scratch);
+  if (!f.quoted) {
+    while (!name.empty() && (name.front() == ' ' || name.front() == '\t')) name.remove_prefix(1);
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+  }
+  return std::string(name);
+}
+
 std::string Preview(std::string_view s) {
   constexpr size_t kMax = 40;
   std::string out(s.substr(0, kMax));
@@ -258,7 +269,7 @@ class CsvDecoder final : public RowDecoder {
  private:
   Status MapHeader(std::string_view record) {
     std::vector<std::string> names;
-    for (const CsvField& f : fields_) names.emplace_back(FieldText(record, f, scratch_));
+    for (const CsvField& f : fields_) names.push_back(HeaderName(record, f, scratch_));
     expected_fields_ = names.size();
     source_of_.assign(schema_->fields.size(), 0);
     for (size_t j = 0; j < schema_->fields.size(); ++j) {
@@ -719,7 +730,7 @@ Result<std::vector<FieldSpec>> InferSchema(std::string_view sample, bool complet
         first = false;
         if (format.header) {
           for (const CsvField& field : row) {
-            stats.push_back(FieldStats{std::string(FieldText(record, field, scratch))});
+            stats.push_back(FieldStats{HeaderName(record, field, scratch)});
           }
           continue;
         }
@@ -806,7 +817,8 @@ Result<std::string> ReadSample(const std::string& path, size_t max_bytes, size_t
   while (out.size() < max_bytes && lines < max_records) {
     ssize_t n = ::read(STDIN_FILENO, buf, std::min(sizeof buf, max_bytes - out.size()));
     if (n < 0) {
-      if (errno == EINTR) continue;
+      // A signal (Ctrl-C) while waiting for the first records: give up rather than wait on.
+      if (errno == EINTR) return Cancelled("interrupted while reading the first records of stdin");
       return ErrnoError("read <stdin>");
     }
     if (n == 0) {
