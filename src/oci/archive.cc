@@ -192,12 +192,11 @@ class TarReader {
   bool outer_failed_ = false;
 };
 
-// Splits an entry path into components. '.' and empty components are dropped; '..' and
-// absolute paths are errors.
+// Splits an entry path into components. '.' and empty components are dropped, and so is a
+// leading '/': layers written by umoci insert or ko name entries "/" and "/etc/x", which umoci
+// and containers-storage unpack relative to the root, as this does ("/" is the root itself).
+// '..' is an error, wherever it is.
 Result<std::vector<std::string>> SplitEntryPath(std::string_view path, const std::string& what) {
-  if (!path.empty() && path.front() == '/') {
-    return InvalidArgument(fmt::format("{}: entry '{}' has an absolute path", what, path));
-  }
   std::vector<std::string> comps;
   bool ok = detail::ForEachComponent(path, [&](std::string_view c) {
     comps.emplace_back(c);
@@ -619,8 +618,12 @@ class TreeWriter {
   }
 
  private:
+  // ARCHIVE_WARN is a header written: names are bytes, and a name (or link target) that is not
+  // valid in the current locale, as any non-ASCII name is in the C locale, is written raw in a
+  // pax record with hdrcharset=BINARY (which Go's archive/tar and libarchive read back as is).
   Status Header(struct archive_entry* e, const std::string& path) {
-    if (archive_write_header(tar_, e) != ARCHIVE_OK)
+    int rc = archive_write_header(tar_, e);
+    if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN)
       return IoError(fmt::format("tar header for '{}': {}", path, ArchiveError(tar_)));
     return Status::Ok();
   }

@@ -49,8 +49,9 @@ struct TarDigests {
 // Extracts the tar stream read from `fd` (plain, gzip, zstd, xz or bzip2) into the existing
 // directory `root`. Nothing is created, changed or followed outside `root`: paths are resolved
 // with openat2(RESOLVE_IN_ROOT), so '..' and symlinks (absolute or relative, including ones
-// planted by earlier entries) cannot leave it; entries with '..' or absolute paths are
-// rejected; device nodes are skipped. On error `root` may hold a partial tree: extract into a
+// planted by earlier entries) cannot leave it; entries with '..' are rejected, and a leading
+// '/' is dropped ("/etc/x" is etc/x below `root`, as umoci and containers-storage read it);
+// device nodes are skipped. Names are bytes: non-UTF-8 and non-ASCII names come out as written. On error `root` may hold a partial tree: extract into a
 // temporary directory and rename it into place.
 Result<TarDigests> ExtractTar(int fd, const std::string& root, const ExtractOptions& options);
 

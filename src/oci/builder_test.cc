@@ -516,5 +516,18 @@ TEST_F(BuilderTest, BuildArgsAndVariables) {
   EXPECT_TRUE(PathExists(UnpackLayer(r->image, 1) + "/barge.txt"));
 }
 
+TEST_F(BuilderTest, NonAsciiNamesReachTheLayer) {
+  // File names are bytes: UTF-8 (as users write them) and not (old Latin-1 trees).
+  ASSERT_TRUE(MakeDirs(ctx_ + "/donn\xc3\xa9es").ok());
+  ASSERT_TRUE(WriteFile(ctx_ + "/donn\xc3\xa9es/\xc3\xbcber.txt", "u").ok());
+  ASSERT_TRUE(WriteFile(ctx_ + "/donn\xc3\xa9es/latin1-\xe9", "l").ok());
+  Containerfile("FROM base:1\nCOPY donn\xc3\xa9es /donn\xc3\xa9es/\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(ListTree(UnpackLayer(r->image, 1)),
+            (std::vector<std::string>{"donn\xc3\xa9es", "donn\xc3\xa9es/latin1-\xe9",
+                                      "donn\xc3\xa9es/\xc3\xbcber.txt"}));
+}
+
 }  // namespace
 }  // namespace barge::oci
