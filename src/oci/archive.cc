@@ -297,8 +297,9 @@ class Extractor {
 
   Status ApplyOwner(int fd, const char* name, struct archive_entry* e, int flags) {
     if (!options_.set_owner) return Status::Ok();
-    if (::fchownat(fd, name, static_cast<uid_t>(archive_entry_uid(e)),
-                   static_cast<gid_t>(archive_entry_gid(e)), flags) != 0) {
+    uid_t uid = options_.owner ? options_.owner->first : static_cast<uid_t>(archive_entry_uid(e));
+    gid_t gid = options_.owner ? options_.owner->second : static_cast<gid_t>(archive_entry_gid(e));
+    if (::fchownat(fd, name, uid, gid, flags) != 0) {
       return ErrnoError(
           fmt::format("{}: entry '{}': chown", options_.what, archive_entry_pathname(e)));
     }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,6 +34,8 @@ struct ExtractOptions {
   uint64_t max_entries = 4u << 20;
   // Apply entry uid/gid (needs root); otherwise files belong to the caller.
   bool set_owner = true;
+  // With set_owner: every entry gets this uid/gid instead of its own (ADD --chown).
+  std::optional<std::pair<uint32_t, uint32_t>> owner;
   // Names the stream in errors ("layer sha256:ab..").
   std::string what = "archive";
 };
@@ -51,8 +54,9 @@ struct TarDigests {
 // with openat2(RESOLVE_IN_ROOT), so '..' and symlinks (absolute or relative, including ones
 // planted by earlier entries) cannot leave it; entries with '..' are rejected, and a leading
 // '/' is dropped ("/etc/x" is etc/x below `root`, as umoci and containers-storage read it);
-// device nodes are skipped. Names are bytes: non-UTF-8 and non-ASCII names come out as written. On error `root` may hold a partial tree: extract into a
-// temporary directory and rename it into place.
+// device nodes are skipped. Names are bytes: non-UTF-8 and non-ASCII names come out as written. On
+// error `root` may hold a partial tree: extract into a temporary directory and rename it into
+// place.
 Result<TarDigests> ExtractTar(int fd, const std::string& root, const ExtractOptions& options);
 
 // Reads the tar stream from `fd` (any supported compression), checks that every header
