@@ -206,10 +206,13 @@ class HashVisitor : public TreeVisitor {
   bool with_owner_;
 };
 
-// Writes the tree into the new layer, below the destination directory `dest_fd`.
+// Writes the tree into the new layer `layer_root`. `made_dir` is a destination directory the
+// caller made (the target of a directory source): it keeps the metadata it was given rather than
+// the source directory's.
 class CopyVisitor : public TreeVisitor {
  public:
-  CopyVisitor(int layer_root, const CopyPolicy& policy) : root_(layer_root), policy_(policy) {}
+  CopyVisitor(int layer_root, const CopyPolicy& policy, std::string made_dir = "")
+      : root_(layer_root), policy_(policy), made_dir_(std::move(made_dir)) {}
 
   Status File(int fd, const struct stat& st, const std::string& dest) override {
     ASSIGN_OR_RETURN(auto parent, Parent(dest));
@@ -247,7 +250,7 @@ class CopyVisitor : public TreeVisitor {
     return Status::Ok();
   }
   Status Dir(const struct stat& st, const std::string& dest) override {
-    if (dest.empty()) return Status::Ok();
+    if (dest.empty() || dest == made_dir_) return Status::Ok();
     ASSIGN_OR_RETURN(auto parent, Parent(dest));
     std::string name = dest.substr(dest.rfind('/') + 1);
     struct stat existing {};
@@ -288,6 +291,7 @@ class CopyVisitor : public TreeVisitor {
 
   int root_;
   const CopyPolicy& policy_;
+  std::string made_dir_;
 };
 
 // Copies a layer cache dir onto a flattened tree, applying whiteouts and opaque dirs.
