@@ -706,7 +706,14 @@ class TreeWriter {
       archive_entry_set_filetype(e.get(), AE_IFIFO);
       return Header(e.get(), rel);
     }
-    if (!S_ISREG(st.st_mode)) return Status::Ok();  // sockets, devices: not layer content
+    if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+      // A node a RUN step made (mknod): image content, as in docker's layers. Unpacking never
+      // creates one (ExtractTar skips them).
+      archive_entry_set_filetype(e.get(), S_ISCHR(st.st_mode) ? AE_IFCHR : AE_IFBLK);
+      archive_entry_set_rdev(e.get(), st.st_rdev);
+      return Header(e.get(), rel);
+    }
+    if (!S_ISREG(st.st_mode)) return Status::Ok();  // sockets: tar cannot hold them
     archive_entry_set_filetype(e.get(), AE_IFREG);
     archive_entry_set_size(e.get(), st.st_size);
     int ffd = ::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);

@@ -78,7 +78,8 @@ bool IsLayerXattr(std::string_view name);
 
 // Writes the tree under `dir` as a reproducible tar+gzip layer to `sink` (sorted names,
 // mtimes in whole seconds, no user/group names). Overlay whiteouts (0/0 character devices and
-// trusted.overlay.opaque=y directories) become ".wh." entries; hard links are kept.
+// trusted.overlay.opaque=y directories) become ".wh." entries; hard links, FIFOs and other
+// device nodes are kept; sockets are left out.
 Result<TarDigests> WriteLayerFromDir(const std::string& dir, const ByteSink& sink,
                                      const WriteLayerOptions& options = {});
 

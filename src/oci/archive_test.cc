@@ -2,7 +2,10 @@
 // of the kind containerd, umoci and buildah test against.
 #include "oci/archive.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <fcntl.h>
+#include <fmt/core.h>
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -13,6 +16,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <map>
 
 #include "base/file_util.h"
 #include "oci/digest.h"
@@ -313,6 +317,38 @@ TEST_F(ArchiveTest, DeviceNodesAreNeverCreated) {
   EXPECT_EQ(d->skipped_devices, 3u);
   EXPECT_FALSE(PathExists(root_ + "/dev/sda"));
   EXPECT_FALSE(PathExists(root_ + "/dev/mem"));
+}
+
+TEST_F(ArchiveTest, LayerFromDirKeepsDeviceNodes) {
+  // A RUN step's `mknod` is image content (docker's layers keep it); a 0/0 node is a whiteout.
+  if (::geteuid() != 0) GTEST_SKIP() << "mknod needs root";
+  std::string src = tmp_.path() + "/src";
+  ASSERT_TRUE(MakeDirs(src).ok());
+  ASSERT_EQ(::mknod((src + "/null").c_str(), S_IFCHR | 0666, makedev(1, 3)), 0);
+  ASSERT_EQ(::chmod((src + "/null").c_str(), 0666), 0);  // past the umask
+  ASSERT_EQ(::mknod((src + "/loop9").c_str(), S_IFBLK | 0600, makedev(7, 9)), 0);
+  ASSERT_EQ(::mknod((src + "/gone").c_str(), S_IFCHR, makedev(0, 0)), 0);
+  std::string blob;
+  auto w = WriteLayerFromDir(src, [&](std::string_view b) {
+    blob.append(b);
+    return Status::Ok();
+  });
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  struct archive* a = archive_read_new();
+  archive_read_support_filter_gzip(a);
+  archive_read_support_format_tar(a);
+  ASSERT_EQ(archive_read_open_memory(a, blob.data(), blob.size()), ARCHIVE_OK);
+  std::map<std::string, std::string> entries;
+  struct archive_entry* e = nullptr;
+  while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+    entries[archive_entry_pathname(e)] =
+        fmt::format("{:o} {},{} {:o}", archive_entry_filetype(e), archive_entry_rdevmajor(e),
+                    archive_entry_rdevminor(e), archive_entry_perm(e));
+  }
+  archive_read_free(a);
+  EXPECT_EQ(entries, (std::map<std::string, std::string>{{".wh.gone", "100000 0,0 0"},
+                                                         {"loop9", "60000 7,9 600"},
+                                                         {"null", "20000 1,3 666"}}));
 }
 
 TEST_F(ArchiveTest, WhiteoutsBecomeOverlayForm) {
