@@ -79,8 +79,11 @@ struct StageState {
   std::vector<std::string> diff_ids;
   json config;  // the whole config document
   std::string key;
-  std::string created;  // time of the newest layer
-  std::map<std::string, std::string> args;
+  std::string created;                      // time of the newest layer
+  std::map<std::string, std::string> args;  // ARGs declared with a value
+  // What variables expand to and RUN sees: the image's Env, then every ENV and valued ARG in
+  // order, the last assignment of a name winning (BuildKit's build state environment).
+  std::map<std::string, std::string> vars;
   bool cmd_set = false;         // a CMD of this stage (an ENTRYPOINT then keeps it)
   std::optional<TempDir> flat;  // flattened root, made on demand for COPY --from
 };
@@ -128,7 +131,7 @@ class Builder {
       consumed_.insert(k);
     }
     for (const Instruction& ins : file.global_args) {
-      if (Status st = DeclareArgs(ins, global_args_); !st.ok()) return Fail(ins, st);
+      if (Status st = DeclareArgs(ins, global_args_, global_args_); !st.ok()) return Fail(ins, st);
     }
     // Every base image and its ONBUILD triggers now: a missing image or a bad trigger is an
     // error before any work.
@@ -320,21 +323,27 @@ class Builder {
     return -1;
   }
 
-  // ARG NAME[=default]: a --build-arg wins, then the default (expanded), then (in a stage) the
-  // global ARG of that name; otherwise the arg keeps the value it has, if any.
-  Status DeclareArgs(const Instruction& ins, std::map<std::string, std::string>& scope) {
+  // ARG NAME[=default]: a --build-arg wins, then the default (expanded with `vars`), then (in a
+  // stage) the global ARG of that name; otherwise the arg keeps the value it has, if any. A value
+  // goes into `scope` and into `vars`, where it overrides an ENV of that name (as in BuildKit).
+  Status DeclareArgs(const Instruction& ins, std::map<std::string, std::string>& scope,
+                     std::map<std::string, std::string>& vars) {
     for (const std::string& a : ins.args) {
       size_t eq = a.find('=');
       std::string name = a.substr(0, eq);
       consumed_.insert(name);
-      auto given = options_.build_args.find(name);
-      if (given != options_.build_args.end()) {
-        scope[name] = given->second;
+      std::optional<std::string> value;
+      if (auto given = options_.build_args.find(name); given != options_.build_args.end()) {
+        value = given->second;
       } else if (eq != std::string::npos) {
-        ASSIGN_OR_RETURN(scope[name], lex_.Word(a.substr(eq + 1), scope));
+        ASSIGN_OR_RETURN(value, lex_.Word(a.substr(eq + 1), vars));
       } else if (auto g = global_args_.find(name);
                  g != global_args_.end() && &scope != &global_args_) {
-        scope[name] = g->second;
+        value = g->second;
+      }
+      if (value) {
+        scope[name] = *value;
+        vars[name] = *value;
       }
     }
     return Status::Ok();
@@ -350,17 +359,6 @@ class Builder {
 
   void Progress(const std::string& line) {
     if (options_.progress) options_.progress(line);
-  }
-
-  // What variables expand to: the stage's ARGs, then its ENV (which wins over an ARG).
-  std::map<std::string, std::string> Vars(const StageState& s) const {
-    std::map<std::string, std::string> vars = s.args;
-    for (const json& e : s.config["config"].value("Env", json::array())) {
-      std::string kv = e.get<std::string>();
-      vars[kv.substr(0, kv.find('='))] =
-          kv.find('=') == std::string::npos ? "" : kv.substr(kv.find('=') + 1);
-    }
-    return vars;
   }
 
   static std::vector<std::string> Shell(const json& cfg) {
@@ -383,6 +381,9 @@ class Builder {
       s.config = other.config;
       s.key = other.key;
       s.created = other.created;
+      // BuildKit carries the whole build state into a stage built FROM a stage: its ARGs too.
+      s.args = other.args;
+      s.vars = other.vars;
     } else if (base == "scratch") {
       // As BuildKit's empty image: this platform, "/" as the working directory, a PATH.
       s.config = {
@@ -409,6 +410,11 @@ class Builder {
     for (const json& e : cfg.value("Env", json::array()))
       has_path |= e.get<std::string>().rfind("PATH=", 0) == 0;
     if (!has_path) SetEnv(cfg, "PATH", kDefaultPath);
+    for (const json& e : cfg["Env"]) {
+      std::string kv = e.get<std::string>();
+      size_t eq = kv.find('=');
+      s.vars[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    }
     cfg.erase("OnBuild");
     for (const Instruction& ins : triggers) {
       Progress(fmt::format("STEP {}/{}: {} (ONBUILD)", ++step_, total_steps_, ins.ToString()));
@@ -471,10 +477,10 @@ class Builder {
                    StageState& s) {
     const std::string& k = ins.keyword;
     json& cfg = s.config["config"];
-    auto vars = Vars(s);
+    std::map<std::string, std::string>& vars = s.vars;
     auto word = [&](const std::string& t) { return lex_.Word(t, vars); };
     if (k == "ARG") {
-      RETURN_IF_ERROR(DeclareArgs(ins, s.args));
+      RETURN_IF_ERROR(DeclareArgs(ins, s.args, s.vars));
       History(s, ins, true);
       return Status::Ok();
     }
@@ -484,7 +490,7 @@ class Builder {
         ASSIGN_OR_RETURN(std::string value, word(value_text));
         if (key.empty()) return InvalidArgument("ENV names can not be blank");
         SetEnv(cfg, key, value);
-        vars[key] = value;  // later pairs of the same ENV see it
+        vars[key] = value;  // later pairs of the same ENV see it too
       }
       History(s, ins, true);
       return Status::Ok();
@@ -1065,29 +1071,28 @@ class Builder {
     RunCommand command = CommandOf(ins, cfg);
     step.argv = command.argv;
     if (step.argv.empty()) return InvalidArgument("empty command");
-    bool has_path = false;
-    for (const json& e : cfg.value("Env", json::array())) {
-      std::string kv = e.get<std::string>();
-      has_path |= kv.rfind("PATH=", 0) == 0;
-      step.env.push_back(kv);
-    }
-    std::string args_seen;
-    auto add_arg = [&](const std::string& k, const std::string& v) {
-      bool shadowed = false;
-      for (const std::string& e : step.env) shadowed |= e.rfind(k + "=", 0) == 0;
-      if (!shadowed) step.env.push_back(k + "=" + v);
-      args_seen += k + "=" + v + "\n";
+    // The build state's variables: the config's Env in its order (an ARG may have overridden a
+    // value), then the ARGs, then proxy settings, which reach RUN without an ARG in BuildKit.
+    std::set<std::string> done;
+    std::string seen;
+    auto add = [&](const std::string& k, const std::string& v) {
+      if (!done.insert(k).second) return;
+      step.env.push_back(k + "=" + v);
+      seen += k + "=" + v + "\n";
     };
-    for (const auto& [k, v] : s.args) add_arg(k, v);
-    // Proxy settings reach RUN without an ARG, as in BuildKit (not that a build has network).
-    for (const auto& [k, v] : options_.build_args) {
-      if (IsProxyArg(k) && !s.args.count(k)) add_arg(k, v);
+    for (const json& e : cfg.value("Env", json::array())) {
+      std::string name = e.get<std::string>().substr(0, e.get<std::string>().find('='));
+      add(name, s.vars[name]);
     }
-    if (!has_path) step.env.push_back(std::string("PATH=") + kDefaultPath);
+    for (const auto& [k, v] : s.args) add(k, s.vars[k]);
+    for (const auto& [k, v] : options_.build_args) {
+      if (IsProxyArg(k)) add(k, v);
+    }
+    if (!done.count("PATH")) step.env.push_back(std::string("PATH=") + kDefaultPath);
     step.working_dir = cfg.value("WorkingDir", "");
     if (step.working_dir.empty()) step.working_dir = "/";
     step.user = cfg.value("User", "");
-    std::string what = ins.ToString() + "\n" + args_seen;
+    std::string what = ins.ToString() + "\n" + seen;
     for (const std::string& a : step.argv) what += a + "\n";
     std::string key = StepKey(s, what);
     if (TryCache(key, ins, s)) return Status::Ok();

@@ -612,6 +612,47 @@ TEST_F(BuilderTest, QuotesAndEscapesStopExpansion) {
             "Containerfile:2: ENV: '\"${B:?B must be set}\"': B: B must be set");
 }
 
+TEST_F(BuilderTest, TheLastOfArgAndEnvWinsAsInBuildKit) {
+  // BuildKit keeps one environment for a stage: an ARG after an ENV of the same name overrides it
+  // for expansion and for RUN (the config keeps the ENV); an ENV after an ARG overrides that.
+  Containerfile(
+      "FROM base:1 AS first\n"
+      "ENV V=env\n"
+      "ARG V=arg\n"
+      "ARG W=arg\n"
+      "ENV W=env\n"
+      "LABEL v=$V w=$W\n"
+      "RUN step\n"
+      "FROM first\n"
+      "LABEL inherited=$V\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->image.config.labels.at("v"), "arg");
+  EXPECT_EQ(r->image.config.labels.at("w"), "env");
+  // A stage FROM a stage starts from that state with the config's Env applied again.
+  EXPECT_EQ(r->image.config.labels.at("inherited"), "env");
+  ASSERT_EQ(fake_.steps.size(), 1u);
+  const auto& env = fake_.steps[0].env;
+  EXPECT_NE(std::find(env.begin(), env.end(), "V=arg"), env.end());
+  EXPECT_NE(std::find(env.begin(), env.end(), "W=env"), env.end());
+  EXPECT_EQ(r->image.config.env,
+            (std::vector<std::string>{std::string("PATH=") + kPath, "V=env", "W=env"}));
+}
+
+TEST_F(BuilderTest, CopyKeepsHardLinksOfTheTreeItCopies) {
+  ASSERT_EQ(::link((ctx_ + "/dir/a").c_str(), (ctx_ + "/dir/sub/a-again").c_str()), 0);
+  Containerfile("FROM base:1\nCOPY dir /d/\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::string l = UnpackLayer(r->image, 1);
+  struct stat a {
+  }, b{};
+  ASSERT_EQ(::stat((l + "/d/a").c_str(), &a), 0);
+  ASSERT_EQ(::stat((l + "/d/sub/a-again").c_str(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);
+  EXPECT_EQ(a.st_nlink, 2u);
+}
+
 TEST_F(BuilderTest, PlatformArgs) {
   std::string arch = HostArchitecture();
   Containerfile(
