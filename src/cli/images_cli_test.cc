@@ -215,11 +215,12 @@ TEST_F(ImagesCliTest, BuildReportsSyntaxErrorsByLineAndBuildsFromContext) {
   EXPECT_EQ(r.err, "barge: error: Containerfile:2: unknown instruction 'FOO'\n");
   ASSERT_TRUE(WriteFile(ctx + "/hello.txt", "hello").ok());
   ASSERT_TRUE(WriteFile(ctx + "/Dockerfile.alt",
-                        "FROM base:1\nCOPY hello.txt /\nCMD [\"cat\", \"/hello.txt\"]\n")
+                        "FROM base:1\nMAINTAINER Ann <ann@example.com>\nCOPY hello.txt /\n"
+                        "CMD [\"cat\", \"/hello.txt\"]\n")
                   .ok());
   r = Barge({"build", "-t", "app:1", "-f", ctx + "/Dockerfile.alt", ctx});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.err.find("STEP 2/3: COPY hello.txt /"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("STEP 3/4: COPY hello.txt /"), std::string::npos) << r.err;
   EXPECT_EQ(r.out.rfind("sha256:", 0), 0u);
   r = Barge({"build", "-q", "-t", "app:1", "-f", ctx + "/Dockerfile.alt", ctx});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -232,6 +233,7 @@ TEST_F(ImagesCliTest, BuildReportsSyntaxErrorsByLineAndBuildsFromContext) {
   auto j = nlohmann::json::parse(Barge({"inspect", "app:1"}).out, nullptr, false);
   ASSERT_TRUE(j.is_array());
   EXPECT_EQ(j[0]["Config"]["Cmd"], nlohmann::json::array({"cat", "/hello.txt"}));
+  EXPECT_EQ(j[0]["Author"], "Ann <ann@example.com>");
 }
 
 // Starts barge without waiting; output goes to /dev/null.
