@@ -483,27 +483,28 @@ Result<std::vector<std::pair<Image, std::string>>> LoadOciLayout(const ImageStor
   }
   std::vector<std::pair<Image, std::string>> out;
   for (auto& [name, entries] : groups) {
-    std::vector<const Entry*> chosen;
+    std::vector<size_t> chosen;  // indexes into `entries`
     if (entries.size() == 1) {
-      chosen.push_back(&entries[0]);  // one image is loaded whatever its platform, as docker does
+      chosen.push_back(0);  // one image is loaded whatever its platform, as docker does
     } else {
-      for (Entry& e : entries) {
+      for (size_t i = 0; i < entries.size(); ++i) {
+        Entry& e = entries[i];
         if (e.platform.is_null()) {
           ASSIGN_OR_RETURN(e.platform, ConfigPlatform(store, dir, e.manifest));
         }
-        if (want.Matches(e.platform)) chosen.push_back(&e);
+        // Under one name, one image: the first for the platform. Unnamed ones all load.
+        if (want.Matches(e.platform) && (name.empty() || chosen.empty())) chosen.push_back(i);
       }
       if (chosen.empty()) {
         return NotFound(
             fmt::format("{}: of the {} manifests {} none is for {}", dir.name(), entries.size(),
                         name.empty() ? "without a name" : "named '" + name + "'", want.ToString()));
       }
-      // Under one name, one image: the first for the platform. Unnamed ones all load.
-      if (!name.empty()) chosen.resize(1);
     }
-    for (const Entry* e : chosen) {
-      RETURN_IF_ERROR(CopyBlob(store, dir, e->manifest, LayoutBlob(e->manifest)));
-      ASSIGN_OR_RETURN(Image image, LoadManifest(store, dir, e->manifest, LayoutBlob));
+    for (size_t i : chosen) {
+      const Descriptor& manifest = entries[i].manifest;
+      RETURN_IF_ERROR(CopyBlob(store, dir, manifest, LayoutBlob(manifest)));
+      ASSIGN_OR_RETURN(Image image, LoadManifest(store, dir, manifest, LayoutBlob));
       out.emplace_back(std::move(image), name);
     }
   }
