@@ -48,6 +48,7 @@ Status BuildImage(const std::string& root, const BuildArgs& args) {
   }
   ASSIGN_OR_RETURN(oci::ImageStore store, oci::ImageStore::Open(root));
   ASSIGN_OR_RETURN(oci::BuildResult result, oci::Build(store, options));
+  for (const std::string& w : result.warnings) fmt::print(stderr, "barge: warning: {}\n", w);
   if (!args.quiet) {
     for (const std::string& t : result.image.tags)
       fmt::print(stderr, "Successfully tagged {}\n", t);

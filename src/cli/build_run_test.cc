@@ -162,5 +162,45 @@ TEST_F(BuildRunTest, SymlinkedMountTargetsResolveInsideTheContainer) {
   EXPECT_EQ(ListTree(host_dir), std::vector<std::string>{});
 }
 
+TEST_F(BuildRunTest, UserOwnsTheWorkdirItCreates) {
+  // The directory WORKDIR makes belongs to the USER, so the user can write in it (docker's
+  // behaviour; it used to belong to root and `touch` failed).
+  ImportBusybox("busybox:test");
+  auto r = Build(
+      "FROM busybox:test\n"
+      "USER nobody\n"
+      "WORKDIR /app/data\n"
+      "RUN touch x && busybox stat -c '%u %a' /app /app/data > /app/data/owners\n");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::string l = UnpackLayer(r->image, 2);
+  EXPECT_EQ(*ReadFile(l + "/app/data/owners"), "65534 755\n65534 755\n");
+  EXPECT_TRUE(PathExists(l + "/app/data/x"));
+}
+
+TEST_F(BuildRunTest, HeredocScriptsRunFromDevPipes) {
+  // A heredoc starting with #! runs as a program (BuildKit mounts it at /dev/pipes); others run
+  // through the shell; neither leaves anything of itself in the layer.
+  ImportBusybox("busybox:test");
+  auto r = Build(
+      "FROM busybox:test\n"
+      "RUN <<EOF\n"
+      "#!/bin/sh -e\n"
+      "echo \"script $0\" > /script\n"
+      "EOF\n"
+      "RUN <<EOF\n"
+      "echo one > /plain\n"
+      "echo two >> /plain\n"
+      "EOF\n"
+      "RUN busybox cat <<A > /cat\n"
+      "from cat\n"
+      "A\n");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::string l = UnpackLayer(r->image, 1);
+  EXPECT_EQ(ListTree(l), std::vector<std::string>{"script"});
+  EXPECT_EQ(*ReadFile(l + "/script"), "script /dev/pipes/EOF\n");
+  EXPECT_EQ(*ReadFile(UnpackLayer(r->image, 2) + "/plain"), "one\ntwo\n");
+  EXPECT_EQ(*ReadFile(UnpackLayer(r->image, 3) + "/cat"), "from cat\n");
+}
+
 }  // namespace
 }  // namespace barge::cli

@@ -957,5 +957,59 @@ TEST_F(ContainerCliTest, RunsAnImageWithItsConfig) {
   EXPECT_EQ(r.out.size(), 13u) << r.out;  // the short id
 }
 
+// Imports the busybox tree as busybox:latest into the root `root` (as barge sees it from `cwd`).
+void ImportBusybox(const std::string& rootfs, const std::string& root, const std::string& cwd = "",
+                   std::vector<std::string> env = {}) {
+  CommandOutput tar = RunCommand({"tar", "-C", rootfs, "-c", "."}).value();
+  ASSERT_EQ(tar.exit_code, 0) << tar.err;
+  std::vector<std::string> argv = {BARGE_BINARY};
+  if (!root.empty()) argv.insert(argv.end(), {"--root", root});
+  argv.insert(argv.end(), {"import", "-", "busybox:latest"});
+  auto import = RunCommand(argv, {.input = tar.out, .env = env, .cwd = cwd});
+  ASSERT_TRUE(import.ok());
+  ASSERT_EQ(import->exit_code, 0) << import->err;
+}
+
+TEST_F(ContainerCliTest, RelativeRootWorksForRunAndBuild) {
+  // The overlay and RUN steps are set up from other working directories than barge's own.
+  std::string parent = root_.path().substr(0, root_.path().rfind('/'));
+  std::string name = root_.path().substr(parent.size() + 1);
+  ImportBusybox(rootfs_->path(), name, parent);
+  ASSERT_TRUE(MakeDirs(root_.path() + "/ctx").ok());
+  ASSERT_TRUE(
+      WriteFile(root_.path() + "/ctx/Containerfile", "FROM busybox\nRUN echo built > /x\n").ok());
+  auto build = RunCommand({BARGE_BINARY, "--root", name, "build", "-q", "-t", "rel", name + "/ctx"},
+                          {.cwd = parent});
+  ASSERT_TRUE(build.ok());
+  EXPECT_EQ(build->exit_code, 0) << build->err;
+  // BARGE_ROOT too.
+  auto run = RunCommand(
+      {BARGE_BINARY, "run", "--rm", "--cgroup-parent", CgroupParent(), "rel", "cat", "/x"},
+      {.env = {"BARGE_ROOT=" + name}, .cwd = parent});
+  ASSERT_TRUE(run.ok());
+  EXPECT_EQ(run->exit_code, 0) << run->err;
+  EXPECT_EQ(run->out, "built\n");
+}
+
+TEST_F(ContainerCliTest, RepeatedIdenticalLayersBuildAndRun) {
+  // Each `RUN true` leaves the same empty layer: overlayfs refuses a lower dir listed twice
+  // (ELOOP), so the runtime must list it once, where its topmost copy is.
+  ImportBusybox(rootfs_->path(), root_.path());
+  ASSERT_TRUE(MakeDirs(root_.path() + "/ctx").ok());
+  ASSERT_TRUE(WriteFile(root_.path() + "/ctx/Containerfile",
+                        "FROM busybox\nRUN true\nRUN true\nRUN echo after > /x\n")
+                  .ok());
+  CommandOutput build = Barge({"build", "-q", "-t", "twice", root_.path() + "/ctx"});
+  ASSERT_EQ(build.exit_code, 0) << build.err;
+  auto inspect = nlohmann::json::parse(Barge({"inspect", "twice"}).out, nullptr, false);
+  ASSERT_TRUE(inspect.is_array() && !inspect.empty()) << inspect.dump();
+  auto layers = inspect[0]["RootFS"]["Layers"];
+  ASSERT_EQ(layers.size(), 4u) << inspect.dump();
+  EXPECT_EQ(layers[1], layers[2]);
+  CommandOutput r = Barge({"run", "--rm", "--cgroup-parent", CgroupParent(), "twice", "cat", "/x"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "after\n");
+}
+
 }  // namespace
 }  // namespace barge

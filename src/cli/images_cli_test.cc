@@ -174,6 +174,35 @@ TEST_F(ImagesCliTest, ImagesWrittenBySkopeoLoadAndKeepTheirDigest) {
   ASSERT_TRUE(j.is_array() && mine.is_array());
   EXPECT_EQ(j[0]["Id"], mine[0]["Id"]);  // the config, hence the image ID, survives
   EXPECT_EQ(j[0]["RootFS"], mine[0]["RootFS"]);
+
+  // skopeo's dir: layout, in OCI and in Docker v2s2 form; it names no image.
+  for (const char* format : {"oci", "v2s2"}) {
+    std::string dir = tmp_.path() + "/sk-dir-" + format;
+    ASSERT_EQ(
+        Run({"skopeo", "copy", "-q", "--format", format, "oci-archive:" + archive, "dir:" + dir})
+            .exit_code,
+        0);
+    r = Barge({"load", "-i", dir}, other);
+    ASSERT_EQ(r.exit_code, 0) << format << ": " << r.err;
+    EXPECT_EQ(r.out.rfind("Loaded image: sha256:", 0), 0u) << r.out;
+    std::string digest = r.out.substr(14, 71);
+    r = Barge({"inspect", digest}, other);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(nlohmann::json::parse(r.out)[0]["Id"], mine[0]["Id"]) << format;
+  }
+  // An OCI layout whose image skopeo names by a bare tag takes the directory's name.
+  std::string bare = tmp_.path() + "/Bare-Layout";
+  ASSERT_EQ(
+      Run({"skopeo", "copy", "-q", "oci-archive:" + archive, "oci:" + bare + ":v5"}).exit_code, 0);
+  r = Barge({"load", "-i", bare}, other);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "Loaded image: bare-layout:v5\n");
+  EXPECT_EQ(ManifestDigest("bare-layout:v5", other), skopeo_digest);
+  r = Barge({"load", "--platform", "linux/s390x", "-i", bare}, other);
+  EXPECT_EQ(r.exit_code, 0) << r.err;  // one image: loaded whatever its platform, as docker does
+  r = Barge({"load", "--platform", "nonsense", "-i", bare}, other);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "barge: error: --platform 'nonsense': expected OS/ARCH[/VARIANT]\n");
 }
 
 TEST_F(ImagesCliTest, BuildReportsSyntaxErrorsByLineAndBuildsFromContext) {
@@ -186,18 +215,25 @@ TEST_F(ImagesCliTest, BuildReportsSyntaxErrorsByLineAndBuildsFromContext) {
   EXPECT_EQ(r.err, "barge: error: Containerfile:2: unknown instruction 'FOO'\n");
   ASSERT_TRUE(WriteFile(ctx + "/hello.txt", "hello").ok());
   ASSERT_TRUE(WriteFile(ctx + "/Dockerfile.alt",
-                        "FROM base:1\nCOPY hello.txt /\nCMD [\"cat\", \"/hello.txt\"]\n")
+                        "FROM base:1\nMAINTAINER Ann <ann@example.com>\nCOPY hello.txt /\n"
+                        "CMD [\"cat\", \"/hello.txt\"]\n")
                   .ok());
   r = Barge({"build", "-t", "app:1", "-f", ctx + "/Dockerfile.alt", ctx});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.err.find("STEP 2/3: COPY hello.txt /"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("STEP 3/4: COPY hello.txt /"), std::string::npos) << r.err;
   EXPECT_EQ(r.out.rfind("sha256:", 0), 0u);
   r = Barge({"build", "-q", "-t", "app:1", "-f", ctx + "/Dockerfile.alt", ctx});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err, "");
+  // As docker does, a --build-arg no ARG takes is reported (even with -q), and the build goes on.
+  r = Barge(
+      {"build", "-q", "--build-arg", "NOPE=1", "-t", "app:1", "-f", ctx + "/Dockerfile.alt", ctx});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "barge: warning: one or more build args were not consumed by an ARG: [NOPE]\n");
   auto j = nlohmann::json::parse(Barge({"inspect", "app:1"}).out, nullptr, false);
   ASSERT_TRUE(j.is_array());
   EXPECT_EQ(j[0]["Config"]["Cmd"], nlohmann::json::array({"cat", "/hello.txt"}));
+  EXPECT_EQ(j[0]["Author"], "Ann <ann@example.com>");
 }
 
 // Starts barge without waiting; output goes to /dev/null.

@@ -20,6 +20,7 @@ nlohmann::json ImageJson(const oci::Image& image) {
       {"Created", image.created},
       {"Architecture", image.architecture},
       {"Os", image.os},
+      {"Author", oci::StringField(image.config_document, "author")},  // MAINTAINER
       // The config object as stored, so fields barge does not model (Volumes, ...) show too.
       {"Config", image.config_document.value("config", nlohmann::json::object())},
       {"RootFS", {{"Type", "layers"}, {"Layers", image.diff_ids}}},

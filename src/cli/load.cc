@@ -1,4 +1,5 @@
-// barge load -i FILE: loads images from an OCI archive or a Docker archive.
+// barge load [-i FILE|DIR] [--platform OS/ARCH]: loads images from an OCI archive or layout, a
+// Docker archive or a skopeo dir: layout.
 #include <fmt/core.h>
 #include <unistd.h>
 
@@ -8,13 +9,13 @@
 namespace barge::cli {
 namespace {
 
-Status Load(const std::string& root, std::string input) {
+Status Load(const std::string& root, std::string input, const oci::LoadOptions& options) {
   if (input.empty()) {
     if (::isatty(STDIN_FILENO)) return InvalidArgument("no archive given: use -i FILE");
     input = "-";
   }
   ASSIGN_OR_RETURN(oci::ImageStore store, oci::ImageStore::Open(root));
-  ASSIGN_OR_RETURN(std::vector<oci::LoadedImage> loaded, oci::LoadArchive(store, input));
+  ASSIGN_OR_RETURN(std::vector<oci::LoadedImage> loaded, oci::LoadArchive(store, input, options));
   for (const oci::LoadedImage& l : loaded) {
     if (l.reference.empty()) {
       fmt::print("Loaded image: {}\n", l.manifest_digest);
@@ -26,11 +27,16 @@ Status Load(const std::string& root, std::string input) {
 }
 
 const Registration kLoad{
-    "load", "Load images from an OCI archive or a Docker archive", [](CLI::App& cmd, Cli& cli) {
+    "load", "Load images from an OCI archive or layout, a Docker archive or a skopeo dir",
+    [](CLI::App& cmd, Cli& cli) {
       auto input = std::make_shared<std::string>();
+      auto options = std::make_shared<oci::LoadOptions>();
       cmd.add_option("-i,--input", *input,
-                     "Archive (tar) or OCI layout directory to read (default: stdin)");
-      cmd.callback([input, &cli] { cli.Finish(Load(cli.root(), *input)); });
+                     "Archive (tar), OCI layout or skopeo dir: directory to read (default: stdin)");
+      cmd.add_option("--platform", options->platform,
+                     "OS/ARCH[/VARIANT] to take from multi-platform images (default: this "
+                     "machine's)");
+      cmd.callback([input, options, &cli] { cli.Finish(Load(cli.root(), *input, *options)); });
     }};
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "cli/cli.h"
@@ -24,6 +25,19 @@ std::string DefaultRoot() {
   }
   const char* home = std::getenv("HOME");
   return std::string(home != nullptr ? home : "/tmp") + "/.local/share/barge";
+}
+
+// The root as an absolute path: it is handed to the runtime (overlay mounts, RUN steps) and to
+// processes that run in other working directories, where a relative one would name another place.
+// Lexical only (no symlinks resolved), like `podman --root`.
+std::string AbsoluteRoot(const std::string& root) {
+  if (root.empty() || root[0] == '/') return root;
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(root, ec);
+  if (ec) return root;  // no working directory: the commands report the path they cannot use
+  std::string out = abs.lexically_normal().string();
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
 }
 
 // One-line errors for command-line mistakes, pointing at the right --help; the exit code is the
@@ -75,7 +89,8 @@ int main(int argc, char** argv) {
   }
 
   // Subcommand callbacks run inside parse, once --root is known.
-  app.parse_complete_callback([&] { cli.set_root(root.empty() ? DefaultRoot() : root); });
+  app.parse_complete_callback(
+      [&] { cli.set_root(AbsoluteRoot(root.empty() ? DefaultRoot() : root)); });
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

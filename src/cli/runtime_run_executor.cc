@@ -42,6 +42,9 @@ Result<int> RuntimeRunExecutor::Run(const oci::RunStep& step) {
   spec.network = step.network ? runtime::NetworkMode::kHost : runtime::NetworkMode::kNone;
   spec.stdio = pipes ? pipes->ProcessEnds() : runtime::Stdio{null.get(), null.get(), null.get()};
   spec.remove_created_mount_points = true;
+  for (const oci::RunStep::Bind& b : step.read_only_binds) {
+    spec.mounts.push_back({runtime::MountSpec::Kind::kBind, b.source, b.destination, true});
+  }
   ASSIGN_OR_RETURN(runtime::ExitInfo exit, runtime::RunContainer(spec, [&](runtime::Container& c) {
                      if (pipes) pipes->Relay(c.pid());
                    }));

@@ -192,12 +192,11 @@ class TarReader {
   bool outer_failed_ = false;
 };
 
-// Splits an entry path into components. '.' and empty components are dropped; '..' and
-// absolute paths are errors.
+// Splits an entry path into components. '.' and empty components are dropped, and so is a
+// leading '/': layers written by umoci insert or ko name entries "/" and "/etc/x", which umoci
+// and containers-storage unpack relative to the root, as this does ("/" is the root itself).
+// '..' is an error, wherever it is.
 Result<std::vector<std::string>> SplitEntryPath(std::string_view path, const std::string& what) {
-  if (!path.empty() && path.front() == '/') {
-    return InvalidArgument(fmt::format("{}: entry '{}' has an absolute path", what, path));
-  }
   std::vector<std::string> comps;
   bool ok = detail::ForEachComponent(path, [&](std::string_view c) {
     comps.emplace_back(c);
@@ -298,8 +297,9 @@ class Extractor {
 
   Status ApplyOwner(int fd, const char* name, struct archive_entry* e, int flags) {
     if (!options_.set_owner) return Status::Ok();
-    if (::fchownat(fd, name, static_cast<uid_t>(archive_entry_uid(e)),
-                   static_cast<gid_t>(archive_entry_gid(e)), flags) != 0) {
+    uid_t uid = options_.owner ? options_.owner->first : static_cast<uid_t>(archive_entry_uid(e));
+    gid_t gid = options_.owner ? options_.owner->second : static_cast<gid_t>(archive_entry_gid(e));
+    if (::fchownat(fd, name, uid, gid, flags) != 0) {
       return ErrnoError(
           fmt::format("{}: entry '{}': chown", options_.what, archive_entry_pathname(e)));
     }
@@ -619,8 +619,12 @@ class TreeWriter {
   }
 
  private:
+  // ARCHIVE_WARN is a header written: names are bytes, and a name (or link target) that is not
+  // valid in the current locale, as any non-ASCII name is in the C locale, is written raw in a
+  // pax record with hdrcharset=BINARY (which Go's archive/tar and libarchive read back as is).
   Status Header(struct archive_entry* e, const std::string& path) {
-    if (archive_write_header(tar_, e) != ARCHIVE_OK)
+    int rc = archive_write_header(tar_, e);
+    if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN)
       return IoError(fmt::format("tar header for '{}': {}", path, ArchiveError(tar_)));
     return Status::Ok();
   }
@@ -702,7 +706,14 @@ class TreeWriter {
       archive_entry_set_filetype(e.get(), AE_IFIFO);
       return Header(e.get(), rel);
     }
-    if (!S_ISREG(st.st_mode)) return Status::Ok();  // sockets, devices: not layer content
+    if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+      // A node a RUN step made (mknod): image content, as in docker's layers. Unpacking never
+      // creates one (ExtractTar skips them).
+      archive_entry_set_filetype(e.get(), S_ISCHR(st.st_mode) ? AE_IFCHR : AE_IFBLK);
+      archive_entry_set_rdev(e.get(), st.st_rdev);
+      return Header(e.get(), rel);
+    }
+    if (!S_ISREG(st.st_mode)) return Status::Ok();  // sockets: tar cannot hold them
     archive_entry_set_filetype(e.get(), AE_IFREG);
     archive_entry_set_size(e.get(), st.st_size);
     int ffd = ::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,6 +34,8 @@ struct ExtractOptions {
   uint64_t max_entries = 4u << 20;
   // Apply entry uid/gid (needs root); otherwise files belong to the caller.
   bool set_owner = true;
+  // With set_owner: every entry gets this uid/gid instead of its own (ADD --chown).
+  std::optional<std::pair<uint32_t, uint32_t>> owner;
   // Names the stream in errors ("layer sha256:ab..").
   std::string what = "archive";
 };
@@ -49,9 +52,11 @@ struct TarDigests {
 // Extracts the tar stream read from `fd` (plain, gzip, zstd, xz or bzip2) into the existing
 // directory `root`. Nothing is created, changed or followed outside `root`: paths are resolved
 // with openat2(RESOLVE_IN_ROOT), so '..' and symlinks (absolute or relative, including ones
-// planted by earlier entries) cannot leave it; entries with '..' or absolute paths are
-// rejected; device nodes are skipped. On error `root` may hold a partial tree: extract into a
-// temporary directory and rename it into place.
+// planted by earlier entries) cannot leave it; entries with '..' are rejected, and a leading
+// '/' is dropped ("/etc/x" is etc/x below `root`, as umoci and containers-storage read it);
+// device nodes are skipped. Names are bytes: non-UTF-8 and non-ASCII names come out as written. On
+// error `root` may hold a partial tree: extract into a temporary directory and rename it into
+// place.
 Result<TarDigests> ExtractTar(int fd, const std::string& root, const ExtractOptions& options);
 
 // Reads the tar stream from `fd` (any supported compression), checks that every header
@@ -73,7 +78,8 @@ bool IsLayerXattr(std::string_view name);
 
 // Writes the tree under `dir` as a reproducible tar+gzip layer to `sink` (sorted names,
 // mtimes in whole seconds, no user/group names). Overlay whiteouts (0/0 character devices and
-// trusted.overlay.opaque=y directories) become ".wh." entries; hard links are kept.
+// trusted.overlay.opaque=y directories) become ".wh." entries; hard links, FIFOs and other
+// device nodes are kept; sockets are left out.
 Result<TarDigests> WriteLayerFromDir(const std::string& dir, const ByteSink& sink,
                                      const WriteLayerOptions& options = {});
 

@@ -27,6 +27,9 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+// Containerfiles and ignore files are read whole, bounded as image JSON is (16 MiB); a file found
+// in the context must be a regular one (a FIFO there would block).
+constexpr size_t kMaxContainerfileBytes = 16 << 20;
 
 using detail::AllDigits;
 using detail::ApplyLayer;
@@ -43,16 +46,46 @@ using detail::ResolveUser;
 using detail::SplitPath;
 using detail::WalkSource;
 
+// Build args RUN sees without an ARG, and that are never reported unused (as in BuildKit).
+bool IsProxyArg(const std::string& name) {
+  static const std::set<std::string> kProxy = {
+      "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
+      "ftp_proxy",  "NO_PROXY",   "no_proxy",    "ALL_PROXY",   "all_proxy"};
+  return kProxy.count(name) > 0;
+}
+
+// Signal names STOPSIGNAL takes (with or without "SIG"), as Docker's signal table.
+bool IsSignal(std::string s) {
+  if (AllDigits(s)) return std::stoi(s) >= 1 && std::stoi(s) <= 64;
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (s.rfind("SIG", 0) == 0) s = s.substr(3);
+  static const std::set<std::string> kNames = {
+      "ABRT", "ALRM",   "BUS",  "CHLD",   "CLD",   "CONT", "FPE",  "HUP",   "ILL",
+      "INT",  "IO",     "IOT",  "KILL",   "PIPE",  "POLL", "PROF", "PWR",   "QUIT",
+      "SEGV", "STKFLT", "STOP", "SYS",    "TERM",  "TRAP", "TSTP", "TTIN",  "TTOU",
+      "URG",  "USR1",   "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ", "RTMIN", "RTMAX"};
+  if (kNames.count(s)) return true;
+  for (const char* rt : {"RTMIN+", "RTMAX-"}) {
+    std::string n = s.rfind(rt, 0) == 0 ? s.substr(6) : "";
+    if (AllDigits(n) && std::stoi(n) >= 1 && std::stoi(n) <= 15) return true;
+  }
+  return false;
+}
+
 // ---------------------------------------------------------------- the build
 
 struct StageState {
+  bool built = false;  // false: a stage the target does not need
   std::vector<Descriptor> layers;
   std::vector<std::string> diff_ids;
   json config;  // the whole config document
   std::string key;
-  std::string created;  // time of the newest layer
-  std::map<std::string, std::string> args;
-  std::vector<std::string> shell = {"/bin/sh", "-c"};
+  std::string created;                      // time of the newest layer
+  std::map<std::string, std::string> args;  // ARGs declared with a value
+  // What variables expand to and RUN sees: the image's Env, then every ENV and valued ARG in
+  // order, the last assignment of a name winning (BuildKit's build state environment).
+  std::map<std::string, std::string> vars;
+  bool cmd_set = false;         // a CMD of this stage (an ENTRYPOINT then keeps it)
   std::optional<TempDir> flat;  // flattened root, made on demand for COPY --from
 };
 
@@ -63,7 +96,8 @@ class Builder {
 
   Result<BuildResult> Run() {
     ASSIGN_OR_RETURN(Containerfile file, Load());
-    // Which stages are needed: the target and, transitively, what it copies from.
+    lex_ = ShellLexer(file.escape);
+    warnings_ = file.warnings;
     size_t target = file.stages.size() - 1;
     if (!options_.target.empty()) {
       bool found = false;
@@ -75,19 +109,78 @@ class Builder {
       }
       if (!found) return InvalidArgument(fmt::format("no build stage named '{}'", options_.target));
     }
-    // Global ARGs, usable in FROM lines.
-    for (const Instruction& ins : file.global_args) DeclareArgs(ins, global_args_);
-    // Resolve every base image now: a missing one is an error before any work.
+    // Global scope: the automatic platform args (overridable with --build-arg), then the ARGs
+    // before the first FROM; FROM lines see these only.
+    std::string arch = HostArchitecture();
+    std::string variant = arch == "arm" ? "v7" : "";
+    std::string platform = "linux/" + arch + (variant.empty() ? "" : "/" + variant);
+    for (auto [k, v] : std::map<std::string, std::string>{
+             {"BUILDPLATFORM", platform},
+             {"BUILDOS", "linux"},
+             {"BUILDOSVERSION", ""},
+             {"BUILDARCH", arch},
+             {"BUILDVARIANT", variant},
+             {"TARGETPLATFORM", platform},
+             {"TARGETOS", "linux"},
+             {"TARGETOSVERSION", ""},
+             {"TARGETARCH", arch},
+             {"TARGETVARIANT", variant},
+             {"TARGETSTAGE",
+              file.stages[target].name.empty() ? "default" : file.stages[target].name}}) {
+      auto given = options_.build_args.find(k);
+      global_args_[k] = given != options_.build_args.end() ? given->second : v;
+      consumed_.insert(k);
+    }
+    for (const Instruction& ins : file.global_args) {
+      if (Status st = DeclareArgs(ins, global_args_, global_args_); !st.ok()) return Fail(ins, st);
+    }
+    // Every base image and its ONBUILD triggers now: a missing image or a bad trigger is an
+    // error before any work.
+    std::vector<std::vector<Instruction>> triggers(file.stages.size());
+    std::vector<std::string> bases(file.stages.size());
     for (const Stage& s : file.stages) {
-      std::string base = ExpandVariables(s.base, global_args_);
-      if (base == "scratch" || StageIndex(file, base, s.index) >= 0) continue;
-      Result<Image> image = store_.Resolve(base);
-      if (!image.ok()) {
-        return InvalidArgument(fmt::format("{}:{}: FROM {}: {}", file.file_name, s.line, base,
-                                           image.status().message()));
+      auto where = [&](const std::string& what) {
+        return fmt::format("{}:{}: FROM {}: {}", file.file_name, s.line, s.base, what);
+      };
+      Result<std::string> base = lex_.Word(s.base, global_args_);
+      if (!base.ok()) return InvalidArgument(where(base.status().message()));
+      if (base->empty()) return InvalidArgument(where("the image name is empty"));
+      bases[s.index] = *base;
+      if (!s.platform.empty()) {
+        Result<std::string> p = lex_.Word(s.platform, global_args_);
+        if (!p.ok()) return InvalidArgument(where(p.status().message()));
+        std::string os_arch = p->substr(0, p->find('/', p->find('/') + 1));
+        if (os_arch != "linux/" + arch) {
+          return InvalidArgument(where(fmt::format(
+              "--platform={}: barge builds for this machine's platform, linux/{}", *p, arch)));
+        }
+      }
+      std::vector<std::string> trigger_texts;
+      std::string trigger_source;
+      if (int from = StageIndex(file, *base, s.index); from >= 0) {
+        for (const Instruction& ins : file.stages[static_cast<size_t>(from)].instructions) {
+          if (ins.keyword == "ONBUILD") trigger_texts.push_back(ins.trigger);
+        }
+        trigger_source = "stage '" + *base + "'";
+      } else if (*base != "scratch") {
+        Result<Image> image = store_.Resolve(*base);
+        if (!image.ok()) return InvalidArgument(where(image.status().message()));
+        const json& cfg = image->config_document.value("config", json::object());
+        if (cfg.is_object() && cfg.contains("OnBuild") && cfg["OnBuild"].is_array()) {
+          for (const json& t : cfg["OnBuild"]) {
+            if (t.is_string()) trigger_texts.push_back(t.get<std::string>());
+          }
+        }
+        trigger_source = "image '" + *base + "'";
+      }
+      for (const std::string& t : trigger_texts) {
+        Result<Instruction> ins = ParseTrigger(t, where("ONBUILD of " + trigger_source));
+        if (!ins.ok()) return ins.status();
+        ins->line = s.line;
+        triggers[s.index].push_back(std::move(*ins));
       }
     }
-    // Likewise the images that COPY --from names (stages are checked by the parser).
+    // Images that COPY --from names (stages are checked by the parser).
     for (const Stage& s : file.stages) {
       for (const Instruction& ins : s.instructions) {
         auto from = ins.flags.find("from");
@@ -102,14 +195,49 @@ class Builder {
         }
       }
     }
+    // Only the stages the target needs are built, as BuildKit does: the target, and what its
+    // FROM and COPY --from name, transitively.
+    std::vector<bool> needed(file.stages.size(), false);
+    needed[target] = true;
+    for (size_t i = target + 1; i-- > 0;) {
+      if (!needed[i]) continue;
+      const Stage& s = file.stages[i];
+      if (int from = StageIndex(file, bases[i], s.index); from >= 0) needed[from] = true;
+      auto mark = [&](const Instruction& ins) {
+        auto f = ins.flags.find("from");
+        if (f == ins.flags.end()) return;
+        if (f->second.find('$') != std::string::npos) {
+          std::fill(needed.begin(), needed.begin() + static_cast<long>(i), true);
+        } else if (int from = StageIndex(file, f->second, s.index); from >= 0) {
+          needed[from] = true;
+        }
+      };
+      for (const Instruction& ins : s.instructions) mark(ins);
+      for (const Instruction& ins : triggers[i]) mark(ins);
+    }
     total_steps_ = 0;
-    for (size_t i = 0; i <= target; ++i)
-      total_steps_ += 1 + static_cast<int>(file.stages[i].instructions.size());
+    for (size_t i = 0; i <= target; ++i) {
+      if (needed[i])
+        total_steps_ +=
+            1 + static_cast<int>(file.stages[i].instructions.size() + triggers[i].size());
+    }
     ASSIGN_OR_RETURN(UniqueFd writers, store_.LockBlobWriters());
     RETURN_IF_ERROR(MakeDirs(store_.root() + "/build-cache", 0700));
+    states_.resize(file.stages.size());
     for (size_t i = 0; i <= target; ++i) {
-      ASSIGN_OR_RETURN(StageState state, BuildStage(file, file.stages[i]));
-      states_.push_back(std::move(state));
+      if (!needed[i]) continue;
+      ASSIGN_OR_RETURN(StageState state, BuildStage(file, file.stages[i], bases[i], triggers[i]));
+      states_[i] = std::move(state);
+    }
+    std::vector<std::string> unused;
+    for (const auto& [k, v] : options_.build_args) {
+      if (!consumed_.count(k) && !IsProxyArg(k)) unused.push_back(k);
+    }
+    if (!unused.empty()) {
+      std::string names;
+      for (const std::string& n : unused) names += (names.empty() ? "" : " ") + n;
+      warnings_.push_back(
+          fmt::format("one or more build args were not consumed by an ARG: [{}]", names));
     }
     StageState& final_state = states_[target];
     ASSIGN_OR_RETURN(Image image, Commit(final_state));
@@ -123,6 +251,7 @@ class Builder {
     result.steps = step_;
     result.cached_layers = cached_;
     result.built_layers = built_;
+    result.warnings = warnings_;
     return result;
   }
 
@@ -139,10 +268,9 @@ class Builder {
       if (!PathExists(path)) path = options_.context_dir + "/Dockerfile";
     }
     // Bounded, and a file found in the context must be a regular one (a FIFO there would block).
-    constexpr size_t kMaxBuildFileBytes = 16 << 20;
     Result<std::string> text = options_.containerfile.empty()
-                                   ? ReadRegularFileLimited(path, kMaxBuildFileBytes)
-                                   : ReadFileLimited(path, kMaxBuildFileBytes);
+                                   ? ReadRegularFileLimited(path, kMaxContainerfileBytes)
+                                   : ReadFileLimited(path, kMaxContainerfileBytes);
     if (!text.ok())
       return NotFound(fmt::format("cannot read the Containerfile: {}", text.status().message()));
     std::string name = path.substr(path.rfind('/') + 1);
@@ -154,7 +282,7 @@ class Builder {
     std::string ignore_path = options_.context_dir + "/.containerignore";
     if (!PathExists(ignore_path)) ignore_path = options_.context_dir + "/.dockerignore";
     if (PathExists(ignore_path)) {
-      ASSIGN_OR_RETURN(std::string ignore, ReadRegularFileLimited(ignore_path, kMaxBuildFileBytes));
+      ASSIGN_OR_RETURN(std::string ignore, ReadRegularFileLimited(ignore_path, kMaxContainerfileBytes));
       size_t pos = 0;
       while (pos < ignore.size()) {
         size_t end = ignore.find('\n', pos);
@@ -199,25 +327,35 @@ class Builder {
     return -1;
   }
 
-  void DeclareArgs(const Instruction& ins, std::map<std::string, std::string>& scope) {
+  // ARG NAME[=default]: a --build-arg wins, then the default (expanded with `vars`), then (in a
+  // stage) the global ARG of that name; otherwise the arg keeps the value it has, if any. A value
+  // goes into `scope` and into `vars`, where it overrides an ENV of that name (as in BuildKit).
+  Status DeclareArgs(const Instruction& ins, std::map<std::string, std::string>& scope,
+                     std::map<std::string, std::string>& vars) {
     for (const std::string& a : ins.args) {
       size_t eq = a.find('=');
       std::string name = a.substr(0, eq);
-      auto given = options_.build_args.find(name);
-      if (given != options_.build_args.end()) {
-        scope[name] = given->second;
+      consumed_.insert(name);
+      std::optional<std::string> value;
+      if (auto given = options_.build_args.find(name); given != options_.build_args.end()) {
+        value = given->second;
       } else if (eq != std::string::npos) {
-        scope[name] = ExpandVariables(a.substr(eq + 1), scope);
-      } else if (auto g = global_args_.find(name); g != global_args_.end()) {
-        scope[name] = g->second;
-      } else {
-        scope.erase(name);
+        ASSIGN_OR_RETURN(value, lex_.Word(a.substr(eq + 1), vars));
+      } else if (auto g = global_args_.find(name);
+                 g != global_args_.end() && &scope != &global_args_) {
+        value = g->second;
+      }
+      if (value) {
+        scope[name] = *value;
+        vars[name] = *value;
       }
     }
+    return Status::Ok();
   }
 
   // "Containerfile:LINE: KEYWORD: message", without repeating a keyword the message starts with.
   Status Fail(const Instruction& ins, const Status& st) const {
+    if (st.message().rfind(file_name_ + ":", 0) == 0) return st;
     bool named = st.message().rfind(ins.keyword + " ", 0) == 0;
     return Status(st.code(), fmt::format("{}:{}: {}{}", file_name_, ins.line,
                                          named ? "" : ins.keyword + ": ", st.message()));
@@ -227,20 +365,16 @@ class Builder {
     if (options_.progress) options_.progress(line);
   }
 
-  std::map<std::string, std::string> Vars(const StageState& s) const {
-    std::map<std::string, std::string> vars = s.args;
-    for (const json& e : s.config["config"].value("Env", json::array())) {
-      std::string kv = e.get<std::string>();
-      vars[kv.substr(0, kv.find('='))] =
-          kv.find('=') == std::string::npos ? "" : kv.substr(kv.find('=') + 1);
-    }
-    return vars;
+  static std::vector<std::string> Shell(const json& cfg) {
+    if (cfg.contains("Shell") && cfg["Shell"].is_array() && !cfg["Shell"].empty())
+      return cfg["Shell"].get<std::vector<std::string>>();
+    return {"/bin/sh", "-c"};
   }
 
-  Result<StageState> BuildStage(const Containerfile& file, const Stage& stage) {
+  Result<StageState> BuildStage(const Containerfile& file, const Stage& stage,
+                                const std::string& base, const std::vector<Instruction>& triggers) {
     StageState s;
-    stage_set_cmd_ = false;
-    std::string base = ExpandVariables(stage.base, global_args_);
+    s.built = true;
     Progress(fmt::format("STEP {}/{}: FROM {}{}", ++step_, total_steps_, base,
                          stage.name.empty() ? "" : " AS " + stage.name));
     int from_stage = StageIndex(file, base, stage.index);
@@ -251,10 +385,13 @@ class Builder {
       s.config = other.config;
       s.key = other.key;
       s.created = other.created;
-      s.shell = other.shell;
+      // BuildKit carries the whole build state into a stage built FROM a stage: its ARGs too.
+      s.args = other.args;
+      s.vars = other.vars;
     } else if (base == "scratch") {
+      // As BuildKit's empty image: this platform, "/" as the working directory, a PATH.
       s.config = {
-          {"architecture", HostArchitecture()}, {"os", "linux"}, {"config", json::object()}};
+          {"architecture", HostArchitecture()}, {"os", "linux"}, {"config", {{"WorkingDir", "/"}}}};
       s.key = "scratch";
       s.created = "1970-01-01T00:00:00Z";
     } else {
@@ -270,10 +407,26 @@ class Builder {
     DropMistypedFields(s.config["config"]);
     if (!s.config.contains("history") || !s.config["history"].is_array())
       s.config["history"] = json::array();
+    json& cfg = s.config["config"];
+    // Every stage has a PATH, as in BuildKit; triggers run once, in this stage, and are not
+    // passed on; a MAINTAINER of the base is kept, but not its author of the build steps.
+    bool has_path = false;
+    for (const json& e : cfg.value("Env", json::array()))
+      has_path |= e.get<std::string>().rfind("PATH=", 0) == 0;
+    if (!has_path) SetEnv(cfg, "PATH", kDefaultPath);
+    for (const json& e : cfg["Env"]) {
+      std::string kv = e.get<std::string>();
+      size_t eq = kv.find('=');
+      s.vars[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    }
+    cfg.erase("OnBuild");
+    for (const Instruction& ins : triggers) {
+      Progress(fmt::format("STEP {}/{}: {} (ONBUILD)", ++step_, total_steps_, ins.ToString()));
+      RETURN_IF_ERROR(Step(file, stage, ins, s));
+    }
     for (const Instruction& ins : stage.instructions) {
       Progress(fmt::format("STEP {}/{}: {}", ++step_, total_steps_, ins.ToString()));
-      Status st = Step(file, stage, ins, s);
-      if (!st.ok()) return st;
+      RETURN_IF_ERROR(Step(file, stage, ins, s));
     }
     return s;
   }
@@ -291,20 +444,25 @@ class Builder {
           !std::all_of(v.begin(), v.end(), [](const json& e) { return e.is_string(); }))
         cfg.erase(key);
     }
-    for (const char* key : {"Labels", "ExposedPorts", "Volumes"}) {
+    for (const char* key : {"Labels", "ExposedPorts", "Volumes", "Healthcheck"}) {
       if (cfg.contains(key) && !cfg[key].is_object()) cfg.erase(key);
     }
   }
 
+  // Sets KEY=VALUE in Env: in place when KEY is there already (as docker does), else at the end.
   static void SetEnv(json& cfg, const std::string& key, const std::string& value) {
     json env = cfg.value("Env", json::array());
-    json out = json::array();
-    for (const json& e : env) {
+    bool replaced = false;
+    for (json& e : env) {
       std::string kv = e.get<std::string>();
-      if (kv.substr(0, kv.find('=')) != key) out.push_back(kv);
+      if (kv.substr(0, kv.find('=')) == key) {
+        e = key + "=" + value;
+        replaced = true;
+        break;
+      }
     }
-    out.push_back(key + "=" + value);
-    cfg["Env"] = out;
+    if (!replaced) env.push_back(key + "=" + value);
+    cfg["Env"] = env;
   }
 
   void History(StageState& s, const Instruction& ins, bool empty_layer) {
@@ -315,52 +473,59 @@ class Builder {
 
   Status Step(const Containerfile& file, const Stage& stage, const Instruction& ins,
               StageState& s) {
+    Status st = StepInner(file, stage, ins, s);
+    return st.ok() ? st : Fail(ins, st);
+  }
+
+  Status StepInner(const Containerfile& file, const Stage& stage, const Instruction& ins,
+                   StageState& s) {
     const std::string& k = ins.keyword;
     json& cfg = s.config["config"];
-    auto vars = Vars(s);
-    auto expand = [&](const std::string& t) { return ExpandVariables(t, vars); };
+    std::map<std::string, std::string>& vars = s.vars;
+    auto word = [&](const std::string& t) { return lex_.Word(t, vars); };
     if (k == "ARG") {
-      DeclareArgs(ins, s.args);
+      RETURN_IF_ERROR(DeclareArgs(ins, s.args, s.vars));
       History(s, ins, true);
       return Status::Ok();
     }
     if (k == "ENV") {
-      if (ins.args[0].find('=') == std::string::npos) {
-        std::string value;
-        for (size_t i = 1; i < ins.args.size(); ++i) value += (i > 1 ? " " : "") + ins.args[i];
-        SetEnv(cfg, ins.args[0], expand(value));
-      } else {
-        for (const std::string& a : ins.args) {
-          size_t eq = a.find('=');
-          SetEnv(cfg, a.substr(0, eq), expand(a.substr(eq + 1)));
-        }
+      for (const auto& [key_text, value_text] : ins.pairs) {
+        ASSIGN_OR_RETURN(std::string key, word(key_text));
+        ASSIGN_OR_RETURN(std::string value, word(value_text));
+        if (key.empty()) return InvalidArgument("ENV names can not be blank");
+        SetEnv(cfg, key, value);
+        vars[key] = value;  // later pairs of the same ENV see it too
       }
       History(s, ins, true);
       return Status::Ok();
     }
-    if (k == "LABEL" || k == "MAINTAINER") {
+    if (k == "LABEL") {
       if (!cfg.contains("Labels") || !cfg["Labels"].is_object()) cfg["Labels"] = json::object();
-      if (k == "MAINTAINER") {
-        cfg["Labels"]["maintainer"] = expand(ins.text);
-      } else {
-        for (const std::string& a : ins.args) {
-          size_t eq = a.find('=');
-          cfg["Labels"][expand(a.substr(0, eq))] = expand(a.substr(eq + 1));
-        }
+      for (const auto& [key_text, value_text] : ins.pairs) {
+        ASSIGN_OR_RETURN(std::string key, word(key_text));
+        ASSIGN_OR_RETURN(std::string value, word(value_text));
+        if (key.empty()) return InvalidArgument("LABEL names can not be blank");
+        cfg["Labels"][key] = value;
       }
+      History(s, ins, true);
+      return Status::Ok();
+    }
+    if (k == "MAINTAINER") {
+      s.config["author"] = ins.text;  // docker sets the image's author, not a label
       History(s, ins, true);
       return Status::Ok();
     }
     if (k == "WORKDIR") {
-      std::string dir = expand(ins.args[0]);
+      ASSIGN_OR_RETURN(std::string dir, word(ins.text));
       std::string cur = cfg.value("WorkingDir", "/");
       if (dir.empty() || dir[0] != '/') dir = (cur.empty() ? "/" : cur) + "/" + dir;
       cfg["WorkingDir"] = "/" + JoinPath(SplitPath(dir));
-      Status st = WorkdirStep(ins, s, cfg["WorkingDir"].get<std::string>());
-      return st.ok() ? st : Fail(ins, st);
+      return WorkdirStep(ins, s, cfg["WorkingDir"].get<std::string>());
     }
     if (k == "USER") {
-      cfg["User"] = expand(ins.args[0]);
+      ASSIGN_OR_RETURN(std::string user, word(ins.text));
+      if (user.empty()) return InvalidArgument("the user is empty");
+      cfg["User"] = user;
       History(s, ins, true);
       return Status::Ok();
     }
@@ -368,32 +533,66 @@ class Builder {
       if (!cfg.contains("ExposedPorts") || !cfg["ExposedPorts"].is_object())
         cfg["ExposedPorts"] = json::object();
       for (const std::string& p : ins.args) {
-        std::string port = expand(p);
-        if (port.find('/') == std::string::npos) port += "/tcp";
-        cfg["ExposedPorts"][port] = json::object();
+        ASSIGN_OR_RETURN(std::vector<std::string> specs, lex_.Words(p, vars));
+        for (const std::string& spec : specs) {
+          ASSIGN_OR_RETURN(std::vector<std::string> ports, ParsePortSpec(spec));
+          for (const std::string& port : ports) cfg["ExposedPorts"][port] = json::object();
+        }
       }
       History(s, ins, true);
       return Status::Ok();
     }
     if (k == "VOLUME") {
       if (!cfg.contains("Volumes") || !cfg["Volumes"].is_object()) cfg["Volumes"] = json::object();
-      for (const std::string& v : ins.args) cfg["Volumes"][expand(v)] = json::object();
+      for (const std::string& v : ins.args) {
+        ASSIGN_OR_RETURN(std::string volume, word(v));
+        if (volume.empty()) return InvalidArgument("a volume can not be an empty string");
+        cfg["Volumes"][volume] = json::object();
+      }
       History(s, ins, true);
       return Status::Ok();
     }
     if (k == "STOPSIGNAL") {
-      cfg["StopSignal"] = expand(ins.args[0]);
+      ASSIGN_OR_RETURN(std::string signal, word(ins.text));
+      if (!IsSignal(signal)) return InvalidArgument(fmt::format("invalid signal '{}'", signal));
+      cfg["StopSignal"] = signal;
       History(s, ins, true);
       return Status::Ok();
     }
     if (k == "SHELL") {
-      s.shell = ins.args;
+      cfg["Shell"] = ins.args;
       History(s, ins, true);
       return Status::Ok();
     }
-    if (k == "HEALTHCHECK" || k == "ONBUILD") {
-      // Like podman: the OCI image config has no place for these; say so and go on.
-      Progress(fmt::format("WARN: {} is not supported by the OCI image format and is ignored", k));
+    if (k == "HEALTHCHECK") {
+      json hc = json::object();
+      if (ins.args[0] == "NONE") {
+        hc["Test"] = {"NONE"};
+      } else {
+        json test = json::array();
+        test.push_back(ins.json_form ? "CMD" : "CMD-SHELL");
+        for (size_t i = 1; i < ins.args.size(); ++i) test.push_back(ins.args[i]);
+        hc["Test"] = test;
+        // Go durations in nanoseconds; zero values are left out, as docker's JSON does.
+        for (auto [flag, field] : {std::pair{"interval", "Interval"},
+                                   {"timeout", "Timeout"},
+                                   {"start-period", "StartPeriod"},
+                                   {"start-interval", "StartInterval"}}) {
+          auto it = ins.flags.find(flag);
+          if (it == ins.flags.end()) continue;
+          ASSIGN_OR_RETURN(int64_t ns, ParseGoDuration(it->second));
+          if (ns != 0) hc[field] = ns;
+        }
+        if (auto it = ins.flags.find("retries"); it != ins.flags.end() && it->second != "0")
+          hc["Retries"] = std::stoll(it->second);
+      }
+      cfg["Healthcheck"] = hc;
+      History(s, ins, true);
+      return Status::Ok();
+    }
+    if (k == "ONBUILD") {
+      if (!cfg.contains("OnBuild") || !cfg["OnBuild"].is_array()) cfg["OnBuild"] = json::array();
+      cfg["OnBuild"].push_back(ins.trigger);
       History(s, ins, true);
       return Status::Ok();
     }
@@ -402,29 +601,23 @@ class Builder {
       if (ins.json_form) {
         for (const std::string& a : ins.args) argv.push_back(a);
       } else if (!ins.text.empty()) {
-        for (const std::string& a : s.shell) argv.push_back(a);
+        for (const std::string& a : Shell(cfg)) argv.push_back(a);
         argv.push_back(ins.text);
       }
       if (k == "ENTRYPOINT") {
         cfg["Entrypoint"] = argv;
         // Like docker: a new ENTRYPOINT drops a CMD inherited from the base image.
-        if (!stage_set_cmd_) cfg.erase("Cmd");
+        if (!s.cmd_set) cfg.erase("Cmd");
       } else {
         cfg["Cmd"] = argv;
-        stage_set_cmd_ = true;
+        s.cmd_set = true;
       }
       History(s, ins, true);
       return Status::Ok();
     }
-    Status st;
-    if (k == "COPY" || k == "ADD") {
-      st = CopyStep(file, stage, ins, s, vars);
-    } else if (k == "RUN") {
-      st = RunStepInstr(ins, s, vars);
-    } else {
-      st = Internal("unhandled instruction " + k);
-    }
-    return st.ok() ? st : Fail(ins, st);
+    if (k == "COPY" || k == "ADD") return CopyStep(file, stage, ins, s, vars);
+    if (k == "RUN") return RunStepInstr(ins, s);
+    return Internal("unhandled instruction " + k);
   }
 
   // ---- cache
@@ -498,10 +691,39 @@ class Builder {
     return dirs;
   }
 
+  // Makes the directories of `comps` the image lacks in `layer_dir` (whose own entries for the
+  // ones the image has keep the image's metadata): mode `mode`, owned by `owner`, as BuildKit's
+  // mkdir -p does for COPY destinations and WORKDIR.
+  static Status MakeMissingDirs(const MergedView& view, const std::string& layer_dir,
+                                const std::vector<std::string>& comps, mode_t mode,
+                                const Ids& owner, std::set<std::string>* made) {
+    for (size_t i = 1; i <= comps.size(); ++i) {
+      std::string rel = JoinPath(comps, i);
+      if (made != nullptr && !made->insert(rel).second) continue;
+      std::string path = layer_dir + "/" + rel;
+      if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoError("mkdir " + path);
+      std::vector<std::string> sub(comps.begin(), comps.begin() + static_cast<long>(i));
+      auto hit = view.Lookup(sub);
+      const struct stat* image_dir = hit && S_ISDIR(hit->second.st_mode) ? &hit->second : nullptr;
+      uid_t uid = image_dir != nullptr ? image_dir->st_uid : owner.uid;
+      gid_t gid = image_dir != nullptr ? image_dir->st_gid : owner.gid;
+      if (::lchown(path.c_str(), uid, gid) != 0 && ::geteuid() == 0)
+        return ErrnoError("chown " + path);
+      mode_t m = image_dir != nullptr ? image_dir->st_mode & 07777 : mode;
+      if (::chmod(path.c_str(), m) != 0) return ErrnoError("chmod " + path);
+      if (image_dir != nullptr) {
+        struct timespec times[2] = {image_dir->st_mtim, image_dir->st_mtim};
+        ::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW);
+      }
+    }
+    return Status::Ok();
+  }
+
   // ---- WORKDIR
 
   // Like docker, WORKDIR makes its directory when the image lacks it: a layer holding just the
-  // missing directories (parents keep the metadata they have in the image).
+  // missing directories, 0755 and owned by the USER at that point (parents the image has keep
+  // their metadata).
   Status WorkdirStep(const Instruction& ins, StageState& s, const std::string& dir) {
     ASSIGN_OR_RETURN(std::vector<std::string> lowers, LowerDirs(s));
     MergedView view(lowers);
@@ -513,22 +735,15 @@ class Builder {
     }
     if (hit)
       return InvalidArgument(fmt::format("{} exists in the image and is not a directory", dir));
-    std::string key = StepKey(s, "WORKDIR " + JoinPath(comps));
+    // A user the image does not know owns nothing: root, as BuildKit does.
+    Result<Ids> owner = ResolveUser(view, s.config["config"].value("User", ""), false);
+    if (!owner.ok() && owner.status().code() != StatusCode::kNotFound) return owner.status();
+    Ids ids = owner.ok() ? *owner : Ids{};
+    std::string key =
+        StepKey(s, fmt::format("WORKDIR {} {}:{}", JoinPath(comps), ids.uid, ids.gid));
     if (TryCache(key, ins, s)) return Status::Ok();
     ASSIGN_OR_RETURN(TempDir layer, TempDir::MakeIn(store_.layers_dir(), ".tmp-workdir-"));
-    for (size_t i = 1; i <= comps.size(); ++i) {
-      std::string path = layer.path() + "/" + JoinPath(comps, i);
-      if (::mkdir(path.c_str(), 0755) != 0) return ErrnoError("mkdir " + path);
-      std::vector<std::string> sub(comps.begin(), comps.begin() + static_cast<long>(i));
-      if (auto parent = view.Lookup(sub); parent && S_ISDIR(parent->second.st_mode)) {
-        const struct stat& st = parent->second;
-        if (::lchown(path.c_str(), st.st_uid, st.st_gid) != 0 && ::geteuid() == 0)
-          return ErrnoError("chown " + path);
-        if (::chmod(path.c_str(), st.st_mode & 07777) != 0) return ErrnoError("chmod " + path);
-        struct timespec times[2] = {st.st_mtim, st.st_mtim};
-        ::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW);
-      }
-    }
+    RETURN_IF_ERROR(MakeMissingDirs(view, layer.path(), comps, 0755, ids, nullptr));
     std::string path = layer.Release();
     Status st = CommitLayer(path, key, ins, s);
     if (!st.ok()) (void)RemoveTree(path);
@@ -542,9 +757,13 @@ class Builder {
     std::string real_rel;  // the real path (symlinks resolved), for ignore rules
     UniqueFd fd;
     struct stat st {};
-    bool archive = false;  // ADD: extract
+    bool archive = false;              // ADD: extract
+    const Heredoc* heredoc = nullptr;  // COPY <<EOF: a file named after the heredoc
+    std::string data;                  // its content, variables substituted if it asks for it
   };
 
+  // The sources `pattern` names. A wildcard that matches nothing names nothing, as in BuildKit;
+  // a plain name that is missing is an error.
   Result<std::vector<Source>> ExpandSources(int root_fd, const std::string& root_name,
                                             const std::string& pattern, const IgnoreRules* ignore,
                                             bool is_add) {
@@ -553,9 +772,11 @@ class Builder {
     }
     std::vector<std::string> comps = SplitPath(pattern);
     std::vector<std::string> matches = {""};
+    bool wildcard = false;
     for (const std::string& c : comps) {
       std::vector<std::string> next;
       bool glob = c.find_first_of("*?[") != std::string::npos;
+      wildcard |= glob;
       for (const std::string& m : matches) {
         if (!glob) {
           next.push_back(m.empty() ? c : m + "/" + c);
@@ -599,7 +820,7 @@ class Builder {
       }
       out.push_back(std::move(src));
     }
-    if (out.empty()) {
+    if (out.empty() && !wildcard) {
       return NotFound(
           fmt::format("source '{}' not found in the {}{}", pattern, root_name,
                       ignore != nullptr ? " (or excluded by .containerignore/.dockerignore)" : ""));
@@ -615,6 +836,7 @@ class Builder {
     if (idx >= 0) {
       *name = "stage '" + from + "'";
       StageState& other = states_[static_cast<size_t>(idx)];
+      if (!other.built) return Internal(fmt::format("stage '{}' was not built", from));
       slot = &other.flat;
       if (!other.flat) {
         ASSIGN_OR_RETURN(lowers, LowerDirs(other));
@@ -643,28 +865,50 @@ class Builder {
   Status CopyStep(const Containerfile& file, const Stage& stage, const Instruction& ins,
                   StageState& s, const std::map<std::string, std::string>& vars) {
     bool is_add = ins.keyword == "ADD";
-    std::vector<std::string> args;
-    for (const std::string& a : ins.args) args.push_back(ExpandVariables(a, vars));
-    std::string dest = args.back();
-    args.pop_back();
     // Source root: the context, or another stage's / image's file system.
     UniqueFd src_root;
     std::string root_name = "build context";
     const IgnoreRules* ignore = &ignore_;
     if (auto from = ins.flags.find("from"); from != ins.flags.end()) {
-      ASSIGN_OR_RETURN(
-          int fd, FlatRoot(file, ExpandVariables(from->second, vars), stage.index, &root_name));
+      ASSIGN_OR_RETURN(std::string name, lex_.Word(from->second, vars));
+      ASSIGN_OR_RETURN(int fd, FlatRoot(file, name, stage.index, &root_name));
       src_root.Reset(fd);
       ignore = nullptr;
     } else {
       src_root.Reset(::fcntl(context_fd_.get(), F_DUPFD_CLOEXEC, 0));
     }
     std::vector<Source> sources;
-    for (const std::string& a : args) {
-      ASSIGN_OR_RETURN(std::vector<Source> found,
-                       ExpandSources(src_root.get(), root_name, a, ignore, is_add));
-      for (Source& f : found) sources.push_back(std::move(f));
+    for (size_t i = 0; i + 1 < ins.args.size(); ++i) {
+      const std::string& a = ins.args[i];
+      const Heredoc* found = nullptr;
+      std::string name;
+      if (!ins.json_form && IsHeredocWord(a, &name)) {
+        for (const Heredoc& h : ins.heredocs) {
+          if (h.name == name) found = &h;
+        }
+      }
+      if (found != nullptr) {
+        // As BuildKit: an unquoted delimiter substitutes variables (quotes stay as written).
+        Source src;
+        src.heredoc = found;
+        src.rel = found->name;
+        src.data = found->Body();
+        if (found->expand) {
+          ShellLexer content('\\');
+          content.skip_quotes = true;
+          ASSIGN_OR_RETURN(src.data, content.Word(src.data, vars));
+        }
+        src.st.st_mode = S_IFREG | 0644;
+        src.st.st_size = static_cast<off_t>(src.data.size());
+        sources.push_back(std::move(src));
+        continue;
+      }
+      ASSIGN_OR_RETURN(std::string pattern, lex_.Word(a, vars));
+      ASSIGN_OR_RETURN(std::vector<Source> matched,
+                       ExpandSources(src_root.get(), root_name, pattern, ignore, is_add));
+      for (Source& f : matched) sources.push_back(std::move(f));
     }
+    ASSIGN_OR_RETURN(std::string dest, lex_.Word(ins.args.back(), vars));
     // The destination, resolved through the image's symlinks like the container will see it.
     ASSIGN_OR_RETURN(std::vector<std::string> lowers, LowerDirs(s));
     MergedView view(lowers);
@@ -679,23 +923,30 @@ class Builder {
           "with several sources the destination '{}' must be a directory ending in '/'", dest));
     CopyPolicy policy;
     policy.ignore = ignore;
+    Ids owner;  // of the directories the copy creates: --chown, else root
     if (auto chown = ins.flags.find("chown"); chown != ins.flags.end()) {
-      ASSIGN_OR_RETURN(Ids ids, ResolveUser(view, ExpandVariables(chown->second, vars), false));
+      ASSIGN_OR_RETURN(std::string spec, lex_.Word(chown->second, vars));
+      ASSIGN_OR_RETURN(Ids ids, ResolveUser(view, spec, false));
       policy.owner = ids;
+      owner = ids;
     } else if (ignore != nullptr) {
       policy.owner = Ids{};  // files from the context belong to root
     }
+    mode_t dir_mode = 0755;
     if (auto chmod = ins.flags.find("chmod"); chmod != ins.flags.end()) {
+      ASSIGN_OR_RETURN(std::string spec, lex_.Word(chmod->second, vars));
       char* end = nullptr;
-      unsigned long m = std::strtoul(chmod->second.c_str(), &end, 8);
-      if (*end != '\0' || m > 07777)
-        return InvalidArgument(fmt::format("--chmod={}: not an octal mode", chmod->second));
+      unsigned long m = std::strtoul(spec.c_str(), &end, 8);
+      if (spec.empty() || *end != '\0' || m > 07777)
+        return InvalidArgument(fmt::format("--chmod={}: not an octal mode (0 to 7777)", spec));
       policy.mode = static_cast<mode_t>(m);
+      dir_mode = policy.mode.value();  // BuildKit's mkdir -p of the destination uses it too
     }
     // Destination of each source within the layer, then the cache key over all content.
     std::string dest_rel = JoinPath(dest_comps);
     Sha256 content;
     content.Update(ins.ToString() + "\n" + JoinPath(dest_comps) + (dest_is_dir ? "/" : "") + "\n");
+    content.Update(fmt::format("dirs {}:{} {:o}\n", owner.uid, owner.gid, dir_mode));
     if (policy.owner)
       content.Update(fmt::format("owner {}:{}\n", policy.owner->uid, policy.owner->gid));
     std::vector<std::string> targets;
@@ -710,9 +961,14 @@ class Builder {
       if (target.empty() && !S_ISDIR(src.st.st_mode) && !src.archive)
         return InvalidArgument("cannot copy a file onto '/'");
       targets.push_back(target);
-      HashVisitor hv(content, /*with_owner=*/!policy.owner);
       content.Update(
           fmt::format("source {} -> {} {}\n", src.rel, target, src.archive ? "extract" : ""));
+      if (src.heredoc != nullptr) {
+        content.Update(fmt::format("heredoc {}\n", src.data.size()));
+        content.Update(src.data);
+        continue;
+      }
+      HashVisitor hv(content, /*with_owner=*/!policy.owner);
       RETURN_IF_ERROR(WalkSource(src.fd.get(), src.st, src.real_rel, "", policy, hv));
     }
     std::string key = StepKey(s, content.FinishDigest());
@@ -722,45 +978,36 @@ class Builder {
     int lfd = ::open(layer.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (lfd < 0) return ErrnoError("open " + layer.path());
     UniqueFd layer_fd(lfd);
-    // Parents of the destinations keep the metadata they have in the image.
+    // Directories on the way to each destination: those of the image keep their metadata, the
+    // missing ones are made 0755 (or --chmod) and owned by --chown (or root), as BuildKit does.
     std::set<std::string> made;
-    auto make_parents = [&](const std::string& target, bool include_self) -> Status {
+    auto make_dirs = [&](const std::string& target, bool include_self) -> Status {
       std::vector<std::string> comps = SplitPath(target);
-      size_t n = include_self ? comps.size() : (comps.empty() ? 0 : comps.size() - 1);
-      for (size_t i = 1; i <= n; ++i) {
-        std::string rel = JoinPath(comps, i);
-        if (made.count(rel)) continue;
-        made.insert(rel);
-        std::string path = layer.path() + "/" + rel;
-        if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoError("mkdir " + path);
-        std::vector<std::string> sub(comps.begin(), comps.begin() + static_cast<long>(i));
-        if (auto hit = view.Lookup(sub); hit && S_ISDIR(hit->second.st_mode)) {
-          ::lchown(path.c_str(), hit->second.st_uid, hit->second.st_gid);
-          ::chmod(path.c_str(), hit->second.st_mode & 07777);
-          struct timespec times[2] = {hit->second.st_mtim, hit->second.st_mtim};
-          ::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW);
-        } else if (policy.owner && include_self && i == n) {
-          ::lchown(path.c_str(), policy.owner->uid, policy.owner->gid);
-        }
-      }
-      return Status::Ok();
+      if (!include_self && !comps.empty()) comps.pop_back();
+      return MakeMissingDirs(view, layer.path(), comps, dir_mode, owner, &made);
     };
     for (size_t i = 0; i < sources.size(); ++i) {
       Source& src = sources[i];
       if (src.archive) {
-        RETURN_IF_ERROR(make_parents(targets[i], true));
+        RETURN_IF_ERROR(make_dirs(targets[i], true));
         std::string into = layer.path() + (targets[i].empty() ? "" : "/" + targets[i]);
         ExtractOptions eo;
         eo.whiteouts = WhiteoutMode::kPlain;
         eo.set_owner = ::geteuid() == 0;
+        if (ins.flags.count("chown")) eo.owner = std::make_pair(owner.uid, owner.gid);
         eo.what = "ADD " + src.rel;
         if (::lseek(src.fd.get(), 0, SEEK_SET) < 0) return ErrnoError("seek " + src.rel);
         RETURN_IF_ERROR(ExtractTar(src.fd.get(), into, eo).status());
         continue;
       }
-      RETURN_IF_ERROR(make_parents(targets[i], S_ISDIR(src.st.st_mode)));
-      // A directory's contents go into the target, which takes the source directory's mode.
-      CopyVisitor cv(layer_fd.get(), policy);
+      // A directory source's contents go into the target, which is made like a parent: it
+      // does not take the source directory's own mode or owner.
+      RETURN_IF_ERROR(make_dirs(targets[i], S_ISDIR(src.st.st_mode)));
+      if (src.heredoc != nullptr) {
+        RETURN_IF_ERROR(WriteHeredocFile(layer.path() + "/" + targets[i], src.data, policy));
+        continue;
+      }
+      CopyVisitor cv(layer_fd.get(), policy, S_ISDIR(src.st.st_mode) ? targets[i] : "");
       RETURN_IF_ERROR(WalkSource(src.fd.get(), src.st, src.real_rel, targets[i], policy, cv));
     }
     std::string path = layer.Release();
@@ -769,38 +1016,89 @@ class Builder {
     return st;
   }
 
+  // COPY <<EOF: a regular file 0644 (or --chmod) owned by --chown or root.
+  static Status WriteHeredocFile(const std::string& path, const std::string& data,
+                                 const CopyPolicy& policy) {
+    ::unlink(path.c_str());
+    ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600));
+    RETURN_IF_ERROR(WriteAll(fd.get(), data, path));
+    Ids owner = policy.owner.value_or(Ids{});
+    if (::fchown(fd.get(), owner.uid, owner.gid) != 0 && ::geteuid() == 0)
+      return ErrnoError("chown " + path);
+    if (::fchmod(fd.get(), policy.mode.value_or(0644)) != 0) return ErrnoError("chmod " + path);
+    return Status::Ok();
+  }
+
   // ---- RUN
 
-  Status RunStepInstr(const Instruction& ins, StageState& s,
-                      const std::map<std::string, std::string>& vars) {
+  // The command a RUN runs, and the script file a heredoc with a shebang becomes (BuildKit runs
+  // such a heredoc as a program from /dev/pipes; a plain one through the shell; a command line
+  // with heredocs in it through the shell too, the heredocs put back after it).
+  struct RunCommand {
+    std::vector<std::string> argv;
+    std::string script_name;  // empty: none
+    std::string script;
+  };
+
+  static RunCommand CommandOf(const Instruction& ins, const json& cfg) {
+    RunCommand out;
+    if (ins.json_form) {
+      out.argv = ins.args;
+      return out;
+    }
+    std::string command = ins.text;
+    if (!ins.heredocs.empty()) {
+      // The command is nothing but one heredoc word ("<<EOF", "<<-'EOF'").
+      std::string name;
+      if (IsHeredocWord(command, &name)) {
+        const Heredoc& doc = ins.heredocs[0];
+        std::string body = doc.Body();
+        if (body.rfind("#!", 0) == 0) {
+          out.script_name = doc.name;
+          out.script = body;
+          out.argv = {"/dev/pipes/" + doc.name};
+          return out;
+        }
+        command = body;
+      } else {
+        for (const Heredoc& doc : ins.heredocs) command += "\n" + doc.content + doc.name;
+      }
+    }
+    out.argv = Shell(cfg);
+    out.argv.push_back(command);
+    return out;
+  }
+
+  Status RunStepInstr(const Instruction& ins, StageState& s) {
     json& cfg = s.config["config"];
     RunStep step;
-    if (ins.json_form) {
-      step.argv = ins.args;
-    } else {
-      step.argv = s.shell;
-      step.argv.push_back(ins.text);
-    }
+    RunCommand command = CommandOf(ins, cfg);
+    step.argv = command.argv;
     if (step.argv.empty()) return InvalidArgument("empty command");
-    bool has_path = false;
+    // The build state's variables: the config's Env in its order (an ARG may have overridden a
+    // value), then the ARGs, then proxy settings, which reach RUN without an ARG in BuildKit.
+    std::set<std::string> done;
+    std::string seen;
+    auto add = [&](const std::string& k, const std::string& v) {
+      if (!done.insert(k).second) return;
+      step.env.push_back(k + "=" + v);
+      seen += k + "=" + v + "\n";
+    };
     for (const json& e : cfg.value("Env", json::array())) {
-      std::string kv = e.get<std::string>();
-      has_path |= kv.rfind("PATH=", 0) == 0;
-      step.env.push_back(kv);
+      std::string name = e.get<std::string>().substr(0, e.get<std::string>().find('='));
+      add(name, s.vars[name]);
     }
-    std::string args_seen;
-    for (const auto& [k, v] : s.args) {
-      bool shadowed = false;
-      for (const std::string& e : step.env) shadowed |= e.rfind(k + "=", 0) == 0;
-      if (!shadowed) step.env.push_back(k + "=" + v);
-      args_seen += k + "=" + v + "\n";
+    for (const auto& [k, v] : s.args) add(k, s.vars[k]);
+    for (const auto& [k, v] : options_.build_args) {
+      if (IsProxyArg(k)) add(k, v);
     }
-    if (!has_path) step.env.push_back(std::string("PATH=") + kDefaultPath);
+    if (!done.count("PATH")) step.env.push_back(std::string("PATH=") + kDefaultPath);
     step.working_dir = cfg.value("WorkingDir", "");
     if (step.working_dir.empty()) step.working_dir = "/";
     step.user = cfg.value("User", "");
-    (void)vars;
-    std::string key = StepKey(s, ins.ToString() + "\n" + args_seen);
+    std::string what = ins.ToString() + "\n" + seen;
+    for (const std::string& a : step.argv) what += a + "\n";
+    std::string key = StepKey(s, what);
     if (TryCache(key, ins, s)) return Status::Ok();
     if (options_.executor == nullptr) {
       return Unsupported(
@@ -817,6 +1115,12 @@ class Builder {
     step.work_dir = scratch.path() + "/work";
     if (::mkdir(step.upper_dir.c_str(), 0755) != 0) return ErrnoError("mkdir " + step.upper_dir);
     if (::mkdir(step.work_dir.c_str(), 0700) != 0) return ErrnoError("mkdir " + step.work_dir);
+    if (!command.script_name.empty()) {
+      std::string pipes = scratch.path() + "/pipes";
+      if (::mkdir(pipes.c_str(), 0755) != 0) return ErrnoError("mkdir " + pipes);
+      RETURN_IF_ERROR(WriteFile(pipes + "/" + command.script_name, command.script, 0755));
+      step.read_only_binds.push_back({pipes, "/dev/pipes"});
+    }
     ASSIGN_OR_RETURN(int code, options_.executor->Run(step));
     if (code != 0) {
       return InvalidArgument(fmt::format("'{}' exited with status {}", ins.text, code));
@@ -845,18 +1149,20 @@ class Builder {
 
   const ImageStore& store_;
   const BuildOptions& options_;
+  ShellLexer lex_;
   std::string file_name_;
   IgnoreRules ignore_;
   UniqueFd context_fd_;
   std::string context_real_;  // absolute real path of the context
   std::map<std::string, std::string> global_args_;
+  std::set<std::string> consumed_;  // build args some ARG declared
+  std::vector<std::string> warnings_;
   std::vector<StageState> states_;
   std::map<std::string, std::optional<TempDir>> image_flats_;
   int step_ = 0;
   int total_steps_ = 0;
   int cached_ = 0;
   int built_ = 0;
-  bool stage_set_cmd_ = false;
 };
 
 }  // namespace

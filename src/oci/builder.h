@@ -40,6 +40,13 @@ struct RunStep {
   gid_t gid = 0;
   std::vector<gid_t> groups;  // supplementary groups from /etc/group
   bool network = false;       // builds have no network
+  // Host directories to bind-mount read-only inside the root (`RUN <<EOF` with a shebang runs
+  // its script from /dev/pipes, as BuildKit does); nothing under them reaches the layer.
+  struct Bind {
+    std::string source;       // host path
+    std::string destination;  // absolute path inside the root
+  };
+  std::vector<Bind> read_only_binds;
 };
 
 class RunStepExecutor {
@@ -68,6 +75,9 @@ struct BuildResult {
   int steps = 0;
   int cached_layers = 0;
   int built_layers = 0;
+  // What docker warns about and the build went on despite: empty continuation lines, build
+  // args no ARG consumed. The CLI prints them.
+  std::vector<std::string> warnings;
 };
 
 Result<BuildResult> Build(const ImageStore& store, const BuildOptions& options);

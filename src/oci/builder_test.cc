@@ -15,6 +15,8 @@
 namespace barge::oci {
 namespace {
 
+constexpr const char* kPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 using testing::Compression;
 using testing::ListTree;
 using testing::MakeTar;
@@ -129,7 +131,7 @@ TEST_F(BuilderTest, BuildsConfigAndLayersThenReusesEveryLayer) {
       "USER app\n"
       "ENTRYPOINT [\"/bin/app\"]\n"
       "HEALTHCHECK CMD true\n"
-      "CMD --serve\n");
+      "CMD serve --port 80\n");
   auto r = Build();
   ASSERT_TRUE(r.ok()) << r.status().message();
   const Image& image = r->image;
@@ -137,19 +139,20 @@ TEST_F(BuilderTest, BuildsConfigAndLayersThenReusesEveryLayer) {
   EXPECT_EQ(r->cached_layers, 0);
   ASSERT_EQ(image.layers.size(), 5u);
   const ImageConfig& c = image.config;
-  EXPECT_EQ(c.env, (std::vector<std::string>{"APP_HOME=/srv/app", "MODE=prod"}));
+  // Every stage gets a PATH when its base has none, as in BuildKit.
+  EXPECT_EQ(c.env, (std::vector<std::string>{std::string("PATH=") + kPath, "APP_HOME=/srv/app",
+                                             "MODE=prod"}));
   EXPECT_EQ(c.labels.at("version"), "1.0");
   EXPECT_EQ(c.labels.at("org.example.name"), "demo app");
   EXPECT_EQ(c.working_dir, "/srv/app");
   EXPECT_EQ(c.user, "app");
   EXPECT_EQ(c.exposed_ports, (std::vector<std::string>{"53/udp", "8080/tcp"}));
   EXPECT_EQ(c.entrypoint, std::vector<std::string>{"/bin/app"});
-  EXPECT_EQ(c.cmd, (std::vector<std::string>{"/bin/sh", "-c", "--serve"}));
+  EXPECT_EQ(c.cmd, (std::vector<std::string>{"/bin/sh", "-c", "serve --port 80"}));
   EXPECT_EQ(image.tags, std::vector<std::string>{"out:1"});
   EXPECT_EQ(progress_.front(), "STEP 1/13: FROM base:1");
-  EXPECT_NE(std::find(progress_.begin(), progress_.end(),
-                      "WARN: HEALTHCHECK is not supported by the OCI image format and is ignored"),
-            progress_.end());
+  EXPECT_EQ(image.config_document["config"]["Healthcheck"],
+            nlohmann::json({{"Test", {"CMD-SHELL", "true"}}}));
 
   EXPECT_EQ(ListTree(UnpackLayer(image, 1)), (std::vector<std::string>{"srv", "srv/app"}));
   std::string l1 = UnpackLayer(image, 2);
@@ -512,8 +515,323 @@ TEST_F(BuilderTest, BuildArgsAndVariables) {
   options.build_args = {{"WHO", "barge"}};
   auto r = Build(options);
   ASSERT_TRUE(r.ok()) << r.status().message();
-  EXPECT_EQ(r->image.config.env, std::vector<std::string>{"GREETING=hello barge"});
+  EXPECT_EQ(r->image.config.env,
+            (std::vector<std::string>{std::string("PATH=") + kPath, "GREETING=hello barge"}));
   EXPECT_TRUE(PathExists(UnpackLayer(r->image, 1) + "/barge.txt"));
+}
+
+TEST_F(BuilderTest, NonAsciiNamesReachTheLayer) {
+  // File names are bytes: UTF-8 (as users write them) and not (old Latin-1 trees).
+  ASSERT_TRUE(MakeDirs(ctx_ + "/donn\xc3\xa9"
+                              "es")
+                  .ok());
+  ASSERT_TRUE(WriteFile(ctx_ + "/donn\xc3\xa9"
+                               "es/\xc3\xbc"
+                               "ber.txt",
+                        "u")
+                  .ok());
+  ASSERT_TRUE(WriteFile(ctx_ + "/donn\xc3\xa9"
+                               "es/latin1-\xe9",
+                        "l")
+                  .ok());
+  Containerfile(
+      "FROM base:1\nCOPY donn\xc3\xa9"
+      "es /donn\xc3\xa9"
+      "es/\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(ListTree(UnpackLayer(r->image, 1)), (std::vector<std::string>{"donn\xc3\xa9"
+                                                                          "es",
+                                                                          "donn\xc3\xa9"
+                                                                          "es/latin1-\xe9",
+                                                                          "donn\xc3\xa9"
+                                                                          "es/\xc3\xbc"
+                                                                          "ber.txt"}));
+}
+
+TEST_F(BuilderTest, CreatedDirectoriesBelongToChownAndUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "chown needs root";
+  // As BuildKit's mkdir -p: what COPY --chown and WORKDIR create belongs to that user, 0755 (or
+  // --chmod); what the image has keeps its metadata; a directory source's own mode is not used.
+  ASSERT_EQ(::chmod((ctx_ + "/dir").c_str(), 0700), 0);
+  Containerfile(
+      "FROM base:1\n"
+      "COPY --chown=app file.txt /new/sub/\n"
+      "COPY --chown=app:extra dir /data/\n"
+      "COPY --chmod=0750 file.txt /modes/f\n"
+      "COPY file.txt /usr/lib/x/\n"
+      "USER app\n"
+      "WORKDIR /srv/app\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  auto expect = [&](const std::string& path, uid_t uid, gid_t gid, mode_t mode) {
+    struct stat st {};
+    ASSERT_EQ(::lstat(path.c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_uid, uid) << path;
+    EXPECT_EQ(st.st_gid, gid) << path;
+    EXPECT_EQ(st.st_mode & 07777, mode) << path;
+  };
+  std::string l1 = UnpackLayer(r->image, 1);
+  expect(l1 + "/new", 1000, 1000, 0755);
+  expect(l1 + "/new/sub", 1000, 1000, 0755);
+  expect(l1 + "/new/sub/file.txt", 1000, 1000, 0644);
+  std::string l2 = UnpackLayer(r->image, 2);
+  expect(l2 + "/data", 1000, 2000, 0755);
+  expect(l2 + "/data/sub", 1000, 2000, 0755);
+  expect(l2 + "/data/sub/b", 1000, 2000, 0600);
+  std::string l3 = UnpackLayer(r->image, 3);
+  expect(l3 + "/modes", 0, 0, 0750);
+  expect(l3 + "/modes/f", 0, 0, 0750);
+  std::string l4 = UnpackLayer(r->image, 4);
+  expect(l4 + "/usr/lib", 0, 0, 0700);  // the image's own directory (through /lib)
+  expect(l4 + "/usr/lib/x", 0, 0, 0755);
+  std::string l5 = UnpackLayer(r->image, 5);
+  expect(l5 + "/srv", 1000, 1000, 0755);
+  expect(l5 + "/srv/app", 1000, 1000, 0755);
+}
+
+TEST_F(BuilderTest, QuotesAndEscapesStopExpansion) {
+  Containerfile(
+      "FROM base:1\n"
+      "ENV A=x\n"
+      "ENV S='$A' D=\"$A\" E=\\$A F=\"\\$A\" G=${A}y H=\"a b\"\n"
+      "LABEL d='$A' e=\"${A:+set}\" \"quoted key\"=1\n"
+      "ENV OLD quoted \"$A\" and '$A'\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->image.config.env,
+            (std::vector<std::string>{std::string("PATH=") + kPath, "A=x", "S=$A", "D=x", "E=$A",
+                                      "F=$A", "G=xy", "H=a b", "OLD=quoted x and $A"}));
+  EXPECT_EQ(r->image.config.labels.at("d"), "$A");
+  EXPECT_EQ(r->image.config.labels.at("e"), "set");
+  EXPECT_EQ(r->image.config.labels.at("quoted key"), "1");
+  Containerfile("FROM base:1\nENV A=\"${B:?B must be set}\"\n");
+  r = Build();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "Containerfile:2: ENV: '\"${B:?B must be set}\"': B: B must be set");
+}
+
+TEST_F(BuilderTest, TheLastOfArgAndEnvWinsAsInBuildKit) {
+  // BuildKit keeps one environment for a stage: an ARG after an ENV of the same name overrides it
+  // for expansion and for RUN (the config keeps the ENV); an ENV after an ARG overrides that.
+  Containerfile(
+      "FROM base:1 AS first\n"
+      "ENV V=env\n"
+      "ARG V=arg\n"
+      "ARG W=arg\n"
+      "ENV W=env\n"
+      "LABEL v=$V w=$W\n"
+      "RUN step\n"
+      "FROM first\n"
+      "LABEL inherited=$V\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->image.config.labels.at("v"), "arg");
+  EXPECT_EQ(r->image.config.labels.at("w"), "env");
+  // A stage FROM a stage starts from that state with the config's Env applied again.
+  EXPECT_EQ(r->image.config.labels.at("inherited"), "env");
+  ASSERT_EQ(fake_.steps.size(), 1u);
+  const auto& env = fake_.steps[0].env;
+  EXPECT_NE(std::find(env.begin(), env.end(), "V=arg"), env.end());
+  EXPECT_NE(std::find(env.begin(), env.end(), "W=env"), env.end());
+  EXPECT_EQ(r->image.config.env,
+            (std::vector<std::string>{std::string("PATH=") + kPath, "V=env", "W=env"}));
+}
+
+TEST_F(BuilderTest, CopyKeepsHardLinksOfTheTreeItCopies) {
+  ASSERT_EQ(::link((ctx_ + "/dir/a").c_str(), (ctx_ + "/dir/sub/a-again").c_str()), 0);
+  Containerfile("FROM base:1\nCOPY dir /d/\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::string l = UnpackLayer(r->image, 1);
+  struct stat a {
+  }, b{};
+  ASSERT_EQ(::stat((l + "/d/a").c_str(), &a), 0);
+  ASSERT_EQ(::stat((l + "/d/sub/a-again").c_str(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);
+  EXPECT_EQ(a.st_nlink, 2u);
+}
+
+TEST_F(BuilderTest, PlatformArgs) {
+  std::string arch = HostArchitecture();
+  Containerfile(
+      "FROM --platform=$BUILDPLATFORM base:1 AS build\n"
+      "ARG TARGETARCH\n"
+      "ARG TARGETPLATFORM\n"
+      "ENV T=$TARGETARCH P=$TARGETPLATFORM B=${BUILDARCH:-unset}\n"
+      "FROM build\n"
+      "ARG TARGETOS\n"
+      "LABEL os=$TARGETOS stage=${TARGETSTAGE:-none}\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const auto& env = r->image.config.env;
+  EXPECT_NE(std::find(env.begin(), env.end(), "T=" + arch), env.end());
+  EXPECT_NE(std::find(env.begin(), env.end(), "P=linux/" + arch), env.end());
+  EXPECT_NE(std::find(env.begin(), env.end(), "B=unset"), env.end());  // not declared here
+  EXPECT_EQ(r->image.config.labels.at("os"), "linux");
+  EXPECT_EQ(r->image.config.labels.at("stage"), "none");
+  Containerfile("FROM --platform=linux/s390x base:1\n");
+  r = Build();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("--platform=linux/s390x: barge builds for this machine"),
+            std::string::npos)
+      << r.status().message();
+}
+
+TEST_F(BuilderTest, ConfigAsDockerWritesIt) {
+  Containerfile(
+      "FROM scratch AS empty\n"
+      "COPY file.txt /f\n"
+      "FROM base:1\n"
+      "MAINTAINER Jane <jane@example.com>\n"
+      "ENV A=1 B=2\n"
+      "ENV A=3\n"
+      "EXPOSE 8000-8002 53/UDP 9000/tcp\n"
+      "SHELL [\"/bin/bash\", \"-eu\", \"-c\"]\n"
+      "HEALTHCHECK --interval=30s --timeout=5s --start-period=1m --retries=3 CMD curl -f x\n"
+      "ONBUILD COPY file.txt /onbuild.txt\n"
+      "ONBUILD RUN touch /onbuild\n"
+      "STOPSIGNAL SIGQUIT\n"
+      "CMD serve\n");
+  BuildOptions options;
+  options.build_args = {{"UNUSED", "1"}, {"HTTP_PROXY", "http://proxy:3128"}};
+  options.target = "empty";
+  auto scratch = Build(options);
+  ASSERT_TRUE(scratch.ok()) << scratch.status().message();
+  EXPECT_EQ(scratch->image.config.env, std::vector<std::string>{std::string("PATH=") + kPath});
+  EXPECT_EQ(scratch->image.config.working_dir, "/");
+  EXPECT_EQ(scratch->warnings, std::vector<std::string>{
+                                   "one or more build args were not consumed by an ARG: [UNUSED]"});
+  options.target.clear();
+  auto r = Build(options);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const nlohmann::json& doc = r->image.config_document;
+  const nlohmann::json& cfg = doc["config"];
+  EXPECT_EQ(doc["author"], "Jane <jane@example.com>");
+  EXPECT_FALSE(cfg.contains("Labels") && cfg["Labels"].contains("maintainer"));
+  EXPECT_EQ(r->image.config.env,
+            (std::vector<std::string>{std::string("PATH=") + kPath, "A=3", "B=2"}));
+  EXPECT_EQ(r->image.config.exposed_ports,
+            (std::vector<std::string>{"53/udp", "8000/tcp", "8001/tcp", "8002/tcp", "9000/tcp"}));
+  EXPECT_EQ(cfg["Shell"], nlohmann::json({"/bin/bash", "-eu", "-c"}));
+  EXPECT_EQ(r->image.config.cmd, (std::vector<std::string>{"/bin/bash", "-eu", "-c", "serve"}));
+  EXPECT_EQ(cfg["Healthcheck"], nlohmann::json({{"Test", {"CMD-SHELL", "curl -f x"}},
+                                                {"Interval", 30'000'000'000LL},
+                                                {"Timeout", 5'000'000'000LL},
+                                                {"StartPeriod", 60'000'000'000LL},
+                                                {"Retries", 3}}));
+  EXPECT_EQ(cfg["OnBuild"], nlohmann::json({"COPY file.txt /onbuild.txt", "RUN touch /onbuild"}));
+  EXPECT_EQ(cfg["StopSignal"], "SIGQUIT");
+  // HTTP_PROXY is one of the proxy args RUN gets without an ARG; UNUSED is reported.
+  EXPECT_EQ(r->warnings, scratch->warnings);
+  ASSERT_TRUE(store_->Tag(r->image.manifest, "parent:1").ok());
+
+  // A build FROM that image runs its triggers first, with the shell it inherits, and passes
+  // them on to no one.
+  size_t runs = fake_.steps.size();
+  Containerfile("FROM parent:1\nRUN echo child\n");
+  auto child = Build();
+  ASSERT_TRUE(child.ok()) << child.status().message();
+  EXPECT_FALSE(child->image.config_document["config"].contains("OnBuild"));
+  ASSERT_EQ(fake_.steps.size(), runs + 2);
+  EXPECT_EQ(fake_.steps[runs].argv,
+            (std::vector<std::string>{"/bin/bash", "-eu", "-c", "touch /onbuild"}));
+  EXPECT_EQ(fake_.steps[runs + 1].argv.back(), "echo child");
+  size_t n = child->image.layers.size();
+  EXPECT_EQ(*ReadFile(UnpackLayer(child->image, n - 3) + "/onbuild.txt"), "file");
+  Containerfile("FROM scratch\nSTOPSIGNAL SIGNOPE\n");
+  auto bad = Build();
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "Containerfile:2: STOPSIGNAL: invalid signal 'SIGNOPE'");
+}
+
+TEST_F(BuilderTest, OnbuildOfAnEarlierStageRunsInTheStageBuiltFromIt) {
+  Containerfile(
+      "FROM base:1 AS tmpl\n"
+      "ONBUILD COPY file.txt /from-trigger\n"
+      "FROM tmpl\n"
+      "RUN true\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(*ReadFile(UnpackLayer(r->image, 1) + "/from-trigger"), "file");
+  EXPECT_FALSE(r->image.config_document["config"].contains("OnBuild"));
+}
+
+TEST_F(BuilderTest, HeredocsRunAndCopy) {
+  Containerfile(
+      "FROM base:1\n"
+      "ARG WHO=world\n"
+      "RUN <<EOF\n"
+      "echo one\n"
+      "echo two\n"
+      "EOF\n"
+      "RUN <<EOF\n"
+      "#!/usr/bin/env python3\n"
+      "print('hi')\n"
+      "EOF\n"
+      "RUN cat <<A > /a && cat <<'B' > /b\n"
+      "$WHO\n"
+      "A\n"
+      "$WHO\n"
+      "B\n"
+      "COPY --chmod=0755 <<EOF <<'RAW' /etc/\n"
+      "hello $WHO\n"
+      "EOF\n"
+      "hello $WHO\n"
+      "RAW\n"
+      "COPY <<-EOF /greeting\n"
+      "\t\thi $WHO\n"
+      "\tEOF\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(fake_.steps.size(), 3u);
+  EXPECT_EQ(fake_.steps[0].argv,
+            (std::vector<std::string>{"/bin/sh", "-c", "echo one\necho two\n"}));
+  EXPECT_EQ(fake_.steps[1].argv, std::vector<std::string>{"/dev/pipes/EOF"});
+  ASSERT_EQ(fake_.steps[1].read_only_binds.size(), 1u);
+  EXPECT_EQ(fake_.steps[1].read_only_binds[0].destination, "/dev/pipes");
+  EXPECT_EQ(fake_.steps[2].argv,
+            (std::vector<std::string>{"/bin/sh", "-c",
+                                      "cat <<A > /a && cat <<'B' > /b\n$WHO\nA\n$WHO\nB"}));
+  std::string l = UnpackLayer(r->image, 4);
+  EXPECT_EQ(*ReadFile(l + "/etc/EOF"), "hello world\n");
+  EXPECT_EQ(*ReadFile(l + "/etc/RAW"), "hello $WHO\n");
+  struct stat st {};
+  ASSERT_EQ(::stat((l + "/etc/EOF").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  EXPECT_EQ(*ReadFile(UnpackLayer(r->image, 5) + "/greeting"), "hi world\n");
+}
+
+TEST_F(BuilderTest, OnlyStagesTheTargetNeedsAreBuilt) {
+  Containerfile(
+      "FROM base:1 AS unused\n"
+      "RUN never\n"
+      "FROM base:1 AS dep\n"
+      "RUN dep\n"
+      "FROM base:1\n"
+      "COPY --from=dep /ran /dep-ran\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(fake_.steps.size(), 1u);
+  EXPECT_EQ(fake_.steps[0].argv.back(), "dep");
+}
+
+TEST_F(BuilderTest, ParserWarningsAndDirectivesReachTheBuild) {
+  Containerfile(
+      "# escape=`\n"
+      "FROM base:1\n"
+      "RUN echo a `\n"
+      "\n"
+      "    b\n"
+      "COPY file.txt C:\\x\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(fake_.steps.size(), 1u);
+  EXPECT_EQ(fake_.steps[0].argv.back(), "echo a     b");
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_EQ(r->warnings[0].rfind("Containerfile:3: empty continuation line", 0), 0u);
+  EXPECT_EQ(*ReadFile(UnpackLayer(r->image, 2) + "/C:\\x"), "file");
 }
 
 }  // namespace

@@ -25,6 +25,8 @@ inline constexpr std::string_view kMediaTypeLayerZstd =
 // Docker schema 2 equivalents, accepted on load.
 inline constexpr std::string_view kMediaTypeDockerManifest =
     "application/vnd.docker.distribution.manifest.v2+json";
+inline constexpr std::string_view kMediaTypeDockerManifestList =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
 inline constexpr std::string_view kMediaTypeDockerConfig =
     "application/vnd.docker.container.image.v1+json";
 inline constexpr std::string_view kMediaTypeDockerLayerGzip =

@@ -370,10 +370,39 @@ class LoadTest : public ImageStoreTest {
     return l;
   }
 
-  Result<std::vector<LoadedImage>> Load(const std::vector<TarEntry>& entries) {
-    std::string path = tmp_.path() + "/in.tar";
+  Result<std::vector<LoadedImage>> Load(const std::vector<TarEntry>& entries,
+                                        const std::string& name = "in.tar",
+                                        const LoadOptions& options = {}) {
+    std::string path = tmp_.path() + "/" + name;
     RETURN_IF_ERROR(WriteFile(path, MakeTar(entries)));
-    return LoadArchive(*store_, path);
+    return LoadArchive(*store_, path, options);
+  }
+
+  // A manifest (with its config and a one-file layer) for `arch`, as layout blob entries; its
+  // descriptor in `desc`.
+  std::vector<TarEntry> Manifest(const std::string& arch, Descriptor* desc,
+                                 std::string layer_media = std::string(kMediaTypeLayerGzip)) {
+    std::string layer = MakeTar({{"arch", TarEntry::kFile, arch}}, Compression::kGzip);
+    std::string diff = DigestOf(MakeTar({{"arch", TarEntry::kFile, arch}}));
+    std::string config = nlohmann::json{{"architecture", arch},
+                                        {"os", "linux"},
+                                        {"rootfs", {{"type", "layers"}, {"diff_ids", {diff}}}}}
+                             .dump();
+    std::string manifest =
+        nlohmann::json{
+            {"schemaVersion", 2},
+            {"mediaType", kMediaTypeManifest},
+            {"config",
+             Descriptor{std::string(kMediaTypeConfig), DigestOf(config), (int64_t)config.size(), {}}
+                 .ToJson()},
+            {"layers",
+             {Descriptor{layer_media, DigestOf(layer), (int64_t)layer.size(), {}}.ToJson()}}}
+            .dump();
+    *desc = Descriptor{
+        std::string(kMediaTypeManifest), DigestOf(manifest), (int64_t)manifest.size(), {}};
+    return {{"blobs/sha256/" + DigestHex(DigestOf(config)), TarEntry::kFile, config},
+            {"blobs/sha256/" + DigestHex(DigestOf(layer)), TarEntry::kFile, layer},
+            {"blobs/sha256/" + DigestHex(desc->digest), TarEntry::kFile, manifest}};
   }
 
   void SetUp() override {
@@ -610,6 +639,90 @@ TEST_F(LoadTest, DockerArchiveLoadsAndKeepsImageId) {
             {"abc/layer.tar", TarEntry::kFile, MakeTar({{"other", TarEntry::kFile, "x"}})}});
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("abc/layer.tar"), std::string::npos) << r.status().message();
+}
+
+TEST_F(LoadTest, BareTagRefNameGoesWithTheArchiveName) {
+  // skopeo's oci:DIR:latest and umoci name images by tag alone.
+  Layout l = MakeLayout();
+  auto index = nlohmann::json::parse(l.entries[1].data);
+  index["manifests"][0]["annotations"][std::string(kAnnotationRefName)] = "3.19";
+  l.entries[1].data = index.dump();
+  auto r = Load(l.entries, "Alpine.tar");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].reference, "alpine:3.19");
+  EXPECT_TRUE(store_->Resolve("alpine:3.19").ok());
+}
+
+TEST_F(LoadTest, SeveralManifestsUnderOneNameLoadThePlatformsOne) {
+  // A flat index: this platform's image first, another's after it, then an attestation manifest
+  // (BuildKit's provenance, whose layer is not an image layer) under the same name.
+  std::string host = HostArchitecture();
+  std::string other = host == "arm64" ? "amd64" : "arm64";
+  Descriptor mine, theirs, attestation;
+  Layout l = MakeLayout();
+  l.entries.resize(2);
+  for (TarEntry& e : Manifest(host, &mine)) l.entries.push_back(e);
+  for (TarEntry& e : Manifest(other, &theirs)) l.entries.push_back(e);
+  for (TarEntry& e : Manifest("unknown", &attestation, "application/vnd.in-toto+json"))
+    l.entries.push_back(e);
+  auto named = [](Descriptor d) {
+    d.annotations[std::string(kAnnotationRefName)] = "multi:1";
+    return d.ToJson();
+  };
+  nlohmann::json att = named(attestation);
+  att["annotations"]["vnd.docker.reference.type"] = "attestation-manifest";
+  att["platform"] = {{"os", "unknown"}, {"architecture", "unknown"}};
+  nlohmann::json theirs_entry = named(theirs);
+  theirs_entry["platform"] = {{"os", "linux"}, {"architecture", other}};
+  // This platform's entry names no platform: its config does.
+  l.entries[1].data =
+      nlohmann::json{{"schemaVersion", 2}, {"manifests", {named(mine), theirs_entry, att}}}.dump();
+  auto r = Load(l.entries);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].manifest_digest, mine.digest);
+  EXPECT_EQ(store_->Resolve("multi:1")->manifest.digest, mine.digest);
+  // --platform chooses the other one.
+  r = Load(l.entries, "in.tar", {.platform = "linux/" + other});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(store_->Resolve("multi:1")->manifest.digest, theirs.digest);
+  // A platform none of them is for is an error naming it; a malformed one too.
+  r = Load(l.entries, "in.tar", {.platform = "linux/s390x"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("none is for linux/s390x"), std::string::npos)
+      << r.status().message();
+  r = Load(l.entries, "in.tar", {.platform = "linux"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "--platform 'linux': expected OS/ARCH[/VARIANT]");
+}
+
+TEST_F(LoadTest, SkopeoDirLayoutLoads) {
+  // `skopeo copy ... dir:D`: manifest.json is the manifest itself, blobs are named by hex.
+  Layout l = MakeLayout();
+  std::string dir = tmp_.path() + "/skopeo-dir";
+  ASSERT_TRUE(MakeDirs(dir).ok());
+  ASSERT_TRUE(WriteFile(dir + "/version", "Directory Transport Version: 1.1\n").ok());
+  ASSERT_TRUE(WriteFile(dir + "/manifest.json", l.entries[4].data).ok());
+  for (int i : {2, 3}) {
+    ASSERT_TRUE(WriteFile(dir + "/" + l.entries[i].path.substr(13), l.entries[i].data).ok());
+  }
+  auto r = LoadArchive(*store_, dir);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].manifest_digest, l.manifest_digest);
+  EXPECT_EQ((*r)[0].reference, "");
+  auto image = store_->Resolve(l.manifest_digest);
+  ASSERT_TRUE(image.ok()) << image.status().message();
+  EXPECT_TRUE(store_->LayerDirs(*image).ok());
+  // A missing blob is named, not "manifest.json is not an array".
+  ASSERT_EQ(::unlink((dir + "/" + l.entries[3].path.substr(13)).c_str()), 0);
+  auto other = ImageStore::Open(tmp_.path() + "/other");
+  ASSERT_TRUE(other.ok());
+  r = LoadArchive(*other, dir);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("is missing from the archive"), std::string::npos)
+      << r.status().message();
 }
 
 }  // namespace

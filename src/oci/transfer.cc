@@ -8,6 +8,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <functional>
 #include <set>
 
 #include "base/file_util.h"
@@ -252,14 +254,14 @@ class ArchiveDir {
   std::string name_;
 };
 
-// Copies blob `d` from an OCI layout into the store, checking digest and size.
-Status CopyBlob(const ImageStore& store, const ArchiveDir& dir, const Descriptor& d) {
+// Copies blob `d`, the file `rel` of the archive, into the store, checking digest and size.
+Status CopyBlob(const ImageStore& store, const ArchiveDir& dir, const Descriptor& d,
+                const std::string& rel) {
   if (store.HasBlob(d.digest) && !IsLayerMediaType(d.media_type)) {
     if (store.ReadBlob(d).ok()) return Status::Ok();
   } else if (store.HasBlob(d.digest)) {
     return Status::Ok();
   }
-  std::string rel = "blobs/sha256/" + DigestHex(d.digest);
   if (!IsLayerMediaType(d.media_type) &&
       static_cast<uint64_t>(d.size) > ImageStore::kMaxJsonBlobBytes) {
     return InvalidArgument(
@@ -296,35 +298,164 @@ Status CopyBlob(const ImageStore& store, const ArchiveDir& dir, const Descriptor
   return Status::Ok();
 }
 
+// Where an OCI layout keeps a blob.
+std::string LayoutBlob(const Descriptor& d) { return "blobs/sha256/" + DigestHex(d.digest); }
+
 Result<json> ParseJson(const std::string& text, const std::string& what) {
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded()) return Corruption(what + ": not valid JSON");
   return j;
 }
 
-// The manifest to take from an image index: the one for this platform.
+// os/architecture[/variant], as image indexes and configs name platforms.
+struct Platform {
+  std::string os;
+  std::string architecture;
+  std::string variant;
+
+  std::string ToString() const {
+    return os + "/" + architecture + (variant.empty() ? "" : "/" + variant);
+  }
+  // Whether `p` (an index's platform object, or a config) is this platform; without a variant
+  // here any variant is.
+  bool Matches(const json& p) const {
+    Platform other = FromJson(p);
+    return other.os == os && other.architecture == architecture &&
+           (variant.empty() || other.variant == variant);
+  }
+  static Platform FromJson(const json& p) {
+    Platform out{StringField(p, "os"), StringField(p, "architecture"), StringField(p, "variant")};
+    out.Normalize();
+    return out;
+  }
+  void Normalize() {
+    if (architecture == "x86_64" || architecture == "x86-64") architecture = "amd64";
+    if (architecture == "aarch64") architecture = "arm64";
+    if (architecture == "arm64" && (variant == "v8" || variant == "8")) variant.clear();
+  }
+};
+
+Result<Platform> ParsePlatform(const std::string& text) {
+  if (text.empty()) return Platform{"linux", HostArchitecture(), ""};
+  Platform p;
+  size_t a = text.find('/');
+  size_t b = a == std::string::npos ? a : text.find('/', a + 1);
+  p.os = text.substr(0, a);
+  if (a != std::string::npos)
+    p.architecture = text.substr(a + 1, b == std::string::npos ? b : b - a - 1);
+  if (b != std::string::npos) p.variant = text.substr(b + 1);
+  if (p.os.empty() || p.architecture.empty() || p.variant.find('/') != std::string::npos)
+    return InvalidArgument(fmt::format("--platform '{}': expected OS/ARCH[/VARIANT]", text));
+  p.Normalize();
+  return p;
+}
+
+// BuildKit's provenance and SBOM manifests sit in indexes beside the images they describe.
+bool IsAttestation(const Descriptor& d, const json& entry) {
+  auto type = d.annotations.find("vnd.docker.reference.type");
+  if (type != d.annotations.end() && type->second == "attestation-manifest") return true;
+  const json platform = entry.is_object() ? entry.value("platform", json::object()) : json();
+  return StringField(platform, "os") == "unknown";
+}
+
+bool IsIndexMediaType(std::string_view m) {
+  return m == kMediaTypeIndex || m == kMediaTypeDockerManifestList;
+}
+bool IsManifestMediaType(std::string_view m) {
+  return m == kMediaTypeManifest || m == kMediaTypeDockerManifest;
+}
+
+// The manifest for `want` among an index's `manifests`.
+Result<Descriptor> PickFromIndex(const json& index, const std::string& what, const Platform& want) {
+  if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array())
+    return Corruption(what + ": no manifests");
+  for (const json& m : index["manifests"]) {
+    ASSIGN_OR_RETURN(Descriptor d, Descriptor::FromJson(m, what));
+    if (IsAttestation(d, m) || !IsManifestMediaType(d.media_type)) continue;
+    // An entry that names no platform (or not as an object) is taken for any.
+    const json p = m.contains("platform") && m["platform"].is_object() ? m["platform"] : json();
+    json platform = {{"os", StringField(p, "os", want.os)},
+                     {"architecture", StringField(p, "architecture", want.architecture)},
+                     {"variant", StringField(p, "variant", want.variant)}};
+    if (want.Matches(platform)) return d;
+  }
+  return NotFound(fmt::format("{} has no manifest for {}", what, want.ToString()));
+}
+
+// The manifest to take from an image index blob of an OCI layout: the one for `want`.
 Result<Descriptor> PickPlatform(const ImageStore& store, const ArchiveDir& dir,
-                                const Descriptor& index_desc) {
-  RETURN_IF_ERROR(CopyBlob(store, dir, index_desc));
+                                const Descriptor& index_desc, const Platform& want) {
+  RETURN_IF_ERROR(CopyBlob(store, dir, index_desc, LayoutBlob(index_desc)));
   ASSIGN_OR_RETURN(std::string text, store.ReadBlob(index_desc));
   ASSIGN_OR_RETURN(json index, ParseJson(text, "image index " + index_desc.digest));
-  if (!index.contains("manifests") || !index["manifests"].is_array())
-    return Corruption("image index " + index_desc.digest + ": no manifests");
-  std::string arch = HostArchitecture();
-  for (const json& m : index["manifests"]) {
-    ASSIGN_OR_RETURN(Descriptor d, Descriptor::FromJson(m, "image index " + index_desc.digest));
-    const json platform = m.contains("platform") ? m["platform"] : json::object();
-    if (StringField(platform, "os", "linux") == "linux" &&
-        StringField(platform, "architecture", arch) == arch && d.media_type == kMediaTypeManifest) {
-      return d;
+  return PickFromIndex(index, "image index " + index_desc.digest, want);
+}
+
+// Stores a manifest's config and layers (files named by `blob_path`), then the image.
+Result<Image> LoadManifest(const ImageStore& store, const ArchiveDir& dir,
+                           const Descriptor& manifest,
+                           const std::function<std::string(const Descriptor&)>& blob_path) {
+  ASSIGN_OR_RETURN(std::string mtext, store.ReadBlob(manifest));
+  ASSIGN_OR_RETURN(json m, ParseJson(mtext, "manifest " + manifest.digest));
+  if (!m.is_object() || !m.contains("config") || !m.contains("layers") || !m["layers"].is_array())
+    return Corruption("manifest " + manifest.digest + ": no config or layers");
+  ASSIGN_OR_RETURN(Descriptor config, Descriptor::FromJson(m["config"], "manifest config"));
+  RETURN_IF_ERROR(CopyBlob(store, dir, config, blob_path(config)));
+  for (const json& l : m["layers"]) {
+    ASSIGN_OR_RETURN(Descriptor layer, Descriptor::FromJson(l, "manifest " + manifest.digest));
+    RETURN_IF_ERROR(CopyBlob(store, dir, layer, blob_path(layer)));
+  }
+  return store.LoadImage(manifest);
+}
+
+// The platform a manifest's config names (for manifests whose index entry names none).
+Result<json> ConfigPlatform(const ImageStore& store, const ArchiveDir& dir,
+                            const Descriptor& manifest) {
+  RETURN_IF_ERROR(CopyBlob(store, dir, manifest, LayoutBlob(manifest)));
+  ASSIGN_OR_RETURN(std::string mtext, store.ReadBlob(manifest));
+  ASSIGN_OR_RETURN(json m, ParseJson(mtext, "manifest " + manifest.digest));
+  if (!m.is_object() || !m.contains("config"))
+    return Corruption("manifest " + manifest.digest + ": no config");
+  ASSIGN_OR_RETURN(Descriptor config, Descriptor::FromJson(m["config"], "manifest config"));
+  RETURN_IF_ERROR(CopyBlob(store, dir, config, LayoutBlob(config)));
+  ASSIGN_OR_RETURN(std::string ctext, store.ReadBlob(config));
+  return ParseJson(ctext, "image config " + config.digest);
+}
+
+// The repository a bare tag in an OCI layout goes with: the archive's or directory's base name
+// without its extension, if that makes a valid name ("" otherwise, and for stdin).
+std::string RepositoryFromPath(const std::string& path) {
+  if (path == "-") return "";
+  std::string base = path;
+  while (base.size() > 1 && base.back() == '/') base.pop_back();
+  base = base.substr(base.rfind('/') == std::string::npos ? 0 : base.rfind('/') + 1);
+  for (const char* ext : {".tar.gz", ".tgz", ".tar", ".oci"}) {
+    std::string e = ext;
+    if (base.size() > e.size() && base.compare(base.size() - e.size(), e.size(), e) == 0) {
+      base.resize(base.size() - e.size());
+      break;
     }
   }
-  return NotFound(
-      fmt::format("image index {} has no manifest for linux/{}", index_desc.digest, arch));
+  for (char& c : base) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ParseReference(base + ":latest").ok() ? base : "";
+}
+
+// The name an OCI layout's index entry gives its image ("" for none).
+std::string NameOf(const Descriptor& d, const std::string& repository) {
+  auto ann = d.annotations;
+  if (auto it = ann.find(std::string(kAnnotationContainerdName)); it != ann.end())
+    return it->second;
+  auto rn = ann.find(std::string(kAnnotationRefName));
+  if (rn == ann.end()) return "";
+  if (rn->second.find_first_of(":/") != std::string::npos) return rn->second;
+  // A bare tag: a tag of the repository the archive is named after.
+  return repository.empty() ? "" : repository + ":" + rn->second;
 }
 
 Result<std::vector<std::pair<Image, std::string>>> LoadOciLayout(const ImageStore& store,
-                                                                 const ArchiveDir& dir) {
+                                                                 const ArchiveDir& dir,
+                                                                 const Platform& want,
+                                                                 const std::string& repository) {
   ASSIGN_OR_RETURN(std::string text, dir.Read("index.json"));
   ASSIGN_OR_RETURN(json index, ParseJson(text, dir.name() + ": index.json"));
   if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array())
@@ -332,47 +463,101 @@ Result<std::vector<std::pair<Image, std::string>>> LoadOciLayout(const ImageStor
   if (index.contains("mediaType") && index["mediaType"] != kMediaTypeIndex)
     return Corruption(
         fmt::format("{}: index.json has mediaType {}", dir.name(), index["mediaType"].dump()));
-  std::vector<std::pair<Image, std::string>> out;
+  // Each entry: an image (a manifest, or the right one of a nested index) and its name, grouped
+  // by name in the order of first appearance.
+  struct Entry {
+    Descriptor manifest;
+    json platform;  // null: to be read from the config if it matters
+  };
+  std::vector<std::pair<std::string, std::vector<Entry>>> groups;
   for (const json& entry : index["manifests"]) {
     ASSIGN_OR_RETURN(Descriptor d, Descriptor::FromJson(entry, dir.name() + ": index.json"));
-    Descriptor manifest = d;
-    if (d.media_type == kMediaTypeIndex) {
-      ASSIGN_OR_RETURN(manifest, PickPlatform(store, dir, d));
-    } else if (d.media_type != kMediaTypeManifest && d.media_type != kMediaTypeDockerManifest) {
+    if (IsAttestation(d, entry)) continue;
+    Entry e{d, json()};
+    if (IsIndexMediaType(d.media_type)) {
+      ASSIGN_OR_RETURN(e.manifest, PickPlatform(store, dir, d, want));
+      e.platform = {{"os", want.os}, {"architecture", want.architecture}};
+    } else if (!IsManifestMediaType(d.media_type)) {
       return Unsupported(fmt::format("{}: index.json entry {} has mediaType '{}'", dir.name(),
                                      d.digest, d.media_type));
+    } else if (entry.contains("platform") && entry["platform"].is_object()) {
+      e.platform = entry["platform"];
     }
-    RETURN_IF_ERROR(CopyBlob(store, dir, manifest));
-    ASSIGN_OR_RETURN(std::string mtext, store.ReadBlob(manifest));
-    ASSIGN_OR_RETURN(json m, ParseJson(mtext, "manifest " + manifest.digest));
-    if (!m.is_object() || !m.contains("config") || !m.contains("layers") || !m["layers"].is_array())
-      return Corruption("manifest " + manifest.digest + ": no config or layers");
-    ASSIGN_OR_RETURN(Descriptor config, Descriptor::FromJson(m["config"], "manifest config"));
-    RETURN_IF_ERROR(CopyBlob(store, dir, config));
-    for (const json& l : m["layers"]) {
-      ASSIGN_OR_RETURN(Descriptor layer, Descriptor::FromJson(l, "manifest " + manifest.digest));
-      RETURN_IF_ERROR(CopyBlob(store, dir, layer));
-    }
-    ASSIGN_OR_RETURN(Image image, store.LoadImage(manifest));
-    // A name: containerd's full name, else a ref.name that is a whole reference. A bare tag
-    // ("latest") names no repository, so the image stays untagged.
-    std::string name;
-    auto ann = d.annotations;
-    if (auto it = ann.find(std::string(kAnnotationContainerdName)); it != ann.end()) {
-      name = it->second;
-    } else if (auto rn = ann.find(std::string(kAnnotationRefName)); rn != ann.end()) {
-      if (rn->second.find_first_of(":/") != std::string::npos) name = rn->second;
-    }
+    std::string name = NameOf(d, repository);
     if (!name.empty()) RETURN_IF_ERROR(ParseReference(name).status().Wrap(dir.name()));
-    out.emplace_back(std::move(image), name);
+    auto g = std::find_if(groups.begin(), groups.end(),
+                          [&](const auto& group) { return group.first == name; });
+    if (g == groups.end()) {
+      groups.push_back({name, {}});
+      g = groups.end() - 1;
+    }
+    g->second.push_back(std::move(e));
+  }
+  std::vector<std::pair<Image, std::string>> out;
+  for (auto& [name, entries] : groups) {
+    std::vector<size_t> chosen;  // indexes into `entries`
+    if (entries.size() == 1) {
+      chosen.push_back(0);  // one image is loaded whatever its platform, as docker does
+    } else {
+      for (size_t i = 0; i < entries.size(); ++i) {
+        Entry& e = entries[i];
+        if (e.platform.is_null()) {
+          ASSIGN_OR_RETURN(e.platform, ConfigPlatform(store, dir, e.manifest));
+        }
+        // Under one name, one image: the first for the platform. Unnamed ones all load.
+        if (want.Matches(e.platform) && (name.empty() || chosen.empty())) chosen.push_back(i);
+      }
+      if (chosen.empty()) {
+        return NotFound(
+            fmt::format("{}: of the {} manifests {} none is for {}", dir.name(), entries.size(),
+                        name.empty() ? "without a name" : "named '" + name + "'", want.ToString()));
+      }
+    }
+    for (size_t i : chosen) {
+      const Descriptor& manifest = entries[i].manifest;
+      RETURN_IF_ERROR(CopyBlob(store, dir, manifest, LayoutBlob(manifest)));
+      ASSIGN_OR_RETURN(Image image, LoadManifest(store, dir, manifest, LayoutBlob));
+      out.emplace_back(std::move(image), name);
+    }
   }
   return out;
 }
 
+// A directory `skopeo copy ... dir:D` wrote: manifest.json (a manifest, or an index whose
+// manifests are "<hex>.manifest.json"), blobs named by their hex digest, a "version" file.
+Result<std::vector<std::pair<Image, std::string>>> LoadSkopeoDir(const ImageStore& store,
+                                                                 const ArchiveDir& dir,
+                                                                 const json& manifest,
+                                                                 const std::string& text,
+                                                                 const Platform& want) {
+  auto media_of = [](const json& m) {
+    std::string media = StringField(m, "mediaType");
+    if (!media.empty()) return media;
+    return std::string(m.contains("manifests") ? kMediaTypeIndex : kMediaTypeManifest);
+  };
+  std::string media = media_of(manifest);
+  std::string mtext = text;
+  if (IsIndexMediaType(media)) {
+    ASSIGN_OR_RETURN(Descriptor d, PickFromIndex(manifest, dir.name() + ": manifest.json", want));
+    ASSIGN_OR_RETURN(mtext, dir.Read(DigestHex(d.digest) + ".manifest.json"));
+    ASSIGN_OR_RETURN(json instance, ParseJson(mtext, dir.name() + ": manifest " + d.digest));
+    media = media_of(instance);
+  }
+  if (!IsManifestMediaType(media))
+    return Unsupported(fmt::format("{}: manifest.json has mediaType '{}'", dir.name(), media));
+  ASSIGN_OR_RETURN(Descriptor m, store.PutBlob(media, mtext));
+  auto blob_path = [&](const Descriptor& d) {
+    // Directory transport 1.1 names blobs by hex digest; 1.0 gave layers a ".tar" suffix.
+    std::string hex = DigestHex(d.digest);
+    return dir.Exists(hex) || !dir.Exists(hex + ".tar") ? hex : hex + ".tar";
+  };
+  ASSIGN_OR_RETURN(Image image, LoadManifest(store, dir, m, blob_path));
+  return std::vector<std::pair<Image, std::string>>{{std::move(image), ""}};
+}
+
 Result<std::vector<std::pair<Image, std::string>>> LoadDockerArchive(const ImageStore& store,
-                                                                     const ArchiveDir& dir) {
-  ASSIGN_OR_RETURN(std::string text, dir.Read("manifest.json"));
-  ASSIGN_OR_RETURN(json manifests, ParseJson(text, dir.name() + ": manifest.json"));
+                                                                     const ArchiveDir& dir,
+                                                                     const json& manifests) {
   if (!manifests.is_array()) return Corruption(dir.name() + ": manifest.json is not an array");
   std::vector<std::pair<Image, std::string>> out;
   for (const json& m : manifests) {
@@ -431,7 +616,9 @@ Result<std::vector<std::pair<Image, std::string>>> LoadDockerArchive(const Image
 }
 
 Result<std::vector<LoadedImage>> LoadArchiveUnchecked(const ImageStore& store,
-                                                      const std::string& path) {
+                                                      const std::string& path,
+                                                      const LoadOptions& options) {
+  ASSIGN_OR_RETURN(Platform want, ParsePlatform(options.platform));
   ASSIGN_OR_RETURN(UniqueFd writers, store.LockBlobWriters());
   std::string name = path == "-" ? "stdin" : path;
   TempDir tmp;
@@ -459,12 +646,21 @@ Result<std::vector<LoadedImage>> LoadArchiveUnchecked(const ImageStore& store,
   ArchiveDir dir(fd, name);
   std::vector<std::pair<Image, std::string>> images;
   if (dir.Exists("index.json")) {
-    ASSIGN_OR_RETURN(images, LoadOciLayout(store, dir));
+    ASSIGN_OR_RETURN(images, LoadOciLayout(store, dir, want, RepositoryFromPath(path)));
   } else if (dir.Exists("manifest.json")) {
-    ASSIGN_OR_RETURN(images, LoadDockerArchive(store, dir));
+    // docker save writes an array of images; skopeo's dir: layout one manifest (an object).
+    ASSIGN_OR_RETURN(std::string text, dir.Read("manifest.json"));
+    ASSIGN_OR_RETURN(json manifest, ParseJson(text, name + ": manifest.json"));
+    if (manifest.is_object()) {
+      ASSIGN_OR_RETURN(images, LoadSkopeoDir(store, dir, manifest, text, want));
+    } else {
+      ASSIGN_OR_RETURN(images, LoadDockerArchive(store, dir, manifest));
+    }
   } else {
     return InvalidArgument(fmt::format(
-        "{}: not an OCI archive (no index.json) nor a Docker archive (no manifest.json)", name));
+        "{}: not an image archive: no index.json (OCI layout) nor manifest.json (docker save "
+        "archive, skopeo dir: layout)",
+        name));
   }
   if (images.empty()) return InvalidArgument(name + ": the archive holds no images");
   // Everything is stored and checked; only now do tags change.
@@ -483,9 +679,10 @@ Result<std::vector<LoadedImage>> LoadArchiveUnchecked(const ImageStore& store,
 
 }  // namespace
 
-Result<std::vector<LoadedImage>> LoadArchive(const ImageStore& store, const std::string& path) {
+Result<std::vector<LoadedImage>> LoadArchive(const ImageStore& store, const std::string& path,
+                                             const LoadOptions& options) {
   try {
-    return LoadArchiveUnchecked(store, path);
+    return LoadArchiveUnchecked(store, path, options);
   } catch (const nlohmann::json::exception& e) {  // a document field of an unexpected type
     return Corruption(
         fmt::format("{}: unexpected JSON: {}", path == "-" ? "stdin" : path, e.what()));

@@ -33,10 +33,24 @@ struct LoadedImage {
   std::string reference;  // empty when the archive names none
 };
 
-// Loads every image of an OCI archive (or OCI layout directory) or Docker archive read from
-// `path` ("-": stdin). Blobs are checked against their digests; the images are tagged only
-// after all of them were stored and validated, so a bad archive changes no tag.
-Result<std::vector<LoadedImage>> LoadArchive(const ImageStore& store, const std::string& path);
+struct LoadOptions {
+  // "os/arch[/variant]": the image to take from an image index, or from several manifests one
+  // name tags in a flat index. Empty: this machine's, linux/<arch>.
+  std::string platform;
+};
+
+// Loads the images of an OCI archive or OCI layout directory, a Docker archive (`docker save`,
+// `podman save`), or a directory skopeo wrote (`skopeo copy ... dir:D`), read from `path`
+// ("-": stdin). Blobs are checked against their digests; the images are tagged only after all
+// of them were stored and validated, so a bad archive changes no tag.
+//
+// Names in OCI layouts: io.containerd.image.name, else org.opencontainers.image.ref.name when it
+// is a whole reference; a bare tag there ("latest", as skopeo's oci:DIR:latest and umoci write)
+// is put after the archive's or directory's base name ("alpine.tar" -> "alpine:latest"). Of
+// several manifests under one name the one for the platform is taken; attestation manifests
+// (BuildKit's provenance and SBOMs) are never images.
+Result<std::vector<LoadedImage>> LoadArchive(const ImageStore& store, const std::string& path,
+                                             const LoadOptions& options = {});
 
 // "amd64", "arm64", ... for this machine.
 std::string HostArchitecture();

@@ -13,6 +13,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
+#include <utility>
 
 namespace barge::runtime {
 namespace {
@@ -66,14 +68,21 @@ Result<MountPlan> PlanMounts(const ContainerSpec& spec) {
       return InvalidArgument("container directories must be absolute paths, got '" + *dir + "'");
     }
   }
-  std::string lowers;
+  // Top layer first, as overlayfs lists them. A layer that appears more than once (images with
+  // repeated identical layers, such as the empty layer of every `RUN true`) is listed once, at
+  // its topmost place: overlayfs refuses a lower dir listed twice (ELOOP), and the topmost copy
+  // decides every path the layer holds, so the merged tree is the same.
+  std::vector<std::string> top_first;
+  std::set<std::pair<dev_t, ino_t>> seen;
   for (auto it = spec.lower_dirs.rbegin(); it != spec.lower_dirs.rend(); ++it) {
     if (HasBadOverlayChar(*it)) return InvalidArgument("layer path has ':' or ',': " + *it);
     struct stat st {};
     if (::stat(it->c_str(), &st) != 0) return ErrnoError("stat layer " + *it);
     if (!S_ISDIR(st.st_mode)) return InvalidArgument("layer is not a directory: " + *it);
-    lowers += (lowers.empty() ? "" : ":") + *it;
+    if (seen.insert({st.st_dev, st.st_ino}).second) top_first.push_back(*it);
   }
+  std::string lowers;
+  for (const std::string& dir : top_first) lowers += (lowers.empty() ? "" : ":") + dir;
   if (HasBadOverlayChar(spec.upper_dir) || HasBadOverlayChar(spec.work_dir)) {
     return InvalidArgument("container directory has ':' or ',': " + spec.upper_dir + " or " +
                            spec.work_dir);
@@ -86,11 +95,11 @@ Result<MountPlan> PlanMounts(const ContainerSpec& spec) {
     // there, as crun does.
     std::string parent = spec.lower_dirs[0].substr(0, spec.lower_dirs[0].find_last_of('/'));
     std::string relative;
-    for (auto it = spec.lower_dirs.rbegin(); it != spec.lower_dirs.rend(); ++it) {
-      if (it->compare(0, parent.size() + 1, parent + "/") != 0) {
+    for (const std::string& dir : top_first) {
+      if (dir.compare(0, parent.size() + 1, parent + "/") != 0) {
         return InvalidArgument("too many layers for one overlay mount");
       }
-      relative += (relative.empty() ? "" : ":") + it->substr(parent.size() + 1);
+      relative += (relative.empty() ? "" : ":") + dir.substr(parent.size() + 1);
     }
     plan.overlay_data = "lowerdir=" + relative + tail;
     plan.overlay_chdir = parent;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -169,6 +170,13 @@ class HashVisitor : public TreeVisitor {
   // `with_owner`: ownership is copied too (COPY --from without --chown), so it is content.
   HashVisitor(Sha256& h, bool with_owner) : h_(h), with_owner_(with_owner) {}
   Status File(int fd, const struct stat& st, const std::string& dest) override {
+    if (st.st_nlink > 1) {
+      auto [it, first] = links_.emplace(std::make_pair(st.st_dev, st.st_ino), dest);
+      if (!first) {
+        h_.Update(fmt::format("H {} {}\n", dest, it->second));
+        return Status::Ok();
+      }
+    }
     h_.Update(fmt::format("F {} {:o} {}\n", dest, st.st_mode & 07777, st.st_size));
     Owner(st);
     char buf[1 << 16];
@@ -204,17 +212,33 @@ class HashVisitor : public TreeVisitor {
   }
   Sha256& h_;
   bool with_owner_;
+  std::map<std::pair<dev_t, ino_t>, std::string> links_;
 };
 
-// Writes the tree into the new layer, below the destination directory `dest_fd`.
+// Writes the tree into the new layer `layer_root`. `made_dir` is a destination directory the
+// caller made (the target of a directory source): it keeps the metadata it was given rather than
+// the source directory's.
 class CopyVisitor : public TreeVisitor {
  public:
-  CopyVisitor(int layer_root, const CopyPolicy& policy) : root_(layer_root), policy_(policy) {}
+  CopyVisitor(int layer_root, const CopyPolicy& policy, std::string made_dir = "")
+      : root_(layer_root), policy_(policy), made_dir_(std::move(made_dir)) {}
 
   Status File(int fd, const struct stat& st, const std::string& dest) override {
     ASSIGN_OR_RETURN(auto parent, Parent(dest));
     std::string name = dest.substr(dest.rfind('/') + 1);
     ::unlinkat(parent.get(), name.c_str(), 0);
+    // Hard links within the tree copied stay hard links (as BuildKit's copier keeps them).
+    if (st.st_nlink > 1) {
+      auto [it, first] = links_.emplace(std::make_pair(st.st_dev, st.st_ino), dest);
+      if (!first) {
+        const std::string& target = it->second;
+        ASSIGN_OR_RETURN(auto target_parent, Parent(target));
+        std::string target_name = target.substr(target.rfind('/') + 1);
+        if (::linkat(target_parent.get(), target_name.c_str(), parent.get(), name.c_str(), 0) != 0)
+          return ErrnoError(fmt::format("link {} to {} in the new layer", dest, target));
+        return Status::Ok();
+      }
+    }
     int out = ::openat(parent.get(), name.c_str(),
                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (out < 0) return ErrnoError("create " + dest + " in the new layer");
@@ -247,7 +271,7 @@ class CopyVisitor : public TreeVisitor {
     return Status::Ok();
   }
   Status Dir(const struct stat& st, const std::string& dest) override {
-    if (dest.empty()) return Status::Ok();
+    if (dest.empty() || dest == made_dir_) return Status::Ok();
     ASSIGN_OR_RETURN(auto parent, Parent(dest));
     std::string name = dest.substr(dest.rfind('/') + 1);
     struct stat existing {};
@@ -288,6 +312,8 @@ class CopyVisitor : public TreeVisitor {
 
   int root_;
   const CopyPolicy& policy_;
+  std::string made_dir_;
+  std::map<std::pair<dev_t, ino_t>, std::string> links_;  // source inode -> first copy
 };
 
 // Copies a layer cache dir onto a flattened tree, applying whiteouts and opaque dirs.
