@@ -958,8 +958,8 @@ TEST_F(ContainerCliTest, RunsAnImageWithItsConfig) {
 }
 
 // Imports the busybox tree as busybox:latest into the root `root` (as barge sees it from `cwd`).
-void ImportBusybox(const std::string& rootfs, const std::string& root, const std::string& cwd = "",
-                   std::vector<std::string> env = {}) {
+void ImportBusyboxInto(const std::string& rootfs, const std::string& root,
+                       const std::string& cwd = "", std::vector<std::string> env = {}) {
   CommandOutput tar = RunCommand({"tar", "-C", rootfs, "-c", "."}).value();
   ASSERT_EQ(tar.exit_code, 0) << tar.err;
   std::vector<std::string> argv = {BARGE_BINARY};
@@ -974,7 +974,7 @@ TEST_F(ContainerCliTest, RelativeRootWorksForRunAndBuild) {
   // The overlay and RUN steps are set up from other working directories than barge's own.
   std::string parent = root_.path().substr(0, root_.path().rfind('/'));
   std::string name = root_.path().substr(parent.size() + 1);
-  ImportBusybox(rootfs_->path(), name, parent);
+  ImportBusyboxInto(rootfs_->path(), name, parent);
   ASSERT_TRUE(MakeDirs(root_.path() + "/ctx").ok());
   ASSERT_TRUE(
       WriteFile(root_.path() + "/ctx/Containerfile", "FROM busybox\nRUN echo built > /x\n").ok());
@@ -994,7 +994,7 @@ TEST_F(ContainerCliTest, RelativeRootWorksForRunAndBuild) {
 TEST_F(ContainerCliTest, RepeatedIdenticalLayersBuildAndRun) {
   // Each `RUN true` leaves the same empty layer: overlayfs refuses a lower dir listed twice
   // (ELOOP), so the runtime must list it once, where its topmost copy is.
-  ImportBusybox(rootfs_->path(), root_.path());
+  ImportBusyboxInto(rootfs_->path(), root_.path());
   ASSERT_TRUE(MakeDirs(root_.path() + "/ctx").ok());
   ASSERT_TRUE(WriteFile(root_.path() + "/ctx/Containerfile",
                         "FROM busybox\nRUN true\nRUN true\nRUN echo after > /x\n")
