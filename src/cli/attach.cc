@@ -14,8 +14,6 @@
 namespace barge::cli {
 namespace {
 
-std::string EnvKey(const std::string& entry) { return entry.substr(0, entry.find('=')); }
-
 // Signals for the container arrive on barge's only thread, so the handler never runs
 // concurrently with SetForwardTarget. One that arrives before the container's pid is known (it
 // may already be running) is kept and delivered once it is.
@@ -48,40 +46,6 @@ void InstallForwarding() {
   sa.sa_flags = 0;  // no SA_RESTART: waitpid returns EINTR and is retried
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
     ::sigaction(sig, &sa, nullptr);
-}
-
-Status MergeEnv(std::vector<std::string>& env, const std::string& entry) {
-  std::string value = entry;
-  if (entry.empty() || entry[0] == '=')
-    return InvalidArgument("invalid environment entry '" + entry + "'");
-  if (entry.find('=') == std::string::npos) {
-    const char* host = std::getenv(entry.c_str());
-    if (host == nullptr) return Status::Ok();  // Docker skips unset variables
-    value = entry + "=" + host;
-  }
-  std::string key = EnvKey(value);
-  for (std::string& e : env) {
-    if (EnvKey(e) == key) {
-      e = value;
-      return Status::Ok();
-    }
-  }
-  env.push_back(value);
-  return Status::Ok();
-}
-
-Status ReadEnvFile(const std::string& path, std::vector<std::string>& env) {
-  Result<std::string> read = ReadFileLimited(path, kMaxEnvFileBytes);
-  if (!read.ok()) return read.status().Wrap("--env-file");
-  const std::string& text = *read;
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line)) {
-    size_t start = line.find_first_not_of(" \t");
-    if (start == std::string::npos || line[start] == '#') continue;
-    RETURN_IF_ERROR(MergeEnv(env, line.substr(start)).Wrap("--env-file " + path));
-  }
-  return Status::Ok();
 }
 
 void AddProcessOptions(CLI::App& cmd, ProcessOptions& o) {

@@ -26,15 +26,6 @@ struct ProcessOptions {
 };
 void AddProcessOptions(CLI::App& cmd, ProcessOptions& options);
 
-// Adds `entry` ("K=V", or "K": barge's own value, skipped when unset) to `env`, replacing an
-// entry with the same key, as -e does.
-Status MergeEnv(std::vector<std::string>& env, const std::string& entry);
-// Merges the K=V lines of an --env-file (blank lines and # comments skipped): a regular file or a
-// pipe (`--env-file <(...)`) of at most kMaxEnvFileBytes; anything else (/dev/zero, a directory)
-// is refused at once. An environment beyond a few MiB could not be passed to exec anyway.
-inline constexpr size_t kMaxEnvFileBytes = 1 << 20;
-Status ReadEnvFile(const std::string& path, std::vector<std::string>& env);
-
 // SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 to barge are sent on to the process
 // set with SetForwardTarget (0: none yet; signals that arrive then are kept and sent on once a
 // target is set).

@@ -85,7 +85,4 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows);
 // The same, as text.
 std::string FormatTable(const std::vector<std::vector<std::string>>& rows);
 
-// Parses sizes such as 512, 64k, 256m, 1g (binary units) into bytes.
-Result<long long> ParseSize(std::string_view text);
-
 }  // namespace barge::cli

@@ -1,6 +1,7 @@
 // Drives the real barge binary the way a user would.
 #include <gtest/gtest.h>
 
+#include "base/size.h"
 #include "base/subprocess.h"
 #include "cli/cli.h"
 

@@ -10,6 +10,7 @@
 #include "cli/attach.h"
 #include "cli/cli.h"
 #include "cli/terminal.h"
+#include "launch/container_options.h"
 #include "runtime/container_store.h"
 #include "runtime/lifecycle.h"
 
@@ -26,9 +27,10 @@ Result<runtime::ContainerSpec> MakeSpec(const ExecArgs& args, const std::string&
   ASSIGN_OR_RETURN(runtime::ContainerSpec spec, runtime::ExecSpec(store, container));
   spec.process.argv = std::move(command);
   for (const std::string& file : args.env_files) {
-    RETURN_IF_ERROR(ReadEnvFile(file, spec.process.env));
+    RETURN_IF_ERROR(launch::ReadEnvFile(file, spec.process.env));
   }
-  for (const std::string& entry : args.env) RETURN_IF_ERROR(MergeEnv(spec.process.env, entry));
+  for (const std::string& entry : args.env)
+    RETURN_IF_ERROR(launch::MergeEnv(spec.process.env, entry));
   if (!args.workdir.empty()) {
     if (args.workdir[0] != '/') {
       return InvalidArgument("working directory must be absolute, got '" + args.workdir + "'");

@@ -13,6 +13,7 @@
 #include "base/file_util.h"
 #include "cli/attach.h"
 #include "cli/cli.h"
+#include "launch/container_options.h"
 #include "oci/image_store.h"
 #include "runtime/cgroups.h"
 #include "runtime/container_store.h"
@@ -43,219 +44,33 @@ struct RunArgs : ProcessOptions {
   std::string image;
 };
 
-// What the image contributes: its layers and its default process.
-struct ImageDefaults {
-  std::vector<std::string> lower_dirs;
-  std::vector<std::string> entrypoint;
-  std::vector<std::string> cmd;
-  std::vector<std::string> env;
-  std::string working_dir;
-  std::string user;
-};
-
-// The image's layers (unpacked into the layer cache on first use) and its config.
-Result<ImageDefaults> ResolveImage(const std::string& root, const std::string& name) {
-  ASSIGN_OR_RETURN(oci::ImageStore store, oci::ImageStore::Open(root));
-  Result<oci::Image> image = store.Resolve(name);
-  if (!image.ok()) {
-    if (image.status().code() == StatusCode::kNotFound) {
-      return NotFound("unknown image '" + name +
-                      "': not in the local repository (see 'barge images', 'barge import', "
-                      "'barge load')");
-    }
-    return image.status();
-  }
-  ImageDefaults d;
-  ASSIGN_OR_RETURN(d.lower_dirs, store.LayerDirs(*image));
-  if (d.lower_dirs.empty()) return InvalidArgument("image '" + name + "' has no layers");
-  d.entrypoint = image->config.entrypoint;
-  d.cmd = image->config.cmd;
-  d.env = image->config.env;
-  d.working_dir = image->config.working_dir;
-  d.user = image->config.user;
-  return d;
-}
-
-Result<ImageDefaults> RootfsDefaults(const std::string& dir) {
-  char resolved[PATH_MAX];
-  if (::realpath(dir.c_str(), resolved) == nullptr) return ErrnoError("--rootfs " + dir);
-  ImageDefaults d;
-  d.lower_dirs = {resolved};
-  d.cmd = {"/bin/sh"};
-  return d;
-}
-
-// --tmpfs DST[:OPTIONS], as Podman: rw (or ro), noexec (or exec), always nosuid and nodev, and
-// the tmpfs options size, mode, uid, gid and nr_inodes.
-Result<runtime::MountSpec> ParseTmpfs(const std::string& text) {
-  size_t colon = text.find(':');
-  runtime::MountSpec m;
-  m.kind = runtime::MountSpec::Kind::kTmpfs;
-  m.destination = text.substr(0, colon);
-  m.no_exec = true;
-  if (m.destination.empty() || m.destination[0] != '/' || m.destination == "/") {
-    return InvalidArgument("invalid --tmpfs '" + text + "': expected an absolute path below /");
-  }
-  std::string options = colon == std::string::npos ? "" : text.substr(colon + 1);
-  std::istringstream in(options);
-  std::string option;
-  while (std::getline(in, option, ',')) {
-    if (option.empty() || option == "rw" || option == "nosuid" || option == "nodev") continue;
-    if (option == "ro") {
-      m.read_only = true;
-      continue;
-    }
-    if (option == "exec" || option == "noexec") {
-      m.no_exec = option == "noexec";
-      continue;
-    }
-    size_t eq = option.find('=');
-    std::string key = option.substr(0, eq);
-    std::string value = eq == std::string::npos ? "" : option.substr(eq + 1);
-    bool known =
-        key == "size" || key == "mode" || key == "uid" || key == "gid" || key == "nr_inodes";
-    bool number = !value.empty() && std::isdigit(static_cast<unsigned char>(value[0])) &&
-                  value.find_first_not_of("0123456789kKmMgG%") == std::string::npos;
-    if (!known || !number) {
-      return InvalidArgument(
-          "invalid --tmpfs '" + text + "': unsupported option '" + option +
-          "' (use rw, ro, exec, noexec, nosuid, nodev, size=, mode=, uid=, gid=, "
-          "nr_inodes=)");
-    }
-    m.tmpfs_options += (m.tmpfs_options.empty() ? "" : ",") + option;
-  }
-  return m;
-}
-
-Result<runtime::ContainerConfig> BuildConfig(const RunArgs& args,
-                                             const std::vector<std::string>& command,
+// The container the options describe, as the runtime takes it.
+Result<runtime::ContainerConfig> BuildConfig(const RunArgs& args, std::vector<std::string> command,
                                              const std::string& root) {
-  runtime::ContainerConfig config;
-  if (args.rm && args.detach) {
-    // Docker allows it; so do we: the monitor removes the container when it exits.
-  }
-  ImageDefaults image;
-  if (!args.rootfs.empty()) {
-    ASSIGN_OR_RETURN(image, RootfsDefaults(args.rootfs));
-    config.image = image.lower_dirs[0];
-  } else {
-    if (args.image.empty()) return InvalidArgument("no image given");
-    ASSIGN_OR_RETURN(image, ResolveImage(root, args.image));
-    config.image = args.image;
-  }
-  config.lower_dirs = image.lower_dirs;
-
-  std::vector<std::string> entrypoint = image.entrypoint;
-  std::vector<std::string> cmd = image.cmd;
-  if (args.entrypoint_set) {
-    entrypoint = args.entrypoint.empty() ? std::vector<std::string>{}
-                                         : std::vector<std::string>{args.entrypoint};
-    cmd.clear();
-  }
-  if (!command.empty()) cmd = command;
-  config.process.argv = entrypoint;
-  config.process.argv.insert(config.process.argv.end(), cmd.begin(), cmd.end());
-  if (config.process.argv.empty()) {
-    return InvalidArgument("no command given and the image '" + config.image +
-                           "' has no Entrypoint or Cmd");
-  }
-
-  std::vector<std::string> env;
-  for (const std::string& e : image.env) RETURN_IF_ERROR(MergeEnv(env, e));
-  for (const std::string& f : args.env_files) RETURN_IF_ERROR(ReadEnvFile(f, env));
-  for (const std::string& e : args.env) RETURN_IF_ERROR(MergeEnv(env, e));
-  config.process.env = env;
-  config.process.cwd = !args.workdir.empty()        ? args.workdir
-                       : !image.working_dir.empty() ? image.working_dir
-                                                    : "/";
-  if (config.process.cwd[0] != '/') {
-    return InvalidArgument("working directory must be an absolute path, got '" +
-                           config.process.cwd + "'");
-  }
-  config.process.user = !args.user.empty() ? args.user : image.user;
-  config.hostname = args.hostname;
-  config.name = args.name;
-  if (!config.name.empty()) {
-    if (Status st = runtime::ValidateVolumeName(config.name); !st.ok()) {
-      return InvalidArgument("invalid container name '" + config.name +
-                             "': use letters, digits, '_', '.' and '-'");
-    }
-  }
-
-  if (args.network == "none") {
-    config.network = runtime::NetworkMode::kNone;
-  } else if (args.network == "host") {
-    config.network = runtime::NetworkMode::kHost;
-  } else {
-    return InvalidArgument("unknown network '" + args.network + "' (use none or host)");
-  }
-  config.read_only_root = args.read_only;
-  config.process.init = args.init;
-
-  if (!args.memory.empty()) {
-    Result<long long> parsed = ParseSize(args.memory);
-    if (!parsed.ok()) return parsed.status().Wrap("--memory");
-    long long bytes = *parsed;
-    if (bytes < (6 << 20))
-      return InvalidArgument("--memory " + args.memory + " is below the minimum of 6m");
-    config.limits.memory_bytes = bytes;
-  }
-  // Docker's range: a quota below 1% of a CPU is refused by the kernel, and one above the CPUs
-  // there are limits nothing (and a huge value would overflow the quota in microseconds).
-  long online = ::sysconf(_SC_NPROCESSORS_ONLN);
-  if (args.cpus != 0 && !(args.cpus >= 0.01 && args.cpus <= static_cast<double>(online))) {
-    return InvalidArgument(fmt::format(
-        "invalid --cpus '{}': the range is 0.01 to {}, the CPUs available", args.cpus, online));
-  }
-  config.limits.cpus = args.cpus;
-  // As Docker's: 0 and -1 mean no limit.
-  if (args.pids_limit < -1) {
-    return InvalidArgument(fmt::format(
-        "invalid --pids-limit '{}': a number of processes, or -1 for no limit", args.pids_limit));
-  }
-  config.limits.pids = std::max<int64_t>(args.pids_limit, 0);
-
-  // Volumes are checked before the container exists, so bad input leaves nothing behind.
-  runtime::VolumeStore volumes(root);
-  std::set<std::string> destinations;
-  for (const std::string& spec : args.volumes) {
-    ASSIGN_OR_RETURN(runtime::VolumeSpec v, runtime::ParseVolumeSpec(spec));
-    runtime::MountSpec m;
-    m.destination = v.destination;
-    m.read_only = v.read_only;
-    if (v.named) {
-      ASSIGN_OR_RETURN(runtime::Volume volume, volumes.Create(v.source));
-      m.source = volume.mountpoint;
-      config.volume_names.push_back(v.source);
-    } else {
-      struct stat st {};
-      if (::stat(v.source.c_str(), &st) != 0) {
-        return NotFound("invalid volume '" + spec + "': " + v.source +
-                        (PathExists(v.source) ? " is a symbolic link to nothing on the host"
-                                              : " does not exist on the host"));
-      }
-      m.source = v.source;
-    }
-    if (!destinations.insert(m.destination).second) {
-      return InvalidArgument("invalid volume '" + spec + "': " + m.destination +
-                             " is already a mount destination");
-    }
-    config.mounts.push_back(std::move(m));
-  }
-  for (const std::string& t : args.tmpfs) {
-    ASSIGN_OR_RETURN(runtime::MountSpec m, ParseTmpfs(t));
-    if (!destinations.insert(m.destination).second) {
-      return InvalidArgument("invalid --tmpfs '" + t + "': " + m.destination +
-                             " is already a mount destination");
-    }
-    config.mounts.push_back(std::move(m));
-  }
-  RETURN_IF_ERROR(runtime::ValidateCgroupParent(args.cgroup_parent));
-  config.cgroup_parent = args.cgroup_parent;
-  config.auto_remove = args.rm;
-  config.detached = args.detach;
-  config.terminal = args.tty;
-  return config;
+  launch::ContainerOptions o;
+  o.image = args.rootfs_flag ? args.rootfs : args.image;
+  o.rootfs = args.rootfs_flag;
+  o.command = std::move(command);
+  if (args.entrypoint_set) o.entrypoint = args.entrypoint;
+  o.env = args.env;
+  o.env_files = args.env_files;
+  o.workdir = args.workdir;
+  o.user = args.user;
+  o.hostname = args.hostname;
+  o.name = args.name;
+  o.volumes = args.volumes;
+  o.tmpfs = args.tmpfs;
+  o.memory = args.memory;
+  o.cpus = args.cpus;
+  o.pids_limit = args.pids_limit;
+  o.network = args.network;
+  o.read_only = args.read_only;
+  o.init = args.init;
+  o.cgroup_parent = args.cgroup_parent;
+  o.rm = args.rm;
+  o.detach = args.detach;
+  o.tty = args.tty;
+  return launch::MakeContainerConfig(root, o);
 }
 
 void Run(RunArgs& args, std::vector<std::string> command, Cli& cli) {
@@ -263,11 +78,8 @@ void Run(RunArgs& args, std::vector<std::string> command, Cli& cli) {
     cli.Finish(status);
     cli.SetExitCode(code);
   };
-  if (args.rootfs_flag) {
-    args.rootfs = args.image;
-    args.image.clear();
-  }
-  Result<runtime::ContainerConfig> config = BuildConfig(args, command, cli.root());
+  if (args.rootfs_flag) args.rootfs = args.image;
+  Result<runtime::ContainerConfig> config = BuildConfig(args, std::move(command), cli.root());
   if (!config.ok()) return fail(config.status(), kExitBargeFailed);
   // The pipes of the container's stdio exist before it does: a failure leaves nothing behind.
   std::optional<StdioPipes> pipes;
