@@ -24,10 +24,11 @@ struct PipelineArgs {
   bool quiet = false;
 };
 
-Result<std::unique_ptr<pipeline::SpecPipeline>> Plan(const PipelineArgs& args, bool validate) {
+Result<std::unique_ptr<pipeline::SpecPipeline>> Plan(const PipelineArgs& args, bool validate,
+                                                     const std::string& root) {
   pipeline::LoadOptions load{args.sets, args.parallelism};
   ASSIGN_OR_RETURN(pipeline::Spec spec, pipeline::LoadSpec(args.spec, load));
-  return pipeline::SpecPipeline::Make(spec, {.validate_only = validate});
+  return pipeline::SpecPipeline::Make(spec, {.validate_only = validate, .root = root});
 }
 
 void Validate(const PipelineArgs& args, Cli& cli) {
@@ -35,7 +36,7 @@ void Validate(const PipelineArgs& args, Cli& cli) {
     cli.Finish(InvalidArgument("--format must be text or json, got '" + args.format + "'"));
     return;
   }
-  Result<std::unique_ptr<pipeline::SpecPipeline>> p = Plan(args, /*validate=*/true);
+  Result<std::unique_ptr<pipeline::SpecPipeline>> p = Plan(args, /*validate=*/true, cli.root());
   if (!p.ok()) {
     cli.Finish(p.status());
     return;
@@ -111,7 +112,8 @@ std::string StatusLine(const pipeline::RunProgress& now, const pipeline::RunProg
 
 void RunPipeline(const PipelineArgs& args, Cli& cli) {
   StopSignals signals;
-  Result<std::unique_ptr<pipeline::SpecPipeline>> planned = Plan(args, /*validate=*/false);
+  Result<std::unique_ptr<pipeline::SpecPipeline>> planned =
+      Plan(args, /*validate=*/false, cli.root());
   if (!planned.ok()) {
     cli.Finish(planned.status());
     return;

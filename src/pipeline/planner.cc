@@ -8,6 +8,9 @@
 #include <set>
 
 #include "barge/stream/io.h"
+#include "base/size.h"
+#include "oci/image_store.h"
+#include "pipeline/stage.h"
 #include "pipeline/text_source.h"
 #include "pipeline/window_step.h"
 
@@ -281,7 +284,7 @@ class SpecPipeline::Builder {
 
   struct StepPlan {
     const StepSpec* spec = nullptr;
-    enum class Kind { kFilter, kSelect, kWindow, kRolling, kUnion } kind = Kind::kFilter;
+    enum class Kind { kFilter, kSelect, kWindow, kRolling, kUnion, kStage } kind = Kind::kFilter;
     std::string label;
     std::string role;
     std::optional<Expr> filter;
@@ -296,6 +299,7 @@ class SpecPipeline::Builder {
     const StepSpec* key_by = nullptr;  // the key_by before a keyed step
     std::string key_by_label;
     std::vector<size_t> unions;  // kUnion: indexes into union_sources_
+    StageConfig stage;           // kStage
   };
 
   Status Fail(Pos pos, const std::string& message) const { return spec_.ErrorAt(pos, message); }
@@ -524,9 +528,9 @@ class SpecPipeline::Builder {
       const StepSpec& st = spec_.steps[i];
       std::string label = "step " + std::to_string(i + 1) + " (" + st.keyword + ")";
       if (key_by != nullptr && st.kind != StepSpec::Kind::kWindow &&
-          st.kind != StepSpec::Kind::kAggregate) {
-        return Fail(st.pos, "key_by must be followed by window or aggregate (put " + st.keyword +
-                                " before key_by)");
+          st.kind != StepSpec::Kind::kAggregate && st.kind != StepSpec::Kind::kStage) {
+        return Fail(st.pos, "key_by must be followed by window, aggregate or stage (put " +
+                                st.keyword + " before key_by)");
       }
       if (!schema_known_) {
         p_.notes_.push_back(label + " is checked when the pipeline runs");
@@ -582,6 +586,13 @@ class SpecPipeline::Builder {
         case StepSpec::Kind::kUnion:
           RETURN_IF_ERROR(PlanUnion(st, plan));
           break;
+        case StepSpec::Kind::kStage:
+          RETURN_IF_ERROR(PlanStage(st, plan, pending_keys));
+          plan.key_by = key_by;
+          plan.key_by_label = key_by_label;
+          pending_keys.clear();
+          key_by = nullptr;
+          break;
         case StepSpec::Kind::kWindow:
         case StepSpec::Kind::kAggregate:
           RETURN_IF_ERROR(PlanKeyed(st, plan, pending_keys, key_by));
@@ -595,7 +606,7 @@ class SpecPipeline::Builder {
       steps_.push_back(std::move(plan));
     }
     if (key_by != nullptr) {
-      return Fail(key_by->pos, "key_by must be followed by window or aggregate");
+      return Fail(key_by->pos, "key_by must be followed by window, aggregate or stage");
     }
     return Status::Ok();
   }
@@ -667,6 +678,95 @@ class SpecPipeline::Builder {
     plan.input = "";
     ordered_ = false;
     next_input_union_ = true;
+    return Status::Ok();
+  }
+
+  // A container stage: replicas of an image, fed partitioned by key after key_by, else spread
+  // over them; its output fields are declared (output:) or the input's.
+  Status PlanStage(const StepSpec& st, StepPlan& plan, const std::vector<int>& keys) {
+    const StageSpec& g = *st.stage;
+    plan.kind = StepPlan::Kind::kStage;
+    plan.role = "stage";
+    if (p_.options_.root.empty()) {
+      return Fail(st.pos, "container stages need barge's root directory (images, containers)");
+    }
+    // The image must exist; validate checks it without unpacking anything.
+    Result<oci::ImageStore> store = oci::ImageStore::Open(p_.options_.root);
+    if (!store.ok()) return Fail(g.image.pos, store.status().message());
+    if (Result<oci::Image> image = store->Resolve(g.image.value); !image.ok()) {
+      return Fail(g.image.pos, "unknown image '" + g.image.value +
+                                   "': not in the local repository (see 'barge images', "
+                                   "'barge build', 'barge load')");
+    }
+    if (!g.memory.empty()) {
+      if (Result<long long> bytes = ParseSize(g.memory); !bytes.ok()) {
+        return Fail(st.pos, "stage memory: " + bytes.status().message());
+      } else if (*bytes < (6 << 20)) {
+        return Fail(st.pos, "stage memory " + g.memory + " is below the minimum of 6m");
+      }
+    }
+    // Output fields.
+    auto out = std::make_shared<Schema>();
+    if (!g.output || g.output_star) *out = *schema_;
+    if (g.output) {
+      for (const FieldSpec& f : *g.output) {
+        int at = out->Find(f.field.name);
+        if (at >= 0) {
+          out->fields[static_cast<size_t>(at)].type = f.field.type;
+        } else {
+          out->fields.push_back(f.field);
+        }
+      }
+    }
+    if (out->fields.empty()) return Fail(g.output_pos, "a stage must return at least one field");
+    plan.schema = out;
+    plan.parallelism = st.parallelism > 0 ? st.parallelism : spec_.parallelism;
+    const bool union_input = next_input_union_;
+    std::vector<std::string> key_names;
+    for (int k : keys) key_names.push_back(schema_->fields[static_cast<size_t>(k)].name);
+    plan.keyed.key_columns = keys;
+    plan.by_key = !keys.empty() && (plan.parallelism > 1 || parallelism_ > 1 || union_input);
+    if (plan.by_key) {
+      plan.input = "by key (" + Join(key_names) + ")";
+    } else if (union_input) {
+      plan.input = "union";
+    } else {
+      plan.input = plan.parallelism == parallelism_ ? "forward" : "rebalance";
+    }
+    // Everything flowing in is sent to the stage.
+    std::vector<int> all(schema_->fields.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+    Use(all);
+    passthrough_ = false;
+    StageConfig& c = plan.stage;
+    c.label = plan.label;
+    c.display = "stage '" + g.image.value + "'";
+    c.root = p_.options_.root;
+    c.container.image = g.image.value;
+    c.container.command = g.command;
+    c.container.env = g.env;
+    c.container.volumes = g.volumes;
+    c.container.memory = g.memory;
+    c.container.cpus = g.cpus;
+    c.container.network = g.network;
+    c.container.user = g.user;
+    c.container.workdir = g.workdir;
+    c.protocol = g.protocol;
+    c.restart = g.restart;
+    c.ring_bytes = g.ring_bytes;
+    c.input = schema_;
+    c.output = out;
+    c.batch_rows = spec_.batch_size;
+    plan.detail = "image " + g.image.value +
+                  (g.protocol == StageSpec::Protocol::kShm ? " (shared memory)" : " (lines)");
+    if (!g.command.empty()) plan.detail += ", command " + Join(g.command, " ");
+    if (!g.memory.empty()) plan.detail += ", memory " + g.memory;
+    if (g.cpus > 0) plan.detail += fmt::format(", cpus {}", g.cpus);
+    if (g.restart > 0) plan.detail += fmt::format(", {} restart(s)", g.restart);
+    // One replica keeps the records in order; several interleave them.
+    if (plan.parallelism != 1 || parallelism_ != 1) ordered_ = false;
+    next_input_union_ = false;
+    parallelism_ = plan.parallelism;
     return Status::Ok();
   }
 
@@ -1039,6 +1139,19 @@ class SpecPipeline::Builder {
         }
         case StepPlan::Kind::kUnion:
           break;  // handled above: no operator of its own
+        case StepPlan::Kind::kStage: {
+          auto group = std::make_shared<StageGroup>(plan.stage, *ctx, plan.parallelism);
+          cur = cur.Apply<BatchPtr>(
+              base + "_in", [group](stream::detail::RunState& run, const std::string& name) {
+                return std::make_unique<StageInput>(name, group, &run.cancelled);
+              });
+          cur.parallelism(plan.parallelism);
+          p_.steps_.push_back({"stage_in", cur.upstreams().back().node->name, plan.label,
+                               "records to the replicas", plan.parallelism, plan.input, nullptr});
+          cur = engine.source<BatchPtr>(
+              base, [group] { return std::make_unique<StageOutput>(group); }, plan.parallelism);
+          break;
+        }
       }
       cur.parallelism(plan.parallelism);
       Record(cur,
@@ -1213,6 +1326,7 @@ std::string SpecPipeline::PlanText() const {
     if (s.role == "event_time" || s.role == "conform" || s.role == "late") head = "  " + s.role;
     out += fmt::format("{:<18} {}\n", head, s.detail);
     if (s.role == "key_by" || s.role == "union") continue;  // not operators of their own
+    if (s.role == "stage_in") continue;                     // shown with its stage
     std::string where = fmt::format("parallelism {}", s.parallelism);
     if (!s.input.empty() && s.role != "source") where += ", input " + s.input;
     out += fmt::format("{:<18} {}\n", "", where);

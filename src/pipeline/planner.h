@@ -28,6 +28,8 @@ struct PlanOptions {
   // Check only: nothing is read from stdin (its schema, unless declared, stays unknown) and
   // nothing is opened for writing.
   bool validate_only = false;
+  // barge's root directory: where container stages find their images and keep their state.
+  std::string root;
   // Embedding (benchmarks, tests): results go to this function instead of the spec's sink. It is
   // called from the last step's task threads, one call per batch, concurrently when the last step
   // runs in several instances.

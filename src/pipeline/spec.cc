@@ -484,7 +484,7 @@ class Reader {
            "window, aggregate)");
     }
     static const std::vector<std::string> kKinds = {"filter",    "select", "key_by", "window",
-                                                    "aggregate", "reduce", "union"};
+                                                    "aggregate", "reduce", "union",  "stage"};
     std::vector<std::string> allowed = kKinds;
     allowed.insert(allowed.end(), {"name", "parallelism"});
     // Unknown keys first, with a hint against step kinds too ("fliter").
@@ -500,7 +500,8 @@ class Reader {
       Fail(it.first, message);
     }
     // `window` may carry its `aggregate` in the same item.
-    std::vector<std::string> kinds = {"filter", "select", "key_by", "window", "reduce", "union"};
+    std::vector<std::string> kinds = {"filter", "select", "key_by", "window",
+                                      "reduce", "union",  "stage"};
     if (!node["window"]) kinds.push_back("aggregate");
     auto [kind, value] = KindOf(node, "step", kinds);
     st.keyword = kind;
@@ -516,6 +517,9 @@ class Reader {
     } else if (kind == "select") {
       st.kind = StepSpec::Kind::kSelect;
       ReadSelect(value, st);
+    } else if (kind == "stage") {
+      st.kind = StepSpec::Kind::kStage;
+      st.stage = ReadStage(value, st);
     } else if (kind == "union") {
       st.kind = StepSpec::Kind::kUnion;
       if (value.IsMap()) {
@@ -556,6 +560,122 @@ class Reader {
       st.aggregates = ReadNamedExprs(value, kind);
     }
     return st;
+  }
+
+  StageSpec ReadStage(const YAML::Node& value, StepSpec& st) {
+    StageSpec g;
+    if (value.IsScalar()) {
+      g.image = TextOf(value, "stage");
+      return g;
+    }
+    CheckMap(value, "stage",
+             {"image", "command", "protocol", "parallelism", "memory", "cpus", "env", "volumes",
+              "restart", "network", "user", "workdir", "output", "ring"});
+    if (!value["image"]) Fail(value, "a stage needs an image");
+    g.image = TextOf(value["image"], "image");
+    if (g.image.value.empty()) Fail(value["image"], "a stage needs an image");
+    if (const YAML::Node& c = value["command"]) {
+      if (c.IsScalar()) {
+        // A string runs through the shell, as a Containerfile's shell form.
+        g.command = {"/bin/sh", "-c", Str(c, "command")};
+      } else if (c.IsSequence() && c.size() > 0) {
+        for (const YAML::Node& w : c) g.command.push_back(Str(w, "a command word"));
+      } else {
+        Fail(c, "command must be a list of words, such as [python3, /app/stage.py], or a string "
+                "for the shell");
+      }
+    }
+    if (const YAML::Node& p = value["protocol"]) {
+      std::string protocol = Str(p, "protocol");
+      if (protocol == "shm") {
+        g.protocol = StageSpec::Protocol::kShm;
+      } else if (protocol == "lines") {
+        g.protocol = StageSpec::Protocol::kLines;
+      } else {
+        Fail(p, "unknown protocol '" + protocol + "' (expected shm or lines)");
+      }
+    }
+    if (const YAML::Node& p = value["parallelism"]) {
+      if (st.parallelism != 0) Fail(p, "parallelism is given twice for this step");
+      st.parallelism = static_cast<int>(Int(p, "parallelism", 1, 1024));
+      st.parallelism_pos = PosOf(p);
+    }
+    if (const YAML::Node& m = value["memory"]) g.memory = Str(m, "memory");
+    if (const YAML::Node& c = value["cpus"]) {
+      std::string text = Str(c, "cpus");
+      char* end = nullptr;
+      g.cpus = std::strtod(text.c_str(), &end);
+      if (end == text.c_str() || *end != '\0' || !(g.cpus > 0)) {
+        Fail(c, "cpus must be a positive number, such as 1 or 0.5, got '" + text + "'");
+      }
+    }
+    if (const YAML::Node& e = value["env"]) {
+      if (!e.IsMap()) Fail(e, "env must be a map of names to values, such as {SCALE: \"2\"}");
+      for (auto it : e) g.env.push_back(it.first.Scalar() + "=" + Str(it.second, "an env value"));
+    }
+    if (const YAML::Node& v = value["volumes"]) {
+      if (!v.IsSequence()) Fail(v, "volumes must be a list, such as [models:/models:ro]");
+      for (const YAML::Node& x : v) g.volumes.push_back(Str(x, "a volume"));
+    }
+    if (const YAML::Node& r = value["restart"]) {
+      g.restart = static_cast<int>(Int(r, "restart", 0, 1000000));
+    }
+    if (const YAML::Node& n = value["network"]) {
+      g.network = Str(n, "network");
+      if (g.network != "none" && g.network != "host") {
+        Fail(n, "network must be none or host, got '" + g.network + "'");
+      }
+    }
+    if (const YAML::Node& u = value["user"]) g.user = Str(u, "user");
+    if (const YAML::Node& w = value["workdir"]) g.workdir = Str(w, "workdir");
+    if (const YAML::Node& r = value["ring"]) {
+      std::string text = Str(r, "ring");
+      uint64_t bytes = 0;
+      size_t k = 0;
+      while (k < text.size() && std::isdigit(static_cast<unsigned char>(text[k]))) {
+        bytes = bytes * 10 + static_cast<uint64_t>(text[k++] - '0');
+      }
+      std::string unit = text.substr(k);
+      if (unit == "k" || unit == "K") bytes <<= 10;
+      if (unit == "m" || unit == "M") bytes <<= 20;
+      if (unit == "g" || unit == "G") bytes <<= 30;
+      bool known = unit.empty() || unit == "k" || unit == "K" || unit == "m" || unit == "M" ||
+                   unit == "g" || unit == "G";
+      if (k == 0 || !known || bytes < (1u << 20) || bytes > (uint64_t{1} << 32) ||
+          (bytes & (bytes - 1)) != 0) {
+        Fail(r, "ring must be a power of two from 1m to 4g, such as 32m, got '" + text + "'");
+      }
+      g.ring_bytes = bytes;
+    }
+    if (const YAML::Node& o = value["output"]) {
+      g.output_pos = PosOf(o);
+      if (!o.IsMap() || o.size() == 0) {
+        Fail(o, "output must be a map of field names to types (\"*\": true keeps the input's)");
+      }
+      SourceSpec tmp;
+      YAML::Node fields(YAML::NodeType::Map);
+      for (auto it : o) {
+        if (it.first.Scalar() == "*") {
+          if (!Bool(it.second, "'*'")) Fail(it.second, "'*' takes true (keep the input's fields)");
+          g.output_star = true;
+        } else {
+          fields[it.first] = it.second;
+        }
+      }
+      if (fields.size() > 0) {
+        ReadSchema(fields, tmp);
+        g.output = *tmp.schema;
+        // ReadSchema reports positions of the copied nodes: keep the original ones.
+        size_t i = 0;
+        for (auto it : o) {
+          if (it.first.Scalar() == "*") continue;
+          (*g.output)[i++].pos = PosOf(it.first);
+        }
+      } else {
+        g.output = std::vector<FieldSpec>{};
+      }
+    }
+    return g;
   }
 
   void ReadSelect(const YAML::Node& value, StepSpec& st) {

@@ -97,8 +97,29 @@ struct WindowSpec {
   Pos pos;
 };
 
+// A container stage: an image that processes batches, as `barge run` would run it.
+struct StageSpec {
+  Text image;
+  std::vector<std::string> command;  // empty: the image's Entrypoint and Cmd
+  enum class Protocol { kShm, kLines };
+  Protocol protocol = Protocol::kShm;
+  std::string memory;  // "256m"; empty: no limit
+  double cpus = 0;
+  std::vector<std::string> env;      // "K=V"
+  std::vector<std::string> volumes;  // NAME:/DST[:ro] or /HOST:/DST[:ro]
+  std::string network = "none";
+  std::string user;
+  std::string workdir;
+  int restart = 0;  // replica restarts allowed before the pipeline fails
+  // The fields the stage returns: declared (with "*" the input's plus these), else the input's.
+  std::optional<std::vector<FieldSpec>> output;
+  bool output_star = false;
+  Pos output_pos;
+  uint64_t ring_bytes = 32ull << 20;  // each direction
+};
+
 struct StepSpec {
-  enum class Kind { kFilter, kSelect, kKeyBy, kWindow, kAggregate, kUnion };
+  enum class Kind { kFilter, kSelect, kKeyBy, kWindow, kAggregate, kUnion, kStage };
   Kind kind = Kind::kFilter;
   Pos pos;
   std::string keyword;  // as written: filter, select, key_by, window, aggregate, reduce, union
@@ -110,6 +131,7 @@ struct StepSpec {
   std::optional<WindowSpec> window;       // kWindow
   std::vector<NamedExpr> aggregates;      // kWindow and kAggregate (rolling, per key)
   std::vector<SourceSpec> union_sources;  // kUnion: merged into the stream here
+  std::optional<StageSpec> stage;         // kStage
   int parallelism = 0;
   Pos parallelism_pos;
 };

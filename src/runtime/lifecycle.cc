@@ -88,6 +88,67 @@ Result<ExitInfo> RunAttached(ContainerStore& store, ContainerRecord record, cons
   return exit;
 }
 
+Result<OwnedContainer> OwnedContainer::Start(ContainerStore& store, ContainerRecord record,
+                                             const Stdio& stdio, StartFailure* failure) {
+  StartFailure unused;
+  if (failure == nullptr) failure = &unused;
+  *failure = StartFailure::kSetUp;
+  ContainerSpec spec = store.MakeSpec(record);
+  spec.stdio = stdio;
+  record.state.monitor_pid = ::getpid();
+  record.state.monitor_start = ProcessStartTime(::getpid());
+  RETURN_IF_ERROR(store.SaveState(record.config.id, record.state));
+  StartFailure failed_at = StartFailure::kSetUp;
+  Result<Container> container = Container::Start(spec, &failed_at);
+  if (!container.ok()) {
+    *failure = failed_at;
+    (void)RecordExit(store, record, static_cast<int>(failed_at), false);
+    return container.status();
+  }
+  RETURN_IF_ERROR(RecordRunning(store, record, *container));
+  OwnedContainer owned;
+  owned.store_ = &store;
+  owned.record_ = std::move(record);
+  owned.container_ = std::move(container).value();
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, owned.container_.pid(), 0));
+  if (fd >= 0) owned.pidfd_ = UniqueFd(fd);
+  return owned;
+}
+
+OwnedContainer& OwnedContainer::operator=(OwnedContainer&& other) noexcept {
+  if (this != &other) {
+    if (running()) (void)Finish();
+    store_ = other.store_;
+    record_ = std::move(other.record_);
+    container_ = std::move(other.container_);
+    pidfd_ = std::move(other.pidfd_);
+    finished_ = other.finished_;
+  }
+  return *this;
+}
+
+OwnedContainer::~OwnedContainer() {
+  if (running()) {
+    (void)container_.Signal(SIGKILL);
+    (void)Finish();
+  }
+}
+
+bool OwnedContainer::Exited() const {
+  if (!running()) return true;
+  if (!pidfd_) return !ProcessAlive(container_.pid(), record_.state.pid_start);
+  pollfd p{pidfd_.get(), POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
+Result<ExitInfo> OwnedContainer::Finish() {
+  finished_ = true;
+  Result<ExitInfo> exit = container_.Wait();
+  if (!exit.ok()) return exit.status();
+  RETURN_IF_ERROR(RecordExit(*store_, record_, exit->exit_code, exit->oom_killed));
+  return exit;
+}
+
 Status RunDetached(ContainerStore& store, const ContainerRecord& record, StartFailure* failure) {
   StartFailure unused;
   if (failure == nullptr) failure = &unused;

@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "barge/status.h"
+#include "base/unique_fd.h"
 #include "runtime/container_store.h"
 #include "runtime/process.h"
 
@@ -21,6 +22,36 @@ namespace barge::runtime {
 Result<ExitInfo> RunAttached(ContainerStore& store, ContainerRecord record, const Stdio& stdio,
                              const std::function<void(Container&)>& on_start = nullptr,
                              StartFailure* failure = nullptr);
+
+// A created container started by this process, which owns it (a pipeline stage's replica): it is
+// recorded running (so `barge ps` shows it, and a later barge cleans up if this one dies), and
+// Finish waits for it and records its exit (deleting it when auto_remove). Destroying one that was
+// not finished kills it and records that. Move-only.
+class OwnedContainer {
+ public:
+  static Result<OwnedContainer> Start(ContainerStore& store, ContainerRecord record,
+                                      const Stdio& stdio, StartFailure* failure = nullptr);
+  OwnedContainer() = default;
+  ~OwnedContainer();
+  OwnedContainer(OwnedContainer&&) noexcept = default;
+  OwnedContainer& operator=(OwnedContainer&& other) noexcept;
+
+  bool running() const { return container_.pid() > 0 && !finished_; }
+  pid_t pid() const { return container_.pid(); }
+  const Cgroup& cgroup() const { return container_.cgroup(); }
+  // True once the first process has exited (never blocks).
+  bool Exited() const;
+  Status Signal(int signal) { return container_.Signal(signal); }
+  // Waits for the exit and records it. Call once.
+  Result<ExitInfo> Finish();
+
+ private:
+  ContainerStore* store_ = nullptr;
+  ContainerRecord record_;
+  Container container_;
+  UniqueFd pidfd_;
+  bool finished_ = false;
+};
 
 // Runs a created container in the background: forks a monitor process (its own session, no
 // terminal) that starts the container with stdout and stderr appended to its log file (with -t,

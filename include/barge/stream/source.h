@@ -43,6 +43,11 @@ class Source {
   // Called once after the last Next, on success or failure.
   virtual void Close() {}
 
+  // A source whose records come with event time already decided elsewhere (a container stage
+  // echoing the watermarks it was sent) reports here the watermark its records so far are complete
+  // up to; after each Next the engine forwards it downstream when it has grown. kMinTime: none.
+  virtual EventTime watermark() const { return kMinTime; }
+
   SourceMetrics& metrics() { return metrics_; }
 
  private:

@@ -140,6 +140,10 @@ class SourceDriver final : public SourceDriverBase {
       OperatorMetrics::Add(metrics().records_out, records);
       out_.target().Push(batch_);
     }
+    if (EventTime w = source_->watermark(); w > watermark_) {
+      watermark_ = w;
+      out_.target().Watermark(w);
+    }
     switch (*state) {
       case SourceState::kMore:
         // A short batch means the source had no more at hand: flush downstream now rather than
@@ -162,6 +166,7 @@ class SourceDriver final : public SourceDriverBase {
   std::unique_ptr<Source<T>> source_;
   Output<T> out_;
   Batch<T> batch_;
+  EventTime watermark_ = kMinTime;  // the source's watermark last forwarded
 };
 
 // Assigns event time from a user function and emits bounded-out-of-orderness watermarks:
