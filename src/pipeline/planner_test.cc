@@ -112,7 +112,7 @@ TEST(PlannerTest, BadSpecsNameTheirPosition) {
       {"  - key_by: [country]\n  - aggregate: {n: summ(amount)}\n",
        "6:20: unknown aggregate function 'summ' (did you mean 'sum'?)"},
       {"  - key_by: [country]\n  - filter: amount > 1\n",
-       "6:5: key_by must be followed by window or aggregate (put filter before key_by)"},
+       "6:5: key_by must be followed by window, aggregate or stage (put filter before key_by)"},
       {"  - key_by: [country]\n  - window: {tumbling: 1s}\n    aggregate: {country: count(*)}\n",
        "7:17: 'country' is already a key field of this step"},
   };
