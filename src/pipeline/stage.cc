@@ -1,5 +1,6 @@
 #include "pipeline/stage.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <linux/magic.h>
@@ -1020,7 +1021,25 @@ Result<std::string> StageGroup::Dir() {
   if (::statfs(base, &fs) != 0 || fs.f_type != TMPFS_MAGIC) {
     return Unsupported("container stages need /dev/shm to be a tmpfs for their shared memory");
   }
-  ASSIGN_OR_RETURN(TempDir dir, TempDir::MakeIn(base, "barge-stage-"));
+  // Named after this process: what a barge that was killed left behind is removed by the next.
+  const std::string prefix = "barge-stage-";
+  if (DIR* d = ::opendir(base)) {
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name.rfind(prefix, 0) != 0) continue;
+      unsigned long long pid = 0, start = 0;
+      if (std::sscanf(name.c_str() + prefix.size(), "%llu-%llu-", &pid, &start) != 2) continue;
+      if (!runtime::ProcessAlive(static_cast<pid_t>(pid), start)) {
+        (void)RemoveTree(std::string(base) + "/" + name);
+      }
+    }
+    ::closedir(d);
+  }
+  pid_t self = ::getpid();
+  ASSIGN_OR_RETURN(
+      TempDir dir,
+      TempDir::MakeIn(base, prefix + std::to_string(self) + "-" +
+                                std::to_string(runtime::ProcessStartTime(self)) + "-"));
   dir_ = dir.Release();
   ::chmod(dir_.c_str(), 0711);  // replicas see only their own directory, through a bind mount
   return dir_;

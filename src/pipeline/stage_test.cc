@@ -1,0 +1,237 @@
+// Container stages end to end: real containers from images in a temporary repository, fed through
+// shared memory or their stdio, compared with the same pipeline without the stage; faults (a
+// crash with and without restarts, garbage, OOM); and nothing left behind.
+#include "pipeline/stage.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "base/file_util.h"
+#include "oci/image_store.h"
+#include "oci/test_util.h"
+#include "oci/transfer.h"
+#include "pipeline/format.h"
+#include "pipeline/planner.h"
+#include "runtime/busybox_rootfs.h"
+#include "runtime/cgroups.h"
+#include "runtime/host_features.h"
+#include "runtime/leak_check.h"
+
+namespace barge::pipeline {
+namespace {
+
+// A barge root with the test stages as images: faults:1 (/app/faults, see
+// testdata/stage_faults.cc) and busybox (Debian's static busybox).
+class StageTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto dir = TempDir::Make("barge-stage-test-");
+    ASSERT_TRUE(dir.ok());
+    root_ = new TempDir(std::move(dir).value());
+    auto store = oci::ImageStore::Open(root_->path());
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    auto binary = ReadFile(STAGE_FAULTS_BINARY);
+    ASSERT_TRUE(binary.ok());
+    std::string tar =
+        oci::testing::MakeTar({{.path = "app", .type = oci::testing::TarEntry::kDir, .mode = 0755},
+                               {.path = "app/faults", .data = *binary, .mode = 0755}});
+    Import(*store, tar, "faults:1");
+    auto busybox = runtime::MakeBusyboxRootfs();
+    ASSERT_TRUE(busybox.ok()) << busybox.status().message();
+    auto packed = RunTar(busybox->path());
+    Import(*store, packed, "busybox:latest");
+  }
+  static void TearDownTestSuite() {
+    delete root_;
+    root_ = nullptr;
+  }
+
+  static std::string RunTar(const std::string& dir) {
+    std::string out;
+    FILE* p = ::popen(("tar -C " + dir + " -c .").c_str(), "r");
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    ::pclose(p);
+    return out;
+  }
+
+  static void Import(const oci::ImageStore& store, const std::string& tar, const std::string& ref) {
+    auto work = TempDir::Make();
+    std::string path = work->path() + "/image.tar";
+    ASSERT_TRUE(WriteFile(path, tar).ok());
+    auto fd = OpenFile(path, O_RDONLY);
+    ASSERT_TRUE(fd.ok());
+    auto image = oci::ImportRootfs(store, fd->get(), ref);
+    ASSERT_TRUE(image.ok()) << image.status().message();
+  }
+
+  void SetUp() override {
+    scope_.cgroup_parent = runtime::kDefaultCgroupParent;
+    scope_.path_prefixes = {root_->path(), "/dev/shm"};
+    before_ = runtime::testing::TakeHostSnapshot(scope_);
+  }
+  void TearDown() override {
+    EXPECT_EQ(runtime::testing::DescribeLeaks(before_, runtime::testing::TakeHostSnapshot(scope_)),
+              "");
+    // No stage directory of this process is left in /dev/shm.
+    std::string mine = "barge-stage-" + std::to_string(::getpid()) + "-";
+    for (const std::string& e : oci::testing::ListTree("/dev/shm")) {
+      EXPECT_NE(e.rfind(mine, 0), 0u) << "left behind: /dev/shm/" << e;
+    }
+  }
+
+  struct Outcome {
+    Status status;
+    std::vector<std::string> rows;
+  };
+
+  // Runs `text` with the test root, collecting the results as sorted JSON lines.
+  Outcome Run(const std::string& text) {
+    Outcome o;
+    Result<Spec> spec = ParseSpec(text, "stage.yaml");
+    if (!spec.ok()) {
+      o.status = spec.status();
+      return o;
+    }
+    std::mutex mu;
+    PlanOptions options;
+    options.root = root_->path();
+    options.collect = [&](const RecordBatch& b) {
+      EXPECT_EQ(b.CheckShape(), "");
+      std::lock_guard lock(mu);
+      for (size_t i = 0; i < b.rows; ++i) {
+        std::string row;
+        AppendJsonRow(b, i, row);
+        o.rows.push_back(row);
+      }
+    };
+    Result<std::unique_ptr<SpecPipeline>> p = SpecPipeline::Make(*spec, options);
+    if (!p.ok()) {
+      o.status = p.status();
+      return o;
+    }
+    o.status = (*p)->Run();
+    std::sort(o.rows.begin(), o.rows.end());
+    return o;
+  }
+
+  static std::string Stage(const std::string& fault, const std::string& extra = "") {
+    return "  - stage:\n      image: faults:1\n      command: [/app/faults]\n      env: {FAULT: " +
+           fault + "}\n" + extra;
+  }
+
+  // Out of order by up to 20 ms, within the watermark's delay: no record is late, so the results
+  // do not depend on how replicas interleave (with late records they would, as in Flink).
+  static constexpr const char* kSource =
+      "source:\n  generate: {records: 200000, keys: 50, records_per_second: 100000, "
+      "max_disorder: 20ms}\n  event_time: {field: ts, max_delay: 30ms}\n"
+      "steps:\n  - select: {key: key, value: value, ts: ts}\n";
+  static constexpr const char* kWindow =
+      "  - key_by: key\n  - window: {tumbling: 100ms, allowed_lateness: 5ms}\n"
+      "    aggregate: {n: count(*), s: sum(value), f: first(value), l: last(value)}\n";
+
+  static TempDir* root_;
+  runtime::testing::LeakScope scope_;
+  runtime::testing::HostSnapshot before_;
+};
+
+TempDir* StageTest::root_ = nullptr;
+
+TEST_F(StageTest, ShmStagePassesRecordsAndEventTimeThrough) {
+  Outcome want = Run(std::string(kSource) + kWindow);
+  ASSERT_TRUE(want.status.ok()) << want.status.message();
+  ASSERT_GT(want.rows.size(), 1000u);
+  for (int replicas : {1, 2}) {
+    Outcome got =
+        Run(std::string(kSource) +
+            Stage("pass", "      parallelism: " + std::to_string(replicas) + "\n") + kWindow);
+    ASSERT_TRUE(got.status.ok()) << got.status.message();
+    EXPECT_EQ(got.rows, want.rows) << replicas << " replicas";
+  }
+}
+
+TEST_F(StageTest, RowsAStageDropsKeepTheirOwnTimes) {
+  // The stage keeps even keys, saying which input row each output row is (__row).
+  Outcome want = Run(std::string(kSource) + "  - filter: key % 2 = 0\n" + kWindow);
+  ASSERT_TRUE(want.status.ok());
+  Outcome got = Run(std::string(kSource) + Stage("even") + kWindow);
+  ASSERT_TRUE(got.status.ok()) << got.status.message();
+  EXPECT_EQ(got.rows, want.rows);
+}
+
+TEST_F(StageTest, ACrashedReplicaRestartsWithoutLosingOrRepeatingRecords) {
+  Outcome want = Run(std::string(kSource) + kWindow);
+  Outcome got = Run(std::string(kSource) +
+                    Stage("crash_once", "      parallelism: 2\n      restart: 1\n") + kWindow);
+  ASSERT_TRUE(got.status.ok()) << got.status.message();
+  EXPECT_EQ(got.rows, want.rows);
+}
+
+TEST_F(StageTest, WithoutRestartsACrashStopsThePipelineNamingTheReplica) {
+  Outcome got = Run(std::string(kSource) + Stage("crash", "      restart: 2\n") + kWindow);
+  ASSERT_FALSE(got.status.ok());
+  EXPECT_NE(got.status.message().find(
+                "stage 'faults:1'[0] exited with code 3 before the end of its input; last "
+                "output: faulty stage: giving up on batch 1 (after 2 restarts)"),
+            std::string::npos)
+      << got.status.message();
+}
+
+TEST_F(StageTest, GarbageIsAProtocolErrorNamingTheReplica) {
+  Outcome got = Run(std::string(kSource) + Stage("garbage") + kWindow);
+  ASSERT_FALSE(got.status.ok());
+  EXPECT_NE(got.status.message().find("stage 'faults:1'[0] broke the protocol: a message of "
+                                      "unknown kind 77"),
+            std::string::npos)
+      << got.status.message();
+}
+
+TEST_F(StageTest, AnOomKillIsReported) {
+  if (std::string why = runtime::testing::WhyNoController("memory"); !why.empty()) {
+    GTEST_SKIP() << why;
+  }
+  if (std::string why = runtime::testing::WhySwapUnbounded(); !why.empty()) GTEST_SKIP() << why;
+  Outcome got = Run(std::string(kSource) + Stage("oom", "      memory: 32m\n") + kWindow);
+  ASSERT_FALSE(got.status.ok());
+  EXPECT_NE(got.status.message().find("stage 'faults:1'[0] was OOM-killed (memory limit 32m)"),
+            std::string::npos)
+      << got.status.message();
+}
+
+TEST_F(StageTest, LinesStagesAnswerEachLineAndMayDropOrReshape) {
+  Outcome want = Run(std::string(kSource) + kWindow);
+  Outcome cat = Run(
+      std::string(kSource) +
+      "  - stage: {image: busybox, command: [cat], protocol: lines, parallelism: 2}\n" + kWindow);
+  ASSERT_TRUE(cat.status.ok()) << cat.status.message();
+  EXPECT_EQ(cat.rows, want.rows);
+  // awk keeps key 3 and answers an empty line for the others; then a stage that returns other
+  // fields than it was given.
+  Outcome awk = Run(
+      "source:\n  generate: {records: 1000, keys: 10}\nsteps:\n"
+      "  - select: {key: key}\n"
+      "  - stage:\n      image: busybox\n      protocol: lines\n"
+      "      command: \"awk '{ if ($0 ~ /\\\"key\\\":3}/) print \\\"{\\\\\\\"k\\\\\\\": 30}\\\"; "
+      "else print \\\"\\\" }'\"\n"
+      "      output: {k: BIGINT}\n"
+      "  - aggregate: {n: count(*), s: sum(k)}\n");
+  ASSERT_TRUE(awk.status.ok()) << awk.status.message();
+  ASSERT_FALSE(awk.rows.empty());
+  EXPECT_EQ(awk.rows.back().find("\"n\":"), 1u) << awk.rows.back();
+}
+
+TEST_F(StageTest, AnUnknownImageIsAPlanError) {
+  Outcome got = Run(std::string(kSource) + "  - stage: {image: nosuch:1}\n");
+  ASSERT_FALSE(got.status.ok());
+  EXPECT_EQ(got.status.message(),
+            "stage.yaml:6:20: unknown image 'nosuch:1': not in the local repository (see 'barge "
+            "images', 'barge build', 'barge load')");
+}
+
+}  // namespace
+}  // namespace barge::pipeline

@@ -1,0 +1,127 @@
+// A shm stage for barge's tests, its behaviour chosen by $FAULT:
+//   pass         every batch back as it came
+//   crash_once   after $AFTER batches, exits 3 (only the first time: a marker file in the stage
+//                directory survives the restart)
+//   crash        after $AFTER batches, prints to stderr and exits 3, every time
+//   garbage      answers the first batch with a message of an unknown kind
+//   oom          after $AFTER batches, allocates memory until the memory limit kills it
+//   even         keeps the rows whose first column is even, saying where they came from (__row)
+#include <barge_stage.h>
+
+#include <unistd.h>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+void Pass(barge_stage* s, const barge_msg* in) {
+  barge_msg* out = barge_stage_reserve(s, in->bytes, -1);
+  std::memcpy(out, in, in->bytes);
+  barge_stage_reply(s, in, out);
+}
+
+// Replies with the rows of `in` whose first column (BIGINT) is even, and a __row column.
+void Even(barge_stage* s, const barge_msg* in) {
+  const barge_column* first = barge_msg_column(in, 0);
+  const auto* v = static_cast<const int64_t*>(barge_msg_at(in, first->values_offset));
+  std::vector<uint32_t> keep;
+  for (uint64_t r = 0; r < in->rows; ++r) {
+    if (v[r] % 2 == 0) keep.push_back(static_cast<uint32_t>(r));
+  }
+  // Every input column (fixed width only, as the test sends) plus __row.
+  std::vector<uint32_t> types, name_bytes;
+  std::vector<const char*> names;
+  std::vector<uint64_t> data(in->columns + 1, 0);
+  for (uint32_t c = 0; c < in->columns; ++c) {
+    const barge_column* col = barge_msg_column(in, c);
+    types.push_back(col->type);
+    names.push_back(static_cast<const char*>(barge_msg_at(in, col->name_offset)));
+    name_bytes.push_back(col->name_bytes);
+  }
+  types.push_back(BARGE_TYPE_ROW);
+  names.push_back("__row");
+  name_bytes.push_back(5);
+  uint32_t columns = in->columns + 1;
+  uint64_t bytes =
+      barge_batch_size(keep.size(), columns, types.data(), name_bytes.data(), data.data(), 0);
+  barge_msg* out = barge_stage_reserve(s, bytes, -1);
+  barge_batch_layout(out, bytes, in->seq, keep.size(), columns, types.data(), names.data(),
+                     name_bytes.data(), data.data(), 0);
+  for (uint32_t c = 0; c < in->columns; ++c) {
+    const barge_column* src = barge_msg_column(in, c);
+    const barge_column* dst = barge_msg_column(out, c);
+    size_t w = barge_type_width(src->type);
+    const char* from = static_cast<const char*>(barge_msg_at(in, src->values_offset));
+    char* to = static_cast<char*>(barge_msg_at(out, dst->values_offset));
+    for (size_t k = 0; k < keep.size(); ++k) std::memcpy(to + k * w, from + keep[k] * w, w);
+  }
+  std::memcpy(barge_msg_at(out, barge_msg_column(out, in->columns)->values_offset), keep.data(),
+              keep.size() * 4);
+  barge_stage_reply(s, in, out);
+}
+
+}  // namespace
+
+int main() {
+  const char* fault_env = std::getenv("FAULT");
+  std::string fault = fault_env != nullptr ? fault_env : "pass";
+  long after = std::getenv("AFTER") != nullptr ? std::atol(std::getenv("AFTER")) : 0;
+  std::string marker = std::string(std::getenv("BARGE_STAGE_DIR")) + "/crashed";
+  if (fault == "crash_once") {
+    if (std::FILE* f = std::fopen(marker.c_str(), "r")) {
+      std::fclose(f);
+      fault = "pass";  // restarted: behave
+    }
+  }
+  barge_stage s;
+  if (barge_stage_open(&s, nullptr) != 0) return 1;
+  long batches = 0;
+  for (;;) {
+    const barge_msg* in = barge_stage_next(&s, -1);
+    if (in->kind != BARGE_MSG_BATCH) {
+      const bool end = in->kind == BARGE_MSG_END;
+      barge_stage_echo(&s, in, -1);
+      if (end) break;
+      continue;
+    }
+    if (batches++ >= after) {
+      if (fault == "crash_once") {
+        std::fclose(std::fopen(marker.c_str(), "w"));
+        std::_Exit(3);
+      }
+      if (fault == "crash") {
+        std::fprintf(stderr, "faulty stage: giving up on batch %ld\n", batches);
+        std::fflush(stderr);
+        std::_Exit(3);
+      }
+      if (fault == "garbage") {
+        barge_msg* out = barge_stage_reserve(&s, BARGE_ALIGN, -1);
+        std::memset(out, 0, BARGE_ALIGN);
+        out->kind = 77;
+        out->bytes = BARGE_ALIGN;
+        out->seq = in->seq;
+        out->flags = BARGE_FLAG_LAST;
+        barge_ring_publish(&s.out, out);
+        for (;;) pause();
+      }
+      if (fault == "oom") {
+        std::vector<char*> blocks;
+        for (;;) {
+          char* b = static_cast<char*>(std::malloc(1 << 20));
+          std::memset(b, 1, 1 << 20);
+          blocks.push_back(b);
+        }
+      }
+    }
+    if (fault == "even") {
+      Even(&s, in);
+    } else {
+      Pass(&s, in);
+    }
+  }
+  barge_stage_close(&s);
+  return 0;
+}
