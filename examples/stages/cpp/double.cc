@@ -1,6 +1,7 @@
-// A container stage in C++ with barge's SDK (sdk/c/barge_stage.h): doubles every BIGINT and
-// DOUBLE column of each batch, in the reply written straight into the output ring. Built static,
-// so the image needs nothing else: see examples/stages/cpp/Containerfile.
+// A container stage in C++ with barge's SDK (sdk/c/barge_stage.h): doubles every DOUBLE column of
+// each batch, in the reply written straight into the output ring (other columns, event time
+// among them, pass as they are). Built static, so the image needs nothing else: see
+// examples/stages/cpp/Containerfile.
 //
 //   barge pipeline run examples/stages/cpp/double.yaml
 #include <barge_stage.h>
@@ -27,10 +28,7 @@ int main() {
     std::memcpy(out, in, in->bytes);
     for (uint32_t c = 0; c < out->columns; ++c) {
       const barge_column* col = barge_msg_column(out, c);
-      if (col->type == BARGE_TYPE_BIGINT) {
-        auto* v = static_cast<int64_t*>(barge_msg_at(out, col->values_offset));
-        for (uint64_t r = 0; r < out->rows; ++r) v[r] *= 2;
-      } else if (col->type == BARGE_TYPE_DOUBLE) {
+      if (col->type == BARGE_TYPE_DOUBLE) {
         auto* v = static_cast<double*>(barge_msg_at(out, col->values_offset));
         for (uint64_t r = 0; r < out->rows; ++r) v[r] *= 2;
       }
