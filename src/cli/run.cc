@@ -13,7 +13,9 @@
 #include "base/file_util.h"
 #include "cli/attach.h"
 #include "cli/cli.h"
+#include "cli/registry_flags.h"
 #include "oci/image_store.h"
+#include "oci/registry.h"
 #include "runtime/cgroups.h"
 #include "runtime/container_store.h"
 #include "runtime/lifecycle.h"
@@ -41,6 +43,8 @@ struct RunArgs : ProcessOptions {
   std::string rootfs;
   std::string cgroup_parent = runtime::kDefaultCgroupParent;
   std::string image;
+  std::string pull = "missing";
+  std::string platform;
 };
 
 // What the image contributes: its layers and its default process.
@@ -53,17 +57,33 @@ struct ImageDefaults {
   std::string user;
 };
 
-// The image's layers (unpacked into the layer cache on first use) and its config.
-Result<ImageDefaults> ResolveImage(const std::string& root, const std::string& name) {
+// The image's layers (unpacked into the layer cache on first use) and its config; an image
+// missing from the store is pulled as --pull says.
+Result<ImageDefaults> ResolveImage(const std::string& root, const RunArgs& args) {
+  const std::string& name = args.image;
+  ASSIGN_OR_RETURN(oci::PullPolicy policy, oci::ParsePullPolicy(args.pull));
   ASSIGN_OR_RETURN(oci::ImageStore store, oci::ImageStore::Open(root));
-  Result<oci::Image> image = store.Resolve(name);
+  oci::PullOptions pull;
+  pull.platform = args.platform;
+  TransferDisplay display(true, "Pulling");
+  pull.progress = display.Callback();
+  bool pulled = false;
+  Result<oci::Image> image = [&] {
+    InterruptTransfers interrupts;
+    return oci::ResolveOrPull(store, name, policy, pull, &pulled);
+  }();
+  display.Finish();
   if (!image.ok()) {
-    if (image.status().code() == StatusCode::kNotFound) {
+    if (image.status().code() == StatusCode::kNotFound && policy == oci::PullPolicy::kNever) {
       return NotFound("unknown image '" + name +
-                      "': not in the local repository (see 'barge images', 'barge import', "
+                      "': not in the local repository (see 'barge images', 'barge pull', "
                       "'barge load')");
     }
     return image.status();
+  }
+  if (pulled) {
+    fmt::print(stderr, "Pulled {} ({})\n", image->tags.empty() ? name : image->tags[0],
+               image->manifest.digest);
   }
   ImageDefaults d;
   ASSIGN_OR_RETURN(d.lower_dirs, store.LayerDirs(*image));
@@ -140,7 +160,7 @@ Result<runtime::ContainerConfig> BuildConfig(const RunArgs& args,
     config.image = image.lower_dirs[0];
   } else {
     if (args.image.empty()) return InvalidArgument("no image given");
-    ASSIGN_OR_RETURN(image, ResolveImage(root, args.image));
+    ASSIGN_OR_RETURN(image, ResolveImage(root, args));
     config.image = args.image;
   }
   config.lower_dirs = image.lower_dirs;
@@ -336,6 +356,11 @@ const Registration kRun{
       cmd.add_flag("--rootfs", args->rootfs_flag,
                    "IMAGE is a directory to use as the root file system, as podman run --rootfs "
                    "(kept unchanged: writes go to the container's own layer)");
+      cmd.add_option("--pull", args->pull,
+                     "Pull the image: missing (default: when it is not in the local "
+                     "repository), always, never");
+      cmd.add_option("--platform", args->platform,
+                     "OS/ARCH[/VARIANT] to pull from a multi-platform image");
       cmd.add_option("--cgroup-parent", args->cgroup_parent,
                      "Parent of the container's cgroup in each hierarchy (default barge)");
       // IMAGE and the command are not CLI11 positionals: parsing stops at IMAGE and every word
