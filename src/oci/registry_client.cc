@@ -290,6 +290,14 @@ Result<Manifest> RegistryClient::GetManifest(const std::string& repo, const std:
     std::string code;
     if (j.is_object() && j.contains("errors") && j["errors"].is_array() && !j["errors"].empty())
       code = StringField(j["errors"][0], "code");
+    if (code != "NAME_UNKNOWN") {
+      // distribution answers MANIFEST_UNKNOWN for a repository it does not have either; its
+      // tag list tells the two apart.
+      HttpRequest tags;
+      tags.url = Url("/v2/" + repo + "/tags/list?n=1");
+      Result<HttpResponse> t = Send(tags, {RepositoryScope(repo, "pull")});
+      if (t.ok() && t->status == 404) code = "NAME_UNKNOWN";
+    }
     if (code == "NAME_UNKNOWN")
       return NotFound(fmt::format("repository {} not found on {}", repo, registry_));
     bool by_digest = ref.rfind(kSha256Prefix, 0) == 0;
