@@ -603,7 +603,8 @@ Result<std::string> ImageStore::LayerDir(const Descriptor& layer, std::string_vi
   ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(blob, O_RDONLY));
   // Prune sweeps <root>/layers under the exclusive lock; our temporary dir lives there.
   ASSIGN_OR_RETURN(UniqueFd writers, LockBlobWriters());
-  ASSIGN_OR_RETURN(auto unpacked, UnpackLayer(fd.get(), "layer " + layer.digest));
+  std::string what = "layer " + layer.digest;
+  ASSIGN_OR_RETURN(auto unpacked, UnpackLayer(FdSource(fd.get(), what), what));
   auto& [tmp, got] = unpacked;
   if (got.compressed_digest != layer.digest) {
     return Corruption(fmt::format("blob {} is corrupt: its content hashes to {}", layer.digest,
@@ -618,14 +619,16 @@ Result<std::string> ImageStore::LayerDir(const Descriptor& layer, std::string_vi
   return final_path;
 }
 
-Result<std::pair<TempDir, TarDigests>> ImageStore::UnpackLayer(int fd,
-                                                               const std::string& what) const {
+Result<std::pair<TempDir, TarDigests>> ImageStore::UnpackLayer(const ByteSource& source,
+                                                               const std::string& what,
+                                                               bool hash_compressed) const {
   ASSIGN_OR_RETURN(TempDir tmp, TempDir::MakeIn(layers_dir()));
   ExtractOptions options;
   options.whiteouts = WhiteoutMode::kOverlay;
   options.set_owner = ::geteuid() == 0;
   options.what = what;
-  ASSIGN_OR_RETURN(TarDigests got, ExtractTar(fd, tmp.path(), options));
+  options.hash_compressed = hash_compressed;
+  ASSIGN_OR_RETURN(TarDigests got, ExtractTar(source, tmp.path(), options));
   return std::make_pair(std::move(tmp), std::move(got));
 }
 

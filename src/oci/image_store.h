@@ -134,11 +134,14 @@ class ImageStore {
   Result<std::vector<std::string>> LayerDirs(const Image& image) const;
   Result<std::string> LayerDir(const Descriptor& layer, std::string_view diff_id) const;
   std::string LayerDirPath(std::string_view diff_id) const;
-  // Unpacks the compressed layer stream read from `fd` into a new temporary directory below
+  // Unpacks the compressed layer stream `source` yields into a new temporary directory below
   // layers/ (overlay whiteouts; owners kept when running as root). The caller checks the
   // digests, then AdoptLayerDir()s the directory and releases it; otherwise the TempDir
   // removes it. The caller holds LockBlobWriters().
-  Result<std::pair<TempDir, TarDigests>> UnpackLayer(int fd, const std::string& what) const;
+  // `hash_compressed`: see ExtractOptions.
+  Result<std::pair<TempDir, TarDigests>> UnpackLayer(const ByteSource& source,
+                                                     const std::string& what,
+                                                     bool hash_compressed = true) const;
   // Moves an already unpacked tree (overlay whiteout form) into the cache as `diff_id`'s dir.
   // Used by the builder, whose new layers exist as directories before they are tarred.
   Status AdoptLayerDir(const std::string& dir, std::string_view diff_id) const;

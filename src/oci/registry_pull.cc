@@ -1,11 +1,11 @@
 // Pull: the manifest, the config, then the layers the store lacks, several at once, each
 // checked and unpacked while it streams (see registry.h).
 #include <fmt/core.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
+#include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -39,18 +39,18 @@ class Progress {
   std::mutex mu_;
 };
 
-// A layer unpacked on another thread from the bytes fed to it, as they arrive. The bytes go
-// through a socket pair (a send to an unpacker that gave up fails with EPIPE, without SIGPIPE).
+// A layer unpacked on another thread from the bytes fed to it, as they arrive: they wait in a
+// bounded queue (the download slows down when the unpacker falls behind).
 class StreamingUnpack {
  public:
-  static Result<std::unique_ptr<StreamingUnpack>> Start(const ImageStore& store, std::string what) {
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-      return ErrnoError("socketpair for unpacking " + what);
+  static std::unique_ptr<StreamingUnpack> Start(const ImageStore& store, std::string what) {
     std::unique_ptr<StreamingUnpack> u(new StreamingUnpack());
-    u->out_.Reset(sv[0]);
-    u->thread_ = std::thread([u = u.get(), in = UniqueFd(sv[1]), &store, what]() mutable {
-      u->result_ = store.UnpackLayer(in.get(), what);
+    u->thread_ = std::thread([u = u.get(), &store, what] {
+      // The blob writer hashes the compressed bytes already.
+      u->result_ = store.UnpackLayer([u] { return u->Next(); }, what, /*hash_compressed=*/false);
+      std::lock_guard<std::mutex> lock(u->mu_);
+      u->stopped_ = true;  // Feed() drops what comes from now on
+      u->cv_.notify_all();
     });
     return u;
   }
@@ -60,15 +60,20 @@ class StreamingUnpack {
   // After the unpacker stopped (it failed) bytes are dropped: the download goes on, so that
   // a digest mismatch, the likelier cause, is what gets reported.
   void Feed(std::string_view bytes) {
-    while (!bytes.empty() && out_.get() >= 0) {
-      ssize_t n = ::send(out_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        out_.Reset();
-        return;
-      }
-      bytes.remove_prefix(static_cast<size_t>(n));
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return queued_ < kMaxQueued || stopped_; });
+    if (stopped_) return;
+    // Blocks are recycled: fresh memory costs a page fault per 4 KiB, which is slower than
+    // the network here.
+    std::string block;
+    if (!spare_.empty()) {
+      block = std::move(spare_.back());
+      spare_.pop_back();
     }
+    block.assign(bytes);
+    queue_.push_back(std::move(block));
+    queued_ += bytes.size();
+    cv_.notify_all();
   }
 
   // Ends the stream and waits for the unpacker.
@@ -78,13 +83,39 @@ class StreamingUnpack {
   }
 
  private:
+  static constexpr size_t kMaxQueued = 1 << 20;
   StreamingUnpack() = default;
+
+  // The unpacker's source: the next block, empty at the end.
+  Result<std::string_view> Next() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !queue_.empty() || closed_; });
+    if (queue_.empty()) return std::string_view();
+    if (current_.capacity() > 0 && spare_.size() < 64) spare_.push_back(std::move(current_));
+    current_ = std::move(queue_.front());
+    queue_.pop_front();
+    queued_ -= current_.size();
+    cv_.notify_all();
+    return std::string_view(current_);
+  }
+
   void Close() {
-    out_.Reset();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closed_ = true;
+      cv_.notify_all();
+    }
     if (thread_.joinable()) thread_.join();
   }
 
-  UniqueFd out_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;
+  std::vector<std::string> spare_;  // emptied blocks, for reuse
+  size_t queued_ = 0;
+  bool closed_ = false;   // no more bytes will come
+  bool stopped_ = false;  // the unpacker is done
+  std::string current_;   // the block the unpacker reads (its thread only)
   std::thread thread_;
   Result<std::pair<TempDir, TarDigests>> result_ = Internal("unpacker did not run");
 };
@@ -148,7 +179,7 @@ class Puller {
     ASSIGN_OR_RETURN(BlobWriter blob, store_.NewBlob());
     std::unique_ptr<StreamingUnpack> unpack;
     if (job.need_dir) {
-      ASSIGN_OR_RETURN(unpack, StreamingUnpack::Start(store_, "layer " + d.digest));
+      unpack = StreamingUnpack::Start(store_, "layer " + d.digest);
     }
     int64_t got = 0;
     int64_t reported = 0;
