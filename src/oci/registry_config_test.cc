@@ -168,8 +168,8 @@ TEST(ChallengeTest, ParsesBearerAndBasic) {
 }
 
 TEST(Base64Test, RoundTrips) {
-  for (const std::string& s : std::vector<std::string>{"", "a", "ab", "abc", "user:p@ss word",
-                                                        std::string("\0\xff", 2)}) {
+  for (const std::string& s :
+       std::vector<std::string>{"", "a", "ab", "abc", "user:p@ss word", std::string("\0\xff", 2)}) {
     auto d = detail::Base64Decode(detail::Base64Encode(s));
     ASSERT_TRUE(d.ok());
     EXPECT_EQ(*d, s);
