@@ -192,8 +192,8 @@ Result<json> RunPushBench(const Options& options) {
     Result<CommandOutput> in =
         RunCommand({"skopeo", "copy", "-q", "oci:" + f.layout + ":bench", storage});
     if (!in.ok() || in->exit_code != 0) {
-      f.podman_why_not = in.ok() ? "skopeo copy into podman's storage failed: " + in->err
-                                 : in.status().message();
+      f.podman_why_not =
+          in.ok() ? "skopeo copy into podman's storage failed: " + in->err : in.status().message();
     } else {
       podman_image = "localhost/bench:1";
     }
