@@ -2,8 +2,10 @@
 #include <fmt/core.h>
 
 #include "cli/cli.h"
+#include "cli/registry_flags.h"
 #include "cli/runtime_run_executor.h"
 #include "oci/builder.h"
+#include "oci/registry.h"
 
 namespace barge::cli {
 namespace {
@@ -16,6 +18,8 @@ struct BuildArgs {
   std::string target;
   bool no_cache = false;
   bool quiet = false;
+  std::string pull = "missing";
+  RegistryFlags registry;
 };
 
 Status BuildImage(const std::string& root, const BuildArgs& args) {
@@ -47,6 +51,25 @@ Status BuildImage(const std::string& root, const BuildArgs& args) {
     };
   }
   ASSIGN_OR_RETURN(oci::ImageStore store, oci::ImageStore::Open(root));
+  // FROM and COPY --from images missing from the store are pulled (as --pull says).
+  ASSIGN_OR_RETURN(oci::PullPolicy policy, oci::ParsePullPolicy(args.pull));
+  oci::PullOptions pull;
+  ASSIGN_OR_RETURN(static_cast<oci::RegistryOptions&>(pull), args.registry.Options());
+  options.resolve_image = [&](const std::string& name) -> Result<oci::Image> {
+    TransferDisplay display(!args.quiet, "Pulling");
+    pull.progress = display.Callback();
+    bool pulled = false;
+    Result<oci::Image> image = [&] {
+      InterruptTransfers interrupts;
+      return oci::ResolveOrPull(store, name, policy, pull, &pulled);
+    }();
+    display.Finish();
+    if (image.ok() && pulled && !args.quiet) {
+      fmt::print(stderr, "Pulled {} ({})\n", image->tags.empty() ? name : image->tags[0],
+                 image->manifest.digest);
+    }
+    return image;
+  };
   ASSIGN_OR_RETURN(oci::BuildResult result, oci::Build(store, options));
   for (const std::string& w : result.warnings) fmt::print(stderr, "barge: warning: {}\n", w);
   if (!args.quiet) {
@@ -67,6 +90,8 @@ const Registration kBuild{
       cmd.add_option("--build-arg", args->build_args, "Set a build argument NAME=VALUE");
       cmd.add_option("--target", args->target, "Build this stage instead of the last");
       cmd.add_flag("--no-cache", args->no_cache, "Build every layer anew");
+      cmd.add_option("--pull", args->pull, "Pull FROM images: missing (default), always, never");
+      args->registry.Add(cmd);
       cmd.add_flag("-q,--quiet", args->quiet,
                    "Print only the image ID (RUN output too is dropped)");
       cmd.callback([args, &cli] { cli.Finish(BuildImage(cli.root(), *args)); });

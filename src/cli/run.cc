@@ -13,8 +13,10 @@
 #include "base/file_util.h"
 #include "cli/attach.h"
 #include "cli/cli.h"
+#include "cli/registry_flags.h"
 #include "launch/container_options.h"
 #include "oci/image_store.h"
+#include "oci/registry.h"
 #include "runtime/cgroups.h"
 #include "runtime/container_store.h"
 #include "runtime/lifecycle.h"
@@ -42,7 +44,40 @@ struct RunArgs : ProcessOptions {
   std::string rootfs;
   std::string cgroup_parent = runtime::kDefaultCgroupParent;
   std::string image;
+  std::string pull = "missing";
+  std::string platform;
 };
+
+// The image, pulled first when it is missing from the store and --pull says so (with progress
+// on a terminal); an unknown image under --pull never is an error naming the commands that add one.
+Result<oci::Image> ResolveOrPullImage(const std::string& root, const RunArgs& args) {
+  const std::string& name = args.image;
+  ASSIGN_OR_RETURN(oci::PullPolicy policy, oci::ParsePullPolicy(args.pull));
+  ASSIGN_OR_RETURN(oci::ImageStore store, oci::ImageStore::Open(root));
+  oci::PullOptions pull;
+  pull.platform = args.platform;
+  TransferDisplay display(true, "Pulling");
+  pull.progress = display.Callback();
+  bool pulled = false;
+  Result<oci::Image> image = [&] {
+    InterruptTransfers interrupts;
+    return oci::ResolveOrPull(store, name, policy, pull, &pulled);
+  }();
+  display.Finish();
+  if (!image.ok()) {
+    if (image.status().code() == StatusCode::kNotFound && policy == oci::PullPolicy::kNever) {
+      return NotFound("unknown image '" + name +
+                      "': not in the local repository (see 'barge images', 'barge pull', "
+                      "'barge load')");
+    }
+    return image.status();
+  }
+  if (pulled) {
+    fmt::print(stderr, "Pulled {} ({})\n", image->tags.empty() ? name : image->tags[0],
+               image->manifest.digest);
+  }
+  return image;
+}
 
 // The container the options describe, as the runtime takes it.
 Result<runtime::ContainerConfig> BuildConfig(const RunArgs& args, std::vector<std::string> command,
@@ -50,6 +85,9 @@ Result<runtime::ContainerConfig> BuildConfig(const RunArgs& args, std::vector<st
   launch::ContainerOptions o;
   o.image = args.rootfs_flag ? args.rootfs : args.image;
   o.rootfs = args.rootfs_flag;
+  if (!args.rootfs_flag && !args.image.empty()) {
+    ASSIGN_OR_RETURN(o.resolved, ResolveOrPullImage(root, args));
+  }
   o.command = std::move(command);
   if (args.entrypoint_set) o.entrypoint = args.entrypoint;
   o.env = args.env;
@@ -148,6 +186,11 @@ const Registration kRun{
       cmd.add_flag("--rootfs", args->rootfs_flag,
                    "IMAGE is a directory to use as the root file system, as podman run --rootfs "
                    "(kept unchanged: writes go to the container's own layer)");
+      cmd.add_option("--pull", args->pull,
+                     "Pull the image: missing (default: when it is not in the local "
+                     "repository), always, never");
+      cmd.add_option("--platform", args->platform,
+                     "OS/ARCH[/VARIANT] to pull from a multi-platform image");
       cmd.add_option("--cgroup-parent", args->cgroup_parent,
                      "Parent of the container's cgroup in each hierarchy (default barge)");
       // IMAGE and the command are not CLI11 positionals: parsing stops at IMAGE and every word

@@ -33,13 +33,16 @@ struct ImageDefaults {
 };
 
 // The image's layers (unpacked into the layer cache on first use) and its config.
-Result<ImageDefaults> ResolveImage(const std::string& root, const std::string& name) {
+// The image's layers (unpacked into the layer cache on first use) and its config; `resolved` when
+// the caller already has the image, else looked up by name.
+Result<ImageDefaults> ResolveImage(const std::string& root, const std::string& name,
+                                   const std::optional<oci::Image>& resolved) {
   ASSIGN_OR_RETURN(oci::ImageStore store, oci::ImageStore::Open(root));
-  Result<oci::Image> image = store.Resolve(name);
+  Result<oci::Image> image = resolved ? Result<oci::Image>(*resolved) : store.Resolve(name);
   if (!image.ok()) {
     if (image.status().code() == StatusCode::kNotFound) {
       return NotFound("unknown image '" + name +
-                      "': not in the local repository (see 'barge images', 'barge import', "
+                      "': not in the local repository (see 'barge images', 'barge pull', "
                       "'barge load')");
     }
     return image.status();
@@ -152,7 +155,7 @@ Result<runtime::ContainerConfig> MakeContainerConfig(const std::string& root,
     ASSIGN_OR_RETURN(image, RootfsDefaults(args.image));
     config.image = image.lower_dirs[0];
   } else {
-    ASSIGN_OR_RETURN(image, ResolveImage(root, args.image));
+    ASSIGN_OR_RETURN(image, ResolveImage(root, args.image, args.resolved));
     config.image = args.image;
   }
   config.lower_dirs = image.lower_dirs;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "barge/status.h"
+#include "oci/image.h"
 #include "runtime/cgroups.h"
 #include "runtime/container_store.h"
 #include "runtime/spec.h"
@@ -26,6 +27,9 @@ namespace barge::launch {
 struct ContainerOptions {
   std::string image;  // an image of the repository, or with `rootfs` a directory
   bool rootfs = false;
+  // The image already resolved (pulled, say) by the caller; else `image` is looked up in the
+  // store.
+  std::optional<oci::Image> resolved;
   std::vector<std::string> command;       // replaces the image's Cmd when not empty
   std::optional<std::string> entrypoint;  // replaces the image's Entrypoint ("": none)
   std::vector<std::string> env;           // "K=V", or "K": barge's own value (skipped if unset)

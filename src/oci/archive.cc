@@ -65,15 +65,15 @@ void SupportFilters(struct archive* a) {
 // yields. Both digests and the byte budget are kept on the way.
 class TarReader {
  public:
-  static Result<std::unique_ptr<TarReader>> Open(int fd, const ExtractOptions& options,
+  static Result<std::unique_ptr<TarReader>> Open(ByteSource source, const ExtractOptions& options,
                                                  const ByteSink* tee) {
-    auto r = std::unique_ptr<TarReader>(new TarReader(fd, options, tee));
+    auto r = std::unique_ptr<TarReader>(new TarReader(std::move(source), options, tee));
     r->outer_.reset(archive_read_new());
     r->inner_.reset(archive_read_new());
     if (!r->outer_ || !r->inner_) return Internal("libarchive: out of memory");
     SupportFilters(r->outer_.get());
     archive_read_support_format_raw(r->outer_.get());
-    if (archive_read_open(r->outer_.get(), r.get(), nullptr, &TarReader::ReadFd, nullptr) !=
+    if (archive_read_open(r->outer_.get(), r.get(), nullptr, &TarReader::ReadSource, nullptr) !=
         ARCHIVE_OK) {
       return r->Fail("open");
     }
@@ -115,14 +115,12 @@ class TarReader {
       if (Status st = Consume(buf, static_cast<size_t>(n)); !st.ok()) return st;
     }
     for (;;) {
-      ssize_t n = ::read(fd_, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return ErrnoError("read " + options_.what);
-      if (n == 0) break;
-      compressed_.Update(buf, static_cast<size_t>(n));
-      digests_.compressed_size += static_cast<uint64_t>(n);
+      ASSIGN_OR_RETURN(std::string_view block, source_());
+      if (block.empty()) break;
+      if (options_.hash_compressed) compressed_.Update(block);
+      digests_.compressed_size += block.size();
     }
-    digests_.compressed_digest = compressed_.FinishDigest();
+    if (options_.hash_compressed) digests_.compressed_digest = compressed_.FinishDigest();
     digests_.diff_id = uncompressed_.FinishDigest();
     return digests_;
   }
@@ -130,24 +128,21 @@ class TarReader {
   TarDigests& digests() { return digests_; }
 
  private:
-  TarReader(int fd, const ExtractOptions& options, const ByteSink* tee)
-      : fd_(fd), options_(options), tee_(tee), buf_(kBlock) {}
+  TarReader(ByteSource source, const ExtractOptions& options, const ByteSink* tee)
+      : source_(std::move(source)), options_(options), tee_(tee) {}
 
-  static la_ssize_t ReadFd(struct archive* a, void* self_ptr, const void** out) {
+  static la_ssize_t ReadSource(struct archive* a, void* self_ptr, const void** out) {
     auto* self = static_cast<TarReader*>(self_ptr);
-    for (;;) {
-      ssize_t n = ::read(self->fd_, self->buf_.data(), self->buf_.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        self->own_error_ = ErrnoError("read " + self->options_.what);
-        archive_set_error(a, EIO, "read failed");
-        return -1;
-      }
-      self->compressed_.Update(self->buf_.data(), static_cast<size_t>(n));
-      self->digests_.compressed_size += static_cast<uint64_t>(n);
-      *out = self->buf_.data();
-      return n;
+    Result<std::string_view> block = self->source_();
+    if (!block.ok()) {
+      self->own_error_ = block.status();
+      archive_set_error(a, EIO, "read failed");
+      return -1;
     }
+    if (self->options_.hash_compressed) self->compressed_.Update(*block);
+    self->digests_.compressed_size += block->size();
+    *out = block->data();
+    return static_cast<la_ssize_t>(block->size());
   }
 
   static la_ssize_t ReadInner(struct archive* a, void* self_ptr, const void** out) {
@@ -178,10 +173,9 @@ class TarReader {
     return Status::Ok();
   }
 
-  int fd_;
+  ByteSource source_;
   ExtractOptions options_;
   const ByteSink* tee_;
-  std::vector<char> buf_;
   char inner_buf_[1 << 16];
   ReadArchive outer_;
   ReadArchive inner_;
@@ -488,7 +482,24 @@ Result<struct archive_entry*> NextEntry(TarReader& reader, const ExtractOptions&
 
 }  // namespace
 
+ByteSource FdSource(int fd, const std::string& what) {
+  auto buf = std::make_shared<std::vector<char>>(kBlock);
+  return [fd, buf, what]() -> Result<std::string_view> {
+    for (;;) {
+      ssize_t n = ::read(fd, buf->data(), buf->size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoError("read " + what);
+      return std::string_view(buf->data(), static_cast<size_t>(n));
+    }
+  };
+}
+
 Result<TarDigests> ExtractTar(int fd, const std::string& root, const ExtractOptions& options) {
+  return ExtractTar(FdSource(fd, options.what), root, options);
+}
+
+Result<TarDigests> ExtractTar(const ByteSource& source, const std::string& root,
+                              const ExtractOptions& options) {
   int rfd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (rfd < 0) return ErrnoError("open " + root);
   // A bomb must not fill the disk either: never unpack more than the file system has free.
@@ -499,7 +510,7 @@ Result<TarDigests> ExtractTar(int fd, const std::string& root, const ExtractOpti
     if (avail < bounded.max_bytes) bounded.max_bytes = avail;
   }
   Extractor extractor{UniqueFd(rfd), bounded};
-  ASSIGN_OR_RETURN(std::unique_ptr<TarReader> reader, TarReader::Open(fd, bounded, nullptr));
+  ASSIGN_OR_RETURN(std::unique_ptr<TarReader> reader, TarReader::Open(source, bounded, nullptr));
   uint64_t entries = 0;
   for (;;) {
     ASSIGN_OR_RETURN(struct archive_entry * e, NextEntry(*reader, options, entries));
@@ -564,7 +575,8 @@ Result<TarDigests> RecompressTar(int fd, const ByteSink& sink, const ExtractOpti
     }
     return Status::Ok();
   };
-  ASSIGN_OR_RETURN(std::unique_ptr<TarReader> reader, TarReader::Open(fd, options, &tee));
+  ASSIGN_OR_RETURN(std::unique_ptr<TarReader> reader,
+                   TarReader::Open(FdSource(fd, options.what), options, &tee));
   uint64_t entries = 0;
   for (;;) {
     ASSIGN_OR_RETURN(struct archive_entry * e, NextEntry(*reader, options, entries));

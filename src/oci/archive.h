@@ -38,6 +38,9 @@ struct ExtractOptions {
   std::optional<std::pair<uint32_t, uint32_t>> owner;
   // Names the stream in errors ("layer sha256:ab..").
   std::string what = "archive";
+  // false: TarDigests::compressed_digest stays empty, for a caller that hashes the compressed
+  // bytes itself (a pull, which checks them as they arrive).
+  bool hash_compressed = true;
 };
 
 struct TarDigests {
@@ -58,6 +61,15 @@ struct TarDigests {
 // error `root` may hold a partial tree: extract into a temporary directory and rename it into
 // place.
 Result<TarDigests> ExtractTar(int fd, const std::string& root, const ExtractOptions& options);
+
+// Hands out the next block of a stream, empty at its end; the view stays valid until the next
+// call. An error ends the extraction with it.
+using ByteSource = std::function<Result<std::string_view>()>;
+// The same, reading the stream from `source` (a pull feeds it as the bytes arrive).
+Result<TarDigests> ExtractTar(const ByteSource& source, const std::string& root,
+                              const ExtractOptions& options);
+// Reads `fd` in blocks; errors name `what`.
+ByteSource FdSource(int fd, const std::string& what);
 
 // Reads the tar stream from `fd` (any supported compression), checks that every header
 // parses, and writes it gzip-compressed to `sink`. For `barge import` and Docker archives.

@@ -163,7 +163,7 @@ class Builder {
         }
         trigger_source = "stage '" + *base + "'";
       } else if (*base != "scratch") {
-        Result<Image> image = store_.Resolve(*base);
+        Result<Image> image = ResolveImage(*base);
         if (!image.ok()) return InvalidArgument(where(image.status().message()));
         const json& cfg = image->config_document.value("config", json::object());
         if (cfg.is_object() && cfg.contains("OnBuild") && cfg["OnBuild"].is_array()) {
@@ -188,7 +188,7 @@ class Builder {
             StageIndex(file, from->second, s.index) >= 0) {
           continue;
         }
-        Result<Image> image = store_.Resolve(from->second);
+        Result<Image> image = ResolveImage(from->second);
         if (!image.ok()) {
           return InvalidArgument(fmt::format("{}:{}: COPY --from={}: {}", file.file_name, ins.line,
                                              from->second, image.status().message()));
@@ -282,7 +282,8 @@ class Builder {
     std::string ignore_path = options_.context_dir + "/.containerignore";
     if (!PathExists(ignore_path)) ignore_path = options_.context_dir + "/.dockerignore";
     if (PathExists(ignore_path)) {
-      ASSIGN_OR_RETURN(std::string ignore, ReadRegularFileLimited(ignore_path, kMaxContainerfileBytes));
+      ASSIGN_OR_RETURN(std::string ignore,
+                       ReadRegularFileLimited(ignore_path, kMaxContainerfileBytes));
       size_t pos = 0;
       while (pos < ignore.size()) {
         size_t end = ignore.find('\n', pos);
@@ -395,7 +396,7 @@ class Builder {
       s.key = "scratch";
       s.created = "1970-01-01T00:00:00Z";
     } else {
-      ASSIGN_OR_RETURN(Image image, store_.Resolve(base));
+      ASSIGN_OR_RETURN(Image image, ResolveImage(base));
       s.layers = image.layers;
       s.diff_ids = image.diff_ids;
       s.config = image.config_document;
@@ -843,7 +844,7 @@ class Builder {
       }
     } else {
       *name = "image '" + from + "'";
-      ASSIGN_OR_RETURN(Image image, store_.Resolve(from));
+      ASSIGN_OR_RETURN(Image image, ResolveImage(from));
       slot = &image_flats_[image.manifest.digest];
       if (!*slot) {
         ASSIGN_OR_RETURN(lowers, store_.LayerDirs(image));
@@ -1148,6 +1149,16 @@ class Builder {
   }
 
   const ImageStore& store_;
+  // The image `name` names: through options_.resolve_image (which may pull it) when set, else
+  // from the store; the same one for every mention of the name in this build.
+  Result<Image> ResolveImage(const std::string& name) {
+    if (auto it = images_.find(name); it != images_.end()) return it->second;
+    Result<Image> image =
+        options_.resolve_image ? options_.resolve_image(name) : store_.Resolve(name);
+    if (image.ok()) images_[name] = *image;
+    return image;
+  }
+
   const BuildOptions& options_;
   ShellLexer lex_;
   std::string file_name_;
@@ -1159,6 +1170,8 @@ class Builder {
   std::vector<std::string> warnings_;
   std::vector<StageState> states_;
   std::map<std::string, std::optional<TempDir>> image_flats_;
+  // Images FROM and COPY --from name, resolved (and pulled) once per build.
+  std::map<std::string, Image> images_;
   int step_ = 0;
   int total_steps_ = 0;
   int cached_ = 0;

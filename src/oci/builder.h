@@ -66,6 +66,9 @@ struct BuildOptions {
   std::string target;                   // stage name to build; empty: the last
   RunStepExecutor* executor = nullptr;  // null: RUN fails with a clear error
   int gzip_level = 1;                   // build layers favour speed; save/push keep them as is
+  // Finds the images FROM and COPY --from name (the CLI's pulls a missing one, as --pull says);
+  // null: ImageStore::Resolve.
+  std::function<Result<Image>(const std::string& name)> resolve_image;
   // Progress lines ("STEP 2/5: COPY a /b", " --> Using cache ...").
   std::function<void(const std::string&)> progress;
 };

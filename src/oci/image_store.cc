@@ -34,6 +34,7 @@ BlobWriter::BlobWriter(BlobWriter&& o) noexcept
       tmp_path_(std::exchange(o.tmp_path_, std::string())),
       fd_(std::move(o.fd_)),
       hash_(std::move(o.hash_)),
+      digest_(std::move(o.digest_)),
       size_(o.size_) {}
 
 BlobWriter::~BlobWriter() {
@@ -46,8 +47,13 @@ Status BlobWriter::Write(std::string_view bytes) {
   return WriteAll(fd_.get(), bytes, tmp_path_);
 }
 
+const std::string& BlobWriter::Digest() {
+  if (digest_.empty()) digest_ = hash_->FinishDigest();
+  return digest_;
+}
+
 Result<Descriptor> BlobWriter::Commit(std::string media_type, std::string_view expected_digest) {
-  std::string digest = hash_->FinishDigest();
+  std::string digest = Digest();
   if (!expected_digest.empty() && digest != expected_digest) {
     return Corruption(fmt::format("blob {} does not match its digest: its content hashes to {}",
                                   expected_digest, digest));
@@ -597,12 +603,9 @@ Result<std::string> ImageStore::LayerDir(const Descriptor& layer, std::string_vi
   ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(blob, O_RDONLY));
   // Prune sweeps <root>/layers under the exclusive lock; our temporary dir lives there.
   ASSIGN_OR_RETURN(UniqueFd writers, LockBlobWriters());
-  ASSIGN_OR_RETURN(TempDir tmp, TempDir::MakeIn(layers_dir()));
-  ExtractOptions options;
-  options.whiteouts = WhiteoutMode::kOverlay;
-  options.set_owner = ::geteuid() == 0;
-  options.what = "layer " + layer.digest;
-  ASSIGN_OR_RETURN(TarDigests got, ExtractTar(fd.get(), tmp.path(), options));
+  std::string what = "layer " + layer.digest;
+  ASSIGN_OR_RETURN(auto unpacked, UnpackLayer(FdSource(fd.get(), what), what));
+  auto& [tmp, got] = unpacked;
   if (got.compressed_digest != layer.digest) {
     return Corruption(fmt::format("blob {} is corrupt: its content hashes to {}", layer.digest,
                                   got.compressed_digest));
@@ -614,6 +617,19 @@ Result<std::string> ImageStore::LayerDir(const Descriptor& layer, std::string_vi
   RETURN_IF_ERROR(AdoptLayerDir(tmp.path(), diff_id));
   tmp.Release();
   return final_path;
+}
+
+Result<std::pair<TempDir, TarDigests>> ImageStore::UnpackLayer(const ByteSource& source,
+                                                               const std::string& what,
+                                                               bool hash_compressed) const {
+  ASSIGN_OR_RETURN(TempDir tmp, TempDir::MakeIn(layers_dir()));
+  ExtractOptions options;
+  options.whiteouts = WhiteoutMode::kOverlay;
+  options.set_owner = ::geteuid() == 0;
+  options.what = what;
+  options.hash_compressed = hash_compressed;
+  ASSIGN_OR_RETURN(TarDigests got, ExtractTar(source, tmp.path(), options));
+  return std::make_pair(std::move(tmp), std::move(got));
 }
 
 Status ImageStore::AdoptLayerDir(const std::string& dir, std::string_view diff_id) const {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "barge/status.h"
+#include "base/file_util.h"
 #include "base/unique_fd.h"
 #include "oci/archive.h"
 #include "oci/image.h"
@@ -38,6 +39,8 @@ class BlobWriter {
   ByteSink AsSink() {
     return [this](std::string_view b) { return Write(b); };
   }
+  // The digest of everything written; no Write() may follow.
+  const std::string& Digest();
   // fsyncs the data, checks it against `expected_digest` (when given) and renames it into the
   // store. The error for a mismatch names both digests.
   Result<Descriptor> Commit(std::string media_type, std::string_view expected_digest = {});
@@ -50,6 +53,7 @@ class BlobWriter {
   std::string tmp_path_;
   UniqueFd fd_;
   std::unique_ptr<class Sha256> hash_;
+  std::string digest_;  // set by Digest()
   int64_t size_ = 0;
 };
 
@@ -130,6 +134,14 @@ class ImageStore {
   Result<std::vector<std::string>> LayerDirs(const Image& image) const;
   Result<std::string> LayerDir(const Descriptor& layer, std::string_view diff_id) const;
   std::string LayerDirPath(std::string_view diff_id) const;
+  // Unpacks the compressed layer stream `source` yields into a new temporary directory below
+  // layers/ (overlay whiteouts; owners kept when running as root). The caller checks the
+  // digests, then AdoptLayerDir()s the directory and releases it; otherwise the TempDir
+  // removes it. The caller holds LockBlobWriters().
+  // `hash_compressed`: see ExtractOptions.
+  Result<std::pair<TempDir, TarDigests>> UnpackLayer(const ByteSource& source,
+                                                     const std::string& what,
+                                                     bool hash_compressed = true) const;
   // Moves an already unpacked tree (overlay whiteout form) into the cache as `diff_id`'s dir.
   // Used by the builder, whose new layers exist as directories before they are tarred.
   Status AdoptLayerDir(const std::string& dir, std::string_view diff_id) const;

@@ -8,6 +8,7 @@
 
 #include "barge/status.h"
 #include "oci/image_store.h"
+#include "oci/platform.h"
 
 namespace barge::oci {
 
@@ -51,8 +52,5 @@ struct LoadOptions {
 // (BuildKit's provenance and SBOMs) are never images.
 Result<std::vector<LoadedImage>> LoadArchive(const ImageStore& store, const std::string& path,
                                              const LoadOptions& options = {});
-
-// "amd64", "arm64", ... for this machine.
-std::string HostArchitecture();
 
 }  // namespace barge::oci
