@@ -297,6 +297,7 @@ class StageReplica {
   StageReplica(StageGroup& group, int index, int count)
       : group_(group), config_(group.config()), index_(index), count_(count) {
     name_ = fmt::format("{}[{}]", config_.display, index);
+    same_fields_ = *config_.input == *config_.output;
   }
   ~StageReplica() { Stop(); }
 
@@ -324,9 +325,13 @@ class StageReplica {
 
   // ---- Input side (the StageInput task).
 
-  Status Send(RecordBatch& b, const std::atomic<bool>* cancelled) {
-    if (b.rows == 0) return Status::Ok();
-    if (config_.protocol == StageSpec::Protocol::kLines) return SendLines(b, cancelled);
+  Status Send(BatchPtr& batch, const std::atomic<bool>* cancelled) {
+    if (batch->rows == 0) return Status::Ok();
+    if (config_.protocol == StageSpec::Protocol::kLines) return SendLines(batch, cancelled);
+    return SendShm(*batch, cancelled);
+  }
+
+  Status SendShm(RecordBatch& b, const std::atomic<bool>* cancelled) {
     uint64_t bytes = wire::BatchBytes(b);
     if (bytes > in_->h()->capacity / 2 && b.rows > 1) {
       // Too large for the ring in one piece: two halves, each its own message.
@@ -335,7 +340,7 @@ class StageReplica {
         half.Reset(b.schema);
         size_t begin = part == 0 ? 0 : b.rows / 2, end = part == 0 ? b.rows / 2 : b.rows;
         half.AppendRange(b, begin, end);
-        RETURN_IF_ERROR(Send(half, cancelled));
+        RETURN_IF_ERROR(SendShm(half, cancelled));
       }
       return Status::Ok();
     }
@@ -421,6 +426,10 @@ class StageReplica {
     size_t rows = 0;
     Buffer<int64_t> time, watermark, origin;  // the rows' bookkeeping, for the reply
     std::string text;                         // lines: the rows as JSON lines
+    std::vector<uint32_t> line_end;           // lines: where each row's line ends in `text`
+    BatchPtr input;                           // lines: the rows sent (an answer equal to its
+                                              // line keeps the row as it was)
+    bool identical = true;                    // lines: every answer so far equal to its line
     size_t answered = 0;                      // lines: rows answered so far
     std::vector<uint32_t> kept;               // lines: the rows not dropped
     BatchPtr reply;                           // lines: the reply being built
@@ -542,6 +551,7 @@ class StageReplica {
         p.answered = 0;
         p.kept.clear();
         p.reply = BatchPtr();
+        p.identical = true;
       }
     }
     return StartContainer();
@@ -762,18 +772,22 @@ class StageReplica {
 
   // ---- lines
 
-  Status SendLines(RecordBatch& b, const std::atomic<bool>* cancelled) {
+  Status SendLines(BatchPtr& batch, const std::atomic<bool>* cancelled) {
+    RecordBatch& b = *batch;
     Pending p;
     p.seq = next_seq_++;
     p.kind = BARGE_MSG_BATCH;
     p.rows = b.rows;
+    p.line_end.resize(b.rows);
     for (size_t i = 0; i < b.rows; ++i) {
       AppendJsonRow(b, i, p.text);
+      p.line_end[i] = static_cast<uint32_t>(p.text.size());
       p.text += '\n';
     }
     p.time.swap(b.time);
     p.watermark.swap(b.watermark);
     p.origin.swap(b.origin);
+    if (same_fields_) p.input = std::move(batch);
     return EnqueueLines(std::move(p), cancelled);
   }
 
@@ -921,23 +935,50 @@ class StageReplica {
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
       start = nl + 1;
       if (!line.empty()) {
-        if (!p.reply) p.reply = group_.ctx().pool.Get(config_.output);
-        std::string error;
-        std::string record(line);
-        record += '\n';
-        Result<bool> row = decoder_->Parse(record, *p.reply, error);
-        if (!row.ok() || !*row) {
-          std::string why = row.ok() ? error : row.status().message();
-          read_buf_.erase(0, start);
-          lock.unlock();
-          return Recover("broke the protocol: its answer to row " + std::to_string(p.answered + 1) +
-                         " of a batch is not a record: " + why);
+        // A line answered with itself (a filter such as grep or awk) keeps its row as it was.
+        size_t from = p.answered == 0 ? 0 : p.line_end[p.answered - 1] + 1;
+        bool same =
+            p.input && line == std::string_view(p.text).substr(from, p.line_end[p.answered] - from);
+        if (!same && p.identical) {
+          // The first answer that is not its line: the rows kept so far become a reply batch.
+          p.identical = false;
+          p.reply = group_.ctx().pool.Get(config_.output);
+          if (p.input) p.reply->AppendRows(*p.input, p.kept.data(), p.kept.size());
+          p.reply->time.clear();
+          p.reply->watermark.clear();
+          p.reply->origin.clear();
         }
-        ++p.reply->rows;
+        if (same && !p.identical) {
+          uint32_t row = static_cast<uint32_t>(p.answered);
+          p.reply->AppendRows(*p.input, &row, 1);
+          p.reply->time.clear();
+          p.reply->watermark.clear();
+          p.reply->origin.clear();
+        } else if (!same) {
+          std::string error;
+          std::string record(line);
+          record += '\n';
+          Result<bool> row = decoder_->Parse(record, *p.reply, error);
+          if (!row.ok() || !*row) {
+            std::string why = row.ok() ? error : row.status().message();
+            read_buf_.erase(0, start);
+            lock.unlock();
+            return Recover("broke the protocol: its answer to row " +
+                           std::to_string(p.answered + 1) + " of a batch is not a record: " + why);
+          }
+          ++p.reply->rows;
+        }
         p.kept.push_back(static_cast<uint32_t>(p.answered));
       }
       if (++p.answered < p.rows) continue;
       // The batch is answered: its rows' bookkeeping follows the rows kept.
+      if (p.identical && !p.kept.empty()) {
+        p.reply = group_.ctx().pool.Get(config_.output);
+        p.reply->AppendRows(*p.input, p.kept.data(), p.kept.size());
+        p.reply->time.clear();
+        p.reply->watermark.clear();
+        p.reply->origin.clear();
+      }
       if (p.reply) {
         RecordBatch& b = *p.reply;
         auto gather = [&](const Buffer<int64_t>& from, Buffer<int64_t>& to) {
@@ -996,6 +1037,7 @@ class StageReplica {
   UniqueFd stdin_, stdout_;
   std::string read_buf_;
   std::unique_ptr<RowDecoder> decoder_;
+  bool same_fields_ = false;  // the stage returns the fields it is given
 };
 
 // ---- The group
@@ -1060,7 +1102,7 @@ void StageInput::Check(const Status& st) {
 void StageInput::Push(stream::Batch<BatchPtr>& in) {
   CountIn(in);
   Check(replica_->WaitStarted(cancelled_));
-  for (BatchPtr& b : in.records) Check(replica_->Send(*b, cancelled_));
+  for (BatchPtr& b : in.records) Check(replica_->Send(b, cancelled_));
 }
 
 void StageInput::Watermark(stream::EventTime w) {
