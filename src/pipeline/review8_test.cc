@@ -195,5 +195,26 @@ TEST(Review8DeathTest, Bug6_DeeplyNestedJsonDoesNotCrash) {
   EXPECT_EXIT(parse(), ::testing::ExitedWithCode(0), "");
 }
 
+// Bug 10: the issue's spec fails on a CSV file that has only its header (an hour without orders):
+// columns with no sampled value are inferred VARCHAR, so validation stops with "event_time field
+// 'ts' must be BIGINT ... but it is VARCHAR". Such an input should give no windows and succeed.
+TEST(Review8Test, Bug10_HeaderOnlyCsvRunsTheIssueSpec) {
+  Dir d;
+  d.Write("orders.csv", "ts,user,country,amount\n");
+  Ran r = RunIt(d,
+                "source:\n  file: {path: orders.csv, format: csv}\n"
+                "  event_time: {field: ts, max_delay: 2s}\n"
+                "steps:\n"
+                "  - filter: amount > 0 AND country <> 'XX'\n"
+                "  - select:\n      user: user\n      country: upper(country)\n"
+                "      cents: CAST(round(amount * 100) AS BIGINT)\n      ts: ts\n"
+                "  - key_by: [country]\n"
+                "  - window: {tumbling: 10s, allowed_lateness: 1s}\n"
+                "    aggregate:\n      orders: count(*)\n      total_cents: sum(cents)\n"
+                "      biggest: max(cents)\n      mean: avg(cents)\n");
+  EXPECT_TRUE(r.status.ok()) << r.status.message();
+  EXPECT_TRUE(r.rows.empty());
+}
+
 }  // namespace
 }  // namespace barge::pipeline
