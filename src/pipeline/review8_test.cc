@@ -216,5 +216,29 @@ TEST(Review8Test, Bug10_HeaderOnlyCsvRunsTheIssueSpec) {
   EXPECT_TRUE(r.rows.empty());
 }
 
+// Bug 11: a generate source makes only the fields some step reads, but the `late:` file writes
+// every input field: late records of a generator all have "id":0 (never written).
+TEST(Review8Test, Bug11_LateRecordsOfAGeneratorKeepTheirFields) {
+  Dir d;
+  Ran r = RunIt(d,
+                "source:\n  generate: {records: 2000, keys: 3, max_disorder: 5s}\n"
+                "steps:\n"
+                "  - key_by: key\n"
+                "  - window: {tumbling: 1s, late: late.jsonl}\n"
+                "    aggregate: {s: sum(value)}\n");
+  ASSERT_TRUE(r.status.ok()) << r.status.message();
+  std::string late = d.Read("late.jsonl");
+  ASSERT_NE(late, "<missing>");
+  size_t lines = static_cast<size_t>(std::count(late.begin(), late.end(), '\n'));
+  ASSERT_GT(lines, 10u);
+  size_t zero_ids = 0;
+  for (size_t at = late.find("{\"id\":0,"); at != std::string::npos;
+       at = late.find("{\"id\":0,", at + 1)) {
+    ++zero_ids;
+  }
+  // Record 0 is the only one whose id is 0.
+  EXPECT_LE(zero_ids, 1u) << late.substr(0, 300);
+}
+
 }  // namespace
 }  // namespace barge::pipeline
