@@ -85,6 +85,41 @@ if "$barge" pipeline validate port.yaml > /dev/null 2>&1; then
   fail "bug 9: tcp listen 127.0.0.1:99999 passes validate (want an error naming the port)"
 fi
 
+# Bug 12: Ctrl-C does not stop a pipeline whose sink is blocked (a TCP receiver that stopped
+# reading; the same with a stdout pipe nobody reads), and a second Ctrl-C does not either: it runs
+# until the receiver goes away.
+python3 -c "
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', 0)); s.listen()
+open('port', 'w').write(str(s.getsockname()[1]))
+c, _ = s.accept(); time.sleep(12)" &
+listener=$!
+for _ in $(seq 50); do [ -s port ] && break; sleep 0.1; done
+cat > blocked.yaml <<EOF
+source:
+  generate: {}
+sink:
+  tcp: {connect: 127.0.0.1:$(cat port)}
+EOF
+"$barge" pipeline run -q blocked.yaml 2> blocked.err &
+pid=$!
+sleep 1.5
+kill -INT "$pid"
+sleep 1
+kill -INT "$pid" 2> /dev/null
+stopped=no
+for _ in $(seq 30); do
+  if ! kill -0 "$pid" 2> /dev/null; then stopped=yes; break; fi
+  sleep 0.1
+done
+if [ "$stopped" != yes ]; then
+  fail "bug 12: still running 4 s after two Ctrl-C while the tcp sink is blocked"
+fi
+wait "$pid" 2> /dev/null
+kill "$listener" 2> /dev/null
+wait "$listener" 2> /dev/null
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures check(s) failed"
   exit 1
