@@ -240,5 +240,15 @@ TEST(Review8Test, Bug11_LateRecordsOfAGeneratorKeepTheirFields) {
   EXPECT_LE(zero_ids, 1u) << late.substr(0, 300);
 }
 
+// Bug 13: a .tsv file is read as csv (docs: ".csv and .tsv mean csv") but with a comma as
+// delimiter: the header "a<TAB>b" is one field, and a value holding a comma is a bad record.
+TEST(Review8Test, Bug13_TsvFilesAreTabSeparated) {
+  Dir d;
+  d.Write("t.tsv", "a\tb\n1\t2,5\n");
+  Ran r = RunIt(d, "source: {file: t.tsv}\n");
+  ASSERT_TRUE(r.status.ok()) << r.status.message();
+  EXPECT_EQ(r.rows, (std::vector<std::string>{R"({"a":1,"b":"2,5"})"}));
+}
+
 }  // namespace
 }  // namespace barge::pipeline
