@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <mutex>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -248,6 +250,58 @@ TEST(Review8Test, Bug13_TsvFilesAreTabSeparated) {
   Ran r = RunIt(d, "source: {file: t.tsv}\n");
   ASSERT_TRUE(r.status.ok()) << r.status.message();
   EXPECT_EQ(r.rows, (std::vector<std::string>{R"({"a":1,"b":"2,5"})"}));
+}
+
+double SecondsToRun(Dir& d, const std::string& spec) {
+  auto start = std::chrono::steady_clock::now();
+  Ran r = RunIt(d, spec);
+  EXPECT_TRUE(r.status.ok()) << r.status.message();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Bug 14 (performance cliff): a window operator walks every window it keeps for allowed
+// lateness on each firing (Advance from the map's start, then Recompute over all), so the cost
+// per record grows with lateness / size. 10 s tumbling windows with a day of lateness over 100k
+// records (one a second) are hundreds of times slower than without lateness (300k: 19.7 s vs
+// 0.05 s on the reference machine).
+TEST(Review8Test, Bug14_AllowedLatenessDoesNotMakeWindowsQuadratic) {
+  Dir d;
+  auto spec = [](const char* lateness) {
+    return std::string(
+               "source:\n  generate: {records: 100000, keys: 10, records_per_second: 1}\n"
+               "steps:\n  - key_by: key\n  - window: {tumbling: 10s, allowed_lateness: ") +
+           lateness + "}\n    aggregate: {n: count(*)}\n";
+  };
+  double base = SecondsToRun(d, spec("0"));
+  double late = SecondsToRun(d, spec("1d"));
+  EXPECT_LT(late, std::max(1.0, 20 * base)) << "without lateness " << base << " s";
+}
+
+// Bug 15 (hash flooding): a single BIGINT key is placed by key * 0x9E3779B97F4A7C15 (no
+// finalizer, no seed), so keys j * inverse(0x9E3779B97F4A7C15) all land in one probe run: the key
+// table degrades to linear scans (240k crafted keys: 48 s; random keys: 0.06 s).
+TEST(Review8Test, Bug15_CraftedIntegerKeysDoNotDegradeTheKeyTable) {
+  Dir d;
+  const uint64_t inverse = [] {  // of the odd multiplier, mod 2^64 (Newton's iteration)
+    uint64_t a = 0x9E3779B97F4A7C15ULL, x = a;
+    for (int i = 0; i < 6; ++i) x *= 2 - a * x;
+    return x;
+  }();
+  std::string crafted = "k\n", plain = "k\n";
+  std::mt19937_64 rng(1);
+  for (uint64_t j = 0; j < 60000; ++j) {
+    crafted += std::to_string(static_cast<int64_t>(j * inverse)) + "\n";
+    plain += std::to_string(static_cast<int64_t>(rng())) + "\n";
+  }
+  d.Write("crafted.csv", crafted);
+  d.Write("plain.csv", plain);
+  auto spec = [](const char* file) {
+    return std::string("source: {file: ") + file +
+           "}\nsteps:\n  - key_by: k\n  - aggregate: {n: count(*)}\n";
+  };
+  double base = SecondsToRun(d, spec("plain.csv"));
+  double attacked = SecondsToRun(d, spec("crafted.csv"));
+  EXPECT_LT(attacked, std::max(0.5, 10 * base)) << "random keys " << base << " s";
 }
 
 }  // namespace
