@@ -1,5 +1,7 @@
 #include "pipeline/aggregates.h"
 
+#include <fmt/format.h>
+
 #include <bit>
 #include <cmath>
 #include <stdexcept>
@@ -36,8 +38,8 @@ struct Values<std::string> {
 };
 
 // Appends values[slot] for each slot that has one, NULL for the others.
-template <class V>
-void EmitSet(const std::vector<V>& values, const std::vector<uint8_t>& has, const uint32_t* slots,
+template <class V, class Stored>
+void EmitSet(const std::vector<Stored>& values, const std::vector<uint8_t>& has, const uint32_t* slots,
              size_t n, Column& out) {
   for (size_t k = 0; k < n; ++k) {
     if (has[slots[k]]) {
@@ -64,7 +66,8 @@ class CountAgg final : public Aggregator {
     for (size_t k = 0; k < n; ++k) counts[slots[k]] += arg->IsValid(rows[k]) ? 1 : 0;
   }
   void Merge(uint32_t into, uint32_t from) override { n_[into] += n_[from]; }
-  void Emit(const uint32_t* slots, size_t n, Column& out) const override {
+  void Emit(const uint32_t* slots, size_t n, Column& out,
+            std::vector<std::pair<size_t, std::string>>&) const override {
     for (size_t k = 0; k < n; ++k) out.AppendInt(n_[slots[k]]);
   }
 
@@ -73,9 +76,12 @@ class CountAgg final : public Aggregator {
   std::vector<int64_t> n_;
 };
 
+// BIGINT sums are kept in 128 bits (exact for any count of int64 values that fits memory): a sum
+// past the int64 range is found when it is emitted, not mid-way.
 template <class V>
 class SumAgg final : public Aggregator {
  public:
+  using Acc = std::conditional_t<std::is_same_v<V, int64_t>, __int128, double>;
   explicit SumAgg(std::string name) : name_(std::move(name)) {}
   void Resize(size_t n) override {
     sum_.resize(n, 0);
@@ -87,57 +93,62 @@ class SumAgg final : public Aggregator {
   }
   void Update(const uint32_t* slots, const uint32_t* rows, size_t n, const Column* arg,
               const int64_t*) override {
-    V* sum = sum_.data();
+    Acc* sum = sum_.data();
     uint8_t* has = has_.data();
-    bool overflow = false;
     const bool nulls = arg->has_validity();
     for (size_t k = 0; k < n; ++k) {
       size_t row = rows[k];
       if (nulls && !arg->IsValid(row)) continue;
       uint32_t s = slots[k];
-      V v = Values<V>::Get(*arg, row);
-      if constexpr (std::is_same_v<V, int64_t>) {
-        overflow |= __builtin_add_overflow(sum[s], v, &sum[s]);
-      } else {
-        sum[s] += v;
-      }
+      sum[s] += static_cast<Acc>(Values<V>::Get(*arg, row));
       has[s] = 1;
     }
-    if (overflow) throw std::overflow_error(name_ + " overflowed BIGINT");
   }
   void Merge(uint32_t into, uint32_t from) override {
-    if constexpr (std::is_same_v<V, int64_t>) {
-      if (__builtin_add_overflow(sum_[into], sum_[from], &sum_[into])) {
-        throw std::overflow_error(name_ + " overflowed BIGINT");
-      }
-    } else {
-      sum_[into] += sum_[from];
-    }
+    sum_[into] += sum_[from];
     has_[into] |= has_[from];
   }
-  void Emit(const uint32_t* slots, size_t n, Column& out) const override {
-    EmitSet<V>(sum_, has_, slots, n, out);
+  void Emit(const uint32_t* slots, size_t n, Column& out,
+            std::vector<std::pair<size_t, std::string>>& overflowed) const override {
+    for (size_t k = 0; k < n; ++k) {
+      uint32_t s = slots[k];
+      if (!has_[s]) {
+        out.AppendNull();
+        continue;
+      }
+      if constexpr (std::is_same_v<V, int64_t>) {
+        __int128 v = sum_[s];
+        if (v > INT64_MAX || v < INT64_MIN) {
+          out.AppendNull();
+          overflowed.emplace_back(k, name_ + " is past the BIGINT range (about " +
+                                         fmt::format("{:.4g}", static_cast<double>(v)) + ")");
+          continue;
+        }
+        out.AppendInt(static_cast<int64_t>(v));
+      } else {
+        out.AppendDouble(sum_[s]);
+      }
+    }
   }
 
  private:
   std::string name_;
-  std::vector<V> sum_;
+  std::vector<Acc> sum_;
   std::vector<uint8_t> has_;
 };
 
-// avg: BIGINT sums are kept exactly (a wider sum takes over on overflow), so that the mean is
-// the correctly rounded quotient whenever the sum fits a double exactly.
+// avg: BIGINT sums are kept in 128 bits, so that the mean is the correctly rounded quotient
+// whenever the sum fits a double exactly (and close to it otherwise).
 template <class V>
 class AvgAgg final : public Aggregator {
  public:
+  using Acc = std::conditional_t<std::is_same_v<V, int64_t>, __int128, double>;
   void Resize(size_t n) override {
     sum_.resize(n, 0);
-    wide_.resize(n, 0);
     count_.resize(n, 0);
   }
   void Reset(uint32_t s) override {
     sum_[s] = 0;
-    wide_[s] = 0;
     count_[s] = 0;
   }
   void Update(const uint32_t* slots, const uint32_t* rows, size_t n, const Column* arg,
@@ -146,32 +157,30 @@ class AvgAgg final : public Aggregator {
     for (size_t k = 0; k < n; ++k) {
       size_t row = rows[k];
       if (nulls && !arg->IsValid(row)) continue;
-      Add(slots[k], Values<V>::Get(*arg, row), 1);
+      sum_[slots[k]] += static_cast<Acc>(Values<V>::Get(*arg, row));
+      ++count_[slots[k]];
     }
   }
   void Merge(uint32_t into, uint32_t from) override {
-    if constexpr (std::is_same_v<V, int64_t>) {
-      wide_[into] += wide_[from];
-      if (wide_[from] != 0 || __builtin_add_overflow(sum_[into], sum_[from], &sum_[into])) {
-        Widen(into);
-        wide_[into] += static_cast<long double>(sum_[from]);
-      }
-    } else {
-      sum_[into] += sum_[from];
-    }
+    sum_[into] += sum_[from];
     count_[into] += count_[from];
   }
-  void Emit(const uint32_t* slots, size_t n, Column& out) const override {
+  void Emit(const uint32_t* slots, size_t n, Column& out,
+            std::vector<std::pair<size_t, std::string>>&) const override {
     for (size_t k = 0; k < n; ++k) {
       uint32_t s = slots[k];
       if (count_[s] == 0) {
         out.AppendNull();
-      } else if constexpr (std::is_same_v<V, int64_t>) {
-        if (wide_[s] != 0) {
-          out.AppendDouble(static_cast<double>((wide_[s] + static_cast<long double>(sum_[s])) /
-                                               static_cast<long double>(count_[s])));
+        continue;
+      }
+      if constexpr (std::is_same_v<V, int64_t>) {
+        constexpr __int128 kExact = __int128{1} << 53;
+        __int128 v = sum_[s];
+        if (v >= -kExact && v <= kExact) {
+          out.AppendDouble(static_cast<double>(v) / static_cast<double>(count_[s]));
         } else {
-          out.AppendDouble(static_cast<double>(sum_[s]) / static_cast<double>(count_[s]));
+          out.AppendDouble(static_cast<double>(static_cast<long double>(v) /
+                                               static_cast<long double>(count_[s])));
         }
       } else {
         out.AppendDouble(sum_[s] / static_cast<double>(count_[s]));
@@ -180,25 +189,7 @@ class AvgAgg final : public Aggregator {
   }
 
  private:
-  void Add(uint32_t s, V v, int64_t c) {
-    if constexpr (std::is_same_v<V, int64_t>) {
-      if (__builtin_add_overflow(sum_[s], v, &sum_[s])) {
-        Widen(s);
-        wide_[s] += static_cast<long double>(v);
-      }
-    } else {
-      sum_[s] += v;
-    }
-    count_[s] += c;
-  }
-  // Moves the exact part of the sum into the wide one.
-  void Widen(uint32_t s) {
-    wide_[s] += static_cast<long double>(sum_[s]);
-    sum_[s] = 0;
-  }
-
-  std::vector<V> sum_;
-  std::vector<long double> wide_;  // BIGINT only: the part of the sum past int64
+  std::vector<Acc> sum_;
   std::vector<int64_t> count_;
 };
 
@@ -224,7 +215,8 @@ class MinMaxAgg final : public Aggregator {
   void Merge(uint32_t into, uint32_t from) override {
     if (has_[from]) Offer(into, value_[from]);
   }
-  void Emit(const uint32_t* slots, size_t n, Column& out) const override {
+  void Emit(const uint32_t* slots, size_t n, Column& out,
+            std::vector<std::pair<size_t, std::string>>&) const override {
     EmitSet<V>(value_, has_, slots, n, out);
   }
 
@@ -273,7 +265,8 @@ class FirstLastAgg final : public Aggregator {
   void Merge(uint32_t into, uint32_t from) override {
     if (has_[from]) Offer(into, value_[from], order_[from]);
   }
-  void Emit(const uint32_t* slots, size_t n, Column& out) const override {
+  void Emit(const uint32_t* slots, size_t n, Column& out,
+            std::vector<std::pair<size_t, std::string>>&) const override {
     EmitSet<V>(value_, has_, slots, n, out);
   }
 
@@ -314,7 +307,8 @@ class DistinctAgg final : public Aggregator {
     if (!sets_[from]) return;
     Set(into).insert(sets_[from]->begin(), sets_[from]->end());
   }
-  void Emit(const uint32_t* slots, size_t n, Column& out) const override {
+  void Emit(const uint32_t* slots, size_t n, Column& out,
+            std::vector<std::pair<size_t, std::string>>&) const override {
     for (size_t k = 0; k < n; ++k) {
       const auto& set = sets_[slots[k]];
       out.AppendInt(set ? static_cast<int64_t>(set->size()) : 0);
@@ -441,9 +435,11 @@ void AggStates::Merge(uint32_t into, uint32_t from) {
   for (auto& a : aggregators_) a->Merge(into, from);
 }
 
-void AggStates::Emit(const uint32_t* slots, size_t n, std::vector<Column>& out,
-                     size_t first) const {
-  for (size_t a = 0; a < aggregators_.size(); ++a) aggregators_[a]->Emit(slots, n, out[first + a]);
+void AggStates::Emit(const uint32_t* slots, size_t n, std::vector<Column>& out, size_t first,
+                     std::vector<std::pair<size_t, std::string>>& overflowed) const {
+  for (size_t a = 0; a < aggregators_.size(); ++a) {
+    aggregators_[a]->Emit(slots, n, out[first + a], overflowed);
+  }
 }
 
 }  // namespace barge::pipeline

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pipeline/column.h"
@@ -29,8 +30,11 @@ class Aggregator {
                       const int64_t* order) = 0;
   // Folds slot `from` into slot `into` (merging sessions).
   virtual void Merge(uint32_t into, uint32_t from) = 0;
-  // Appends the result of slots[0..n) to `out` (of the aggregate's result type).
-  virtual void Emit(const uint32_t* slots, size_t n, Column& out) const = 0;
+  // Appends the result of slots[0..n) to `out` (of the aggregate's result type). A result that
+  // does not fit its type (a BIGINT sum past 2^63) is NULL, and its k (< n) is added to
+  // `overflowed` with what happened.
+  virtual void Emit(const uint32_t* slots, size_t n, Column& out,
+                    std::vector<std::pair<size_t, std::string>>& overflowed) const = 0;
 };
 
 std::unique_ptr<Aggregator> MakeAggregator(AggregateKind kind, Type argument, std::string name);
@@ -51,8 +55,10 @@ class AggStates {
   void Update(const uint32_t* slots, const uint32_t* rows, size_t n,
               const std::vector<const Column*>& args, const int64_t* order);
   void Merge(uint32_t into, uint32_t from);
-  // Appends aggregate a's result for slots[0..n) to out[first + a].
-  void Emit(const uint32_t* slots, size_t n, std::vector<Column>& out, size_t first) const;
+  // Appends aggregate a's result for slots[0..n) to out[first + a]. Results that do not fit
+  // their type are NULL and listed in `overflowed` (k < n, and why), in no particular order.
+  void Emit(const uint32_t* slots, size_t n, std::vector<Column>& out, size_t first,
+            std::vector<std::pair<size_t, std::string>>& overflowed) const;
 
   size_t size() const { return aggregators_.size(); }
 

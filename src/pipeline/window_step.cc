@@ -293,12 +293,37 @@ void WindowStep::EmitResults(const KeyTable& keys, const uint32_t* entries, cons
       }
       agg_first = nkeys + 2;
     }
-    aggs_.Emit(slots + done, take, o.columns, agg_first);
+    overflowed_.clear();
+    aggs_.Emit(slots + done, take, o.columns, agg_first, overflowed_);
     o.time.insert(o.time.end(), take, end - 1);
+    const size_t first_row = o.rows;
     o.rows += take;
     done += take;
+    if (!overflowed_.empty()) DropOverflowed(o, first_row);
     if (o.rows >= config_.batch_rows) FlushOut();
   }
+}
+
+// Results whose aggregates do not fit their type are bad records of this step: reported (and
+// under on_error: fail, the pipeline stops), then left out.
+void DropOverflowedRows(RecordBatch& o, size_t first_row,
+                        const std::vector<std::pair<size_t, std::string>>& overflowed,
+                        const std::string& label, BadRecords& bad) {
+  std::vector<uint8_t> keep(o.rows, 1);
+  std::vector<RowError> errors;
+  for (const auto& [k, why] : overflowed) {
+    if (keep[first_row + k] == 0) continue;
+    keep[first_row + k] = 0;
+    errors.push_back({static_cast<uint32_t>(first_row + k), why});
+  }
+  std::sort(errors.begin(), errors.end(),
+            [](const RowError& a, const RowError& b) { return a.row < b.row; });
+  ReportBadRows(o, errors, label, "", bad);
+  o.Compact(keep.data());
+}
+
+void WindowStep::DropOverflowed(RecordBatch& o, size_t first_row) {
+  DropOverflowedRows(o, first_row, overflowed_, config_.label, *ctx_.bad);
 }
 
 void WindowStep::FlushOut() {
@@ -531,11 +556,14 @@ void RollingStep::Push(stream::Batch<BatchPtr>& in) {
       // Each record's result must show the state right after it: update and emit in runs in
       // which no key repeats.
       stamp_.resize(keys_.size(), 0);
+      std::vector<std::pair<size_t, std::string>> overflowed, overflow_run;
       size_t begin = 0;
       auto flush_run = [&](size_t end) {
         if (end == begin) return;
         aggs_.Update(entries_.data() + begin, rows_.data() + begin, end - begin, args_, order);
-        aggs_.Emit(entries_.data() + begin, end - begin, o.columns, nkeys);
+        overflow_run.clear();
+        aggs_.Emit(entries_.data() + begin, end - begin, o.columns, nkeys, overflow_run);
+        for (auto& [k, why] : overflow_run) overflowed.emplace_back(begin + k, std::move(why));
         begin = end;
         ++run_;
       };
@@ -558,6 +586,7 @@ void RollingStep::Push(stream::Batch<BatchPtr>& in) {
         o.origin.resize(o.rows);
         for (size_t k = 0; k < o.rows; ++k) o.origin[k] = b.origin[rows_[k]];
       }
+      if (!overflowed.empty()) DropOverflowedRows(o, 0, overflowed, config_.label, *ctx_.bad);
       ptr = std::move(out);
     }
   });

@@ -78,6 +78,7 @@ class WindowStep final : public BatchOperator {
   void EmitResults(const KeyTable& keys, const uint32_t* entries, const uint32_t* slots, size_t n,
                    int64_t start, int64_t end);
   void SendLate(const RecordBatch& b, size_t row);
+  void DropOverflowed(RecordBatch& o, size_t first_row);
   void FlushOut();
   void FlushLate();
 
@@ -114,6 +115,7 @@ class WindowStep final : public BatchOperator {
 
   BatchPtr out_batch_;
   BatchPtr late_batch_;
+  std::vector<std::pair<size_t, std::string>> overflowed_;
 };
 
 // Rolling aggregation per key (Kafka Streams' aggregate, Flink's keyed reduce): every record
@@ -136,6 +138,12 @@ class RollingStep final : public BatchOperator {
   std::vector<uint32_t> rows_, entries_, stamp_;
   uint32_t run_ = 0;
 };
+
+// Reports the rows first_row + k of `o` for each k in `overflowed` as bad records of `label` (a
+// result an aggregate could not hold), then removes them from `o`.
+void DropOverflowedRows(RecordBatch& o, size_t first_row,
+                        const std::vector<std::pair<size_t, std::string>>& overflowed,
+                        const std::string& label, BadRecords& bad);
 
 // The output schema of a keyed step over `input`.
 std::shared_ptr<const Schema> KeyedOutputSchema(const Schema& input, const std::vector<int>& keys,
