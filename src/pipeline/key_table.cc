@@ -3,6 +3,7 @@
 #include <bit>
 #include <cmath>
 #include <functional>
+#include <random>
 #include <string_view>
 
 namespace barge::pipeline {
@@ -42,10 +43,18 @@ void HashColumn(const Column& c, uint64_t* h, size_t n, ValueHash value) {
 
 }  // namespace
 
+uint64_t TableSeed() {
+  static const uint64_t seed = [] {
+    std::random_device device;
+    return (uint64_t{device()} << 32 | device()) | 1;
+  }();
+  return seed;
+}
+
 void HashKeys(const RecordBatch& batch, const std::vector<int>& key_columns,
-              std::vector<uint64_t>& hashes) {
+              std::vector<uint64_t>& hashes, uint64_t seed) {
   const size_t n = batch.rows;
-  hashes.assign(n, 0x243F6A8885A308D3ULL);
+  hashes.assign(n, seed);
   uint64_t* h = hashes.data();
   for (int k : key_columns) {
     const Column& c = batch.columns[static_cast<size_t>(k)];
@@ -167,7 +176,7 @@ void KeyTable::FindOrInsert(const RecordBatch& batch, const std::vector<int>& ke
     for (size_t k = 0; k < n; ++k) {
       const size_t row = rows != nullptr ? rows[k] : k;
       const int64_t key = v[row];
-      const uint64_t placement = static_cast<uint64_t>(key) * 0x9E3779B97F4A7C15ULL;
+      const uint64_t placement = IntPlacement(key);
       size_t s = Home(placement);
       for (;;) {
         const Slot& slot = slots_[s];

@@ -10,10 +10,17 @@
 
 namespace barge::pipeline {
 
+// The seed of key tables' hashes: random per process, so keys crafted to collide in one run
+// (hash flooding) do not collide in another.
+uint64_t TableSeed();
+// The seed of partitioning hashes: fixed, so a key goes to the same partition in every run.
+inline constexpr uint64_t kPartitionSeed = 0x243F6A8885A308D3ULL;
+
 // hashes[i] = hash of row i's values in `key_columns` of `batch` (resized to batch.rows). Equal
 // keys hash equally whatever batch they are in; -0.0 and 0.0, and all NaNs, are one key.
+// Tables hash with TableSeed(), partitioning with kPartitionSeed.
 void HashKeys(const RecordBatch& batch, const std::vector<int>& key_columns,
-              std::vector<uint64_t>& hashes);
+              std::vector<uint64_t>& hashes, uint64_t seed = TableSeed());
 
 // The partition of a key hash among `parts` (a multiply-shift, no division).
 inline size_t PartitionOf(uint64_t hash, size_t parts) {
@@ -53,14 +60,16 @@ class KeyTable {
   void Grow();
   size_t Home(uint64_t placement) const { return static_cast<size_t>(placement >> shift_); }
   // A row's placement hash in a table of one integer key.
-  static uint64_t IntPlacement(const Column& c, size_t row) {
-    return c.IsValid(row) ? static_cast<uint64_t>(c.ints()[row]) * 0x9E3779B97F4A7C15ULL
-                          : 0x5bd1e9955bd1e995ULL;
+  uint64_t IntPlacement(const Column& c, size_t row) const {
+    return c.IsValid(row) ? IntPlacement(c.ints()[row]) : 0x5bd1e9955bd1e995ULL;
+  }
+  uint64_t IntPlacement(int64_t key) const {
+    return (static_cast<uint64_t>(key) ^ seed_) * 0x9E3779B97F4A7C15ULL;
   }
 
-  // Open addressing with linear probing from the top bits of a placement hash: the key times the
-  // golden ratio for a table of one BIGINT or TIMESTAMP key (Fibonacci hashing), else the key's
-  // hash. `word` is the key itself in the first case (a probe compares in place, one cache line),
+  // Open addressing with linear probing from the top bits of a placement hash: the key (xor the
+  // table seed) times the golden ratio for a table of one BIGINT or TIMESTAMP key (Fibonacci
+  // hashing), else the key's hash. `word` is the key itself in the first case (a probe compares in place, one cache line),
   // else the hash.
   struct Slot {
     uint32_t entry = 0;  // entry + 1; 0 = empty
@@ -77,6 +86,7 @@ class KeyTable {
   size_t mask_ = 0;
   unsigned shift_ = 60;      // 64 - log2(slots)
   bool single_int_ = false;  // one BIGINT or TIMESTAMP key
+  uint64_t seed_ = TableSeed();
 };
 
 }  // namespace barge::pipeline

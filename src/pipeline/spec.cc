@@ -321,11 +321,13 @@ class Reader {
       if (value.IsScalar()) {
         s.path = TextOf(value, "file");
         s.format = FormatFromPath(s.path.value);
+        s.delimiter = DelimiterFromPath(s.path.value);
       } else {
         CheckMap(value, "file", {"path", "format", "delimiter", "header"});
         if (!value["path"]) Fail(value, "file needs a path");
         s.path = TextOf(value["path"], "path");
         s.format = FormatFromPath(s.path.value);
+        s.delimiter = DelimiterFromPath(s.path.value);
         ReadFormatOptions(value, s.format, s.format_pos, s.delimiter, &s.header);
       }
       if (s.path.value.empty()) Fail(value, "file needs a path");
@@ -424,6 +426,10 @@ class Reader {
     if (ends(".csv") || ends(".tsv")) return Format::kCsv;
     if (ends(".jsonl") || ends(".ndjson") || ends(".json")) return Format::kJsonl;
     return Format::kLines;
+  }
+  // Tab-separated values are CSV with a tab delimiter.
+  static char DelimiterFromPath(const std::string& path) {
+    return path.size() >= 4 && path.compare(path.size() - 4, 4, ".tsv") == 0 ? '\t' : ',';
   }
 
   void ReadFormatOptions(const YAML::Node& node, Format& format, Pos& format_pos, char& delimiter,
@@ -796,11 +802,13 @@ class Reader {
       if (value.IsScalar()) {
         s.path = TextOf(value, "file");
         s.format = ReaderFormatForSink(s.path.value);
+        s.delimiter = DelimiterFromPath(s.path.value);
       } else {
         CheckMap(value, "file", {"path", "format", "delimiter"});
         if (!value["path"]) Fail(value, "file needs a path");
         s.path = TextOf(value["path"], "path");
         s.format = ReaderFormatForSink(s.path.value);
+        s.delimiter = DelimiterFromPath(s.path.value);
         ReadFormatOptions(value, s.format, s.format_pos, s.delimiter, nullptr);
       }
       if (s.path.value.empty()) Fail(value, "file needs a path");

@@ -218,7 +218,7 @@ void SelectStep::Push(stream::Batch<BatchPtr>& in) {
 
 void KeySplitter::operator()(BatchPtr& in, size_t parts, BatchPtr* const* outs) {
   const RecordBatch& b = *in;
-  HashKeys(b, key_columns_, hashes_);
+  HashKeys(b, key_columns_, hashes_, kPartitionSeed);
   rows_.resize(parts);
   for (auto& r : rows_) r.clear();
   for (size_t i = 0; i < b.rows; ++i) {

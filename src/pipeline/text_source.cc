@@ -360,6 +360,7 @@ class JsonWalker : public nlohmann::json_sax<nlohmann::json> {
   bool binary(binary_t&) override { return Value(json(nullptr)); }
 
   bool start_object(std::size_t) override {
+    if (!Deeper()) return false;
     if (capture_depth_ > 0) return Open(json::object());
     if (depth_ == 0 && started_) {
       error_ = "expected one JSON object per line";
@@ -388,6 +389,7 @@ class JsonWalker : public nlohmann::json_sax<nlohmann::json> {
     return true;
   }
   bool start_array(std::size_t) override {
+    if (!Deeper()) return false;
     if (depth_ == 0 && capture_depth_ == 0) {
       error_ = "expected a JSON object, found an array";
       return false;
@@ -423,6 +425,15 @@ class JsonWalker : public nlohmann::json_sax<nlohmann::json> {
   std::string path_;
 
  private:
+  // Objects and arrays nest at most kMaxJsonDepth deep: deeper records are bad records, not a
+  // stack overflow when captured values are turned back into text.
+  static constexpr int kMaxJsonDepth = 256;
+  bool Deeper() {
+    if (depth_ + capture_depth_ < kMaxJsonDepth) return true;
+    error_ = "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+    return false;
+  }
+
   bool Value(json v) {
     if (capture_depth_ > 0) return Add(std::move(v));
     if (depth_ == 0) {
