@@ -30,8 +30,13 @@ Status BadRecords::Report(const BadRecord& r) {
     std::string where = Where(r.origin);
     std::string message = where.empty() ? "" : where + ": ";
     message += std::string(r.step) + ": " + std::string(r.reason);
+    // The first bad record is the one earliest in the input, whichever step found it first.
+    const auto order = static_cast<uint64_t>(r.origin);  // unknown origins (-1) sort last
     std::lock_guard lock(mu_);
-    if (failure_.empty()) failure_ = message;
+    if (failure_.empty() || order < failure_order_) {
+      failure_ = message;
+      failure_order_ = order;
+    }
     return InvalidArgument(message);
   }
   count_.fetch_add(1, std::memory_order_relaxed);

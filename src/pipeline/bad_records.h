@@ -45,7 +45,8 @@ class BadRecords {
   std::string Where(int64_t origin) const;
 
   uint64_t count() const { return count_.load(std::memory_order_relaxed); }
-  // on_error: fail: the error of the first bad record, once one was reported; else empty.
+  // on_error: fail: the error of the first bad record (the earliest in the input of those
+  // reported), once one was reported; else empty.
   std::string failure() const {
     std::lock_guard lock(mu_);
     return failure_;
@@ -63,6 +64,7 @@ class BadRecords {
   std::atomic<uint64_t> count_{0};
   mutable std::mutex mu_;  // guards writer_, line_ and failure_
   std::string failure_;
+  uint64_t failure_order_ = 0;  // origin of failure_'s record, as unsigned
   std::unique_ptr<stream::detail::ByteWriter> writer_;
   std::string line_;
 };

@@ -373,14 +373,23 @@ class SpecPipeline::Builder {
           plan.inputs.push_back({path, name, AddInput(name)});
         }
         if (!declared) {
-          bool complete = false;
-          Result<std::string> sample =
-              ReadSample(plan.inputs[0].path, size_t{1} << 20, 0, &complete);
-          if (!sample.ok()) return Fail(s.path.pos, sample.status().message());
-          Result<std::vector<FieldSpec>> inferred =
-              InferSchema(*sample, complete, format, plan.inputs[0].name);
-          if (!inferred.ok()) return Fail(s.path.pos, inferred.status().message());
-          fields = std::move(*inferred);
+          // Inputs without records (a header-only CSV) say nothing of types: sample on.
+          constexpr size_t kMaxSampledFiles = 16;
+          for (size_t i = 0; i < plan.inputs.size() && i < kMaxSampledFiles; ++i) {
+            bool complete = false;
+            Result<std::string> sample =
+                ReadSample(plan.inputs[i].path, size_t{1} << 20, 0, &complete);
+            if (!sample.ok()) return Fail(s.path.pos, sample.status().message());
+            Result<std::vector<FieldSpec>> inferred =
+                InferSchema(*sample, complete, format, plan.inputs[i].name);
+            if (!inferred.ok()) return Fail(s.path.pos, inferred.status().message());
+            const bool typed = std::any_of(inferred->begin(), inferred->end(),
+                                           [](const FieldSpec& f) {
+                                             return f.field.type != Type::kNull;
+                                           });
+            if (i == 0 || typed) fields = std::move(*inferred);
+            if (typed) break;
+          }
           plan.inferred = true;
         }
         int files = static_cast<int>(plan.inputs.size());
@@ -459,7 +468,8 @@ class SpecPipeline::Builder {
         }
         return Fail(field.pos, message);
       }
-      Type t = schema->fields[static_cast<size_t>(idx)].type;
+      Type& t = schema->fields[static_cast<size_t>(idx)].type;
+      if (t == Type::kNull) t = Type::kInt64;  // an input without records: any time type fits
       if (t != Type::kInt64 && t != Type::kTimestamp) {
         return Fail(field.pos, "event_time field '" + field.value +
                                    "' must be BIGINT (milliseconds) or TIMESTAMP, but it is " +
@@ -484,7 +494,11 @@ class SpecPipeline::Builder {
           continue;
         }
         Field& u = unified->fields[static_cast<size_t>(at)];
-        if (u.type == f.type) continue;
+        if (u.type == f.type || f.type == Type::kNull) continue;
+        if (u.type == Type::kNull) {  // a header-only input's column takes the other's type
+          u.type = f.type;
+          continue;
+        }
         if (IsNumeric(u.type) && IsNumeric(f.type)) {
           u.type = Type::kDouble;
           continue;

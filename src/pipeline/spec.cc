@@ -25,6 +25,10 @@ std::string_view FormatName(Format f) {
 }
 
 Status Spec::ErrorAt(Pos pos, std::string_view message) const {
+  if (pos.set >= 0 && static_cast<size_t>(pos.set) < sets.size()) {
+    return InvalidArgument("--set " + sets[static_cast<size_t>(pos.set)] + ": " +
+                           std::string(message));
+  }
   if (pos.line <= 0) return InvalidArgument(file + ": " + std::string(message));
   return InvalidArgument(file + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.col) +
                          ": " + std::string(message));
@@ -131,18 +135,22 @@ class Reader {
   }
 
   Status ErrorAt(const YAML::Node& at, std::string_view message) const {
-    const std::string& tag = at.Tag();
-    if (tag.rfind(kSetTagPrefix, 0) == 0) {
-      size_t index = std::stoul(tag.substr(kSetTagPrefix.size()));
-      return InvalidArgument("--set " + options_.sets[index] + ": " + std::string(message));
-    }
     return spec_.ErrorAt(PosOf(at), message);
   }
 
   static Pos PosOf(const YAML::Node& node) {
+    const std::string& tag = node.Tag();
+    if (tag.rfind(kSetTagPrefix, 0) == 0) {
+      return {0, 0, std::stoi(tag.substr(kSetTagPrefix.size()))};
+    }
     YAML::Mark m = node.Mark();
     if (m.is_null()) return {};
     return {m.line + 1, m.column + 1};
+  }
+  // Where a map's key is: keys added by --set have no place in the file, their values do.
+  template <class Entry>
+  static YAML::Node KeyNode(const Entry& it) {
+    return it.first.Mark().is_null() ? it.second : it.first;
   }
 
   Text TextOf(const YAML::Node& node, std::string_view what) const {
@@ -222,10 +230,10 @@ class Reader {
         } else {
           message += " (expected one of: " + Join(allowed) + ")";
         }
-        Fail(it.first, message);
+        Fail(KeyNode(it), message);
       }
       if (!seen.insert(key).second)
-        Fail(it.first, "duplicate key '" + key + "' in " + std::string(what));
+        Fail(KeyNode(it), "duplicate key '" + key + "' in " + std::string(what));
     }
   }
 
@@ -238,7 +246,7 @@ class Reader {
       std::string key = it.first.Scalar();
       if (std::find(kinds.begin(), kinds.end(), key) == kinds.end()) continue;
       if (!found.empty()) {
-        Fail(it.first, std::string(what) + " has both '" + found + "' and '" + key +
+        Fail(KeyNode(it), std::string(what) + " has both '" + found + "' and '" + key +
                            "': give one per " + std::string(what));
       }
       found = key;
@@ -458,9 +466,9 @@ class Reader {
     for (auto it : node) {
       FieldSpec f;
       f.field.name = it.first.Scalar();
-      f.pos = PosOf(it.first);
+      f.pos = PosOf(KeyNode(it));
       if (!names.insert(f.field.name).second) {
-        Fail(it.first, "duplicate field '" + f.field.name + "' in schema");
+        Fail(KeyNode(it), "duplicate field '" + f.field.name + "' in schema");
       }
       YAML::Node type = it.second;
       if (type.IsMap()) {
@@ -503,7 +511,7 @@ class Reader {
       } else {
         message += " (expected one of: " + Join(kKinds) + ")";
       }
-      Fail(it.first, message);
+      Fail(KeyNode(it), message);
     }
     // `window` may carry its `aggregate` in the same item.
     std::vector<std::string> kinds = {"filter", "select", "key_by", "window",
@@ -675,7 +683,7 @@ class Reader {
         size_t i = 0;
         for (auto it : o) {
           if (it.first.Scalar() == "*") continue;
-          (*g.output)[i++].pos = PosOf(it.first);
+          (*g.output)[i++].pos = PosOf(KeyNode(it));
         }
       } else {
         g.output = std::vector<FieldSpec>{};
@@ -731,8 +739,8 @@ class Reader {
     for (auto it : value) {
       std::string name = it.first.Scalar();
       if (!names.insert(name).second)
-        Fail(it.first, "duplicate name '" + name + "' in " + std::string(what));
-      out.push_back({name, PosOf(it.first), TextOf(it.second, "the aggregate '" + name + "'")});
+        Fail(KeyNode(it), "duplicate name '" + name + "' in " + std::string(what));
+      out.push_back({name, PosOf(KeyNode(it)), TextOf(it.second, "the aggregate '" + name + "'")});
     }
     return out;
   }
@@ -921,6 +929,7 @@ Status ApplySet(YAML::Node root, const std::string& set, size_t index) {
     if (!child || child.IsNull()) {
       node[part] = YAML::Node(YAML::NodeType::Map);
       child = node[part];
+      child.SetTag(std::string(kSetTagPrefix) + std::to_string(index));
     }
     node.reset(child);
   }
@@ -995,6 +1004,7 @@ Result<Spec> ParseSpec(std::string text, const std::string& file, const LoadOpti
     return spec.ErrorAt(pos, "invalid YAML: " + msg);
   }
   if (!root || root.IsNull()) return spec.ErrorAt({}, "the spec is empty");
+  spec.sets = options.sets;
   for (size_t i = 0; i < options.sets.size(); ++i) {
     RETURN_IF_ERROR(ApplySet(root, options.sets[i], i));
   }

@@ -17,10 +17,12 @@
 
 namespace barge::pipeline {
 
-// A place in the spec file: 1-based line and column; 0 when unknown.
+// A place in the spec file: 1-based line and column; 0 when unknown. A value given by --set is
+// placed by the index of its --set argument instead.
 struct Pos {
   int line = 0;
   int col = 0;
+  int set = -1;  // index into Spec::sets, or -1
 };
 
 // A scalar as written: its value and where its raw text starts in the file, so that an offset
@@ -168,8 +170,10 @@ struct Spec {
   std::vector<StepSpec> steps;
   SinkSpec sink;
   OnErrorSpec on_error;
+  std::vector<std::string> sets;  // the --set arguments applied, for messages
 
-  // "FILE:LINE:COL: message" as an InvalidArgument status (FILE alone when pos is unknown).
+  // "FILE:LINE:COL: message" as an InvalidArgument status (FILE alone when pos is unknown;
+  // "--set PATH=VALUE: message" for a value given by --set).
   Status ErrorAt(Pos pos, std::string_view message) const;
   // The position of byte `offset` of `text`'s value in the file.
   Pos Locate(const Text& text, size_t offset) const;

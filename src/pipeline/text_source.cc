@@ -152,6 +152,13 @@ std::string HeaderName(std::string_view record, const CsvField& f, std::string& 
   return std::string(name);
 }
 
+// The error of a value in a field typed NULL (inferred from inputs without records).
+std::string UntypedValue(const std::string& field) {
+  return "field '" + field +
+         "' has a value, but the sampled inputs had none to infer its type from (declare "
+         "schema: in the source)";
+}
+
 std::string Preview(std::string_view s) {
   constexpr size_t kMax = 40;
   std::string out(s.substr(0, kMax));
@@ -189,9 +196,8 @@ bool AppendParsed(Column& c, std::string_view text) {
     case Type::kString:
       c.AppendString(text);
       return true;
-    case Type::kNull:
-      c.AppendNull();
-      return true;
+    case Type::kNull:  // typed from inputs without records: a value has no type to take
+      return false;
   }
   return false;
 }
@@ -258,8 +264,10 @@ class CsvDecoder final : public RowDecoder {
       }
       if (!AppendParsed(c, text)) {
         Truncate(out, rows);
-        error = "field '" + schema_->fields[j].name + "': cannot read '" + Preview(text) + "' as " +
-                std::string(TypeName(c.type()));
+        error = c.type() == Type::kNull ? UntypedValue(schema_->fields[j].name)
+                                        : "field '" + schema_->fields[j].name + "': cannot read '" +
+                                              Preview(text) + "' as " +
+                                              std::string(TypeName(c.type()));
         return false;
       }
     }
@@ -559,8 +567,11 @@ bool AppendJson(Column& c, const nlohmann::json& v, std::string& error) {
       }
       return true;
     case Type::kNull:
-      c.AppendNull();
-      return true;
+      if (v.is_null()) {
+        c.AppendNull();
+        return true;
+      }
+      break;
   }
   return fail(v.dump());
 }
@@ -771,7 +782,8 @@ Result<std::vector<FieldSpec>> InferSchema(std::string_view sample, bool complet
           return InvalidArgument(name + ": the CSV header names '" + s.name + "' twice");
         }
       }
-      fields.push_back({{s.name, s.Choose()}, false, {}});
+      // A complete input without records (a header-only CSV) types nothing: NULL fits any use.
+      fields.push_back({{s.name, records == 0 && complete ? Type::kNull : s.Choose()}, false, {}});
     }
     return fields;
   }
@@ -913,10 +925,13 @@ Status TextSource::Drain(RecordBatch& b, size_t limit) {
     const int64_t origin = RecordBatch::MakeOrigin(in.spec->index, in.line);
     if (f.kind == Framed::kNeedMore) {
       if (data.size() < kMaxRecordBytes) return Status::Ok();  // read more
-      RETURN_IF_ERROR(options_.bad->Report(
-          {origin, "source", "record longer than " + std::to_string(kMaxRecordBytes) + " bytes",
-           data.substr(0, 200)}));
       in.discarding = true;
+      if (!Reported(options_.bad->Report(
+              {origin, "source",
+               "record longer than " + std::to_string(kMaxRecordBytes) + " bytes",
+               data.substr(0, 200)}))) {
+        return Status::Ok();
+      }
       continue;
     }
     std::string_view record = data.substr(0, f.consumed);
@@ -937,18 +952,28 @@ Status TextSource::Drain(RecordBatch& b, size_t limit) {
         ++b.rows;
         b.origin.push_back(origin);
       } else if (!error_.empty()) {
-        RETURN_IF_ERROR(options_.bad->Report({origin, "source", error_, StripLineBreak(record)}));
+        Status st = options_.bad->Report({origin, "source", error_, StripLineBreak(record)});
         error_.clear();
+        if (!Reported(std::move(st))) break;
       }
     } else if (f.kind == Framed::kBad) {
-      RETURN_IF_ERROR(options_.bad->Report({origin, "source", f.error, StripLineBreak(record)}));
+      if (!Reported(options_.bad->Report({origin, "source", f.error, StripLineBreak(record)}))) {
+        break;
+      }
     }
     in.reader.Consume(f.consumed);
   }
   return Status::Ok();
 }
 
+bool TextSource::Reported(Status st) {
+  if (st.ok()) return true;
+  deferred_ = std::move(st);
+  return false;
+}
+
 Result<stream::SourceState> TextSource::Next(stream::Batch<BatchPtr>& out, size_t max_records) {
+  if (!deferred_.ok()) return deferred_;
   BatchPtr batch = options_.pool->Get(options_.schema);
   auto emit = [&](stream::SourceState state) {
     if (batch->rows > 0) out.records.push_back(std::move(batch));
@@ -961,6 +986,10 @@ Result<stream::SourceState> TextSource::Next(stream::Batch<BatchPtr>& out, size_
       RETURN_IF_ERROR(OpenNext());
     }
     RETURN_IF_ERROR(Drain(*batch, limit));
+    if (!deferred_.ok()) {
+      if (batch->rows == 0) return deferred_;
+      return emit(stream::SourceState::kMore);
+    }
     if (batch->rows >= limit) return emit(stream::SourceState::kMore);
     Input& in = *input_;
     if (in.reader.eof() && (in.reader.data().empty() || in.discarding)) {

@@ -40,7 +40,8 @@ inline constexpr size_t kMaxRecordBytes = size_t{16} << 20;
 // header names the fields (or column0, column1, ... without one); JSON Lines: every field seen,
 // in order, nested ones dotted. A column is BIGINT, DOUBLE, BOOLEAN or TIMESTAMP when at least 80%
 // of its non-empty sampled values read as that type (the others are then bad records), else
-// VARCHAR. A JSON field absent from some sampled records is optional.
+// VARCHAR. A JSON field absent from some sampled records is optional. A complete CSV input without
+// records (only a header) gives NULL-typed fields.
 Result<std::vector<FieldSpec>> InferSchema(std::string_view sample, bool complete,
                                            const TextFormat& format, const std::string& name);
 
@@ -104,6 +105,8 @@ class TextSource final : public stream::Source<BatchPtr> {
   Status OpenNext();
   // Parses the records buffered in the current input into `b`, up to `limit` rows.
   Status Drain(RecordBatch& b, size_t limit);
+  // Whether a bad record's report lets reading go on; else keeps its error in deferred_.
+  bool Reported(Status st);
 
   Options options_;
   std::vector<size_t> mine_;  // indexes into options_.inputs
@@ -111,6 +114,9 @@ class TextSource final : public stream::Source<BatchPtr> {
   std::unique_ptr<Input> input_;
   std::unique_ptr<RowDecoder> decoder_;
   std::string error_;
+  // on_error: fail: a bad record's error, returned once the good rows before it are handed out
+  // (so a later step's failure on an earlier row is reported first).
+  Status deferred_ = Status::Ok();
 };
 
 }  // namespace barge::pipeline
