@@ -747,10 +747,7 @@ class SpecPipeline::Builder {
     } else {
       plan.input = plan.parallelism == parallelism_ ? "forward" : "rebalance";
     }
-    // Everything flowing in is sent to the stage.
-    std::vector<int> all(schema_->fields.size());
-    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
-    Use(all);
+    UseAll();  // everything flowing in is sent to the stage
     passthrough_ = false;
     StageConfig& c = plan.stage;
     c.label = plan.label;
@@ -788,6 +785,10 @@ class SpecPipeline::Builder {
   void Use(const std::vector<int>& fields) {
     if (!passthrough_) return;
     for (int f : fields) used_.insert(schema_->fields[static_cast<size_t>(f)].name);
+  }
+  void UseAll() {
+    if (!passthrough_) return;
+    for (const Field& f : schema_->fields) used_.insert(f.name);
   }
 
   // Parallelism of a stateless step: its own, or its input's (so it chains to it). The first
@@ -904,6 +905,7 @@ class SpecPipeline::Builder {
       plan.keyed.aggregates.push_back(std::move(*call));
     }
     Use(keys);
+    if (windowed && !st.window->late_path.empty()) UseAll();  // late records are written whole
     passthrough_ = false;
     plan.keyed.key_columns = keys;
     plan.keyed.label = plan.label;
@@ -1010,7 +1012,9 @@ class SpecPipeline::Builder {
       g.max_disorder_ms = s.max_disorder_ms;
       g.origin = keep_origin_;
       auto used = [&](const char* field) {
+        // Dead letters hold whole records.
         return sp.all_fields || passthrough_ || used_.count(field) > 0 ||
+               spec_.on_error.mode == OnErrorSpec::Mode::kDeadLetter ||
                (need_time_ && std::string(field) == "ts");
       };
       g.id = used("id");
