@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <thread>
 
 #include "cli/cli.h"
@@ -48,16 +49,27 @@ void Validate(const PipelineArgs& args, Cli& cli) {
   }
 }
 
-// The signal that asked the pipeline to stop (SIGINT, SIGTERM), or 0.
+// The signal that asked the pipeline to stop (SIGINT, SIGTERM), or 0; and how many came.
 std::atomic<int> g_stop_signal{0};
+std::atomic<int> g_stop_count{0};
 
-extern "C" void OnStopSignal(int sig) { g_stop_signal.store(sig); }
+extern "C" void OnStopSignal(int sig) {
+  g_stop_signal.store(sig);
+  g_stop_count.fetch_add(1);
+}
+
+// After a stop request, how long steps and sinks get to wind down before barge exits anyway (a
+// sink blocked on a peer that stopped reading never returns); a second request exits at once.
+constexpr auto kStopGrace = std::chrono::seconds(5);
+
+const char* StopName(int sig) { return sig == SIGINT ? "Ctrl-C" : "SIGTERM"; }
 
 // Installs handlers for SIGINT and SIGTERM for its lifetime.
 class StopSignals {
  public:
   StopSignals() {
     g_stop_signal.store(0);
+    g_stop_count.store(0);
     struct sigaction sa {};
     sa.sa_handler = OnStopSignal;
     sigemptyset(&sa.sa_mask);
@@ -115,6 +127,12 @@ void RunPipeline(const PipelineArgs& args, Cli& cli) {
   Result<std::unique_ptr<pipeline::SpecPipeline>> planned =
       Plan(args, /*validate=*/false, cli.root());
   if (!planned.ok()) {
+    if (int sig = g_stop_signal.load(); sig != 0) {
+      // Stopped while planning (stdin's first records are sampled for the schema).
+      fmt::print(stderr, "barge: pipeline stopped by {} before it started\n", StopName(sig));
+      cli.SetExitCode(128 + sig);
+      return;
+    }
     cli.Finish(planned.status());
     return;
   }
@@ -128,11 +146,22 @@ void RunPipeline(const PipelineArgs& args, Cli& cli) {
     pipeline::RunProgress last;
     auto last_time = start, last_print = start;
     bool cancelled = false;
+    std::chrono::steady_clock::time_point cancel_time;
     while (!done.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       if (!cancelled && g_stop_signal.load() != 0) {
         cancelled = true;
+        cancel_time = std::chrono::steady_clock::now();
         p.Cancel();
+      }
+      if (cancelled && (g_stop_count.load() > 1 ||
+                        std::chrono::steady_clock::now() - cancel_time > kStopGrace)) {
+        // A step or sink does not return (a peer that stopped reading): leave without it.
+        int sig = g_stop_signal.load();
+        fmt::print(stderr, "\nbarge: pipeline stopped by {} without waiting for blocked steps\n",
+                   StopName(sig));
+        std::fflush(stderr);
+        std::_Exit(128 + sig);
       }
       auto now = std::chrono::steady_clock::now();
       auto period = terminal ? std::chrono::milliseconds(500) : std::chrono::seconds(10);
@@ -163,7 +192,7 @@ void RunPipeline(const PipelineArgs& args, Cli& cli) {
     fmt::print(stderr,
                "barge: pipeline stopped by {}: {} records in, {} out, {} bad, {} late, watermark "
                "{}, after {:.1f}s\n",
-               sig == SIGINT ? "Ctrl-C" : "SIGTERM", progress.records_in, progress.records_out,
+               StopName(sig), progress.records_in, progress.records_out,
                progress.bad, progress.late, Watermark(progress), seconds);
     cli.SetExitCode(128 + sig);
     return;
@@ -175,7 +204,11 @@ void RunPipeline(const PipelineArgs& args, Cli& cli) {
   if (!args.quiet) {
     std::string summary =
         fmt::format("{} records in, {} out", progress.records_in, progress.records_out);
-    if (progress.bad > 0) summary += fmt::format(", {} bad (skipped)", progress.bad);
+    if (progress.bad > 0) {
+      summary += p.dead_letter_path().empty()
+                     ? fmt::format(", {} bad (skipped)", progress.bad)
+                     : fmt::format(", {} bad (in {})", progress.bad, p.dead_letter_path());
+    }
     if (progress.late > 0) summary += fmt::format(", {} late", progress.late);
     fmt::print(stderr, "barge: pipeline done: {} in {:.2f}s\n", summary, seconds);
   }

@@ -72,6 +72,8 @@ class SpecPipeline {
   const std::vector<std::string>& notes() const { return notes_; }
   std::string PlanText() const;
   nlohmann::json PlanJson() const;
+  // Where on_error: {dead_letter: PATH} writes bad records, resolved; empty for fail and skip.
+  const std::string& dead_letter_path() const { return dead_letter_path_; }
 
   // Runs to the end of bounded input (every window flushed) or the first error. Errors from bad
   // records name FILE:LINE and the step.

@@ -8,6 +8,7 @@
 #include <limits>
 #include <set>
 
+#include "barge/stream/io.h"
 #include "base/file_util.h"
 
 namespace barge::pipeline {
@@ -177,6 +178,13 @@ class Reader {
                      std::to_string(max) + ", got " + s);
     }
     return v;
+  }
+
+  // A TCP address, HOST:PORT (resolved when the pipeline runs).
+  std::string Address(const YAML::Node& node, std::string_view what) const {
+    std::string s = Str(node, what);
+    if (Status st = stream::CheckTcpAddress(s); !st.ok()) Fail(node, st.message());
+    return s;
   }
 
   bool Bool(const YAML::Node& node, std::string_view what) const {
@@ -356,8 +364,8 @@ class Reader {
       CheckMap(value, "tcp",
                {"listen", "connect", "format", "delimiter", "header", "max_connections"});
       if (value["listen"] && value["connect"]) Fail(value, "tcp takes listen or connect, not both");
-      if (value["listen"]) s.listen = Str(value["listen"], "listen");
-      if (value["connect"]) s.connect = Str(value["connect"], "connect");
+      if (value["listen"]) s.listen = Address(value["listen"], "listen");
+      if (value["connect"]) s.connect = Address(value["connect"], "connect");
       if (s.listen.empty() && s.connect.empty()) {
         Fail(value, "tcp needs listen: HOST:PORT or connect: HOST:PORT");
       }
@@ -833,7 +841,7 @@ class Reader {
       s.kind = SinkSpec::Kind::kTcp;
       CheckMap(value, "tcp", {"connect", "format", "delimiter"});
       if (!value["connect"]) Fail(value, "a tcp sink needs connect: HOST:PORT");
-      s.connect = Str(value["connect"], "connect");
+      s.connect = Address(value["connect"], "connect");
       ReadFormatOptions(value, s.format, s.format_pos, s.delimiter, nullptr);
     }
     if (node["parallelism"]) {

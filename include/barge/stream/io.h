@@ -121,6 +121,10 @@ struct TcpOptions {
   ReadOptions read;
 };
 
+// Checks the form of a TCP address without resolving it: "HOST:PORT" with PORT a number from 0 to
+// 65535 (0: an ephemeral port, for listening). The error names the address.
+Status CheckTcpAddress(const std::string& address);
+
 // A listening TCP socket bound before the pipeline runs, so the caller knows the port (bind
 // port 0 for an ephemeral one). Copies share the socket, which closes with the last copy.
 class TcpListener {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <optional>
 #include <vector>
@@ -44,8 +45,21 @@ Result<HostPort> SplitAddress(const std::string& address) {
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
-  return HostPort{host, address.substr(colon + 1)};
+  std::string port = address.substr(colon + 1);
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || end != port.data() + port.size() || value > 65535) {
+    return InvalidArgument("invalid TCP address '" + address + "': the port must be a number " +
+                           "from 0 to 65535, got '" + port + "'");
+  }
+  return HostPort{host, port};
 }
+
+}  // namespace
+
+Status CheckTcpAddress(const std::string& address) { return SplitAddress(address).status(); }
+
+namespace {
 
 struct AddrInfoDeleter {
   void operator()(addrinfo* ai) const { ::freeaddrinfo(ai); }
