@@ -540,7 +540,9 @@ class SpecPipeline::Builder {
     std::string key_by_label;
     for (size_t i = 0; i < spec_.steps.size(); ++i) {
       const StepSpec& st = spec_.steps[i];
-      std::string label = "step " + std::to_string(i + 1) + " (" + st.keyword + ")";
+      // "step 2 (select)", or "step 2 'clean' (select)" when the step is named.
+      std::string label = "step " + std::to_string(i + 1) +
+                          (st.name.empty() ? "" : " '" + st.name + "'") + " (" + st.keyword + ")";
       if (key_by != nullptr && st.kind != StepSpec::Kind::kWindow &&
           st.kind != StepSpec::Kind::kAggregate && st.kind != StepSpec::Kind::kStage) {
         return Fail(st.pos, "key_by must be followed by window, aggregate or stage (put " +
