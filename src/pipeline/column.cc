@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <stdexcept>
 
 namespace barge::pipeline {
 
@@ -126,6 +127,7 @@ void Column::AppendRange(const Column& src, size_t begin, size_t end) {
     case Type::kString: {
       uint32_t first = src.offsets_[begin];
       uint32_t base = offsets_.back();
+      if (size_t{base} + (src.offsets_[end] - first) > kMaxColumnBytes) TooManyBytes();
       bytes_.insert(bytes_.end(), src.bytes_.begin() + first,
                     src.bytes_.begin() + src.offsets_[end]);
       for (size_t i = begin + 1; i <= end; ++i)
@@ -138,6 +140,10 @@ void Column::AppendRange(const Column& src, size_t begin, size_t end) {
   size_ = at + n;
   if (src.has_validity() || has_validity()) MutableValidity();
   CopyValidity(*this, at, src, n, [begin](size_t k) { return begin + k; });
+}
+
+void Column::TooManyBytes() {
+  throw std::length_error("more than 2 GiB of text in one column of one batch");
 }
 
 void Column::AppendRows(const Column& src, const uint32_t* rows, size_t n) {
@@ -168,6 +174,7 @@ void Column::AppendRows(const Column& src, const uint32_t* rows, size_t n) {
     case Type::kString:
       for (size_t k = 0; k < n; ++k) {
         std::string_view v = src.String(rows[k]);
+        if (bytes_.size() + v.size() > kMaxColumnBytes) TooManyBytes();
         bytes_.insert(bytes_.end(), v.begin(), v.end());
         offsets_.push_back(static_cast<uint32_t>(bytes_.size()));
       }

@@ -4,7 +4,8 @@
 //
 // - fixed-width values in one contiguous buffer: int64 for BIGINT and TIMESTAMP, double for
 //   DOUBLE, one byte (0 or 1) per BOOLEAN (numpy's bool; Arrow packs booleans into bits);
-// - VARCHAR as `size() + 1` uint32 offsets into one buffer of UTF-8 bytes (Arrow's utf8);
+// - VARCHAR as `size() + 1` uint32 offsets into one buffer of UTF-8 bytes (Arrow's utf8), at most
+//   kMaxColumnBytes of them per column, so the offsets also read as Arrow's int32;
 // - a validity bitmap, least significant bit first, 1 = not NULL, stored as 64-bit words (the
 //   same bytes as Arrow's bitmap on a little-endian machine). An empty bitmap means no NULLs.
 //   A NULL row's value is unspecified (strings: zero length).
@@ -27,6 +28,12 @@ namespace barge::pipeline {
 // A vector whose resize leaves values uninitialized (they are written right after).
 template <class T>
 using Buffer = stream::RecordVector<T>;
+
+// The most VARCHAR bytes one column of one batch holds; more is an error (std::length_error),
+// never offsets that wrap. Sources end batches long before (kMaxBatchBytes).
+inline constexpr size_t kMaxColumnBytes = (size_t{1} << 31) - 1;
+// What sources read into one batch at most, in bytes of input.
+inline constexpr size_t kMaxBatchBytes = size_t{64} << 20;
 
 class Column {
  public:
@@ -103,6 +110,7 @@ class Column {
     Grew();
   }
   void AppendString(std::string_view s) {
+    if (bytes_.size() + s.size() > kMaxColumnBytes) TooManyBytes();
     bytes_.insert(bytes_.end(), s.begin(), s.end());
     offsets_.push_back(static_cast<uint32_t>(bytes_.size()));
     Grew();
@@ -146,6 +154,7 @@ class Column {
   Buffer<double> doubles_;
   Buffer<uint8_t> bools_;
   Buffer<uint32_t> offsets_;
+  [[noreturn]] static void TooManyBytes();
   Buffer<char> bytes_;
 };
 

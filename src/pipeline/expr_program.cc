@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cassert>
+#include <stdexcept>
 
 #include "pipeline/expr_convert.h"
 
@@ -554,6 +555,9 @@ void WriteResult(const Program& p, Frame& f, Column& out) {
       for (uint32_t i = 0; i < n; ++i) {
         offsets[i] = static_cast<uint32_t>(total);
         if (v.IsValid(i)) total += views[i * step].size();
+      }
+      if (total > kMaxColumnBytes) {
+        throw std::length_error("more than 2 GiB of text in one column of one batch");
       }
       offsets[n] = static_cast<uint32_t>(total);
       Buffer<char>& bytes = out.mutable_bytes();

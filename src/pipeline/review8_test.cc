@@ -347,5 +347,48 @@ TEST(Review8Test, Bug15_CraftedIntegerKeysDoNotDegradeTheKeyTable) {
   EXPECT_LT(attacked, std::max(0.5, 10 * base)) << "random keys " << base << " s";
 }
 
+// Bug 16: a batch was bounded only by its row count, so 1024 long lines made one batch of many
+// GiB whose 32-bit string offsets wrapped. Sources now end a batch after kMaxBatchBytes of input.
+TEST(Review8Test, Bug16_SourcesBoundTheBytesOfABatch) {
+  Dir d;
+  const size_t line_bytes = size_t{8} << 20;
+  const int lines = 10;  // 80 MiB: more than kMaxBatchBytes
+  std::string text;
+  text.reserve(lines * (line_bytes + 1));
+  for (int i = 0; i < lines; ++i) {
+    text += std::to_string(i);
+    text.append(line_bytes - text.size() % (line_bytes + 1), 'a');
+    text += '\n';
+  }
+  d.Write("long.txt", text);
+  text.clear();
+  Result<Spec> spec = LoadSpec(d.Write("s.yaml", "source: {file: long.txt}\n"
+                                                 "steps:\n  - select: {p: 'substr(line, 1, 1)'}\n"));
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  std::vector<size_t> batch_rows;
+  std::string firsts;
+  PlanOptions options;
+  options.collect = [&](const RecordBatch& b) {
+    batch_rows.push_back(b.rows);
+    for (size_t i = 0; i < b.rows; ++i) firsts += b.columns[0].String(i);
+  };
+  Result<std::unique_ptr<SpecPipeline>> p = SpecPipeline::Make(*spec, options);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  Status st = (*p)->Run();
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(firsts, "0123456789");
+  ASSERT_GE(batch_rows.size(), 2u);
+
+  // Unquoted, the commas split the { } map: the error says to quote.
+  spec = LoadSpec(d.Write("t.yaml", "source: {file: long.txt}\n"
+                                    "steps:\n  - select: {p: substr(line, 1, 1)}\n"));
+  ASSERT_FALSE(spec.ok());
+  EXPECT_NE(spec.status().message().find("quote a value that holds commas"), std::string::npos)
+      << spec.status().message();
+  for (size_t rows : batch_rows) {
+    EXPECT_LE(rows * line_bytes, kMaxBatchBytes + line_bytes);
+  }
+}
+
 }  // namespace
 }  // namespace barge::pipeline

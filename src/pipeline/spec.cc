@@ -155,6 +155,12 @@ class Reader {
   }
 
   Text TextOf(const YAML::Node& node, std::string_view what) const {
+    if (node.IsNull()) {
+      // `{p: substr(line, 1, 3)}` splits at the commas; an unquoted NULL is YAML's null.
+      Fail(node, std::string(what) +
+                     " has no value (in a { } map commas separate entries: quote a value "
+                     "that holds commas, \"substr(line, 1, 3)\"; write NULL as \"NULL\")");
+    }
     if (!node.IsScalar()) Fail(node, std::string(what) + " must be a single value");
     Text t;
     t.value = node.Scalar();

@@ -906,7 +906,7 @@ Status TextSource::OpenNext() {
 
 Status TextSource::Drain(RecordBatch& b, size_t limit) {
   Input& in = *input_;
-  while (b.rows < limit) {
+  while (b.rows < limit && batch_bytes_ < kMaxBatchBytes) {
     std::string_view data = in.reader.data();
     const bool eof = in.reader.eof();
     if (data.empty()) return Status::Ok();
@@ -962,6 +962,7 @@ Status TextSource::Drain(RecordBatch& b, size_t limit) {
       }
     }
     in.reader.Consume(f.consumed);
+    batch_bytes_ += f.consumed;
   }
   return Status::Ok();
 }
@@ -975,6 +976,7 @@ bool TextSource::Reported(Status st) {
 Result<stream::SourceState> TextSource::Next(stream::Batch<BatchPtr>& out, size_t max_records) {
   if (!deferred_.ok()) return deferred_;
   BatchPtr batch = options_.pool->Get(options_.schema);
+  batch_bytes_ = 0;
   auto emit = [&](stream::SourceState state) {
     if (batch->rows > 0) out.records.push_back(std::move(batch));
     return state;
@@ -990,7 +992,9 @@ Result<stream::SourceState> TextSource::Next(stream::Batch<BatchPtr>& out, size_
       if (batch->rows == 0) return deferred_;
       return emit(stream::SourceState::kMore);
     }
-    if (batch->rows >= limit) return emit(stream::SourceState::kMore);
+    if (batch->rows >= limit || batch_bytes_ >= kMaxBatchBytes) {
+      return emit(stream::SourceState::kMore);
+    }
     Input& in = *input_;
     if (in.reader.eof() && (in.reader.data().empty() || in.discarding)) {
       input_.reset();

@@ -117,6 +117,7 @@ class TextSource final : public stream::Source<BatchPtr> {
   // on_error: fail: a bad record's error, returned once the good rows before it are handed out
   // (so a later step's failure on an earlier row is reported first).
   Status deferred_ = Status::Ok();
+  size_t batch_bytes_ = 0;  // input bytes read into the batch being filled (kMaxBatchBytes)
 };
 
 }  // namespace barge::pipeline
