@@ -1,6 +1,7 @@
 #include "pipeline/planner.h"
 
 #include <glob.h>
+#include <sys/stat.h>
 
 #include <fmt/format.h>
 #include <algorithm>
@@ -236,6 +237,8 @@ std::vector<std::string> FieldNames(const Schema& s) {
 // Expands a glob; a path without wildcards is taken as is (its absence is reported on open).
 Result<std::vector<std::string>> Expand(const std::string& pattern) {
   if (pattern.find_first_of("*?[") == std::string::npos) return std::vector<std::string>{pattern};
+  // A file whose name holds a glob character is read as named.
+  if (struct stat st {}; ::stat(pattern.c_str(), &st) == 0) return std::vector<std::string>{pattern};
   glob_t g{};
   int rc = ::glob(pattern.c_str(), GLOB_ERR, nullptr, &g);
   std::vector<std::string> out;

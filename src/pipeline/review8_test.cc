@@ -267,6 +267,7 @@ TEST(Review8Test, Bug11_LateRecordsOfAGeneratorKeepTheirFields) {
   Dir d;
   Ran r = RunIt(d,
                 "source:\n  generate: {records: 2000, keys: 3, max_disorder: 5s}\n"
+                "  event_time: {field: ts, max_delay: 0}\n"
                 "steps:\n"
                 "  - key_by: key\n"
                 "  - window: {tumbling: 1s, late: late.jsonl}\n"

@@ -431,10 +431,12 @@ class Reader {
       s.event_time = e;
     }
     if (s.kind == SourceSpec::Kind::kGenerate && !s.event_time) {
-      // The generator's records carry their time; windows work without saying so.
+      // The generator's records carry their time; windows work without saying so, and
+      // records moved back by max_disorder are on time.
       EventTimeSpec e;
       e.field.value = "ts";
       e.field.pos = s.pos;
+      e.max_delay_ms = s.max_disorder_ms;
       s.event_time = e;
     }
     return s;

@@ -333,12 +333,19 @@ std::string_view StripLineBreak(std::string_view record) {
 
 class LinesDecoder final : public RowDecoder {
  public:
-  void StartInput() override {}
+  void StartInput() override { at_start_ = true; }
   Framed Frame(std::string_view data, bool eof) override { return FrameLine(data, eof); }
   Result<bool> Parse(std::string_view record, RecordBatch& out, std::string&) override {
-    out.columns[0].AppendString(StripLineBreak(record));
+    std::string_view line = StripLineBreak(record);
+    // A byte order mark is not text of the first line.
+    if (at_start_ && line.substr(0, 3) == "\xEF\xBB\xBF") line.remove_prefix(3);
+    at_start_ = false;
+    out.columns[0].AppendString(line);
     return true;
   }
+
+ private:
+  bool at_start_ = true;
 };
 
 // ---- JSON Lines
