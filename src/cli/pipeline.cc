@@ -1,6 +1,7 @@
 // barge pipeline validate|run SPEC.yaml: pipelines written as YAML specs with SQL expressions
 // (src/pipeline), run on the stream engine. This file parses options, prints the plan or the live
 // status, and turns Ctrl-C into a clean stop.
+#include <nlohmann/json.hpp>
 #include <fmt/core.h>
 #include <unistd.h>
 
@@ -39,11 +40,18 @@ void Validate(const PipelineArgs& args, Cli& cli) {
   }
   Result<std::unique_ptr<pipeline::SpecPipeline>> p = Plan(args, /*validate=*/true, cli.root());
   if (!p.ok()) {
+    // JSON readers get the error as JSON on stdout too (stderr and the exit code as always).
+    if (args.format == "json") {
+      nlohmann::json error = {{"valid", false}, {"error", p.status().message()}};
+      fmt::print("{}\n", error.dump(2));
+    }
     cli.Finish(p.status());
     return;
   }
   if (args.format == "json") {
-    fmt::print("{}\n", (*p)->PlanJson().dump(2));
+    nlohmann::json plan = (*p)->PlanJson();
+    plan["valid"] = true;
+    fmt::print("{}\n", plan.dump(2));
   } else {
     fmt::print("{}", (*p)->PlanText());
   }

@@ -11,6 +11,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "base/file_util.h"
 #include "pipeline/format.h"
@@ -280,13 +281,15 @@ class CsvDecoder final : public RowDecoder {
     for (const CsvField& f : fields_) names.push_back(HeaderName(record, f, scratch_));
     expected_fields_ = names.size();
     source_of_.assign(schema_->fields.size(), 0);
+    std::unordered_map<std::string_view, size_t> position;  // the first field of each name
+    for (size_t i = 0; i < names.size(); ++i) position.try_emplace(names[i], i);
     for (size_t j = 0; j < schema_->fields.size(); ++j) {
-      auto it = std::find(names.begin(), names.end(), schema_->fields[j].name);
-      if (it == names.end()) {
+      auto it = position.find(schema_->fields[j].name);
+      if (it == position.end()) {
         return InvalidArgument("the header has no field '" + schema_->fields[j].name +
                                "' (it has: " + Join(names) + ")");
       }
-      source_of_[j] = static_cast<size_t>(it - names.begin());
+      source_of_[j] = it->second;
     }
     return Status::Ok();
   }
@@ -780,14 +783,13 @@ Result<std::vector<FieldSpec>> InferSchema(std::string_view sample, bool complet
                              ": cannot infer a schema from an empty CSV input (declare "
                              "schema: in the source)");
     }
+    std::unordered_set<std::string_view> seen;
     for (const FieldStats& s : stats) {
       if (s.name.empty()) {
         return InvalidArgument(name + ": the CSV header has an empty field name");
       }
-      for (const FieldSpec& f : fields) {
-        if (f.field.name == s.name) {
-          return InvalidArgument(name + ": the CSV header names '" + s.name + "' twice");
-        }
+      if (!seen.insert(s.name).second) {
+        return InvalidArgument(name + ": the CSV header names '" + s.name + "' twice");
       }
       // A complete input without records (a header-only CSV) types nothing: NULL fits any use.
       fields.push_back({{s.name, records == 0 && complete ? Type::kNull : s.Choose()}, false, {}});

@@ -120,6 +120,17 @@ wait "$pid" 2> /dev/null
 kill "$listener" 2> /dev/null
 wait "$listener" 2> /dev/null
 
+# validate --format json reports errors as JSON on stdout too (exit 1, the message on stderr).
+printf 'source: {file: in.csv}\nsteps:\n  - filtr: x\n' > bad.yaml
+"$barge" pipeline validate --format json bad.yaml > bad.json 2> bad.err
+rc=$?
+if [ "$rc" -ne 1 ] || ! python3 -c "
+import json, sys
+d = json.load(open('bad.json'))
+sys.exit(0 if d['valid'] is False and 'bad.yaml:3:5' in d['error'] else 1)" || ! grep -q "bad.yaml:3:5" bad.err; then
+  fail "validate --format json on a bad spec: exit $rc, stdout $(cat bad.json), stderr $(cat bad.err)"
+fi
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures check(s) failed"
   exit 1
