@@ -130,6 +130,20 @@ except (OSError, AttributeError):  # pragma: no cover - a Python without ctypes'
     _syscall = None
 
 
+def _keep_freed_memory():
+    """Asks glibc's malloc to keep freed memory for reuse: numpy allocates every result of a batch
+    anew, and without this each batch would fault in fresh pages (and return them to the kernel
+    after), which costs more than the arithmetic. Memory stays at the largest batches' size."""
+    try:
+        mallopt = _libc.mallopt
+    except (NameError, AttributeError):  # pragma: no cover - not glibc
+        return
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    mallopt(M_MMAP_THRESHOLD, 32 << 20)   # glibc's largest: buffers below it come from the heap
+    mallopt(M_TRIM_THRESHOLD, 1 << 30)    # and the heap is not shrunk after every batch
+
+
 def _check_platform():
     if sys.byteorder != "little" or _SYS_FUTEX is None:
         raise RuntimeError(
@@ -893,6 +907,7 @@ def map_batches(fn, directory=None, copy=False):
     if np is None:
         raise RuntimeError("barge_stage.map_batches needs numpy (map() does not)")
     stage = Stage(directory)
+    _keep_freed_memory()
     ring = stage.in_
     use_pandas = pd is not None
     for msg in stage.messages():

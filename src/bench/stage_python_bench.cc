@@ -38,7 +38,7 @@ constexpr const char* kImage = "python-double:1";
 
 // a and b are exact multiples of 1/4 and their doubles stay exact, so the checksum is exact.
 constexpr const char* kSpec = R"(name: stage-python
-batch_size: 8192
+batch_size: 65536
 source:
   generate: {records: RECORDS}
 steps:

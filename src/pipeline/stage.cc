@@ -1108,13 +1108,17 @@ void StageInput::Push(stream::Batch<BatchPtr>& in) {
   Check(replica_->WaitStarted(cancelled_));
   const size_t limit = group_->config().message_rows;
   for (BatchPtr& b : in.records) {
-    if (limit == 0 || (coalesced_.rows == 0 && b->rows >= limit)) {
+    if (limit == 0 || (coalesced_.rows == 0 && b->rows == limit)) {
       Check(replica_->Send(*b, cancelled_));
       continue;
     }
     if (coalesced_.schema != b->schema) coalesced_.Reset(b->schema);
-    coalesced_.AppendRange(*b, 0, b->rows);
-    if (coalesced_.rows >= limit) Flush();
+    for (size_t at = 0; at < b->rows;) {  // messages of exactly `limit` rows, the last excepted
+      size_t take = std::min(limit - coalesced_.rows, b->rows - at);
+      coalesced_.AppendRange(*b, at, at + take);
+      at += take;
+      if (coalesced_.rows == limit) Flush();
+    }
   }
 }
 

@@ -36,8 +36,9 @@ struct StageConfig {
   std::shared_ptr<const Schema> input;
   std::shared_ptr<const Schema> output;
   size_t batch_rows = 1024;
-  // Rows per message to a replica (the spec's batch:): consecutive batches are coalesced up to it,
-  // and sent when full, before a barrier or the end, or when the input idles. 0: as they come.
+  // Rows per message to a replica (the spec's batch:): consecutive batches are coalesced (and
+  // larger ones split) into messages of at most this many rows, sent when full, before a barrier
+  // or the end, or when the input idles. 0: batches are sent as they come.
   size_t message_rows = 0;
 };
 

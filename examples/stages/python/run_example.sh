@@ -45,4 +45,42 @@ diff <(LC_ALL=C sort stage.jsonl) <(LC_ALL=C sort doubled.jsonl) > diff.txt || {
   head -n 20 diff.txt >&2
   exit 1
 }
-echo "python-stage example: $rows rows, as SQL doubles them"
+
+# Rows a Python stage drops keep their event time (the frame's index becomes __row): windows after
+# a pandas filter equal windows after the same filter in SQL; map(fn) per record likewise.
+window_spec() {
+  cat <<SPEC
+source:
+  generate: {records: 100000, keys: 20, records_per_second: 20000, max_disorder: 20ms}
+  event_time: {field: ts, max_delay: 30ms}
+steps:
+  - select: {key: key, value: value, ts: ts}
+$1
+  - key_by: key
+  - window: {tumbling: 100ms}
+    aggregate: {n: count(*), s: sum(value), f: first(value), l: last(value)}
+sink:
+  file: {path: $2, format: jsonl}
+SPEC
+}
+window_spec "  - filter: value % 3 = 0" sql.jsonl > sql.yaml
+window_spec "  - stage:
+      image: python-double:1
+      command: [python3, -c, 'import barge_stage; barge_stage.map_batches(lambda df: df[df[\"value\"] % 3 == 0])']
+      parallelism: 2
+      batch: 10000" pandas.jsonl > pandas.yaml
+window_spec "  - stage:
+      image: python-double:1
+      command: [python3, -c, 'import barge_stage; barge_stage.map(lambda r: r if r[\"value\"] % 3 == 0 else None)']" \
+  records.jsonl > records.yaml
+for spec in sql pandas records; do "$barge" pipeline run -q "$spec.yaml"; done
+windows=$(wc -l < sql.jsonl)
+[ "$windows" -gt 100 ] || { echo "only $windows windows" >&2; exit 1; }
+for got in pandas records; do
+  diff <(LC_ALL=C sort sql.jsonl) <(LC_ALL=C sort "$got.jsonl") > diff.txt || {
+    echo "windows after the $got stage differ from SQL's:" >&2
+    head -n 20 diff.txt >&2
+    exit 1
+  }
+done
+echo "python-stage example: $rows rows, as SQL doubles them; $windows windows after pandas and map filters"
