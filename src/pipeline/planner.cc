@@ -773,12 +773,14 @@ class SpecPipeline::Builder {
     c.input = schema_;
     c.output = out;
     c.batch_rows = spec_.batch_size;
+    c.message_rows = g.message_rows;
     plan.detail = "image " + g.image.value +
                   (g.protocol == StageSpec::Protocol::kShm ? " (shared memory)" : " (lines)");
     if (!g.command.empty()) plan.detail += ", command " + Join(g.command, " ");
     if (!g.memory.empty()) plan.detail += ", memory " + g.memory;
     if (g.cpus > 0) plan.detail += fmt::format(", cpus {}", g.cpus);
     if (g.restart > 0) plan.detail += fmt::format(", {} restart(s)", g.restart);
+    if (g.message_rows > 0) plan.detail += fmt::format(", batches of {} rows", g.message_rows);
     // One replica keeps the records in order; several interleave them.
     if (plan.parallelism != 1 || parallelism_ != 1) ordered_ = false;
     next_input_union_ = false;

@@ -600,7 +600,7 @@ class Reader {
     }
     CheckMap(value, "stage",
              {"image", "command", "protocol", "parallelism", "memory", "cpus", "env", "volumes",
-              "restart", "network", "user", "workdir", "output", "ring"});
+              "restart", "network", "user", "workdir", "output", "ring", "batch"});
     if (!value["image"]) Fail(value, "a stage needs an image");
     g.image = TextOf(value["image"], "image");
     if (g.image.value.empty()) Fail(value["image"], "a stage needs an image");
@@ -658,6 +658,9 @@ class Reader {
     }
     if (const YAML::Node& u = value["user"]) g.user = Str(u, "user");
     if (const YAML::Node& w = value["workdir"]) g.workdir = Str(w, "workdir");
+    if (const YAML::Node& b = value["batch"]) {
+      g.message_rows = static_cast<size_t>(Int(b, "batch", 1, 1 << 24));
+    }
     if (const YAML::Node& r = value["ring"]) {
       std::string text = Str(r, "ring");
       uint64_t bytes = 0;

@@ -118,6 +118,7 @@ struct StageSpec {
   bool output_star = false;
   Pos output_pos;
   uint64_t ring_bytes = 32ull << 20;  // each direction
+  size_t message_rows = 0;            // batch: rows per message to a replica; 0: as they come
 };
 
 struct StepSpec {

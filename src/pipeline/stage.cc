@@ -19,6 +19,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
 
@@ -28,6 +29,15 @@
 #include "runtime/lifecycle.h"
 
 namespace barge::pipeline {
+
+namespace detail {
+// sdk/python/barge_stage.py, embedded at build time (see CMakeLists.txt).
+extern const unsigned char kPythonStageSdk[];
+extern const size_t kPythonStageSdk_size;
+}  // namespace detail
+
+// Where every replica finds the SDKs barge ships (read-only), on its PYTHONPATH.
+constexpr const char* kSdkMount = "/run/barge/sdk";
 
 static_assert(sizeof(barge_msg) == 64, "barge_msg is one cache line");
 static_assert(sizeof(barge_column) == 64, "barge_column is one cache line");
@@ -217,6 +227,29 @@ std::string ReadColumn(const barge_msg* m, const barge_column& wc, Column& c) {
     std::memcpy(v.data(), barge_msg_at(m, wc.validity_offset), (rows + 7) / 8);
   }
   return {};
+}
+
+// BARGE_STAGE_OUTPUT: the fields barge expects back, so that an SDK can convert what user code
+// returns (docs/python-stages.md): [{"name": "x", "type": "BIGINT"}, ...] in order.
+std::string OutputFieldsJson(const Schema& schema) {
+  nlohmann::json fields = nlohmann::json::array();
+  for (const Field& f : schema.fields) {
+    fields.push_back({{"name", f.name}, {"type", WireTypeName(WireType(f.type))}});
+  }
+  return fields.dump();
+}
+
+// The SDK directory goes first on the container's PYTHONPATH (the image's or the spec's, if any).
+void PrependPythonPath(std::vector<std::string>& env) {
+  const std::string key = "PYTHONPATH=";
+  for (std::string& e : env) {
+    if (e.rfind(key, 0) == 0) {
+      std::string rest = e.substr(key.size());
+      e = key + kSdkMount + (rest.empty() ? "" : ":" + rest);
+      return;
+    }
+  }
+  env.push_back(key + kSdkMount);
 }
 
 }  // namespace
@@ -461,8 +494,15 @@ class StageReplica {
     m.source = dir_;
     m.destination = BARGE_DEFAULT_DIR;
     o.mounts.push_back(m);
+    ASSIGN_OR_RETURN(std::string group_dir, group_.Dir());
+    m.source = group_dir + "/sdk";
+    m.destination = kSdkMount;
+    m.read_only = true;
+    o.mounts.push_back(m);
+    o.env.push_back("BARGE_STAGE_OUTPUT=" + OutputFieldsJson(*config_.output));
     o.rm = true;
     ASSIGN_OR_RETURN(runtime::ContainerConfig cfg, launch::MakeContainerConfig(config_.root, o));
+    PrependPythonPath(cfg.process.env);
     ASSIGN_OR_RETURN(runtime::ContainerRecord record, group_.store().Create(std::move(cfg)));
     int log_pipe[2], in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1};
     if (::pipe2(log_pipe, O_CLOEXEC) != 0) return ErrnoError("pipe");
@@ -1082,8 +1122,14 @@ Result<std::string> StageGroup::Dir() {
       TempDir dir,
       TempDir::MakeIn(base, prefix + std::to_string(self) + "-" +
                                 std::to_string(runtime::ProcessStartTime(self)) + "-"));
+  ::chmod(dir.path().c_str(), 0711);  // replicas see only their own directory, bind-mounted
+  // The SDKs every replica may import, without the image having to copy them.
+  const std::string sdk = dir.path() + "/sdk";
+  if (::mkdir(sdk.c_str(), 0755) != 0) return ErrnoError("mkdir " + sdk);
+  RETURN_IF_ERROR(WriteFile(sdk + "/barge_stage.py",
+                            std::string_view(reinterpret_cast<const char*>(detail::kPythonStageSdk),
+                                             detail::kPythonStageSdk_size)));
   dir_ = dir.Release();
-  ::chmod(dir_.c_str(), 0711);  // replicas see only their own directory, through a bind mount
   return dir_;
 }
 
@@ -1102,22 +1148,58 @@ void StageInput::Check(const Status& st) {
 void StageInput::Push(stream::Batch<BatchPtr>& in) {
   CountIn(in);
   Check(replica_->WaitStarted(cancelled_));
-  for (BatchPtr& b : in.records) Check(replica_->Send(b, cancelled_));
+  const size_t limit = group_->config().message_rows;
+  for (BatchPtr& b : in.records) {
+    if (limit == 0 || (CoalescedRows() == 0 && b->rows == limit)) {
+      Check(replica_->Send(b, cancelled_));
+      continue;
+    }
+    for (size_t at = 0; at < b->rows;) {  // messages of exactly `limit` rows, the last excepted
+      if (!coalesced_) coalesced_ = group_->ctx().pool.Get(b->schema);
+      size_t take = std::min(limit - coalesced_->rows, b->rows - at);
+      coalesced_->AppendRange(*b, at, at + take);
+      at += take;
+      if (coalesced_->rows == limit) Flush();
+    }
+  }
+}
+
+void StageInput::Flush() {
+  if (CoalescedRows() > 0) {
+    Check(replica_->Send(coalesced_, cancelled_));
+    coalesced_ = BatchPtr();  // back to the pool (a lines replica may keep it for its replies)
+  }
+  if (held_watermark_) {
+    Check(replica_->SendControl(BARGE_MSG_WATERMARK, *held_watermark_, cancelled_));
+    held_watermark_.reset();
+  }
 }
 
 void StageInput::Watermark(stream::EventTime w) {
   Check(replica_->WaitStarted(cancelled_));
+  if (CoalescedRows() > 0) {  // it follows the rows held back
+    held_watermark_ = std::max(w, held_watermark_.value_or(w));
+    return;
+  }
   Check(replica_->SendControl(BARGE_MSG_WATERMARK, w, cancelled_));
 }
 
 void StageInput::Barrier(uint64_t id) {
   Check(replica_->WaitStarted(cancelled_));
+  Flush();
   Check(replica_->SendControl(BARGE_MSG_BARRIER, static_cast<int64_t>(id), cancelled_));
 }
 
 void StageInput::End() {
   Check(replica_->WaitStarted(cancelled_));
+  Flush();
   Check(replica_->SendControl(BARGE_MSG_END, 0, cancelled_));
+}
+
+void StageInput::Idle() {
+  if (CoalescedRows() == 0 && !held_watermark_) return;
+  Check(replica_->WaitStarted(cancelled_));
+  Flush();
 }
 
 Status StageOutput::Open(int instance, int) {

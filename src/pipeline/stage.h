@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,10 @@ struct StageConfig {
   std::shared_ptr<const Schema> input;
   std::shared_ptr<const Schema> output;
   size_t batch_rows = 1024;
+  // Rows per message to a replica (the spec's batch:): consecutive batches are coalesced (and
+  // larger ones split) into messages of at most this many rows, sent when full, before a barrier
+  // or the end, or when the input idles. 0: batches are sent as they come.
+  size_t message_rows = 0;
 };
 
 class StageReplica;
@@ -75,15 +80,20 @@ class StageInput final : public BatchOperator {
   void Watermark(stream::EventTime w) override;
   void Barrier(uint64_t id) override;
   void End() override;
-  void Idle() override {}
+  void Idle() override;
   void MarkIdle() override {}
 
  private:
   void Check(const Status& st);
+  // Sends the coalesced rows, then the watermark held back behind them.
+  void Flush();
   // Shared: the group lives as long as the last operator or source of the stage.
   std::shared_ptr<StageGroup> group_;
   StageReplica* replica_ = nullptr;
   const std::atomic<bool>* cancelled_;
+  BatchPtr coalesced_;  // message_rows > 0: rows not sent yet
+  size_t CoalescedRows() const { return coalesced_ ? coalesced_->rows : 0; }
+  std::optional<stream::EventTime> held_watermark_;
 };
 
 // Reads replica `instance` of its group: its replies, and the watermarks it echoes.

@@ -225,6 +225,50 @@ TEST_F(StageTest, LinesStagesAnswerEachLineAndMayDropOrReshape) {
   EXPECT_EQ(awk.rows.back().find("\"n\":"), 1u) << awk.rows.back();
 }
 
+TEST_F(StageTest, BatchCoalescesRowsIntoMessagesOfThatSizeKeepingEventTime) {
+  Outcome want = Run(std::string(kSource) + kWindow);
+  // MAX_ROWS: the stage fails on a larger message, or when none had exactly that many rows.
+  auto stage = [](const std::string& max_rows) {
+    return "  - stage:\n      image: faults:1\n      command: [/app/faults]\n"
+           "      batch: 5000\n      parallelism: 2\n      env: {FAULT: pass, MAX_ROWS: \"" +
+           max_rows + "\"}\n";
+  };
+  Outcome got = Run(std::string(kSource) + stage("5000") + kWindow);
+  ASSERT_TRUE(got.status.ok()) << got.status.message();
+  EXPECT_EQ(got.rows, want.rows);
+  Outcome small = Run(std::string(kSource) + stage("4999") + kWindow);
+  ASSERT_FALSE(small.status.ok());
+  EXPECT_NE(small.status.message().find("a batch of 5000 rows"), std::string::npos)
+      << small.status.message();
+}
+
+TEST_F(StageTest, EveryReplicaFindsThePythonSdkReadOnlyFirstOnPythonPath) {
+  // A busybox lines stage reports its PYTHONPATH, whether BARGE_STAGE_OUTPUT lists the declared
+  // fields, and whether /run/barge/sdk holds sdk/python/barge_stage.py, read-only.
+  Outcome got = Run(R"(source:
+  generate: {records: 3}
+steps:
+  - select: {id: id}
+  - stage:
+      image: busybox
+      protocol: lines
+      env: {PYTHONPATH: /mine}
+      volumes: [")" BARGE_PYTHON_SDK_DIR R"(:/host:ro"]
+      output: {id: BIGINT, p: VARCHAR, o: BIGINT, same: BIGINT, ro: BIGINT}
+      command: |
+        o=0; [ "$BARGE_STAGE_OUTPUT" = '[{"name":"id","type":"BIGINT"},{"name":"p","type":"VARCHAR"},{"name":"o","type":"BIGINT"},{"name":"same","type":"BIGINT"},{"name":"ro","type":"BIGINT"}]' ] && o=1
+        same=0; cmp -s /run/barge/sdk/barge_stage.py /host/barge_stage.py && same=1
+        ro=0; touch /run/barge/sdk/x 2>/dev/null || ro=1
+        while IFS= read -r line; do
+          id=${line#*:}; id=${id%\}}
+          printf '{"id": %s, "p": "%s", "o": %s, "same": %s, "ro": %s}\n' "$id" "$PYTHONPATH" $o $same $ro
+        done
+)");
+  ASSERT_TRUE(got.status.ok()) << got.status.message();
+  ASSERT_EQ(got.rows.size(), 3u);
+  EXPECT_EQ(got.rows[0], R"({"id":0,"p":"/run/barge/sdk:/mine","o":1,"same":1,"ro":1})");
+}
+
 TEST_F(StageTest, AnUnknownImageIsAPlanError) {
   Outcome got = Run(std::string(kSource) + "  - stage: {image: nosuch:1}\n");
   ASSERT_FALSE(got.status.ok());

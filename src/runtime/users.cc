@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -146,14 +147,21 @@ bool ResolveUser(const char* spec, ResolvedUser* out, ChildFailure* f) {
   return true;
 }
 
+// Raw system calls, not glibc's wrappers: the child comes from a raw clone of a multithreaded
+// barge, so glibc still lists the parent's threads, and its wrappers would hand the change to each
+// of them (setxid), waiting forever on one that was being created at the clone.
 bool SwitchUser(const ResolvedUser& user, ChildFailure* f) {
   if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0)
     return Fail(f, "keep capabilities", nullptr, errno);
-  if (::setgroups(static_cast<size_t>(user.group_count), user.groups) != 0) {
+  if (::syscall(SYS_setgroups, static_cast<size_t>(user.group_count), user.groups) != 0) {
     return Fail(f, "setgroups", nullptr, errno);
   }
-  if (::setresgid(user.gid, user.gid, user.gid) != 0) return Fail(f, "setgid", nullptr, errno);
-  if (::setresuid(user.uid, user.uid, user.uid) != 0) return Fail(f, "setuid", nullptr, errno);
+  if (::syscall(SYS_setresgid, user.gid, user.gid, user.gid) != 0) {
+    return Fail(f, "setgid", nullptr, errno);
+  }
+  if (::syscall(SYS_setresuid, user.uid, user.uid, user.uid) != 0) {
+    return Fail(f, "setuid", nullptr, errno);
+  }
   return true;
 }
 

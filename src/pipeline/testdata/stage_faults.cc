@@ -6,6 +6,8 @@
 //   garbage      answers the first batch with a message of an unknown kind
 //   oom          after $AFTER batches, allocates memory until the memory limit kills it
 //   even         keeps the rows whose first column is even, saying where they came from (__row)
+// With $MAX_ROWS, a batch of more rows exits 5, and so does the end of a stream without a batch of
+// exactly that many rows (checks the spec's batch:).
 #include <barge_stage.h>
 
 #include <unistd.h>
@@ -79,8 +81,21 @@ int main() {
   barge_stage s;
   if (barge_stage_open(&s, nullptr) != 0) return 1;
   long batches = 0;
+  const long max_rows = std::getenv("MAX_ROWS") != nullptr ? std::atol(std::getenv("MAX_ROWS")) : 0;
+  bool full = false;
   for (;;) {
     const barge_msg* in = barge_stage_next(&s, -1);
+    if (max_rows > 0 && in->kind == BARGE_MSG_BATCH) {
+      if (static_cast<long>(in->rows) > max_rows) {
+        std::fprintf(stderr, "a batch of %llu rows\n", static_cast<unsigned long long>(in->rows));
+        return 5;
+      }
+      full = full || static_cast<long>(in->rows) == max_rows;
+    }
+    if (max_rows > 0 && in->kind == BARGE_MSG_END && !full) {
+      std::fprintf(stderr, "no batch of %ld rows\n", max_rows);
+      return 5;
+    }
     if (in->kind != BARGE_MSG_BATCH) {
       const bool end = in->kind == BARGE_MSG_END;
       barge_stage_echo(&s, in, -1);
