@@ -57,7 +57,7 @@ Status BadRecords::Report(const BadRecord& r) {
   AppendJsonString(r.reason, line_);
   if (r.batch != nullptr) {
     line_ += ",\"record\":";
-    AppendJsonRow(*r.batch, r.row, line_);
+    json_.Append(*r.batch, r.row, line_);
   } else {
     line_ += ",\"raw\":";
     AppendJsonString(r.raw, line_);

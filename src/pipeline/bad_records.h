@@ -14,6 +14,7 @@
 #include "barge/status.h"
 #include "barge/stream/io.h"
 #include "pipeline/column.h"
+#include "pipeline/format.h"
 #include "pipeline/spec.h"
 
 namespace barge::pipeline {
@@ -67,6 +68,7 @@ class BadRecords {
   uint64_t failure_order_ = 0;  // origin of failure_'s record, as unsigned
   std::unique_ptr<stream::detail::ByteWriter> writer_;
   std::string line_;
+  JsonRowWriter json_;
 };
 
 }  // namespace barge::pipeline

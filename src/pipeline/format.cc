@@ -173,15 +173,121 @@ void AppendJsonValue(const Column& c, size_t row, std::string& out) {
 }
 
 void AppendJsonRow(const RecordBatch& batch, size_t row, std::string& out) {
-  out += '{';
-  const Schema& schema = *batch.schema;
-  for (size_t i = 0; i < batch.columns.size(); ++i) {
-    if (i != 0) out += ',';
-    AppendJsonString(schema.fields[i].name, out);
-    out += ':';
-    AppendJsonValue(batch.columns[i], row, out);
+  JsonRowWriter writer;
+  writer.Append(batch, row, out);
+}
+
+namespace {
+
+// Whether `s` needs no escaping in JSON (printable ASCII without quote or backslash).
+bool PlainJson(std::string_view s) {
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) return false;
   }
-  out += '}';
+  return true;
+}
+
+}  // namespace
+
+void JsonRowWriter::Append(const RecordBatch& batch, size_t row, std::string& out) {
+  const Schema& schema = *batch.schema;
+  if (batch.schema != schema_ || keys_.size() != batch.columns.size()) {
+    schema_ = batch.schema;
+    keys_.clear();
+    for (size_t i = 0; i < schema.fields.size(); ++i) {
+      std::string key(i == 0 ? "{" : ",");
+      AppendJsonString(schema.fields[i].name, key);
+      key += ':';
+      keys_.push_back(std::move(key));
+    }
+  }
+  // Numbers and short plain strings go through a local buffer, appended when it fills and at
+  // the end: one append per row instead of one per character.
+  char buf[1024];
+  char* p = buf;
+  char* const end = buf + sizeof buf;
+  auto flush = [&] {
+    out.append(buf, static_cast<size_t>(p - buf));
+    p = buf;
+  };
+  constexpr size_t kNumber = 40;  // the longest number text, with room for ".0"
+  for (size_t i = 0; i < batch.columns.size(); ++i) {
+    const std::string& key = keys_[i];
+    if (static_cast<size_t>(end - p) < key.size() + kNumber) flush();
+    if (key.size() + kNumber > sizeof buf) {
+      out += key;
+    } else {
+      std::memcpy(p, key.data(), key.size());
+      p += key.size();
+    }
+    const Column& c = batch.columns[i];
+    if (c.IsNull(row)) {
+      std::memcpy(p, "null", 4);
+      p += 4;
+      continue;
+    }
+    switch (c.type()) {
+      case Type::kInt64:
+        p = std::to_chars(p, end, c.ints()[row]).ptr;
+        break;
+      case Type::kDouble: {
+        const double v = c.doubles()[row];
+        if (!std::isfinite(v)) {
+          std::memcpy(p, "null", 4);
+          p += 4;
+          break;
+        }
+        char* start = p;
+        p = std::to_chars(p, end, v).ptr;
+        if (std::string_view(start, static_cast<size_t>(p - start)).find_first_of(".e") ==
+            std::string_view::npos) {
+          *p++ = '.';
+          *p++ = '0';
+        }
+        break;
+      }
+      case Type::kBool:
+        if (c.bools()[row]) {
+          std::memcpy(p, "true", 4);
+          p += 4;
+        } else {
+          std::memcpy(p, "false", 5);
+          p += 5;
+        }
+        break;
+      case Type::kString: {
+        std::string_view v = c.String(row);
+        if (v.size() + 2 <= static_cast<size_t>(end - p) && PlainJson(v)) {
+          *p++ = '"';
+          std::memcpy(p, v.data(), v.size());
+          p += v.size();
+          *p++ = '"';
+        } else {
+          flush();
+          AppendJsonString(v, out);
+        }
+        break;
+      }
+      case Type::kTimestamp:
+        flush();
+        out += '"';
+        AppendTimestamp(c.ints()[row], out);
+        out += '"';
+        break;
+      case Type::kNull:
+        std::memcpy(p, "null", 4);
+        p += 4;
+        break;
+    }
+  }
+  if (p == end) flush();
+  *p++ = batch.columns.empty() ? '{' : '}';
+  if (batch.columns.empty()) {
+    if (p == end) flush();
+    *p++ = '}';
+  }
+  flush();
 }
 
 namespace {

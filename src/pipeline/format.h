@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "pipeline/column.h"
 
@@ -23,6 +25,17 @@ void AppendTimestamp(int64_t ms, std::string& out);
 // Row `row` of `batch` as one JSON object, fields in schema order; dotted field names ("a.b") are
 // written flat, as they are named.
 void AppendJsonRow(const RecordBatch& batch, size_t row, std::string& out);
+
+// The same for many rows: the field names are escaped once per schema, and a row is built in a
+// local buffer and appended at once. Keep one per writer (sink, stage replica).
+class JsonRowWriter {
+ public:
+  void Append(const RecordBatch& batch, size_t row, std::string& out);
+
+ private:
+  std::shared_ptr<const Schema> schema_;  // held, so a new schema never reuses its address
+  std::vector<std::string> keys_;         // "{\"a\":", ",\"b\":", ...
+};
 // Row `row` of `batch` as one CSV record (RFC 4180 quoting; NULL is an empty field), no newline.
 void AppendCsvRow(const RecordBatch& batch, size_t row, char delimiter, std::string& out);
 // The field names as a CSV header record, no newline.

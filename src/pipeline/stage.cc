@@ -820,7 +820,7 @@ class StageReplica {
     p.rows = b.rows;
     p.line_end.resize(b.rows);
     for (size_t i = 0; i < b.rows; ++i) {
-      AppendJsonRow(b, i, p.text);
+      json_.Append(b, i, p.text);
       p.line_end[i] = static_cast<uint32_t>(p.text.size());
       p.text += '\n';
     }
@@ -1058,6 +1058,7 @@ class StageReplica {
   runtime::OwnedContainer container_;
   std::unique_ptr<LogRelay> log_;
   uint64_t next_seq_ = 1;        // input side
+  JsonRowWriter json_;           // lines protocol: the JSON of each input row
   std::vector<BatchPtr> parts_;  // output side: parts of the reply being read
   int restarts_ = 0;
   bool ended_ = false;

@@ -258,7 +258,7 @@ Status BatchSink::Write(const stream::Batch<BatchPtr>& batch) {
     for (size_t i = 0; i < b.rows; ++i) {
       switch (format_) {
         case Format::kJsonl:
-          AppendJsonRow(b, i, buffer_);
+          json_.Append(b, i, buffer_);
           break;
         case Format::kCsv:
           AppendCsvRow(b, i, delimiter_, buffer_);

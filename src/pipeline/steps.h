@@ -17,6 +17,7 @@
 #include "pipeline/bad_records.h"
 #include "pipeline/batch_pool.h"
 #include "pipeline/expr.h"
+#include "pipeline/format.h"
 #include "pipeline/key_table.h"
 
 namespace barge::pipeline {
@@ -164,6 +165,7 @@ class BatchSink final : public stream::Sink<BatchPtr> {
   char delimiter_;
   std::unique_ptr<stream::detail::ByteWriter> writer_;
   std::string buffer_;
+  JsonRowWriter json_;
 };
 
 }  // namespace barge::pipeline

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "base/file_util.h"
 #include "pipeline/format.h"
 
@@ -234,6 +236,65 @@ TEST(FormatTest, ValuesParseAndPrint) {
   EXPECT_EQ(ParseInt64(" +42 "), 42);
   EXPECT_EQ(ParseInt64("4x"), std::nullopt);
   EXPECT_EQ(ParseDouble("1e3"), 1000.0);
+}
+
+// The writer's fast path (cached keys, a local row buffer) gives the same text as the plain
+// escaping for every type, for values longer than its buffer, and after the schema changes.
+TEST(FormatTest, JsonRowWriterMatchesPlainEscaping) {
+  const std::string long_name(3000, 'n');
+  auto first = std::make_shared<Schema>(Schema{{{"i", Type::kInt64},
+                                                {"d", Type::kDouble},
+                                                {"b", Type::kBool},
+                                                {"s", Type::kString},
+                                                {"t", Type::kTimestamp},
+                                                {"z", Type::kNull},
+                                                {long_name, Type::kString}}});
+  RecordBatch b;
+  b.Reset(first);
+  b.columns[0].AppendInt(INT64_MIN);
+  b.columns[1].AppendDouble(3.0);
+  b.columns[2].AppendBool(false);
+  b.columns[3].AppendString(std::string(5000, 'x') + "\"\xc3\xbc");
+  b.columns[4].AppendInt(0);
+  b.columns[5].AppendNull();
+  b.columns[6].AppendString("tab\there");
+  b.columns[0].AppendNull();
+  b.columns[1].AppendDouble(std::nan(""));
+  b.columns[2].AppendBool(true);
+  b.columns[3].AppendString("");
+  b.columns[4].AppendNull();
+  b.columns[5].AppendNull();
+  b.columns[6].AppendNull();
+  b.rows = 2;
+  ASSERT_EQ(b.CheckShape(), "");
+  JsonRowWriter writer;
+  std::string out;
+  writer.Append(b, 0, out);
+  out += '\n';
+  writer.Append(b, 1, out);
+  const std::string want =
+      "{\"i\":-9223372036854775808,\"d\":3.0,\"b\":false,\"s\":\"" + std::string(5000, 'x') +
+      "\\\"\xc3\xbc\",\"t\":\"1970-01-01T00:00:00.000Z\",\"z\":null,\"" + long_name +
+      "\":\"tab\\there\"}\n{\"i\":null,\"d\":null,\"b\":true,\"s\":\"\",\"t\":null,\"z\":null,\"" +
+      long_name + "\":null}";
+  EXPECT_EQ(out, want);
+
+  // A second schema with the same number of fields gets its own names.
+  auto second = std::make_shared<Schema>(Schema{{{"a\"q", Type::kInt64}}});
+  RecordBatch c;
+  c.Reset(second);
+  c.columns[0].AppendInt(7);
+  c.rows = 1;
+  out.clear();
+  writer.Append(c, 0, out);
+  EXPECT_EQ(out, "{\"a\\\"q\":7}");
+
+  RecordBatch empty;
+  empty.Reset(std::make_shared<Schema>());
+  empty.rows = 1;
+  out.clear();
+  writer.Append(empty, 0, out);
+  EXPECT_EQ(out, "{}");
 }
 
 }  // namespace
