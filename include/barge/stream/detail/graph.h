@@ -165,7 +165,9 @@ class SourceDriver final : public SourceDriverBase {
 };
 
 // Assigns event time from a user function and emits bounded-out-of-orderness watermarks:
-// after each batch, watermark = max timestamp seen - max_out_of_orderness - 1. With an idle
+// after each batch, watermark = max timestamp seen - max_out_of_orderness - 1. Event time
+// INT64_MAX is refused (an error naming this operator): it is the watermark of end of input, and
+// no window could hold it. With an idle
 // timeout, a stream that brings no record for that long is marked idle (Flink's withIdleness), so
 // that parallel instances that do have data still advance event time downstream.
 template <class T, class F>
@@ -204,6 +206,11 @@ class TimestampOperator final : public Operator<T, T> {
         EventTime t = f_(r[i]);
         ts[i] = t;
         max_ts = t > max_ts ? t : max_ts;
+      }
+      if (max_ts == kMaxTime) {
+        throw std::invalid_argument(
+            "event time 9223372036854775807 (INT64_MAX) is reserved: it is the watermark that "
+            "ends the input; give records timestamps below it");
       }
       max_ts_ = max_ts;
     });
