@@ -302,6 +302,71 @@ TEST(PipelineTest, CancelStopsARunningPipeline) {
   EXPECT_EQ(st.code(), StatusCode::kCancelled);
 }
 
+// A consumer that takes 100 ms per batch behind 32 queued slots: cancellation and an upstream
+// failure stop it after the batch at hand, not after draining the channel (3.2 s).
+double SecondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+TEST(PipelineTest, CancelStopsASlowConsumerWithinABatch) {
+  Pipeline p({.parallelism = 1, .batch_size = 16, .channel_slots = 32});
+  std::atomic<int> batches{0};
+  p.generate("endless", UINT64_MAX, [](uint64_t i) { return i; })
+      .rebalance()
+      .sink([&](const Batch<uint64_t>&) {
+        batches.fetch_add(1);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      });
+  std::chrono::steady_clock::time_point cancelled;
+  std::thread canceller([&] {
+    while (batches.load() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    cancelled = std::chrono::steady_clock::now();
+    p.Cancel();
+  });
+  Status st = p.Run();
+  double took = SecondsSince(cancelled);
+  canceller.join();
+  EXPECT_EQ(st.code(), StatusCode::kCancelled);
+  EXPECT_LT(took, 1.0);
+  EXPECT_LE(batches.load(), 5);
+}
+
+// Idles for 300 ms, then fails, noting when.
+class LateFailingSource final : public Source<uint64_t> {
+ public:
+  explicit LateFailingSource(std::chrono::steady_clock::time_point* failed) : failed_(failed) {}
+  Result<SourceState> Next(Batch<uint64_t>&, size_t) override {
+    if (SecondsSince(start_) < 0.3) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      return SourceState::kIdle;
+    }
+    *failed_ = std::chrono::steady_clock::now();
+    return IoError("read /data/in: Input/output error");
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point* failed_;
+};
+
+TEST(PipelineTest, UpstreamFailureStopsASlowConsumerWithinABatch) {
+  Pipeline p({.parallelism = 1, .batch_size = 16, .channel_slots = 32});
+  std::atomic<int> batches{0};
+  std::chrono::steady_clock::time_point failed;
+  p.generate("endless", UINT64_MAX, [](uint64_t i) { return i; })
+      .union_with(p.source<uint64_t>(
+          "reader", [&failed] { return std::make_unique<LateFailingSource>(&failed); }))
+      .rebalance()
+      .sink([&](const Batch<uint64_t>&) {
+        batches.fetch_add(1);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      });
+  Status st = p.Run();
+  EXPECT_EQ(st.message(), "operator 'reader' failed: read /data/in: Input/output error");
+  EXPECT_LT(SecondsSince(failed), 1.0);
+  EXPECT_LE(batches.load(), 8);
+}
+
 uint64_t NowNs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                    std::chrono::steady_clock::now().time_since_epoch())

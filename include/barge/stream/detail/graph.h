@@ -500,6 +500,10 @@ class InputGate final : public GateBase {
         if (ended_[c]) continue;
         // A few slots per channel per round keeps inputs fair.
         for (int k = 0; k < 4; ++k) {
+          // Checked before every slot, not only when the inputs run dry: a slow consumer stops
+          // (and an upstream failure is reported) after the batch at hand, not after every
+          // queued one.
+          if (run.cancelled.load(std::memory_order_relaxed)) throw PipelineCancelled{};
           Slot<T>* slot = ins_[c]->Peek();
           if (slot == nullptr) break;
           progressed = true;
