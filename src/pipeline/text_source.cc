@@ -901,7 +901,8 @@ Status TextSource::Drain(RecordBatch& b, size_t limit) {
     Framed f = decoder_->Frame(data, eof);
     const int64_t origin = RecordBatch::MakeOrigin(in.spec->index, in.line);
     if (f.kind == Framed::kNeedMore) {
-      if (data.size() < kMaxRecordBytes) return Status::Ok();  // read more
+      // At the limit, the record may still end here (at end of input): only more is over.
+      if (data.size() <= kMaxRecordBytes) return Status::Ok();  // read more
       RETURN_IF_ERROR(options_.bad->Report(
           {origin, "source", "record longer than " + std::to_string(kMaxRecordBytes) + " bytes",
            data.substr(0, 200)}));
