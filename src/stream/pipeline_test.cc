@@ -259,6 +259,53 @@ TEST(PipelineTest, ThrowingOperatorStopsThePipelineNamingIt) {
   }
 }
 
+// The key function belongs to the keyed operator: its errors name that operator whether the
+// exchange runs (P=2, the key is computed upstream) or is chained away (P=1).
+TEST(PipelineTest, ThrowingKeyFunctionNamesTheKeyedOperator) {
+  for (int par : {1, 2}) {
+    Pipeline p({.parallelism = par, .batch_size = 32, .channel_slots = 2});
+    p.generate("numbers", 1'000'000'000, [](uint64_t i) { return i; })
+        .key_by([](uint64_t i) {
+          if (i == 5000) throw std::runtime_error("no key for 5000");
+          return i % 7;
+        })
+        .reduce([](uint64_t a, uint64_t b) { return a + b; })
+        .name("totals")
+        .sink([](const Batch<uint64_t>&) {});
+    EXPECT_EQ(p.Run().message(), "operator 'totals' failed: no key for 5000") << "par " << par;
+  }
+}
+
+struct NotAnException {};
+
+// Values that are not std::exceptions still say something: strings their text, others their type.
+TEST(PipelineTest, NonStandardThrowsSaySomethingUseful) {
+  auto run = [](int what) {
+    Pipeline p({.parallelism = 2, .batch_size = 32});
+    p.generate("numbers", 1'000'000, [](uint64_t i) { return i; })
+        .key_by([what](uint64_t i) {
+          if (i == 500 && what == 3) throw NotAnException{};
+          return i % 7;
+        })
+        .map([what](uint64_t i) {
+          if (i == 500 && what == 0) throw 42;
+          if (i == 500 && what == 1) throw std::string("a string");
+          if (i == 500 && what == 2) throw "a C string";
+          return i;
+        })
+        .name("parse")
+        .sink([](const Batch<uint64_t>&) {});
+    return p.Run().message();
+  };
+  EXPECT_EQ(run(0), "operator 'parse' failed: a thrown int, not a std::exception");
+  EXPECT_EQ(run(1), "operator 'parse' failed: a string");
+  EXPECT_EQ(run(2), "operator 'parse' failed: a C string");
+  EXPECT_EQ(
+      run(3),
+      "operator 'parse' failed: a thrown barge::stream::(anonymous namespace)::NotAnException, "
+      "not a std::exception");
+}
+
 TEST(PipelineTest, ThrowingSinkStopsAnEndlessSource) {
   Pipeline p({.parallelism = 2, .batch_size = 16, .channel_slots = 2});
   p.generate("endless", UINT64_MAX, [](uint64_t i) { return i; }).rebalance().sink([](uint64_t i) {

@@ -252,12 +252,15 @@ inline constexpr bool kIsRowSplit<RowSplit<F>> = true;
 // Producer side of an exchange for one upstream instance: routes records into per-destination
 // slots claimed from the channels, publishing a slot when it is full. Watermarks ride on the
 // next published slot (a watermark may only be delayed, never advanced early, so this is safe).
+// Errors of the key function are the keyed operator's: they name `consumer`, as they do when
+// the exchange is chained away and that operator calls the key function itself.
 template <class T, class KeyFn>
 class Partitioner final : public Input<T>, public TaskPart {
  public:
   Partitioner(Partitioning kind, std::vector<Channel<T>*> outs, KeyFn key_fn, size_t batch_size,
-              int up_instance)
-      : kind_(kind),
+              int up_instance, std::string consumer)
+      : consumer_(std::move(consumer)),
+        kind_(kind),
         outs_(std::move(outs)),
         key_fn_(std::move(key_fn)),
         open_(outs_.size()),
@@ -294,11 +297,13 @@ class Partitioner final : public Input<T>, public TaskPart {
         }
         break;
       case Partitioning::kHash:
-        if constexpr (kIsRowSplit<KeyFn>) {
-          PushSplit(in);
-        } else {
-          PushHashed(in);
-        }
+        Guarded(consumer_, [&] {
+          if constexpr (kIsRowSplit<KeyFn>) {
+            PushSplit(in);
+          } else {
+            PushHashed(in);
+          }
+        });
         break;
     }
   }
@@ -455,6 +460,7 @@ class Partitioner final : public Input<T>, public TaskPart {
 
   static constexpr int kMaxHeldWatermarks = 8;
 
+  std::string consumer_;
   Partitioning kind_;
   std::vector<Channel<T>*> outs_;
   KeyFn key_fn_;
@@ -664,7 +670,8 @@ class TypedEdge final : public ChannelEdge<T> {
     }
     Partitioning k = kind;
     if (k == Partitioning::kForward && !one_to_one_) k = Partitioning::kRebalance;
-    return std::make_unique<Partitioner<T, KeyFn>>(k, std::move(outs), key_fn_, run.batch_size, up);
+    return std::make_unique<Partitioner<T, KeyFn>>(k, std::move(outs), key_fn_, run.batch_size, up,
+                                                   this->to->name);
   }
 
   void* PartitionerInput(TaskPart* p) override {
