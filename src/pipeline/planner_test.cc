@@ -441,6 +441,44 @@ TEST(PlannerTest, LateRecordsGoToTheirFile) {
   EXPECT_EQ(o.rows.size(), 2u);
 }
 
+// The ends of the int64 range, as the engine treats them (src/stream/window.h): windows never
+// wrap, each has one end, and event time INT64_MAX is a bad record.
+TEST(PlannerTest, WindowsAtTheEndsOfTheTimeRange) {
+  Workdir w;
+  w.Write("in.csv",
+          "ts,k\n-9223372036854775808,a\n-9223372036854775803,a\n9223372036854775806,a\n"
+          "9223372036854775807,a\n");
+  const std::string source = "source:\n  file: in.csv\n  event_time: {field: ts}\n";
+  Outcome o = RunSpec(w,
+                      source +
+                          "on_error: skip\nsteps:\n  - key_by: k\n"
+                          "  - window: {sliding: {size: 100, slide: 30}}\n"
+                          "    aggregate: {n: count(*)}\n",
+                      2);
+  ASSERT_TRUE(o.status.ok()) << o.status.message();
+  auto row = [](const char* start, const char* end, int n) {
+    return std::string(R"({"k":"a","window_start":)") + start + R"(,"window_end":)" + end +
+           R"(,"n":)" + std::to_string(n) + "}";
+  };
+  // MIN and MIN + 5 share the windows starting at MIN - 22, MIN - 52 and MIN - 82; MAX - 1 is in
+  // the four starting at MAX - 97 .. MAX - 7, all ending at MAX.
+  std::vector<std::string> want = {row("-9223372036854775808", "-9223372036854775730", 2),
+                                   row("-9223372036854775808", "-9223372036854775760", 2),
+                                   row("-9223372036854775808", "-9223372036854775790", 2),
+                                   row("9223372036854775710", "9223372036854775807", 1),
+                                   row("9223372036854775740", "9223372036854775807", 1),
+                                   row("9223372036854775770", "9223372036854775807", 1),
+                                   row("9223372036854775800", "9223372036854775807", 1)};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(o.rows, want);
+  o = RunSpec(w, source +
+                     "steps:\n  - key_by: k\n  - window: {tumbling: 100}\n"
+                     "    aggregate: {n: count(*)}\n");
+  EXPECT_EQ(o.status.message(),
+            "in.csv:5: source: event time field 'ts' is 9223372036854775807 (INT64_MAX), which "
+            "is reserved for the end of input");
+}
+
 // A loopback TCP server on an ephemeral port, for one connection.
 class Server {
  public:

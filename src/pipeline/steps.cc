@@ -68,16 +68,30 @@ void EventTimeStep::Push(stream::Batch<BatchPtr>& in) {
     for (BatchPtr& ptr : in.records) {
       RecordBatch& b = *ptr;
       const Column& c = b.columns[static_cast<size_t>(field_)];
+      errors_.clear();
       if (c.has_validity()) {
-        errors_.clear();
         for (size_t i = 0; i < b.rows; ++i) {
           if (c.IsNull(i)) {
             errors_.push_back(
                 {static_cast<uint32_t>(i), "event time field '" + field_name_ + "' is NULL"});
           }
         }
-        DropBadRows(b, errors_, "source", "", *ctx_.bad);
       }
+      // INT64_MAX is the watermark that ends the input: no window could hold a row at that time.
+      const int64_t* times = c.ints();
+      if (b.rows > 0 && *std::max_element(times, times + b.rows) == stream::kMaxTime) {
+        for (size_t i = 0; i < b.rows; ++i) {
+          if (times[i] == stream::kMaxTime && !(c.has_validity() && c.IsNull(i))) {
+            errors_.push_back({static_cast<uint32_t>(i),
+                               "event time field '" + field_name_ +
+                                   "' is 9223372036854775807 (INT64_MAX), which is reserved for "
+                                   "the end of input"});
+          }
+        }
+        std::sort(errors_.begin(), errors_.end(),
+                  [](const RowError& x, const RowError& y) { return x.row < y.row; });
+      }
+      DropBadRows(b, errors_, "source", "", *ctx_.bad);
       const size_t n = b.rows;
       const int64_t* t = b.columns[static_cast<size_t>(field_)].ints();
       b.time.assign(t, t + n);

@@ -933,7 +933,8 @@ Status TextSource::Drain(RecordBatch& b, size_t limit) {
     Framed f = decoder_->Frame(data, eof);
     const int64_t origin = RecordBatch::MakeOrigin(in.spec->index, in.line);
     if (f.kind == Framed::kNeedMore) {
-      if (data.size() < kMaxRecordBytes) return Status::Ok();  // read more
+      // At the limit, the record may still end here (at end of input): only more is over.
+      if (data.size() <= kMaxRecordBytes) return Status::Ok();  // read more
       in.discarding = true;
       if (!Reported(options_.bad->Report(
               {origin, "source",

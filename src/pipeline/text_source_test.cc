@@ -200,6 +200,20 @@ TEST(TextSourceTest, LinesKeepEveryLineAndALastOneWithoutBreak) {
                                               R"({"line":"b"} @3)", R"({"line":"c"} @4)"}));
 }
 
+// The limit counts the line break: a last line of exactly kMaxRecordBytes without one is whole.
+TEST(TextSourceTest, RecordOfExactlyTheLimitIsAccepted) {
+  const std::string big(kMaxRecordBytes, 'x');
+  ReadResult r = ReadAll("a\n" + big, {Format::kLines, ',', true});
+  ASSERT_TRUE(r.status.ok()) << r.status.message();
+  EXPECT_EQ(r.rows.size(), 2u);
+  EXPECT_TRUE(r.dead.empty());
+  r = ReadAll("a\n" + big + "x", {Format::kLines, ',', true});
+  ASSERT_TRUE(r.status.ok()) << r.status.message();
+  EXPECT_EQ(r.rows.size(), 1u);
+  ASSERT_EQ(r.dead.size(), 1u);
+  EXPECT_NE(r.dead[0].find("record longer than 16777216 bytes"), std::string::npos);
+}
+
 TEST(TextSourceTest, InferenceReadsTimestampsBooleansAndHeaderlessColumns) {
   auto fields = InferSchema("2024-01-01T00:00:00Z,true,1\n2024-01-02 10:00,false,2\n", true,
                             {Format::kCsv, ',', false}, "x");

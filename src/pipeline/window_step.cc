@@ -10,7 +10,6 @@ namespace barge::pipeline {
 using stream::kMaxTime;
 using stream::kMinTime;
 using stream::SatAdd;
-using stream::SatSub;
 
 std::shared_ptr<const Schema> KeyedOutputSchema(const Schema& input, const std::vector<int>& keys,
                                                 bool windowed,
@@ -61,8 +60,9 @@ void EvaluateArguments(const RecordBatch& b, const std::vector<AggregateCall>& a
 // ---- WindowStep
 
 struct WindowStep::Window {
-  int64_t start = 0;
-  int64_t end = 0;  // exclusive
+  stream::WindowGrid::Start exact_start = 0;  // the map's key; may lie below INT64_MIN
+  int64_t start = 0;                          // bounds clamped into the int64 range
+  int64_t end = 0;                            // exclusive
   KeyTable keys;
   std::vector<uint32_t> slots;  // per key entry: its aggregate slot
   bool fired = false;
@@ -83,6 +83,10 @@ WindowStep::WindowStep(std::string name, RunContext& ctx, KeyedConfig config, Wi
       config_(std::move(config)),
       window_(window),
       aggs_(config_.aggregates),
+      grid_(std::max<int64_t>(1, window_.size_ms),
+            std::max<int64_t>(1, window_.kind == WindowSpec::Kind::kTumbling ? window_.size_ms
+                                                                             : window_.slide_ms),
+            window_.offset_ms),
       states_(config_.aggregates.size()),
       scratch_(config_.aggregates.size()) {
   if (window_.kind == WindowSpec::Kind::kTumbling) window_.slide_ms = window_.size_ms;
@@ -103,7 +107,8 @@ stream::OutputBase* WindowStep::Port(int port) {
 }
 
 bool WindowStep::Late(int64_t max_timestamp) const {
-  return wm_ != kMinTime && SatAdd(max_timestamp, window_.lateness_ms) <= wm_;
+  // In 128 bits: the sum may pass INT64_MAX.
+  return wm_ != kMinTime && __int128{max_timestamp} + window_.lateness_ms <= __int128{wm_};
 }
 
 int64_t WindowStep::Due(const Window& w) const {
@@ -154,15 +159,15 @@ void WindowStep::Observe(const RecordBatch& b, size_t row) {
   }
 }
 
-WindowStep::Window* WindowStep::FindWindow(int64_t start) {
-  if (cached_ != nullptr && cached_->start == start) return cached_;
+WindowStep::Window* WindowStep::FindWindow(stream::WindowGrid::Start start) {
+  if (cached_ != nullptr && cached_->exact_start == start) return cached_;
   auto it = windows_.find(start);
   if (it == windows_.end()) return nullptr;
   cached_ = it->second.get();
   return cached_;
 }
 
-WindowStep::Window* WindowStep::CreateWindow(int64_t start) {
+WindowStep::Window* WindowStep::CreateWindow(stream::WindowGrid::Start start) {
   std::unique_ptr<Window> w;
   if (!spare_.empty()) {
     w = std::move(spare_.back());
@@ -177,8 +182,10 @@ WindowStep::Window* WindowStep::CreateWindow(int64_t start) {
     }
     w->keys = KeyTable(types);
   }
-  w->start = start;
-  w->end = SatAdd(start, window_.size_ms);
+  const stream::TimeWindow bounds = grid_.Bounds(start);
+  w->exact_start = start;
+  w->start = bounds.start;
+  w->end = bounds.end;
   // A window first seen after the watermark passed its end (within the lateness) has fired:
   // each record re-emits its key's result at once.
   w->fired = wm_ != kMinTime && w->max_timestamp() <= wm_;
@@ -192,7 +199,6 @@ WindowStep::Window* WindowStep::CreateWindow(int64_t start) {
 void WindowStep::PushTimeWindows(RecordBatch& b) {
   const size_t n = b.rows;
   const int64_t* t = b.time.data();
-  const int64_t size = window_.size_ms, slide = window_.slide_ms, offset = window_.offset_ms;
   const bool tumbling = window_.kind == WindowSpec::Kind::kTumbling;
   size_t i = 0;
   while (i < n) {
@@ -202,18 +208,14 @@ void WindowStep::PushTimeWindows(RecordBatch& b) {
     }
     Observe(b, i);
     const int64_t ti = t[i];
-    const int64_t last = SatSub(ti, stream::FloorMod(SatSub(ti, offset), slide));
+    const stream::WindowGrid::Start last = grid_.LastStart(ti);
     if (!tumbling) {
       // Every window the row belongs to, one row at a time.
       bool accepted = false;
-      const int64_t lowest = SatSub(ti, size);
-      for (int64_t s = last; s > lowest; s = SatSub(s, slide)) {
+      for (stream::WindowGrid::Start s = last; grid_.Holds(s, ti); s -= grid_.slide()) {
         Window* w = FindWindow(s);
         if (w == nullptr) {
-          if (Late(SatAdd(s, size - 1))) {
-            if (s == kMinTime) break;
-            continue;
-          }
+          if (Late(grid_.Bounds(s).end - 1)) continue;
           w = CreateWindow(s);
         }
         accepted = true;
@@ -223,15 +225,15 @@ void WindowStep::PushTimeWindows(RecordBatch& b) {
         uint32_t row = static_cast<uint32_t>(i);
         aggs_.Update(&slot, &row, 1, args_, order_);
         if (w->fired) EmitResults(w->keys, &entry, &slot, 1, w->start, w->end);
-        if (s == kMinTime) break;
       }
-      if (!accepted && wm_ != kMinTime && SatAdd(ti, window_.lateness_ms) <= wm_) SendLate(b, i);
+      // Flink's rule: the late port takes a row no window took that is itself late.
+      if (!accepted && Late(ti)) SendLate(b, i);
       ++i;
       continue;
     }
     Window* w = FindWindow(last);
     if (w == nullptr) {
-      if (Late(SatAdd(last, size - 1))) {
+      if (Late(grid_.Bounds(last).end - 1)) {
         SendLate(b, i);
         ++i;
         continue;

@@ -5,6 +5,8 @@
 // one is connected); a record within the lateness updates its window and re-emits its key's
 // result at once (a late firing); end of input fires every open window. A record goes to the late
 // port only when no window took it and it is itself late (Flink's rule for sliding windows).
+// Window arithmetic is the engine's stream::WindowGrid: exact over the whole int64 range, bounds
+// clamped into it; event time INT64_MAX is a bad record (EventTimeStep).
 //
 // When rows carry the source's watermark (RecordBatch::watermark), lateness and firing are decided
 // row by row with it, so the results are those of processing records one at a time in source
@@ -18,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "barge/stream/window.h"
 #include "pipeline/aggregates.h"
 #include "pipeline/key_table.h"
 #include "pipeline/spec.h"
@@ -68,8 +71,8 @@ class WindowStep final : public BatchOperator {
   void Advance(int64_t w);
   void AdvanceSessions(int64_t w);
 
-  Window* FindWindow(int64_t start);
-  Window* CreateWindow(int64_t start);
+  Window* FindWindow(stream::WindowGrid::Start start);
+  Window* CreateWindow(stream::WindowGrid::Start start);
   void Recompute();
   int64_t Due(const Window& w) const;
   bool Late(int64_t max_timestamp) const;
@@ -91,8 +94,9 @@ class WindowStep final : public BatchOperator {
   int64_t wm_ = stream::kMinTime;
   int64_t next_trigger_ = stream::kMaxTime;
 
-  // Tumbling and sliding.
-  std::map<int64_t, std::unique_ptr<Window>> windows_;
+  // Tumbling and sliding: windows by exact start.
+  stream::WindowGrid grid_;
+  std::map<stream::WindowGrid::Start, std::unique_ptr<Window>> windows_;
   std::vector<std::unique_ptr<Window>> spare_;
   Window* cached_ = nullptr;
 

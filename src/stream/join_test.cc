@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <random>
 
 #include "barge/stream/pipeline.h"
@@ -61,6 +62,110 @@ TEST(IntervalJoinTest, MatchesANestedLoopReference) {
       EXPECT_EQ(got, want) << "parallelism " << par << " bounds " << lower << ".." << upper;
     }
   }
+}
+
+// The operator driven directly, one call at a time, so watermarks fall exactly between records.
+using Pair = std::pair<uint64_t, uint64_t>;
+using Tagged = JoinInput<Order, Click>;
+struct TaggedKey {
+  uint64_t operator()(const Tagged& r) const {
+    return r.is_left() ? r.left().user : r.right().user;
+  }
+};
+struct MakePair {
+  Pair operator()(const Order& o, const Click& c) const { return {o.id, c.page}; }
+};
+using Join = IntervalJoinOperator<Order, Click, uint64_t, TaggedKey, MakePair, Pair>;
+
+class PairSink final : public Input<Pair> {
+ public:
+  void Push(Batch<Pair>& b) override {
+    pairs.insert(pairs.end(), b.records.begin(), b.records.end());
+  }
+  void Watermark(EventTime) override {}
+  void Barrier(uint64_t) override {}
+  void End() override {}
+  void Idle() override {}
+  std::vector<Pair> pairs;
+};
+
+class JoinDriver {
+ public:
+  JoinDriver(EventTime lower, EventTime upper) : join_("join", {}, lower, upper, {}, 64) {
+    dynamic_cast<Output<Pair>*>(join_.Port(0))->Connect(&sink_);
+  }
+  void Left(uint64_t user, uint64_t id, EventTime t) { Send(Tagged::Left({user, id, t}), t); }
+  void Right(uint64_t user, uint64_t page, EventTime t) { Send(Tagged::Right({user, page, t}), t); }
+  void Watermark(EventTime w) { join_.Watermark(w); }
+  std::vector<Pair>& pairs() { return sink_.pairs; }
+  Join& join() { return join_; }
+
+ private:
+  void Send(const Tagged& r, EventTime t) {
+    Batch<Tagged> b;
+    b.records.push_back(r);
+    b.timestamps.push_back(t);
+    join_.Push(b);
+  }
+  Join join_;
+  PairSink sink_;
+};
+
+// Flink's IntervalJoinOperator.isLate: late is strictly below the watermark.
+TEST(IntervalJoinTest, RecordAtTheWatermarkIsNotLate) {
+  JoinDriver d(-5, 5);
+  d.Left(1, 10, 100);
+  d.Watermark(99);
+  d.Right(1, 20, 99);  // at the watermark: joins a@100
+  d.Right(1, 21, 98);  // below it: late, dropped
+  EXPECT_EQ(d.pairs(), (std::vector<Pair>{{10, 20}}));
+  EXPECT_EQ(d.join().metrics().late_records.load(), 1u);
+}
+
+// A buffered record stays until no record that is not late can match it: at watermark 105, a@100
+// (upper 5) can still meet b@105, which is not late.
+TEST(IntervalJoinTest, RecordsStayUntilNoLaterRecordCanMatchThem) {
+  JoinDriver d(-5, 5);
+  d.Left(1, 10, 100);
+  d.Watermark(105);
+  d.Right(1, 20, 105);
+  EXPECT_EQ(d.pairs(), (std::vector<Pair>{{10, 20}}));
+  EXPECT_EQ(d.join().buffered_records(), 2u);
+  d.Watermark(106);  // a@100 can meet nothing at or after 106; b@105 can meet a up to 110
+  EXPECT_EQ(d.join().buffered_records(), 1u);
+  d.Watermark(110);
+  EXPECT_EQ(d.join().buffered_records(), 1u);
+  d.Watermark(111);
+  EXPECT_EQ(d.join().buffered_records(), 0u);
+  EXPECT_EQ(d.join().buffered_keys(), 0u);
+}
+
+// Cleanup visits only keys with something to drop: many keys buffered far ahead in time do not
+// slow down a stream on a few other keys (a scan of every key per watermark made it ~40x slower).
+TEST(IntervalJoinTest, BufferedIdleKeysDoNotSlowOtherKeys) {
+  auto run = [](uint64_t idle_keys) {
+    JoinDriver d(-5, 5);
+    for (uint64_t k = 0; k < idle_keys; ++k) d.Left(1'000'000 + k, k, 1'000'000'000);
+    auto start = std::chrono::steady_clock::now();
+    Batch<Tagged> b;
+    EventTime t = 0;
+    for (int batch = 0; batch < 3000; ++batch) {
+      b.clear();
+      for (int i = 0; i < 64; ++i, ++t) {
+        uint64_t user = static_cast<uint64_t>(t) % 16;
+        b.records.push_back(i % 2 == 0 ? Tagged::Left({user, 0, t}) : Tagged::Right({user, 0, t}));
+        b.timestamps.push_back(t);
+      }
+      d.join().Push(b);
+      d.Watermark(t - 1);
+    }
+    EXPECT_GE(d.join().buffered_keys(), idle_keys);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  run(0);  // warm up
+  double alone = run(0);
+  double beside_idle = run(200'000);
+  EXPECT_LT(beside_idle, 5 * alone + 0.05) << alone << " s alone, " << beside_idle << " s beside";
 }
 
 }  // namespace

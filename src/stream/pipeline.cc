@@ -175,8 +175,8 @@ Status Pipeline::Run() {
   // 4. Operators of each task, wired in chain order. User factories may throw.
   try {
     BuildTasks();
-  } catch (const std::exception& e) {
-    return InvalidArgument(std::string("building the pipeline failed: ") + e.what());
+  } catch (...) {
+    return InvalidArgument("building the pipeline failed: " + DescribeCurrentException());
   }
 
   // 5. Run, unless Cancel() came first.
@@ -212,7 +212,7 @@ Status Pipeline::Run() {
       } catch (const std::exception& e) {
         rt.Fail(Internal("task '" + t->name + "' failed: " + e.what()), edges_);
       } catch (...) {
-        rt.Fail(Internal("task '" + t->name + "' failed: unknown exception"), edges_);
+        rt.Fail(Internal("task '" + t->name + "' failed: " + DescribeCurrentException()), edges_);
       }
     });
     if (options_.pin_threads) Pin(t->thread, index);

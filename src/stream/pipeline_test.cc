@@ -259,6 +259,53 @@ TEST(PipelineTest, ThrowingOperatorStopsThePipelineNamingIt) {
   }
 }
 
+// The key function belongs to the keyed operator: its errors name that operator whether the
+// exchange runs (P=2, the key is computed upstream) or is chained away (P=1).
+TEST(PipelineTest, ThrowingKeyFunctionNamesTheKeyedOperator) {
+  for (int par : {1, 2}) {
+    Pipeline p({.parallelism = par, .batch_size = 32, .channel_slots = 2});
+    p.generate("numbers", 1'000'000'000, [](uint64_t i) { return i; })
+        .key_by([](uint64_t i) {
+          if (i == 5000) throw std::runtime_error("no key for 5000");
+          return i % 7;
+        })
+        .reduce([](uint64_t a, uint64_t b) { return a + b; })
+        .name("totals")
+        .sink([](const Batch<uint64_t>&) {});
+    EXPECT_EQ(p.Run().message(), "operator 'totals' failed: no key for 5000") << "par " << par;
+  }
+}
+
+struct NotAnException {};
+
+// Values that are not std::exceptions still say something: strings their text, others their type.
+TEST(PipelineTest, NonStandardThrowsSaySomethingUseful) {
+  auto run = [](int what) {
+    Pipeline p({.parallelism = 2, .batch_size = 32});
+    p.generate("numbers", 1'000'000, [](uint64_t i) { return i; })
+        .key_by([what](uint64_t i) {
+          if (i == 500 && what == 3) throw NotAnException{};
+          return i % 7;
+        })
+        .map([what](uint64_t i) {
+          if (i == 500 && what == 0) throw 42;
+          if (i == 500 && what == 1) throw std::string("a string");
+          if (i == 500 && what == 2) throw "a C string";
+          return i;
+        })
+        .name("parse")
+        .sink([](const Batch<uint64_t>&) {});
+    return p.Run().message();
+  };
+  EXPECT_EQ(run(0), "operator 'parse' failed: a thrown int, not a std::exception");
+  EXPECT_EQ(run(1), "operator 'parse' failed: a string");
+  EXPECT_EQ(run(2), "operator 'parse' failed: a C string");
+  EXPECT_EQ(
+      run(3),
+      "operator 'parse' failed: a thrown barge::stream::(anonymous namespace)::NotAnException, "
+      "not a std::exception");
+}
+
 TEST(PipelineTest, ThrowingSinkStopsAnEndlessSource) {
   Pipeline p({.parallelism = 2, .batch_size = 16, .channel_slots = 2});
   p.generate("endless", UINT64_MAX, [](uint64_t i) { return i; }).rebalance().sink([](uint64_t i) {
@@ -300,6 +347,71 @@ TEST(PipelineTest, CancelStopsARunningPipeline) {
   Status st = p.Run();
   canceller.join();
   EXPECT_EQ(st.code(), StatusCode::kCancelled);
+}
+
+// A consumer that takes 100 ms per batch behind 32 queued slots: cancellation and an upstream
+// failure stop it after the batch at hand, not after draining the channel (3.2 s).
+double SecondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+TEST(PipelineTest, CancelStopsASlowConsumerWithinABatch) {
+  Pipeline p({.parallelism = 1, .batch_size = 16, .channel_slots = 32});
+  std::atomic<int> batches{0};
+  p.generate("endless", UINT64_MAX, [](uint64_t i) { return i; })
+      .rebalance()
+      .sink([&](const Batch<uint64_t>&) {
+        batches.fetch_add(1);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      });
+  std::chrono::steady_clock::time_point cancelled;
+  std::thread canceller([&] {
+    while (batches.load() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    cancelled = std::chrono::steady_clock::now();
+    p.Cancel();
+  });
+  Status st = p.Run();
+  double took = SecondsSince(cancelled);
+  canceller.join();
+  EXPECT_EQ(st.code(), StatusCode::kCancelled);
+  EXPECT_LT(took, 1.0);
+  EXPECT_LE(batches.load(), 5);
+}
+
+// Idles for 300 ms, then fails, noting when.
+class LateFailingSource final : public Source<uint64_t> {
+ public:
+  explicit LateFailingSource(std::chrono::steady_clock::time_point* failed) : failed_(failed) {}
+  Result<SourceState> Next(Batch<uint64_t>&, size_t) override {
+    if (SecondsSince(start_) < 0.3) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      return SourceState::kIdle;
+    }
+    *failed_ = std::chrono::steady_clock::now();
+    return IoError("read /data/in: Input/output error");
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point* failed_;
+};
+
+TEST(PipelineTest, UpstreamFailureStopsASlowConsumerWithinABatch) {
+  Pipeline p({.parallelism = 1, .batch_size = 16, .channel_slots = 32});
+  std::atomic<int> batches{0};
+  std::chrono::steady_clock::time_point failed;
+  p.generate("endless", UINT64_MAX, [](uint64_t i) { return i; })
+      .union_with(p.source<uint64_t>(
+          "reader", [&failed] { return std::make_unique<LateFailingSource>(&failed); }))
+      .rebalance()
+      .sink([&](const Batch<uint64_t>&) {
+        batches.fetch_add(1);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      });
+  Status st = p.Run();
+  EXPECT_EQ(st.message(), "operator 'reader' failed: read /data/in: Input/output error");
+  EXPECT_LT(SecondsSince(failed), 1.0);
+  EXPECT_LE(batches.load(), 8);
 }
 
 uint64_t NowNs() {

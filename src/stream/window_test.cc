@@ -69,12 +69,10 @@ Expected ReferenceTimeWindows(const Input& in, size_t batch, EventTime bound, Ev
       const Rec& r = in.records[i];
       max_ts = std::max(max_ts, r.time);
       EventTime last = r.time - FloorMod(r.time, slide);
-      bool rejected = false;
+      bool accepted = false;
       for (EventTime s = last; s > r.time - size; s -= slide) {
-        if (late(s + size - 1)) {
-          rejected = true;
-          continue;
-        }
+        if (late(s + size - 1)) continue;
+        accepted = true;
         auto it = std::find_if(wins.begin(), wins.end(),
                                [&](const Win& w) { return w.key == r.key && w.start == s; });
         if (it == wins.end()) {
@@ -89,7 +87,8 @@ Expected ReferenceTimeWindows(const Input& in, size_t batch, EventTime bound, Ev
           ++out.late_firings;
         }
       }
-      if (rejected) out.late.push_back(r.time);
+      // Flink: late output only for a record no window took that is itself late.
+      if (!accepted && late(r.time)) out.late.push_back(r.time);
     }
     EventTime next = max_ts - bound - 1;
     if (next > wm) {
@@ -312,6 +311,118 @@ TEST(WindowTest, RecordsBetweenSlidingWindowsAreNotLate) {
   auto results = RunScript({{{1, 1, 5}, {1, 1, 15}}}, Sliding{10, 20}, 0, &late);
   EXPECT_EQ(results, (std::vector<Result>{{1, 0, 10, 1}}));
   EXPECT_EQ(late, 0u);
+}
+
+// Results (key 1), late records and the late count of a scripted run.
+template <class Assigner>
+Actual RunScriptWithLate(std::vector<std::vector<Rec>> batches, Assigner assigner,
+                         EventTime lateness) {
+  Pipeline p;
+  Collected<Result> out;
+  Collected<Rec> late;
+  auto w = p.source<Rec>("script", [batches] { return std::make_unique<ScriptSource>(batches); })
+               .with_timestamps([](const Rec& r) { return r.time; }, 0)
+               .key_by([](const Rec& r) { return r.key; })
+               .window(assigner);
+  w.allowed_lateness(lateness);
+  w.sum([](const Rec& r) { return r.value; }).collect(out);
+  w.late_records().collect(late);
+  Status st = p.Run();
+  EXPECT_TRUE(st.ok()) << st.message();
+  Actual a;
+  for (const Result& r : out.records()) {
+    if (r.key == 1) a.results.push_back(r);
+  }
+  for (const Rec& r : late.records()) a.late.push_back(r.time);
+  for (const OperatorStats& s : p.Stats()) a.late_counted += s.late_records;
+  std::sort(a.results.begin(), a.results.end());
+  return a;
+}
+
+// Flink sends a record to the late output only when no window took it: a record that one of
+// its sliding windows still takes is counted there and nowhere else.
+TEST(WindowTest, RecordTakenByOneSlidingWindowIsNotLate) {
+  // Watermark 199 after t=200: of 160's windows [100,200) is late, [150,250) is not.
+  Actual a = RunScriptWithLate({{{2, 0, 200}}, {{1, 7, 160}}}, Sliding{100, 50}, 0);
+  EXPECT_EQ(a.results, (std::vector<Result>{{1, 150, 250, 7}}));
+  EXPECT_TRUE(a.late.empty());
+  EXPECT_EQ(a.late_counted, 0u);
+}
+
+// With slide > size, a late record in a gap between windows is reported late (Flink's
+// isSkippedElement && isElementLate); one that is not late vanishes, as in Flink.
+TEST(WindowTest, LateRecordBetweenSlidingWindowsIsReportedLate) {
+  Actual a = RunScriptWithLate({{{2, 0, 100}}, {{1, 3, 15}}, {{1, 4, 125}}}, Sliding{10, 20}, 0);
+  EXPECT_EQ(a.late, std::vector<EventTime>{15});
+  EXPECT_EQ(a.late_counted, 1u);
+  EXPECT_EQ(a.results, (std::vector<Result>{{1, 120, 130, 4}}));
+}
+
+// ---- The ends of the int64 range: windows never wrap, and each has one end.
+
+constexpr EventTime kMin = kMinTime;
+constexpr EventTime kMax = kMaxTime;
+
+TEST(WindowEdgeTest, RecordAtInt64MinLandsInTheFirstWindow) {
+  // INT64_MIN mod 100 is 92 (floored): the window is [MIN - 92, MIN + 8), reported from MIN.
+  Actual a =
+      RunScriptWithLate({{{1, 1, kMin}, {1, 2, kMin + 7}, {1, 4, kMin + 8}}}, Tumbling{100}, 0);
+  EXPECT_EQ(a.results, (std::vector<Result>{{1, kMin, kMin + 8, 3}, {1, kMin + 8, kMin + 108, 4}}));
+  EXPECT_TRUE(a.late.empty());
+}
+
+TEST(WindowEdgeTest, SlidingWindowsBelowInt64MinAreDistinctAndFew) {
+  // MIN + 5 is in the windows starting MIN - 22, MIN - 52 and MIN - 82 (slide 30, size 100):
+  // three windows with distinct ends, found without walking the range.
+  Actual a = RunScriptWithLate({{{1, 1, kMin + 5}}}, Sliding{100, 30}, 0);
+  EXPECT_EQ(a.results,
+            (std::vector<Result>{
+                {1, kMin, kMin + 18, 1}, {1, kMin, kMin + 48, 1}, {1, kMin, kMin + 78, 1}}));
+}
+
+TEST(WindowEdgeTest, WindowsPastInt64MaxEndThere) {
+  // MAX - 1 mod 100 is 6: its tumbling window starts at MAX - 7 and reports end MAX. Both
+  // records count once, in one window.
+  Actual a = RunScriptWithLate({{{1, 1, kMax - 1}}, {{1, 2, kMax - 1}}}, Tumbling{100}, 0);
+  EXPECT_EQ(a.results, (std::vector<Result>{{1, kMax - 7, kMax, 3}}));
+  // Sliding: four windows hold MAX - 1, all ending at MAX, told apart by their starts.
+  a = RunScriptWithLate({{{1, 1, kMax - 1}}, {{1, 2, kMax - 2}}}, Sliding{100, 30}, 0);
+  EXPECT_EQ(a.results, (std::vector<Result>{{1, kMax - 97, kMax, 3},
+                                            {1, kMax - 67, kMax, 3},
+                                            {1, kMax - 37, kMax, 3},
+                                            {1, kMax - 7, kMax, 3}}));
+}
+
+TEST(WindowEdgeTest, LatenessNearTheEndsDoesNotOverflow) {
+  // Allowed lateness INT64_MAX at watermark -100: [MIN, MIN + 8) has fired but is not late
+  // (MIN + 7 + MAX = 6 > -100), so a second record fires it again.
+  Actual a = RunScriptWithLate({{{1, 1, kMin}}, {{2, 0, -99}}, {{1, 2, kMin}}}, Tumbling{10}, kMax);
+  EXPECT_EQ(a.results, (std::vector<Result>{{1, kMin, kMin + 8, 1}, {1, kMin, kMin + 8, 3}}));
+  EXPECT_TRUE(a.late.empty());
+  // MIN lies between the windows [MIN - 12, MIN - 2) and [MIN + 8, MIN + 18): it is late only if
+  // MIN + lateness <= the watermark.
+  a = RunScriptWithLate({{{2, 0, -99}}, {{1, 1, kMin}}}, Sliding{10, 20}, kMax);
+  EXPECT_TRUE(a.late.empty());
+  a = RunScriptWithLate({{{2, 0, -99}}, {{1, 1, kMin}}}, Sliding{10, 20}, 0);
+  EXPECT_EQ(a.late, std::vector<EventTime>{kMin});
+}
+
+TEST(WindowEdgeTest, Int64MaxIsRefusedAtWithTimestamps) {
+  Pipeline p;
+  Collected<Result> out;
+  p.source<Rec>("script",
+                [] {
+                  return std::make_unique<ScriptSource>(
+                      std::vector<std::vector<Rec>>{{{1, 1, 5}}, {{1, 1, kMax}}});
+                })
+      .with_timestamps([](const Rec& r) { return r.time; }, 0)
+      .key_by([](const Rec& r) { return r.key; })
+      .window(Tumbling{100})
+      .sum([](const Rec& r) { return r.value; })
+      .collect(out);
+  EXPECT_EQ(p.Run().message(),
+            "operator 'timestamps' failed: event time 9223372036854775807 (INT64_MAX) is "
+            "reserved: it is the watermark that ends the input; give records timestamps below it");
 }
 
 // Instance 0 produces a steady stream of records; instance 1 never produces anything.

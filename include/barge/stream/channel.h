@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "barge/stream/batch.h"
+#include "barge/stream/operator.h"
 #include "barge/stream/ring.h"
 
 namespace barge::stream {
@@ -47,10 +48,6 @@ uint64_t BatchBytes(const Batch<T>& b) {
   }
   return bytes;
 }
-
-// Thrown inside the engine when the pipeline is cancelled while a task waits; caught at the
-// task boundary, never seen by users.
-struct PipelineCancelled {};
 
 // Counters a metrics endpoint reads while the pipeline runs. Written by one thread each.
 struct ChannelMetrics {

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cassert>
+#include <functional>
+#include <queue>
 #include <stdexcept>
 #include <utility>
 #include <variant>
@@ -33,6 +35,12 @@ class JoinInput {
   std::variant<A, B> v_;
 };
 
+// Lateness follows Flink's IntervalJoinOperator: a record whose time is below the watermark
+// (ts < watermark) is late, counted (OperatorMetrics::late_records) and dropped; every pair of
+// records that are not late and fall within the bounds is emitted once, with the larger of the
+// two times. A buffered record is dropped once no record that is not late can match it (left a:
+// a.time + upper < watermark; right b: b.time - lower < watermark), by a per-key cleanup timer,
+// so a watermark costs work only for the keys that have something to drop.
 template <class A, class B, class K, class KeyFn, class F, class Out>
 class IntervalJoinOperator final : public Operator<JoinInput<A, B>, Out> {
  public:
@@ -59,28 +67,30 @@ class IntervalJoinOperator final : public Operator<JoinInput<A, B>, Out> {
       for (size_t i = 0, n = in.size(); i < n; ++i) {
         const In& r = in.records[i];
         EventTime t = in.timestamps[i];
-        if (watermark_ != kMinTime && t <= watermark_) {
+        if (t < watermark_) {
           OperatorMetrics::Add(this->metrics().late_records, 1);  // as Flink: late is dropped
           continue;
         }
-        Buffers& buf = *state_.FindOrInsert(key_fn_(r)).first;
+        const K key = key_fn_(r);
+        Buffers& buf = *state_.FindOrInsert(key).first;
         if (r.is_left()) {
           // Partners b have t + lower <= b.time <= t + upper.
           EventTime hi = SatAdd(t, upper_);
-          for (auto it = FirstAtOrAfter(buf.right, SatAdd(t, lower_));
+          for (auto it = buf.right.FirstAtOrAfter(SatAdd(t, lower_));
                it != buf.right.end() && it->first <= hi; ++it) {
             Emit(f_(r.left(), it->second), std::max(t, it->first));
           }
-          InsertSorted(buf.left, t, r.left());
+          buf.left.Insert(t, r.left());
         } else {
           // Partners a have t - upper <= a.time <= t - lower.
           EventTime hi = SatSub(t, lower_);
-          for (auto it = FirstAtOrAfter(buf.left, SatSub(t, upper_));
+          for (auto it = buf.left.FirstAtOrAfter(SatSub(t, upper_));
                it != buf.left.end() && it->first <= hi; ++it) {
             Emit(f_(it->second, r.right()), std::max(t, it->first));
           }
-          InsertSorted(buf.right, t, r.right());
+          buf.right.Insert(t, r.right());
         }
+        Arm(key, buf);
       }
       this->out_.Flush(this->metrics());
     });
@@ -89,40 +99,107 @@ class IntervalJoinOperator final : public Operator<JoinInput<A, B>, Out> {
   void Watermark(EventTime w) override {
     if (w <= watermark_) return;
     watermark_ = w;
-    // Drop what no future record can match; amortized over watermarks.
-    EventTime width = std::max<EventTime>(1, SatSub(upper_, lower_));
-    if (last_cleanup_ == kMinTime || SatSub(w, last_cleanup_) >= width) {
-      last_cleanup_ = w;
-      Cleanup(w);
-    }
+    Guarded(this->name(), [&] { Cleanup(w); });
     this->out_.target().Watermark(w);
   }
 
+  // Keys with buffered records, and the records buffered (both sides).
+  size_t buffered_keys() const { return state_.size(); }
+  size_t buffered_records() {
+    size_t n = 0;
+    state_.ForEach([&](const K&, Buffers& b) { n += b.left.size() + b.right.size(); });
+    return n;
+  }
+
  private:
-  // Per key, each side's records sorted by time: matches are a binary search and a scan of
-  // exactly the partners; expiry cuts a prefix. Records arrive nearly in time order, so an
-  // insertion moves few elements.
-  struct Buffers {
-    std::vector<std::pair<EventTime, A>> left;
-    std::vector<std::pair<EventTime, B>> right;
+  // One side's records of one key, sorted by time. Matches are a binary search and a scan of
+  // exactly the partners. Expiry drops a prefix by moving `head_`, and the vector is compacted
+  // once the dropped prefix outweighs the rest, so dropping is amortized O(1) per record.
+  // Records arrive nearly in time order, so an insertion moves few elements.
+  template <class V>
+  class TimeOrdered {
+   public:
+    using Item = std::pair<EventTime, V>;
+    using Iterator = typename std::vector<Item>::const_iterator;
+
+    bool empty() const { return head_ == items_.size(); }
+    size_t size() const { return items_.size() - head_; }
+    EventTime front_time() const { return items_[head_].first; }
+    Iterator end() const { return items_.end(); }
+
+    Iterator FirstAtOrAfter(EventTime t) const {
+      return std::lower_bound(items_.begin() + static_cast<ptrdiff_t>(head_), items_.end(), t,
+                              [](const Item& e, EventTime x) { return e.first < x; });
+    }
+    void Insert(EventTime t, const V& value) {
+      if (items_.size() == head_ || items_.back().first <= t) {
+        items_.emplace_back(t, value);
+      } else {
+        auto at = std::upper_bound(items_.begin() + static_cast<ptrdiff_t>(head_), items_.end(), t,
+                                   [](EventTime x, const Item& e) { return x < e.first; });
+        items_.emplace(at, t, value);
+      }
+    }
+    // Drops the records whose time is below `t`.
+    void DropBefore(EventTime t) {
+      head_ = static_cast<size_t>(FirstAtOrAfter(t) - items_.begin());
+      if (head_ == items_.size()) {
+        items_.clear();
+        head_ = 0;
+      } else if (head_ * 2 > items_.size()) {
+        items_.erase(items_.begin(), items_.begin() + static_cast<ptrdiff_t>(head_));
+        head_ = 0;
+      }
+    }
+
+   private:
+    std::vector<Item> items_;
+    size_t head_ = 0;  // items_[0, head_) are dropped
   };
 
-  template <class V>
-  static auto FirstAtOrAfter(std::vector<std::pair<EventTime, V>>& v, EventTime t) {
-    return std::lower_bound(v.begin(), v.end(), t,
-                            [](const auto& e, EventTime x) { return e.first < x; });
+  struct Buffers {
+    TimeOrdered<A> left;
+    TimeOrdered<B> right;
+    EventTime armed = kMinTime;  // time of this key's pending cleanup timer; kMinTime: none
+  };
+
+  // The first watermark at which something of `buf` can be dropped: the oldest left a once
+  // a.time + upper < watermark, the oldest right b once b.time - lower < watermark.
+  EventTime Due(const Buffers& buf) const {
+    __int128 due = kMaxTime;
+    if (!buf.left.empty()) due = std::min(due, __int128{buf.left.front_time()} + upper_ + 1);
+    if (!buf.right.empty()) due = std::min(due, __int128{buf.right.front_time()} - lower_ + 1);
+    return static_cast<EventTime>(std::clamp(due, __int128{kMinTime}, __int128{kMaxTime}));
   }
-  template <class V>
-  static auto FirstAfter(std::vector<std::pair<EventTime, V>>& v, EventTime t) {
-    return std::upper_bound(v.begin(), v.end(), t,
-                            [](EventTime x, const auto& e) { return x < e.first; });
+
+  // Keeps one pending timer per key, at its due time (or the next watermark, if that is
+  // later). A timer made stale by an earlier one is skipped when it pops.
+  void Arm(const K& key, Buffers& buf) {
+    EventTime due = std::max(Due(buf), SatAdd(watermark_, 1));
+    if (due == kMaxTime) return;  // nothing can expire before the end of input
+    if (buf.armed == kMinTime || due < buf.armed) {
+      buf.armed = due;
+      timers_.push({due, key});
+    }
   }
-  template <class V>
-  static void InsertSorted(std::vector<std::pair<EventTime, V>>& v, EventTime t, const V& value) {
-    if (v.empty() || v.back().first <= t) {
-      v.emplace_back(t, value);
-    } else {
-      v.emplace(FirstAfter(v, t), t, value);
+
+  void Cleanup(EventTime w) {
+    while (!timers_.empty() && timers_.top().time <= w) {
+      const Timer timer = timers_.top();
+      timers_.pop();
+      Buffers* buf = state_.Find(timer.key);
+      if (buf == nullptr || buf->armed != timer.time) continue;  // stale
+      buf->armed = kMinTime;
+      // Keep left a while a.time + upper >= w, right b while b.time - lower >= w.
+      buf->left.DropBefore(
+          static_cast<EventTime>(std::max(__int128{w} - upper_, __int128{kMinTime})));
+      buf->right.DropBefore(
+          static_cast<EventTime>(std::min(__int128{w} + lower_, __int128{kMaxTime})));
+      if (buf->left.empty() && buf->right.empty()) {
+        state_.Erase(timer.key);
+      } else {
+        Arm(timer.key, *buf);
+      }
     }
   }
 
@@ -133,25 +210,19 @@ class IntervalJoinOperator final : public Operator<JoinInput<A, B>, Out> {
     if (b.size() >= batch_size_) this->out_.Flush(this->metrics());
   }
 
-  void Cleanup(EventTime w) {
-    std::vector<K> empty;
-    state_.ForEach([&](const K& key, Buffers& buf) {
-      // Left a can still match a future b (b.time > w) while a.time + upper > w; right b can
-      // match a future a while b.time - lower > w.
-      buf.left.erase(buf.left.begin(), FirstAfter(buf.left, SatSub(w, upper_)));
-      buf.right.erase(buf.right.begin(), FirstAfter(buf.right, SatAdd(w, lower_)));
-      if (buf.left.empty() && buf.right.empty()) empty.push_back(key);
-    });
-    for (const K& k : empty) state_.Erase(k);
-  }
+  struct Timer {
+    EventTime time;
+    K key;
+    bool operator>(const Timer& o) const { return time > o.time; }
+  };
 
   KeyFn key_fn_;
   EventTime lower_, upper_;
   F f_;
   size_t batch_size_;
   KeyedTable<K, Buffers> state_;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
   EventTime watermark_ = kMinTime;
-  EventTime last_cleanup_ = kMinTime;
 };
 
 }  // namespace barge::stream

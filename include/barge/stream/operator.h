@@ -63,18 +63,30 @@ class OperatorFailure : public std::runtime_error {
   std::string op_;
 };
 
-// Runs `fn`, turning any exception except one already attributed into an OperatorFailure
-// naming `op`. Zero cost when nothing throws.
+// Thrown inside the engine when the pipeline is cancelled while a task waits; caught at the
+// task boundary, never seen by users.
+struct PipelineCancelled {};
+
+// What the exception being handled says: what() of a std::exception, the text of a thrown string
+// or C string, else the thrown value's type ("a thrown int, not a std::exception"). Call only
+// inside a catch block.
+std::string DescribeCurrentException();
+
+// Runs `fn`, turning any exception except one already attributed (and the engine's own
+// cancellation) into an OperatorFailure naming `op`. Zero cost when nothing throws.
 template <class Fn>
 inline void Guarded(const std::string& op, Fn&& fn) {
   try {
     fn();
   } catch (const OperatorFailure&) {
     throw;
+  } catch (const PipelineCancelled&) {
+    throw;
   } catch (const std::exception& e) {
     throw OperatorFailure(op, e.what());
+  } catch (...) {
+    throw OperatorFailure(op, DescribeCurrentException());
   }
-  // Anything else (engine cancellation among it) passes through unchanged.
 }
 
 class OutputBase {

@@ -1,14 +1,24 @@
 // Event-time windows over keyed streams: tumbling, sliding and session windows, fired by
 // watermarks, with allowed lateness and a side output for records that come too late.
 //
-// Semantics follow Flink's event-time windows:
+// Semantics follow Flink's event-time WindowOperator:
 // - A window [start, end) fires when the watermark reaches end - 1 (its max timestamp).
-// - A record is late when its window's end - 1 + allowed_lateness <= the current watermark; it
-//   is counted (OperatorMetrics::late_records) and sent to the late-records port if one is
-//   connected, and otherwise dropped.
+// - A window is late when end - 1 + allowed_lateness <= the current watermark: it takes no more
+//   records, and its state is dropped.
+// - A record that no window took (each of its windows was late, or a sliding assigner with
+//   slide > size put it in none) goes to the late-records port, or is counted and dropped
+//   (OperatorMetrics::late_records), when it is itself late: ts + allowed_lateness <= watermark.
+//   A record some window took is never late, and a record in a gap between sliding windows that
+//   is not late vanishes uncounted, as in Flink.
 // - A record that lands in a window whose end - 1 <= watermark but within the lateness fires
 //   that window again for its key at once (a late firing with the updated result).
 // - End of input fires every open window.
+//
+// Exact over the whole int64 range: window starts are computed in 128 bits and never wrap. A
+// window that begins before INT64_MIN reports start INT64_MIN, one that ends after INT64_MAX
+// reports end INT64_MAX; either way it holds exactly the records it would without the clamp,
+// because event time INT64_MAX itself is refused at with_timestamps (it is the watermark that
+// means end of input).
 #pragma once
 
 #include <algorithm>
@@ -25,6 +35,7 @@
 
 namespace barge::stream {
 
+// A window's bounds, clamped into the int64 range (see WindowGrid).
 struct TimeWindow {
   EventTime start = 0;
   EventTime end = 0;  // exclusive
@@ -56,10 +67,51 @@ struct WindowResult {
   auto operator<=>(const WindowResult&) const = default;
 };
 
+// a mod b in [0, b), for b > 0.
 inline EventTime FloorMod(EventTime a, EventTime b) {
   EventTime m = a % b;
   return m < 0 ? m + b : m;
 }
+
+// The windows of a tumbling (slide == size) or sliding assigner: [offset + k * slide,
+// offset + k * slide + size) for every integer k. Starts are exact 128-bit values, so windows at
+// the ends of the int64 range neither wrap nor collide; Bounds() clamps them for reporting.
+class WindowGrid {
+ public:
+  using Start = __int128;
+
+  // size > 0 and slide > 0 (validated when the window is declared); any offset.
+  WindowGrid(EventTime size, EventTime slide, EventTime offset)
+      : size_(size), slide_(slide), offset_(FloorMod(offset, slide)) {}
+
+  EventTime size() const { return size_; }
+  EventTime slide() const { return slide_; }
+
+  // The start of the latest window that holds t (every window holding t starts at
+  // LastStart(t) - j * slide for j >= 0 while Holds).
+  Start LastStart(EventTime t) const {
+    EventTime rem = FloorMod(t, slide_) - offset_;  // both in [0, slide): cannot overflow
+    if (rem < 0) rem += slide_;
+    return Start{t} - rem;
+  }
+  // Whether the window starting at `start` (<= t) still holds t.
+  bool Holds(Start start, EventTime t) const { return start + size_ > t; }
+
+  // The window's bounds as users see them: clamped into [kMinTime, kMaxTime]. Records are below
+  // kMaxTime, so end - 1 is the last timestamp any record of the window can have.
+  TimeWindow Bounds(Start start) const { return {Clamp(start), Clamp(start + size_)}; }
+
+  static EventTime Clamp(Start v) {
+    if (v < Start{kMinTime}) return kMinTime;
+    if (v > Start{kMaxTime}) return kMaxTime;
+    return static_cast<EventTime>(v);
+  }
+
+ private:
+  EventTime size_;
+  EventTime slide_;
+  EventTime offset_;  // in [0, slide)
+};
 
 // How a window operator folds records: Acc init(); void add(Acc&, const T&);
 // void merge(Acc&, const Acc&) (session windows); Out result(const K&, const TimeWindow&,
@@ -119,9 +171,15 @@ class WindowOperatorBase : public Operator<T, Out> {
   // it completes and purges the ones past their lateness.
   virtual void Advance(EventTime w) = 0;
 
+  // A window is late once the watermark reached its max timestamp plus the allowed lateness.
   bool IsLate(EventTime window_max_timestamp) const {
-    return watermark_ != kMinTime && window_max_timestamp <= SatSub(watermark_, allowed_lateness_);
+    // In 128 bits: the sum may pass INT64_MAX (and a saturated difference would be wrong at
+    // INT64_MIN).
+    return watermark_ != kMinTime &&
+           __int128{window_max_timestamp} + allowed_lateness_ <= __int128{watermark_};
   }
+  // A record is late on the same terms, by its own timestamp (Flink's isElementLate).
+  bool IsLateRecord(EventTime ts) const { return IsLate(ts); }
 
   void RequireTimestamps(const Batch<T>& in) {
     if (in.timestamps.empty() && !in.records.empty()) {
@@ -180,16 +238,7 @@ class TimeWindowOperator final : public WindowOperatorBase<T, Out> {
       : WindowOperatorBase<T, Out>(std::move(name), allowed_lateness, batch_size),
         key_fn_(std::move(key_fn)),
         agg_(std::move(agg)),
-        assigner_(assigner) {
-    if constexpr (std::is_same_v<Assigner, Tumbling>) {
-      size_ = assigner.size;
-      slide_ = assigner.size;
-    } else {
-      size_ = assigner.size;
-      slide_ = assigner.slide;
-    }
-    offset_ = assigner.offset;
-  }
+        grid_(MakeGrid(assigner)) {}
 
   void Push(Batch<T>& in) override {
     this->CountIn(in);
@@ -201,27 +250,23 @@ class TimeWindowOperator final : public WindowOperatorBase<T, Out> {
         EventTime t = ts[i];
         if constexpr (std::is_same_v<Assigner, Tumbling>) {
           // Fast path: most records fall into the window the previous one did.
-          if (cached_ == nullptr || t < cached_start_ || t >= cached_->bounds.end) {
-            if (!Locate(t - FloorMod(SatSub(t, offset_), size_))) {
+          if (cached_ == nullptr || t < cached_->bounds.start || t >= cached_->bounds.end) {
+            if (!Locate(grid_.LastStart(t))) {
+              // Its one window is late, so the record is too (t <= the window's end - 1).
               this->SendLate(r[i], t);
               continue;
             }
           }
           AddTo(*cached_, r[i]);
         } else {
-          EventTime last = t - FloorMod(SatSub(t, offset_), slide_);
-          bool rejected = false;
-          for (EventTime s = last, lo = SatSub(t, size_); s > lo; s = SatSub(s, slide_)) {
+          bool accepted = false;
+          for (WindowGrid::Start s = grid_.LastStart(t); grid_.Holds(s, t); s -= grid_.slide()) {
             if (Locate(s)) {
               AddTo(*cached_, r[i]);
-            } else {
-              rejected = true;
+              accepted = true;
             }
-            if (s == kMinTime) break;
           }
-          // Late only if a window it belongs to was closed (with slide > size a record can fall
-          // between windows: it belongs to none and is dropped, as in Flink).
-          if (rejected) this->SendLate(r[i], t);
+          if (!accepted && this->IsLateRecord(t)) this->SendLate(r[i], t);
         }
       }
     });
@@ -236,20 +281,27 @@ class TimeWindowOperator final : public WindowOperatorBase<T, Out> {
     bool fired = false;
   };
 
+  static WindowGrid MakeGrid(const Assigner& a) {
+    if constexpr (std::is_same_v<Assigner, Tumbling>) {
+      return WindowGrid(a.size, a.size, a.offset);
+    } else {
+      return WindowGrid(a.size, a.slide, a.offset);
+    }
+  }
+
   // Points cached_ at the window starting at `start`, creating it; false if it is late.
-  bool Locate(EventTime start) {
-    EventTime max_ts = SatAdd(start, size_ - 1);
-    if (this->IsLate(max_ts)) return false;
+  bool Locate(WindowGrid::Start start) {
+    const TimeWindow bounds = grid_.Bounds(start);
+    if (this->IsLate(bounds.max_timestamp())) return false;
     auto it = windows_.find(start);
     if (it == windows_.end()) {
       it = windows_.emplace(start, Window{}).first;
-      it->second.bounds = {start, SatAdd(start, size_)};
+      it->second.bounds = bounds;
       // A window first seen after the watermark passed its end (within the lateness) counts as
       // fired: each record then re-emits its key's result at once.
-      it->second.fired = this->watermark_ != kMinTime && max_ts <= this->watermark_;
+      it->second.fired = this->watermark_ != kMinTime && bounds.max_timestamp() <= this->watermark_;
     }
     cached_ = &it->second;
-    cached_start_ = start;
     return true;
   }
 
@@ -285,11 +337,9 @@ class TimeWindowOperator final : public WindowOperatorBase<T, Out> {
 
   KeyFn key_fn_;
   Agg agg_;
-  Assigner assigner_;
-  EventTime size_ = 1, slide_ = 1, offset_ = 0;
-  std::map<EventTime, Window> windows_;
+  WindowGrid grid_;
+  std::map<WindowGrid::Start, Window> windows_;  // by exact start
   Window* cached_ = nullptr;
-  EventTime cached_start_ = 0;
 };
 
 // Session windows: per key, a set of disjoint sessions that merge when a record bridges them.

@@ -197,7 +197,8 @@ class RecordStream {
           break;
         case Decoded::kNeedMore:
           if (reader_.eof()) return false;
-          if (data.size() >= max_record_bytes_) {
+          // At the limit, the record may still end here (at end of input): only more is over.
+          if (data.size() > max_record_bytes_) {
             RETURN_IF_ERROR(Malformed(line_, TooLong(), metrics));
             discarding_ = true;
             break;

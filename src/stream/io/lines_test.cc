@@ -61,6 +61,25 @@ TEST_F(LinesTest, OverlongLineFailsOrIsSkipped) {
   }
 }
 
+// The limit counts the line break: 1000 bytes of text fit without one (a final line) and need
+// 999 with one; only longer lines are malformed.
+TEST_F(LinesTest, LineOfExactlyTheLimitIsAccepted) {
+  const std::string k1000(1000, 'k'), k999(999, 'k');
+  EXPECT_THAT(ReadAll(Write("last.txt", "a\n" + k1000), {.max_record_bytes = 1000}),
+              ElementsAre("a", k1000));
+  EXPECT_THAT(ReadAll(Write("only.txt", k1000), {.max_record_bytes = 1000}), ElementsAre(k1000));
+  EXPECT_THAT(ReadAll(Write("nl.txt", k999 + "\n" + k999 + "\n"), {.max_record_bytes = 1000}),
+              ElementsAre(k999, k999));
+  for (const std::string& text : {k1000 + "\n", std::string(1001, 'k')}) {
+    Pipeline p;
+    Collected<std::string> out;
+    std::string path = Write("over.txt", text);
+    ReadLines(p, path, {.max_record_bytes = 1000}).collect(out);
+    EXPECT_EQ(p.Run().message(),
+              "operator 'read_lines' failed: " + path + ":1: line longer than 1000 bytes");
+  }
+}
+
 TEST_F(LinesTest, LinesLongerThanABlockAreWhole) {
   std::string big(3 << 20, 'y');
   EXPECT_THAT(ReadAll(Write("big.txt", "a\n" + big + "\nb")), ElementsAre("a", big, "b"));

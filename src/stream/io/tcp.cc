@@ -294,6 +294,10 @@ class TcpWriter final : public detail::ByteWriter {
         continue;
       }
       if (errno == EINTR) continue;
+      // A peer that went away is one condition, but send reports it as EPIPE or, when the
+      // peer's kernel answered with a reset (it closed with our data unread), as ECONNRESET for
+      // one call. Report it one way, as documented: Broken pipe.
+      if (errno == ECONNRESET) return ErrnoError("send to " + name_, EPIPE);
       if (errno != EAGAIN && errno != EWOULDBLOCK) return ErrnoError("send to " + name_);
       ASSIGN_OR_RETURN(bool ready, WaitFor(fd_.get(), POLLOUT, timeout_ms_, "send to " + name_));
       if (!ready) {

@@ -170,7 +170,9 @@ class SourceDriver final : public SourceDriverBase {
 };
 
 // Assigns event time from a user function and emits bounded-out-of-orderness watermarks:
-// after each batch, watermark = max timestamp seen - max_out_of_orderness - 1. With an idle
+// after each batch, watermark = max timestamp seen - max_out_of_orderness - 1. Event time
+// INT64_MAX is refused (an error naming this operator): it is the watermark of end of input, and
+// no window could hold it. With an idle
 // timeout, a stream that brings no record for that long is marked idle (Flink's withIdleness), so
 // that parallel instances that do have data still advance event time downstream.
 template <class T, class F>
@@ -209,6 +211,11 @@ class TimestampOperator final : public Operator<T, T> {
         EventTime t = f_(r[i]);
         ts[i] = t;
         max_ts = t > max_ts ? t : max_ts;
+      }
+      if (max_ts == kMaxTime) {
+        throw std::invalid_argument(
+            "event time 9223372036854775807 (INT64_MAX) is reserved: it is the watermark that "
+            "ends the input; give records timestamps below it");
       }
       max_ts_ = max_ts;
     });
@@ -250,12 +257,15 @@ inline constexpr bool kIsRowSplit<RowSplit<F>> = true;
 // Producer side of an exchange for one upstream instance: routes records into per-destination
 // slots claimed from the channels, publishing a slot when it is full. Watermarks ride on the
 // next published slot (a watermark may only be delayed, never advanced early, so this is safe).
+// Errors of the key function are the keyed operator's: they name `consumer`, as they do when
+// the exchange is chained away and that operator calls the key function itself.
 template <class T, class KeyFn>
 class Partitioner final : public Input<T>, public TaskPart {
  public:
   Partitioner(Partitioning kind, std::vector<Channel<T>*> outs, KeyFn key_fn, size_t batch_size,
-              int up_instance)
-      : kind_(kind),
+              int up_instance, std::string consumer)
+      : consumer_(std::move(consumer)),
+        kind_(kind),
         outs_(std::move(outs)),
         key_fn_(std::move(key_fn)),
         open_(outs_.size()),
@@ -292,11 +302,13 @@ class Partitioner final : public Input<T>, public TaskPart {
         }
         break;
       case Partitioning::kHash:
-        if constexpr (kIsRowSplit<KeyFn>) {
-          PushSplit(in);
-        } else {
-          PushHashed(in);
-        }
+        Guarded(consumer_, [&] {
+          if constexpr (kIsRowSplit<KeyFn>) {
+            PushSplit(in);
+          } else {
+            PushHashed(in);
+          }
+        });
         break;
     }
   }
@@ -453,6 +465,7 @@ class Partitioner final : public Input<T>, public TaskPart {
 
   static constexpr int kMaxHeldWatermarks = 8;
 
+  std::string consumer_;
   Partitioning kind_;
   std::vector<Channel<T>*> outs_;
   KeyFn key_fn_;
@@ -498,6 +511,10 @@ class InputGate final : public GateBase {
         if (ended_[c]) continue;
         // A few slots per channel per round keeps inputs fair.
         for (int k = 0; k < 4; ++k) {
+          // Checked before every slot, not only when the inputs run dry: a slow consumer stops
+          // (and an upstream failure is reported) after the batch at hand, not after every
+          // queued one.
+          if (run.cancelled.load(std::memory_order_relaxed)) throw PipelineCancelled{};
           Slot<T>* slot = ins_[c]->Peek();
           if (slot == nullptr) break;
           progressed = true;
@@ -658,7 +675,8 @@ class TypedEdge final : public ChannelEdge<T> {
     }
     Partitioning k = kind;
     if (k == Partitioning::kForward && !one_to_one_) k = Partitioning::kRebalance;
-    return std::make_unique<Partitioner<T, KeyFn>>(k, std::move(outs), key_fn_, run.batch_size, up);
+    return std::make_unique<Partitioner<T, KeyFn>>(k, std::move(outs), key_fn_, run.batch_size, up,
+                                                   this->to->name);
   }
 
   void* PartitionerInput(TaskPart* p) override {
