@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <tuple>
@@ -465,6 +466,63 @@ TEST(WindowTest, IdleSourceInstancesDoNotHoldBackWindows) {
   Status st = p.Run();
   watchdog.join();
   EXPECT_EQ(st.message(), "operator 'sink' failed: windows fired");
+}
+
+// Instance 0 reads a bounded history (times 0..999) and ends; instance 1 stays idle.
+class HistoryAndIdleSource final : public Source<Rec> {
+ public:
+  Status Open(int instance, int) override {
+    instance_ = instance;
+    return Status::Ok();
+  }
+  barge::Result<SourceState> Next(Batch<Rec>& out, size_t) override {
+    if (instance_ == 1) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      return SourceState::kIdle;
+    }
+    if (next_time_ == 1000) return SourceState::kEnd;
+    for (int i = 0; i < 100; ++i) out.records.push_back({1, 1, next_time_++});
+    return SourceState::kMore;
+  }
+
+ private:
+  int instance_ = 0;
+  EventTime next_time_ = 0;
+};
+
+// Once the history has ended and the other input is idle, nothing holds event time back: the
+// history's complete windows fire (Flink's valve flushes the largest watermark), while the open
+// last window waits, since the idle input may still bring records for it.
+TEST(WindowTest, AnEndedInputBesideAnIdleOneStillFiresItsWindows) {
+  Pipeline p({.parallelism = 2});
+  std::mutex mu;
+  std::vector<EventTime> starts;
+  p.source<Rec>("history", [] { return std::make_unique<HistoryAndIdleSource>(); })
+      .with_timestamps([](const Rec& r) { return r.time; }, 0, std::chrono::milliseconds(20))
+      .key_by([](const Rec& r) { return r.key; })
+      .window(Tumbling{100})
+      .count()
+      .sink([&](const WindowResult<uint64_t, uint64_t>& r) {
+        std::lock_guard lock(mu);
+        starts.push_back(r.start);
+      });
+  std::thread watchdog([&] {
+    for (int i = 0; i < 100; ++i) {
+      {
+        std::lock_guard lock(mu);
+        if (starts.size() >= 9) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    p.Cancel();
+  });
+  (void)p.Run();
+  watchdog.join();
+  std::lock_guard lock(mu);
+  std::vector<EventTime> want;
+  for (EventTime t = 0; t < 900; t += 100) want.push_back(t);
+  EXPECT_EQ(starts, want);
 }
 
 TEST(WindowTest, LateRecordsAreCountedAndSentToTheSideOutput) {

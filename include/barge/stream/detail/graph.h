@@ -558,7 +558,7 @@ class InputGate final : public GateBase {
         return false;
       case SlotKind::kIdle:
         idle_[c] = true;
-        UpdateWatermark(c, wm_[c]);
+        UpdateWatermark(c, slot.watermark);
         return false;
       case SlotKind::kBarrier:
         barriers_[c] = slot.barrier_id;
@@ -566,7 +566,7 @@ class InputGate final : public GateBase {
         return false;
       case SlotKind::kEnd:
         ended_[c] = true;
-        UpdateWatermark(c, kMaxTime);
+        UpdateWatermark(c, slot.watermark);  // its last watermark stays, for the flush below
         MaybeForwardBarrier();
         return true;
     }
@@ -574,12 +574,17 @@ class InputGate final : public GateBase {
   }
 
   // The task's watermark is the minimum over inputs that are neither ended nor idle. When every
-  // live input is idle, the task's own output is idle.
+  // live input is idle, nothing holds event time back any more: as Flink's watermark valve does,
+  // the task flushes the largest watermark any input reached (an ended input counts with its last
+  // one, not with end of stream, so an idle input that resumes is not wholly late), then marks
+  // its own output idle.
   void UpdateWatermark(size_t c, EventTime w) {
     if (w > wm_[c]) wm_[c] = w;
     EventTime low = kMaxTime;
+    EventTime high = kMinTime;
     bool any_active = false, any_live = false;
     for (size_t i = 0; i < wm_.size(); ++i) {
+      if (wm_[i] != kMaxTime && wm_[i] > high) high = wm_[i];
       if (ended_[i]) continue;
       any_live = true;
       if (idle_[i]) continue;
@@ -587,6 +592,11 @@ class InputGate final : public GateBase {
       low = wm_[i] < low ? wm_[i] : low;
     }
     if (any_live && !any_active) {
+      if (high > emitted_) {
+        emitted_ = high;
+        head_->Watermark(high);
+        marked_idle_ = false;
+      }
       if (!marked_idle_) {
         marked_idle_ = true;
         head_->MarkIdle();
