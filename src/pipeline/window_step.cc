@@ -191,7 +191,11 @@ WindowStep::Window* WindowStep::CreateWindow(stream::WindowGrid::Start start) {
   w->fired = wm_ != kMinTime && w->max_timestamp() <= wm_;
   next_trigger_ = std::min(next_trigger_, Due(*w));
   Window* raw = w.get();
-  windows_.emplace(start, std::move(w));
+  const bool fired = w->fired;
+  auto it = windows_.emplace(start, std::move(w)).first;
+  // A window that has not fired starts after every fired one; it is the first unfired one when it
+  // starts before the others.
+  if (!fired && (unfired_ == windows_.end() || start < unfired_->first)) unfired_ = it;
   cached_ = raw;
   return raw;
 }
@@ -351,9 +355,16 @@ void WindowStep::FlushLate() {
   late_.Flush(metrics());
 }
 
+// Windows fire and are purged in the order of their starts (all have one size), and a window has
+// fired exactly when its end - 1 is at or below the watermark: the fired windows are a prefix of
+// windows_, up to unfired_. So the next trigger is the first unfired window's end or the first
+// window's purge time, and moving event time visits only the windows it fires or purges.
 void WindowStep::Recompute() {
   next_trigger_ = kMaxTime;
-  for (const auto& [start, w] : windows_) next_trigger_ = std::min(next_trigger_, Due(*w));
+  if (unfired_ != windows_.end()) next_trigger_ = unfired_->second->max_timestamp();
+  if (windows_.begin() != unfired_) {
+    next_trigger_ = std::min(next_trigger_, Due(*windows_.begin()->second));
+  }
 }
 
 void WindowStep::Advance(int64_t w) {
@@ -361,23 +372,21 @@ void WindowStep::Advance(int64_t w) {
   wm_ = w;
   Progress::Raise(ctx_.progress.window_watermark, w);
   if (w < next_trigger_) return;
-  for (auto it = windows_.begin(); it != windows_.end();) {
+  for (; unfired_ != windows_.end() && unfired_->second->max_timestamp() <= w; ++unfired_) {
+    Window& win = *unfired_->second;
+    entries_.resize(win.keys.size());
+    std::iota(entries_.begin(), entries_.end(), 0u);
+    EmitResults(win.keys, entries_.data(), win.slots.data(), win.keys.size(), win.start, win.end);
+    win.fired = true;
+  }
+  while (windows_.begin() != unfired_) {
+    auto it = windows_.begin();
     Window& win = *it->second;
-    if (win.max_timestamp() > w) break;  // by start, all of one size
-    if (!win.fired) {
-      entries_.resize(win.keys.size());
-      std::iota(entries_.begin(), entries_.end(), 0u);
-      EmitResults(win.keys, entries_.data(), win.slots.data(), win.keys.size(), win.start, win.end);
-      win.fired = true;
-    }
-    if (Late(win.max_timestamp()) || w == kMaxTime) {
-      for (uint32_t slot : win.slots) aggs_.Free(slot);
-      if (cached_ == &win) cached_ = nullptr;
-      spare_.push_back(std::move(it->second));
-      it = windows_.erase(it);
-    } else {
-      ++it;
-    }
+    if (!Late(win.max_timestamp()) && w != kMaxTime) break;
+    for (uint32_t slot : win.slots) aggs_.Free(slot);
+    if (cached_ == &win) cached_ = nullptr;
+    spare_.push_back(std::move(it->second));
+    windows_.erase(it);
   }
   Recompute();
 }

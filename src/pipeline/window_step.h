@@ -97,6 +97,8 @@ class WindowStep final : public BatchOperator {
   // Tumbling and sliding: windows by exact start.
   stream::WindowGrid grid_;
   std::map<stream::WindowGrid::Start, std::unique_ptr<Window>> windows_;
+  // The first window that has not fired; those before it have (see Recompute).
+  std::map<stream::WindowGrid::Start, std::unique_ptr<Window>>::iterator unfired_ = windows_.end();
   std::vector<std::unique_ptr<Window>> spare_;
   Window* cached_ = nullptr;
 
