@@ -55,6 +55,7 @@ class BlobWriter {
   std::unique_ptr<class Sha256> hash_;
   std::string digest_;  // set by Digest()
   int64_t size_ = 0;
+  int64_t started_ = 0;  // bytes whose writeback has been started
 };
 
 struct ImageList {
