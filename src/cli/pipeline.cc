@@ -1,9 +1,9 @@
 // barge pipeline validate|run SPEC.yaml: pipelines written as YAML specs with SQL expressions
 // (src/pipeline), run on the stream engine. This file parses options, prints the plan or the live
 // status, and turns Ctrl-C into a clean stop.
-#include <nlohmann/json.hpp>
 #include <fmt/core.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "pipeline/format.h"
 #include "pipeline/planner.h"
+#include "pipeline/stage.h"
 
 namespace barge::cli {
 namespace {
@@ -169,6 +170,7 @@ void RunPipeline(const PipelineArgs& args, Cli& cli) {
         fmt::print(stderr, "\nbarge: pipeline stopped by {} without waiting for blocked steps\n",
                    StopName(sig));
         std::fflush(stderr);
+        pipeline::RemoveStageFiles();
         std::_Exit(128 + sig);
       }
       auto now = std::chrono::steady_clock::now();
@@ -200,8 +202,8 @@ void RunPipeline(const PipelineArgs& args, Cli& cli) {
     fmt::print(stderr,
                "barge: pipeline stopped by {}: {} records in, {} out, {} bad, {} late, watermark "
                "{}, after {:.1f}s\n",
-               StopName(sig), progress.records_in, progress.records_out,
-               progress.bad, progress.late, Watermark(progress), seconds);
+               StopName(sig), progress.records_in, progress.records_out, progress.bad,
+               progress.late, Watermark(progress), seconds);
     cli.SetExitCode(128 + sig);
     return;
   }

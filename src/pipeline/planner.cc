@@ -238,7 +238,7 @@ std::vector<std::string> FieldNames(const Schema& s) {
 Result<std::vector<std::string>> Expand(const std::string& pattern) {
   if (pattern.find_first_of("*?[") == std::string::npos) return std::vector<std::string>{pattern};
   // A file whose name holds a glob character is read as named.
-  if (struct stat st {}; ::stat(pattern.c_str(), &st) == 0) return std::vector<std::string>{pattern};
+  if (struct stat st{}; ::stat(pattern.c_str(), &st) == 0) return std::vector<std::string>{pattern};
   glob_t g{};
   int rc = ::glob(pattern.c_str(), GLOB_ERR, nullptr, &g);
   std::vector<std::string> out;
@@ -386,10 +386,9 @@ class SpecPipeline::Builder {
             Result<std::vector<FieldSpec>> inferred =
                 InferSchema(*sample, complete, format, plan.inputs[i].name);
             if (!inferred.ok()) return Fail(s.path.pos, inferred.status().message());
-            const bool typed = std::any_of(inferred->begin(), inferred->end(),
-                                           [](const FieldSpec& f) {
-                                             return f.field.type != Type::kNull;
-                                           });
+            const bool typed =
+                std::any_of(inferred->begin(), inferred->end(),
+                            [](const FieldSpec& f) { return f.field.type != Type::kNull; });
             if (i == 0 || typed) fields = std::move(*inferred);
             if (typed) break;
           }
@@ -756,7 +755,8 @@ class SpecPipeline::Builder {
     passthrough_ = false;
     StageConfig& c = plan.stage;
     c.label = plan.label;
-    c.display = "stage '" + g.image.value + "'";
+    // "step 2 'clean' (stage 'doubler:1')": unambiguous when two stages run one image.
+    c.display = plan.label.substr(0, plan.label.rfind(" (")) + " (stage '" + g.image.value + "')";
     c.root = p_.options_.root;
     c.container.image = g.image.value;
     c.container.command = g.command;

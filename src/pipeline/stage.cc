@@ -85,6 +85,30 @@ const char* WireTypeName(uint32_t t) {
   return "unknown";
 }
 
+// write(2) to a pipe whose reader may be gone: EPIPE comes back as an error instead of a SIGPIPE
+// that would end the whole process (the signal is blocked for this thread during the call, and a
+// pending one is taken back).
+ssize_t WriteNoSigpipe(int fd, const void* data, size_t size) {
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  sigset_t pending;
+  sigemptyset(&pending);
+  ::sigpending(&pending);
+  const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+  ::pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  ssize_t n = ::write(fd, data, size);
+  const int err = errno;
+  if (n < 0 && err == EPIPE && !was_pending) {
+    const timespec zero{0, 0};
+    while (::sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = err;
+  return n;
+}
+
 // A ring file barge made on the tmpfs, mapped.
 class RingFile {
  public:
@@ -93,8 +117,17 @@ class RingFile {
     // Readable and writable by the stage's user whatever it is; the directory above is barge's.
     ::fchmod(fd.get(), 0666);
     size_t bytes = BARGE_RING_HEADER_BYTES + capacity;
-    if (::ftruncate(fd.get(), static_cast<off_t>(bytes)) != 0) {
-      return ErrnoError("size ring file " + path);
+    // Reserved now: a tmpfs that runs out of room later would kill barge or the stage with SIGBUS
+    // when a page is first touched.
+    if (int err = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(bytes)); err != 0) {
+      if (err == ENOSPC) {
+        return Status(StatusCode::kIoError,
+                      fmt::format("no room in /dev/shm for a stage ring of {} MiB (each replica "
+                                  "needs two): free space there, or set a smaller ring: in the "
+                                  "stage",
+                                  bytes >> 20));
+      }
+      return ErrnoError("size ring file " + path, err);
     }
     // Pre-faulted: touching fresh pages on the steady path costs more than the copy itself.
     void* p =
@@ -185,38 +218,56 @@ class LogRelay {
   std::deque<std::string> last_;
 };
 
-// Reads a reply's column into `c` (of the field's type), checking every offset against the
-// message. Empty string when it is sound; else what is wrong.
-std::string ReadColumn(const barge_msg* m, const barge_column& wc, Column& c) {
-  const uint64_t rows = m->rows, bytes = m->bytes;
+// A name from a stage's reply, for an error message: control and non-ASCII bytes as \xNN, at
+// most 64 of them.
+std::string Printable(std::string_view name) {
+  std::string out;
+  for (size_t i = 0; i < name.size() && i < 64; ++i) {
+    auto c = static_cast<unsigned char>(name[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("\\x{:02x}", c);
+    }
+  }
+  if (name.size() > 64) out += "...";
+  return out;
+}
+
+// Reads a reply's column into `c` (of the field's type). `m` lies in memory the stage can still
+// write, so each value is read once, into barge's own memory, and checked there: `hdr` and `wc`
+// are barge's copies of the message and column headers, and `hdr.rows <= hdr.bytes` was checked.
+// Empty string when it is sound; else what is wrong.
+std::string ReadColumn(const barge_msg* m, const barge_msg& hdr, const barge_column& wc,
+                       Column& c) {
+  const uint64_t rows = hdr.rows, bytes = hdr.bytes;
   auto within = [&](uint64_t offset, uint64_t size) {
     return offset >= sizeof(barge_msg) && offset <= bytes && size <= bytes - offset;
   };
   const bool varchar = wc.type == BARGE_TYPE_VARCHAR;
   const uint64_t width = barge_type_width(wc.type);
-  uint64_t values = varchar ? (rows + 1) * 4 : rows * width;
+  const uint64_t values = varchar ? (rows + 1) * 4 : rows * width;  // rows <= bytes: no overflow
   if (!within(wc.values_offset, values)) return "values outside the message";
   c.Resize(0);
   if (varchar) {
-    const auto* off = static_cast<const uint32_t*>(barge_msg_at(m, wc.values_offset));
-    if (!within(wc.data_offset, wc.data_bytes) || off[0] != 0 || off[rows] > wc.data_bytes) {
-      return "string data outside the message";
-    }
-    for (uint64_t i = 0; i < rows; ++i) {
-      if (off[i + 1] < off[i]) return "string offsets that go backwards";
-    }
+    if (!within(wc.data_offset, wc.data_bytes)) return "string data outside the message";
     Buffer<uint32_t>& o = c.mutable_offsets();
-    o.assign(off, off + rows + 1);
+    const auto* off = static_cast<const uint32_t*>(barge_msg_at(m, wc.values_offset));
+    o.assign(off, off + rows + 1);  // copied first, then checked in barge's memory
+    if (o[0] != 0 || o[rows] > wc.data_bytes) return "string offsets outside the data";
+    for (uint64_t i = 0; i < rows; ++i) {
+      if (o[i + 1] < o[i]) return "string offsets that go backwards";
+    }
     Buffer<char>& d = c.mutable_bytes();
     const char* data = static_cast<const char*>(barge_msg_at(m, wc.data_offset));
-    d.assign(data, data + off[rows]);
+    d.assign(data, data + o[rows]);
     c.Resize(rows);
   } else {
     c.Resize(rows);
     void* dst = c.type() == Type::kBool     ? static_cast<void*>(c.bools())
                 : c.type() == Type::kDouble ? static_cast<void*>(c.doubles())
                                             : static_cast<void*>(c.ints());
-    std::memcpy(dst, barge_msg_at(m, wc.values_offset), values);
+    if (values != 0) std::memcpy(dst, barge_msg_at(m, wc.values_offset), values);
     if (c.type() == Type::kBool) {
       for (uint64_t i = 0; i < rows; ++i) c.bools()[i] = c.bools()[i] != 0;
     }
@@ -329,7 +380,7 @@ class StageReplica {
  public:
   StageReplica(StageGroup& group, int index, int count)
       : group_(group), config_(group.config()), index_(index), count_(count) {
-    name_ = fmt::format("{}[{}]", config_.display, index);
+    name_ = fmt::format("{} replica {}", config_.display, index);
     same_fields_ = *config_.input == *config_.output;
   }
   ~StageReplica() { Stop(); }
@@ -471,7 +522,9 @@ class StageReplica {
   Status Prepare() {
     ASSIGN_OR_RETURN(std::string dir, group_.Dir());
     dir_ = dir + "/" + std::to_string(index_);
-    if (::mkdir(dir_.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoError("mkdir " + dir_);
+    // Any user the stage runs as opens its rings (0666) by their documented names; the group's
+    // directory above (0700) keeps everyone else out.
+    if (::mkdir(dir_.c_str(), 0711) != 0 && errno != EEXIST) return ErrnoError("mkdir " + dir_);
     if (config_.protocol == StageSpec::Protocol::kShm) {
       ASSIGN_OR_RETURN(in_, RingFile::Create(dir_ + "/in", config_.ring_bytes));
       ASSIGN_OR_RETURN(out_, RingFile::Create(dir_ + "/out", config_.ring_bytes));
@@ -541,6 +594,7 @@ class StageReplica {
       write_entry_ = 0;  // everything unanswered is written again
       write_offset_ = 0;
       read_buf_.clear();
+      scanned_ = 0;
     }
     return Status::Ok();
   }
@@ -557,9 +611,7 @@ class StageReplica {
     std::string tail = log_ ? log_->Tail() : "";
     log_.reset();
     if (exit.ok() && why.empty()) {
-      detail = exit->oom_killed ? "was OOM-killed (memory limit " + config_.container.memory + ")"
-                                : "exited with code " + std::to_string(exit->exit_code) +
-                                      " before the end of its input";
+      detail = ExitText(*exit) + (exit->oom_killed ? "" : " before the end of its input");
     }
     if (!tail.empty()) detail += "; last output: " + tail;
     if (restarts_ >= config_.restart) {
@@ -582,6 +634,7 @@ class StageReplica {
       in->consumer_sleeping.store(0);
       out->tail.store(0);
       out->head.store(0);
+      out_head_ = 0;
       out->ack.store(0);
       out->producer_sleeping.store(0);
       out->closed.store(0);
@@ -595,6 +648,17 @@ class StageReplica {
       }
     }
     return StartContainer();
+  }
+
+  // How the replica's container ended, for messages.
+  std::string ExitText(const runtime::ExitInfo& exit) const {
+    if (exit.oom_killed) return "was OOM-killed (memory limit " + config_.container.memory + ")";
+    if (exit.signal != 0) {
+      const char* abbrev = ::sigabbrev_np(exit.signal);
+      return fmt::format("was killed by SIG{} (exit code {})", abbrev != nullptr ? abbrev : "?",
+                         exit.exit_code);
+    }
+    return "exited with code " + std::to_string(exit.exit_code);
   }
 
   Status Failed(std::string message) {
@@ -653,14 +717,15 @@ class StageReplica {
   }
 
   Result<stream::SourceState> ReceiveShm(stream::Batch<BatchPtr>& out, stream::EventTime& wm) {
-    barge_ring* r = out_->ring();
     const auto deadline = Clock::now() + std::chrono::milliseconds(100);
+    barge_msg hdr;
+    std::string bad;
     for (;;) {
-      const barge_msg* m = barge_ring_peek(r, 0);
-      if (m == nullptr) {
+      const barge_msg* m = PeekReply(0, hdr, bad);
+      if (m == nullptr && bad.empty()) {
         // Nothing yet: replies come back as they are done; sleep briefly, watching the replica.
         if (container_.Exited()) {
-          if (barge_ring_peek(r, 0) != nullptr) continue;  // it wrote before dying
+          if (PeekReply(0, hdr, bad) != nullptr || !bad.empty()) continue;  // written before dying
           RETURN_IF_ERROR(Recover(""));
           continue;
         }
@@ -668,32 +733,30 @@ class StageReplica {
         int left = static_cast<int>(
             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
         if (left <= 0) return stream::SourceState::kIdle;
-        m = barge_ring_peek(r, std::min(left, 20));
-        if (m == nullptr) continue;
+        m = PeekReply(std::min(left, 20), hdr, bad);
+        if (m == nullptr && bad.empty()) continue;
       }
-      std::string bad = Check(m, r->h->capacity);
       Pending* front = Front();
+      if (bad.empty() && (hdr.kind < BARGE_MSG_BATCH || hdr.kind > BARGE_MSG_END)) {
+        bad = fmt::format("a message of unknown kind {}", hdr.kind);
+      }
       if (bad.empty() && front == nullptr) bad = "replied when nothing was asked";
-      if (bad.empty() && m->seq != front->seq) {
-        bad = fmt::format("answered message {} while {} was the oldest unanswered", m->seq,
+      if (bad.empty() && hdr.seq != front->seq) {
+        bad = fmt::format("answered message {} while {} was the oldest unanswered", hdr.seq,
                           front->seq);
       }
-      if (bad.empty() && m->kind != front->kind) {
-        bad = fmt::format("answered message {} with a {} message", front->seq, m->kind);
+      if (bad.empty() && hdr.kind != front->kind) {
+        bad = fmt::format("answered message {} with a {} message", front->seq, hdr.kind);
       }
-      if (bad.empty() && m->kind == BARGE_MSG_BATCH) bad = ReadReply(m, *front);
+      if (bad.empty() && hdr.kind == BARGE_MSG_BATCH) bad = ReadReply(m, hdr, *front);
       if (!bad.empty()) {
         RETURN_IF_ERROR(Recover("broke the protocol: " + bad));
+        bad.clear();
         continue;
       }
-      const uint32_t kind = m->kind;
-      const bool last = (m->flags & BARGE_FLAG_LAST) != 0;
-      const int64_t value = m->value;
-      barge_ring_release(r, m);
-      r->h->ack.store(r->h->head.load(std::memory_order_relaxed), std::memory_order_release);
-      barge_ring_bell(&r->h->producer_sleeping, &r->h->space_seq);
-      if (kind == BARGE_MSG_BATCH) {
-        if (!last) continue;
+      ConsumeReply(hdr.bytes);
+      if (hdr.kind == BARGE_MSG_BATCH) {
+        if ((hdr.flags & BARGE_FLAG_LAST) == 0) continue;
         for (BatchPtr& part : parts_) {
           if (part->rows > 0) out.records.push_back(std::move(part));
         }
@@ -703,47 +766,97 @@ class StageReplica {
         continue;
       }
       PopFront();
-      if (kind == BARGE_MSG_WATERMARK) {
-        wm = std::max(wm, value);
+      if (hdr.kind == BARGE_MSG_WATERMARK) {
+        wm = std::max(wm, hdr.value);
         return stream::SourceState::kMore;
       }
-      if (kind == BARGE_MSG_END) {
+      if (hdr.kind == BARGE_MSG_END) {
         ended_ = true;
         return Finish(out);
       }
     }
   }
 
-  // A message's frame: kind, size and, for batches, that the column table fits.
-  static std::string Check(const barge_msg* m, uint64_t capacity) {
-    if (m->bytes < BARGE_ALIGN || m->bytes % BARGE_ALIGN != 0 || m->bytes > capacity / 2) {
-      return fmt::format("a message of {} bytes", m->bytes);
+  // The next message of the out ring. The stage can write that memory at any time, so barge keeps
+  // its own read position (out_head_) and capacity, copies the message header into `hdr` before
+  // checking it, and never follows a size or offset from the ring outside the ring. Skips padding.
+  // nullptr with `bad` empty: nothing within `timeout_ms`; with `bad` set: what is wrong.
+  const barge_msg* PeekReply(int timeout_ms, barge_msg& hdr, std::string& bad) {
+    static_assert(sizeof(barge_msg) == BARGE_ALIGN);
+    barge_ring* r = out_->ring();
+    barge_ring_header* h = r->h;
+    const uint64_t cap = r->mask + 1;
+    for (;;) {
+      const uint64_t tail = h->tail.load(std::memory_order_acquire);
+      if (tail == out_head_) {
+        if (timeout_ms == 0) return nullptr;
+        uint32_t seen = h->data_seq.load(std::memory_order_acquire);
+        h->consumer_sleeping.store(1, std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (h->tail.load(std::memory_order_acquire) == out_head_) {
+          barge_futex_wait(&h->data_seq, seen, timeout_ms);
+        }
+        h->consumer_sleeping.store(0, std::memory_order_relaxed);
+        timeout_ms = 0;
+        continue;
+      }
+      if (tail - out_head_ > cap) {
+        bad = fmt::format("moved its ring's tail to {} when barge had read up to {}", tail,
+                          out_head_);
+        return nullptr;
+      }
+      const uint64_t at = out_head_ & r->mask;  // a multiple of 64: so is every size taken
+      const auto* m = reinterpret_cast<const barge_msg*>(r->data + at);
+      std::memcpy(&hdr, m, sizeof hdr);
+      if (hdr.bytes < BARGE_ALIGN || hdr.bytes % BARGE_ALIGN != 0 || hdr.bytes > cap - at ||
+          hdr.bytes > tail - out_head_) {
+        bad = fmt::format("a message of {} bytes at {} of a ring of {} with {} published",
+                          hdr.bytes, at, cap, tail - out_head_);
+        return nullptr;
+      }
+      if (hdr.kind == BARGE_MSG_PAD) {
+        ConsumeReply(hdr.bytes);
+        continue;
+      }
+      return m;
     }
-    if (m->kind < BARGE_MSG_BATCH || m->kind > BARGE_MSG_END) {
-      return fmt::format("a message of unknown kind {}", m->kind);
-    }
-    if (m->kind == BARGE_MSG_BATCH &&
-        sizeof(barge_msg) + static_cast<uint64_t>(m->columns) * sizeof(barge_column) > m->bytes) {
-      return fmt::format("a batch of {} columns in {} bytes", m->columns, m->bytes);
-    }
-    return {};
   }
 
-  // Reads one reply (part) for `front` into parts_, in the stage's output schema. Empty when
-  // sound; else what is wrong.
-  std::string ReadReply(const barge_msg* m, const Pending& front) {
+  // Done with the message at the read position: its space goes back to the stage.
+  void ConsumeReply(uint64_t bytes) {
+    barge_ring_header* h = out_->h();
+    out_head_ += bytes;
+    h->head.store(out_head_, std::memory_order_release);
+    h->ack.store(out_head_, std::memory_order_release);
+    barge_ring_bell(&h->producer_sleeping, &h->space_seq);
+  }
+
+  // Reads one reply (part) for `front` into parts_, in the stage's output schema. `hdr` is barge's
+  // copy of the message header (PeekReply checked its size); everything else is copied out of
+  // the ring before it is checked. Empty when sound; else what is wrong.
+  std::string ReadReply(const barge_msg* m, const barge_msg& hdr, const Pending& front) {
+    if (sizeof(barge_msg) + uint64_t{hdr.columns} * sizeof(barge_column) > hdr.bytes) {
+      return fmt::format("a batch of {} columns in {} bytes", hdr.columns, hdr.bytes);
+    }
+    // Every column holds at least a byte per row: more rows than bytes cannot be sound.
+    if (hdr.rows > hdr.bytes)
+      return fmt::format("a batch of {} rows in {} bytes", hdr.rows, hdr.bytes);
+    auto within = [&](uint64_t offset, uint64_t size) {
+      return offset >= sizeof(barge_msg) && offset <= hdr.bytes && size <= hdr.bytes - offset;
+    };
     const Schema& schema = *config_.output;
     BatchPtr ptr = group_.ctx().pool.Get(config_.output);
     RecordBatch& b = *ptr;
-    const barge_column* row_map = nullptr;
-    std::vector<const barge_column*> found(schema.fields.size(), nullptr);
-    for (uint32_t i = 0; i < m->columns; ++i) {
-      const barge_column* c = barge_msg_column(m, i);
-      if (c->name_offset + c->name_bytes > m->bytes) return "a column name outside the message";
-      std::string_view name(static_cast<const char*>(barge_msg_at(m, c->name_offset)),
-                            c->name_bytes);
+    std::optional<barge_column> row_map;
+    std::vector<std::optional<barge_column>> found(schema.fields.size());
+    std::string name;
+    for (uint32_t i = 0; i < hdr.columns; ++i) {
+      barge_column c;
+      std::memcpy(&c, barge_msg_column(m, i), sizeof c);
+      if (!within(c.name_offset, c.name_bytes)) return "a column name outside the message";
+      name.assign(static_cast<const char*>(barge_msg_at(m, c.name_offset)), c.name_bytes);
       if (name == "__row") {
-        if (c->type != BARGE_TYPE_ROW) return "a \"__row\" column that is not of type ROW";
+        if (c.type != BARGE_TYPE_ROW) return "a \"__row\" column that is not of type ROW";
         row_map = c;
         continue;
       }
@@ -752,34 +865,36 @@ class StageReplica {
         return fmt::format(
             "returned field '{}', which the stage's output does not declare "
             "(declare it with output: in the spec)",
-            name);
+            Printable(name));
       }
       Type want = schema.fields[static_cast<size_t>(k)].type;
-      if (c->type != WireType(want)) {
-        return fmt::format("returned field '{}' as {}, but the stage's output says {}", name,
-                           WireTypeName(c->type), TypeName(want));
+      if (c.type != WireType(want)) {
+        return fmt::format("returned field '{}' as {}, but the stage's output says {}",
+                           Printable(name), WireTypeName(c.type), TypeName(want));
       }
       found[static_cast<size_t>(k)] = c;
     }
     for (size_t k = 0; k < found.size(); ++k) {
-      if (found[k] == nullptr) {
+      if (!found[k]) {
         return fmt::format("returned no field '{}' (the stage's output declares it)",
                            schema.fields[k].name);
       }
-      std::string bad = ReadColumn(m, *found[k], b.columns[k]);
+      std::string bad = ReadColumn(m, hdr, *found[k], b.columns[k]);
       if (!bad.empty()) return "field '" + schema.fields[k].name + "': " + bad;
     }
-    b.rows = m->rows;
+    b.rows = hdr.rows;
     auto gather = [&](const Buffer<int64_t>& from, Buffer<int64_t>& to, const uint32_t* map) {
       if (from.empty()) return;
       to.resize(b.rows);
       for (size_t r = 0; r < b.rows; ++r) to[r] = from[map != nullptr ? map[r] : r];
     };
     const uint32_t* map = nullptr;
-    if (row_map != nullptr) {
-      if (row_map->values_offset + b.rows * 4 > m->bytes)
+    if (row_map) {
+      if (!within(row_map->values_offset, b.rows * 4))
         return "a \"__row\" column outside the message";
-      map = static_cast<const uint32_t*>(barge_msg_at(m, row_map->values_offset));
+      const auto* shared = static_cast<const uint32_t*>(barge_msg_at(m, row_map->values_offset));
+      row_map_.assign(shared, shared + b.rows);  // copied first, then checked
+      map = row_map_.data();
       for (size_t r = 0; r < b.rows; ++r) {
         if (map[r] >= front.rows) {
           return fmt::format("\"__row\" names input row {} of a batch of {}", map[r], front.rows);
@@ -799,14 +914,32 @@ class StageReplica {
   }
 
   // After END: the replica exits by itself; a few seconds' grace, then it is killed.
+  // A replica that exits with an error after answering everything fails the pipeline, as a
+  // container whose command fails does.
   Result<stream::SourceState> Finish(stream::Batch<BatchPtr>&) {
+    if (config_.protocol == StageSpec::Protocol::kLines) RETURN_IF_ERROR(DrainAfterEnd());
     auto deadline = Clock::now() + std::chrono::seconds(10);
     while (!container_.Exited() && Clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    if (!container_.Exited()) (void)container_.Signal(SIGKILL);
-    std::lock_guard lock(mu_);
-    if (container_.running()) (void)container_.Finish();
+    bool killed = false;
+    if (!container_.Exited()) {
+      std::string note =
+          "barge: " + name_ + " did not exit within 10 s of the end of its input; killing it\n";
+      (void)!::write(STDERR_FILENO, note.data(), note.size());
+      (void)container_.Signal(SIGKILL);
+      killed = true;
+    }
+    Result<runtime::ExitInfo> exit = runtime::ExitInfo{};
+    {
+      std::lock_guard lock(mu_);
+      if (container_.running()) exit = container_.Finish();
+    }
+    if (!killed && exit.ok() && (exit->exit_code != 0 || exit->oom_killed)) {
+      std::string tail = log_ ? log_->Tail() : "";
+      return Failed(name_ + " " + ExitText(*exit) + " after the end of its input" +
+                    (tail.empty() ? "" : "; last output: " + tail));
+    }
     return stream::SourceState::kEnd;
   }
 
@@ -855,9 +988,11 @@ class StageReplica {
 
   Result<stream::SourceState> ReceiveLines(stream::Batch<BatchPtr>& out, stream::EventTime& wm) {
     if (!decoder_) {
-      std::vector<bool> optional(config_.output->fields.size(), true);
-      ASSIGN_OR_RETURN(decoder_,
-                       RowDecoder::Make({Format::kJsonl, ',', false}, config_.output, optional));
+      // Every declared field, and no other, as the shm protocol checks (null is a NULL).
+      std::vector<bool> optional(config_.output->fields.size(), false);
+      TextFormat format{Format::kJsonl, ',', false};
+      format.only_schema_fields = true;
+      ASSIGN_OR_RETURN(decoder_, RowDecoder::Make(format, config_.output, optional));
     }
     const auto deadline = Clock::now() + std::chrono::milliseconds(100);
     for (;;) {
@@ -918,8 +1053,8 @@ class StageReplica {
         write_offset_ = 0;
         continue;
       }
-      ssize_t n =
-          ::write(stdin_.get(), p.text.data() + write_offset_, p.text.size() - write_offset_);
+      ssize_t n = WriteNoSigpipe(stdin_.get(), p.text.data() + write_offset_,
+                                 p.text.size() - write_offset_);
       if (n < 0) {
         if (errno == EAGAIN || errno == EINTR) break;
         if (errno == EPIPE) break;  // it exited: the read side notices and restarts it
@@ -953,6 +1088,12 @@ class StageReplica {
         Pending& p = pending_lines_.front();
         if (p.kind == BARGE_MSG_END) {
           if (!stdin_closed_) break;  // written (stdin closed) first
+          if (start < read_buf_.size()) {
+            read_buf_.clear();
+            scanned_ = 0;
+            lock.unlock();
+            return Failed(name_ + " " + kExtraLines);
+          }
           ended_ = true;
           PopFrontLine();
           *progressed = true;
@@ -963,12 +1104,25 @@ class StageReplica {
         *progressed = true;
         continue;
       }
-      size_t nl = read_buf_.find('\n', start);
-      if (nl == std::string::npos) break;
+      size_t nl = read_buf_.find('\n', std::max(start, scanned_));
+      if (nl == std::string::npos) {
+        if (read_buf_.size() - start > kMaxRecordBytes) {
+          read_buf_.clear();
+          scanned_ = 0;
+          lock.unlock();
+          return Recover(fmt::format(
+              "broke the protocol: wrote an answer longer than {} bytes without a newline",
+              kMaxRecordBytes));
+        }
+        scanned_ = read_buf_.size();  // the next search starts where this one ended
+        break;
+      }
       if (pending_lines_.empty()) {
-        read_buf_.erase(0, start);
+        // Answers already went on matched with later rows: no restart can undo that.
+        read_buf_.clear();
+        scanned_ = 0;
         lock.unlock();
-        return Recover("broke the protocol: wrote a line for no record");
+        return Failed(name_ + " " + kExtraLines);
       }
       Pending& p = pending_lines_.front();
       std::string_view line(read_buf_.data() + start, nl - start);
@@ -1035,6 +1189,29 @@ class StageReplica {
       *progressed = true;
     }
     read_buf_.erase(0, start);
+    scanned_ = scanned_ > start ? scanned_ - start : 0;
+    return Status::Ok();
+  }
+
+  static constexpr const char* kExtraLines =
+      "broke the protocol: wrote more lines than it was given records (the lines protocol "
+      "answers each line in with exactly one line out; an empty line drops the record)";
+
+  // After END was answered: whatever the replica still writes to stdout breaks the protocol; it
+  // is read (so the replica is never blocked writing it) until the replica closes stdout.
+  Status DrainAfterEnd() {
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    char chunk[1 << 16];
+    while (stdout_ && Clock::now() < deadline) {
+      pollfd fd{stdout_.get(), POLLIN, 0};
+      int n = ::poll(&fd, 1, 50);
+      if (n < 0 && errno != EINTR) break;
+      if (n <= 0) continue;
+      ssize_t got = ::read(stdout_.get(), chunk, sizeof chunk);
+      if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (got <= 0) break;  // closed: the replica is done
+      return Failed(name_ + " " + kExtraLines);
+    }
     return Status::Ok();
   }
 
@@ -1057,9 +1234,11 @@ class StageReplica {
   std::deque<Pending> pending_;
   runtime::OwnedContainer container_;
   std::unique_ptr<LogRelay> log_;
-  uint64_t next_seq_ = 1;        // input side
-  JsonRowWriter json_;           // lines protocol: the JSON of each input row
-  std::vector<BatchPtr> parts_;  // output side: parts of the reply being read
+  uint64_t next_seq_ = 1;          // input side
+  JsonRowWriter json_;             // lines protocol: the JSON of each input row
+  std::vector<BatchPtr> parts_;    // output side: parts of the reply being read
+  uint64_t out_head_ = 0;          // output side: barge's read position in the out ring
+  std::vector<uint32_t> row_map_;  // output side: a reply's "__row" column, copied
   int restarts_ = 0;
   bool ended_ = false;
 
@@ -1077,11 +1256,26 @@ class StageReplica {
   bool stdin_closed_ = false;
   UniqueFd stdin_, stdout_;
   std::string read_buf_;
+  size_t scanned_ = 0;  // read_buf_ holds no newline before this (past the last line taken)
   std::unique_ptr<RowDecoder> decoder_;
   bool same_fields_ = false;  // the stage returns the fields it is given
 };
 
 // ---- The group
+
+namespace {
+
+// Every group's directory in /dev/shm, for RemoveStageFiles.
+std::mutex g_dirs_mu;
+std::vector<std::string> g_dirs;
+
+}  // namespace
+
+void RemoveStageFiles() {
+  std::lock_guard lock(g_dirs_mu);
+  for (const std::string& d : g_dirs) (void)RemoveTree(d);
+  g_dirs.clear();
+}
 
 StageGroup::StageGroup(StageConfig config, RunContext& ctx, int replicas)
     : config_(std::move(config)), ctx_(ctx), store_(config_.root) {
@@ -1092,7 +1286,10 @@ StageGroup::StageGroup(StageConfig config, RunContext& ctx, int replicas)
 
 StageGroup::~StageGroup() {
   replicas_.clear();
-  if (!dir_.empty()) (void)RemoveTree(dir_);
+  if (dir_.empty()) return;
+  (void)RemoveTree(dir_);
+  std::lock_guard lock(g_dirs_mu);
+  std::erase(g_dirs, dir_);
 }
 
 Result<std::string> StageGroup::Dir() {
@@ -1123,7 +1320,9 @@ Result<std::string> StageGroup::Dir() {
       TempDir dir,
       TempDir::MakeIn(base, prefix + std::to_string(self) + "-" +
                                 std::to_string(runtime::ProcessStartTime(self)) + "-"));
-  ::chmod(dir.path().c_str(), 0711);  // replicas see only their own directory, bind-mounted
+  // barge's alone: each replica reaches its own directory through a bind mount, and no other user
+  // of the host can reach any ring.
+  ::chmod(dir.path().c_str(), 0700);
   // The SDKs every replica may import, without the image having to copy them.
   const std::string sdk = dir.path() + "/sdk";
   if (::mkdir(sdk.c_str(), 0755) != 0) return ErrnoError("mkdir " + sdk);
@@ -1131,6 +1330,8 @@ Result<std::string> StageGroup::Dir() {
                             std::string_view(reinterpret_cast<const char*>(detail::kPythonStageSdk),
                                              detail::kPythonStageSdk_size)));
   dir_ = dir.Release();
+  std::lock_guard dirs_lock(g_dirs_mu);
+  g_dirs.push_back(dir_);
   return dir_;
 }
 

@@ -27,7 +27,7 @@ namespace barge::pipeline {
 
 struct StageConfig {
   std::string label;    // "step 3 (stage)"
-  std::string display;  // "stage 'doubler:1'", for messages
+  std::string display;  // "step 2 (stage 'doubler:1')", for messages
   std::string root;     // the barge root (images, container state, volumes)
   launch::ContainerOptions container;
   StageSpec::Protocol protocol = StageSpec::Protocol::kShm;
@@ -47,6 +47,10 @@ class StageReplica;
 // The replicas of one stage step, shared by its StageInput operators and StageOutput sources.
 // Owns the containers and the shared-memory files: destroying it stops every replica and removes
 // them.
+// Removes every stage group's files in /dev/shm now, for a process about to leave without
+// running destructors (the forced stop of `barge pipeline run`).
+void RemoveStageFiles();
+
 class StageGroup {
  public:
   StageGroup(StageConfig config, RunContext& ctx, int replicas);

@@ -176,7 +176,7 @@ TEST_F(StageTest, WithoutRestartsACrashStopsThePipelineNamingTheReplica) {
   Outcome got = Run(std::string(kSource) + Stage("crash", "      restart: 2\n") + kWindow);
   ASSERT_FALSE(got.status.ok());
   EXPECT_NE(got.status.message().find(
-                "stage 'faults:1'[0] exited with code 3 before the end of its input; last "
+                "(stage 'faults:1') replica 0 exited with code 3 before the end of its input; last "
                 "output: faulty stage: giving up on batch 1 (after 2 restarts)"),
             std::string::npos)
       << got.status.message();
@@ -185,10 +185,80 @@ TEST_F(StageTest, WithoutRestartsACrashStopsThePipelineNamingTheReplica) {
 TEST_F(StageTest, GarbageIsAProtocolErrorNamingTheReplica) {
   Outcome got = Run(std::string(kSource) + Stage("garbage") + kWindow);
   ASSERT_FALSE(got.status.ok());
-  EXPECT_NE(got.status.message().find("stage 'faults:1'[0] broke the protocol: a message of "
-                                      "unknown kind 77"),
-            std::string::npos)
+  EXPECT_NE(
+      got.status.message().find("(stage 'faults:1') replica 0 broke the protocol: a message of "
+                                "unknown kind 77"),
+      std::string::npos)
       << got.status.message();
+}
+
+// A stage writes the memory barge reads its replies from: whatever it writes there, barge stops
+// with a protocol error naming the replica, never reading outside the ring or hanging.
+TEST_F(StageTest, MalformedRepliesAreProtocolErrorsNotCrashes) {
+  for (const char* how :
+       {"padzero", "padhuge", "nameovf", "rowsovf", "columnsovf", "offsets", "tailjump"}) {
+    Outcome got = Run(std::string(kSource) + Stage(std::string("evil, EVIL: ") + how) + kWindow);
+    ASSERT_FALSE(got.status.ok()) << how;
+    EXPECT_NE(got.status.message().find("(stage 'faults:1') replica 0 broke the protocol: "),
+              std::string::npos)
+        << how << ": " << got.status.message();
+  }
+}
+
+// The rings are barge's and the replica's only: the group's directory in /dev/shm is closed to
+// every other user, and a forced stop removes it (RemoveStageFiles).
+TEST_F(StageTest, RingDirectoriesAreClosedToOthersAndRemovedOnAForcedStop) {
+  RunContext ctx;
+  StageConfig config;
+  config.root = root_->path();
+  auto group = std::make_unique<StageGroup>(config, ctx, 0);
+  Result<std::string> dir = group->Dir();
+  ASSERT_TRUE(dir.ok()) << dir.status().message();
+  struct stat st {};
+  ASSERT_EQ(::stat(dir->c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  RemoveStageFiles();
+  EXPECT_NE(::stat(dir->c_str(), &st), 0);
+  group.reset();  // its directory is already gone: nothing left to do
+}
+
+// The lines protocol's contract, checked: one line back per line in, the declared fields and no
+// others, a bounded answer, a clean exit; a replica that stops reading is a replica failure,
+// never a SIGPIPE for barge.
+TEST_F(StageTest, LinesStagesThatBreakTheContractAreErrors) {
+  const std::string source =
+      "source:\n  generate: {records: 5000, keys: 10}\nsteps:\n  - select: {id: id, key: key}\n";
+  auto stage = [](const std::string& command, const std::string& extra = "") {
+    return "  - stage:\n      image: busybox\n      protocol: lines\n      command: [sh, -c, '" +
+           command + "']\n" + extra;
+  };
+  struct Case {
+    std::string what, stage, want;
+  };
+  const std::vector<Case> cases = {
+      {"two lines per line", stage("awk \"{print; print; fflush()}\""),
+       "broke the protocol: wrote more lines than it was given records"},
+      {"a missing field", stage("awk \"{print \\\"{\\\\\\\"id\\\\\\\":7}\\\"; fflush()}\""),
+       "missing field 'key'"},
+      {"an undeclared field",
+       stage("awk \"{print "
+             "\\\"{\\\\\\\"id\\\\\\\":7,\\\\\\\"key\\\\\\\":1,\\\\\\\"extra\\\\\\\":1}\\\"; "
+             "fflush()}\""),
+       "field 'extra' is not declared"},
+      {"an endless answer", stage("exec tr -d \"\\\\n\" </dev/zero"),
+       "wrote an answer longer than"},
+      {"a failing exit after the end", stage("cat; exit 4"),
+       "exited with code 4 after the end of its input"},
+      {"stdin closed early", stage("exec 0<&-; sleep 2"), "exited with code 0 before the end"},
+  };
+  for (const Case& c : cases) {
+    Outcome got = Run(source + c.stage);
+    ASSERT_FALSE(got.status.ok()) << c.what;
+    EXPECT_NE(got.status.message().find(c.want), std::string::npos)
+        << c.what << ": " << got.status.message();
+    EXPECT_NE(got.status.message().find("step 2 (stage 'busybox') replica 0"), std::string::npos)
+        << c.what << ": " << got.status.message();
+  }
 }
 
 TEST_F(StageTest, AnOomKillIsReported) {
@@ -198,8 +268,9 @@ TEST_F(StageTest, AnOomKillIsReported) {
   if (std::string why = runtime::testing::WhySwapUnbounded(); !why.empty()) GTEST_SKIP() << why;
   Outcome got = Run(std::string(kSource) + Stage("oom", "      memory: 32m\n") + kWindow);
   ASSERT_FALSE(got.status.ok());
-  EXPECT_NE(got.status.message().find("stage 'faults:1'[0] was OOM-killed (memory limit 32m)"),
-            std::string::npos)
+  EXPECT_NE(
+      got.status.message().find("(stage 'faults:1') replica 0 was OOM-killed (memory limit 32m)"),
+      std::string::npos)
       << got.status.message();
 }
 

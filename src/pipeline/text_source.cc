@@ -265,10 +265,10 @@ class CsvDecoder final : public RowDecoder {
       }
       if (!AppendParsed(c, text)) {
         Truncate(out, rows);
-        error = c.type() == Type::kNull ? UntypedValue(schema_->fields[j].name)
-                                        : "field '" + schema_->fields[j].name + "': cannot read '" +
-                                              Preview(text) + "' as " +
-                                              std::string(TypeName(c.type()));
+        error = c.type() == Type::kNull
+                    ? UntypedValue(schema_->fields[j].name)
+                    : "field '" + schema_->fields[j].name + "': cannot read '" + Preview(text) +
+                          "' as " + std::string(TypeName(c.type()));
         return false;
       }
     }
@@ -588,8 +588,11 @@ bool AppendJson(Column& c, const nlohmann::json& v, std::string& error) {
 
 class JsonDecoder final : public RowDecoder, private JsonWalker<JsonDecoder> {
  public:
-  JsonDecoder(std::shared_ptr<const Schema> schema, std::vector<bool> optional)
-      : schema_(std::move(schema)), optional_(std::move(optional)) {
+  JsonDecoder(std::shared_ptr<const Schema> schema, std::vector<bool> optional,
+              bool only_schema_fields)
+      : schema_(std::move(schema)),
+        optional_(std::move(optional)),
+        only_schema_fields_(only_schema_fields) {
     for (size_t i = 0; i < schema_->fields.size(); ++i) column_of_[schema_->fields[i].name] = i;
     seen_.resize(schema_->fields.size());
     optional_.resize(schema_->fields.size(), false);
@@ -631,7 +634,11 @@ class JsonDecoder final : public RowDecoder, private JsonWalker<JsonDecoder> {
   // A value at `path`: appended to its column when the schema has it.
   bool Leaf(const std::string& path, const nlohmann::json& v) {
     auto it = column_of_.find(path);
-    if (it == column_of_.end()) return true;  // a field the schema does not have
+    if (it == column_of_.end()) {  // a field the schema does not have
+      if (!only_schema_fields_) return true;
+      leaf_error_ = "field '" + path + "' is not declared";
+      return false;
+    }
     size_t j = it->second;
     if (seen_[j]) {
       leaf_error_ = "field '" + path + "' appears twice";
@@ -650,6 +657,7 @@ class JsonDecoder final : public RowDecoder, private JsonWalker<JsonDecoder> {
   friend class JsonWalker<JsonDecoder>;
   std::shared_ptr<const Schema> schema_;
   std::vector<bool> optional_;
+  bool only_schema_fields_;
   std::unordered_map<std::string, size_t> column_of_;
   std::vector<uint8_t> seen_;
   RecordBatch* out_ = nullptr;
@@ -870,8 +878,8 @@ Result<std::unique_ptr<RowDecoder>> RowDecoder::Make(const TextFormat& format,
     case Format::kCsv:
       return std::unique_ptr<RowDecoder>(std::make_unique<CsvDecoder>(format, std::move(schema)));
     case Format::kJsonl:
-      return std::unique_ptr<RowDecoder>(
-          std::make_unique<JsonDecoder>(std::move(schema), std::move(optional)));
+      return std::unique_ptr<RowDecoder>(std::make_unique<JsonDecoder>(
+          std::move(schema), std::move(optional), format.only_schema_fields));
     case Format::kLines:
       if (schema->fields.size() != 1 || schema->fields[0].type != Type::kString) {
         return InvalidArgument("format lines reads one VARCHAR field per record");
@@ -937,8 +945,7 @@ Status TextSource::Drain(RecordBatch& b, size_t limit) {
       if (data.size() <= kMaxRecordBytes) return Status::Ok();  // read more
       in.discarding = true;
       if (!Reported(options_.bad->Report(
-              {origin, "source",
-               "record longer than " + std::to_string(kMaxRecordBytes) + " bytes",
+              {origin, "source", "record longer than " + std::to_string(kMaxRecordBytes) + " bytes",
                data.substr(0, 200)}))) {
         return Status::Ok();
       }

@@ -24,6 +24,9 @@ struct TextFormat {
   Format format = Format::kLines;
   char delimiter = ',';
   bool header = true;  // csv
+  // jsonl: a field the schema does not have is a bad record (a stage's answers), rather than
+  // ignored (a source's records).
+  bool only_schema_fields = false;
 };
 
 // One input of a source: a file ("-" for stdin), named in messages, with its origin index.

@@ -6,6 +6,11 @@
 //   garbage      answers the first batch with a message of an unknown kind
 //   oom          after $AFTER batches, allocates memory until the memory limit kills it
 //   even         keeps the rows whose first column is even, saying where they came from (__row)
+//   evil         answers the first batch with a malformed message, chosen by $EVIL: padzero (a
+//                PAD of 0 bytes), padhuge (a PAD past the ring's end), nameovf (a column name
+//                whose offset + size wraps around), rowsovf (2^61 rows), columnsovf (more column
+//                descriptors than the ring holds), offsets (values past the message's end),
+//                tailjump (a tail far ahead of what was written)
 // With $MAX_ROWS, a batch of more rows exits 5, and so does the end of a stream without a batch of
 // exactly that many rows (checks the spec's batch:).
 #include <barge_stage.h>
@@ -65,6 +70,40 @@ void Even(barge_stage* s, const barge_msg* in) {
   barge_stage_reply(s, in, out);
 }
 
+// Publishes `bytes` more of the out ring as written, whatever they hold.
+void RawPublish(barge_stage* s, uint64_t bytes) {
+  BARGE_STORE_REL(&s->out.h->tail, BARGE_LOAD_RLX(&s->out.h->tail) + bytes);
+  barge_ring_bell(&s->out.h->consumer_sleeping, &s->out.h->data_seq);
+}
+
+// The malformed replies of FAULT=evil; then waits to be killed.
+[[noreturn]] void Evil(barge_stage* s, const barge_msg* in, const std::string& how) {
+  barge_msg* out = barge_stage_reserve(s, in->bytes, -1);
+  std::memcpy(out, in, in->bytes);
+  barge_column* c0 = barge_msg_column(out, 0);
+  uint64_t publish = out->bytes;
+  if (how == "padzero" || how == "padhuge") {
+    std::memset(out, 0, BARGE_ALIGN);
+    out->kind = BARGE_MSG_PAD;
+    out->flags = BARGE_FLAG_LAST;
+    out->bytes = how == "padzero" ? 0 : s->out.h->capacity - 8;
+    publish = BARGE_ALIGN;
+  } else if (how == "nameovf") {
+    c0->name_offset = ~uint64_t{0} - 15;
+    c0->name_bytes = 64;
+  } else if (how == "rowsovf") {
+    out->rows = uint64_t{1} << 61;
+  } else if (how == "columnsovf") {
+    out->columns = 4000;
+  } else if (how == "offsets") {
+    c0->values_offset = out->bytes - 8;
+  } else if (how == "tailjump") {
+    publish = s->out.h->capacity * 4;
+  }
+  RawPublish(s, publish);
+  for (;;) pause();
+}
+
 }  // namespace
 
 int main() {
@@ -122,6 +161,7 @@ int main() {
         barge_ring_publish(&s.out, out);
         for (;;) pause();
       }
+      if (fault == "evil") Evil(&s, in, std::getenv("EVIL") != nullptr ? std::getenv("EVIL") : "");
       if (fault == "oom") {
         std::vector<char*> blocks;
         for (;;) {
