@@ -1001,6 +1001,7 @@ class StageReplica {
       bool progressed = false;
       RETURN_IF_ERROR(TakeLines(out, wm, &progressed));
       if (ended_) return Finish(out);
+      WarnIfSilent(progressed);
       if (progressed && !out.records.empty()) return stream::SourceState::kMore;
       if (progressed) return stream::SourceState::kMore;  // a watermark moved
       int left = static_cast<int>(
@@ -1030,6 +1031,27 @@ class StageReplica {
         RETURN_IF_ERROR(Recover(""));
       }
     }
+  }
+
+  // A lines stage that keeps its answers until its input ends (no flush per line) stalls once
+  // barge has as much unanswered as it sends ahead: say so once, instead of waiting silently.
+  void WarnIfSilent(bool progressed) {
+    const auto now = Clock::now();
+    size_t unanswered;
+    {
+      std::lock_guard lock(lines_mu_);
+      unanswered = pending_lines_.size();
+    }
+    if (progressed || unanswered == 0) {
+      last_answer_ = now;
+      return;
+    }
+    if (warned_silent_ || now - last_answer_ < std::chrono::seconds(10)) return;
+    warned_silent_ = true;
+    std::string note = "barge: " + name_ +
+                       " has answered nothing for 10 s; a lines stage must answer each line as it "
+                       "comes (flush after each line, e.g. fflush() in awk, -u in python)\n";
+    (void)!::write(STDERR_FILENO, note.data(), note.size());
   }
 
   bool HasWriting() {
@@ -1257,6 +1279,8 @@ class StageReplica {
   UniqueFd stdin_, stdout_;
   std::string read_buf_;
   size_t scanned_ = 0;  // read_buf_ holds no newline before this (past the last line taken)
+  Clock::time_point last_answer_ = Clock::now();
+  bool warned_silent_ = false;
   std::unique_ptr<RowDecoder> decoder_;
   bool same_fields_ = false;  // the stage returns the fields it is given
 };
