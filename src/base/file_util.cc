@@ -37,24 +37,34 @@ Result<std::string> ReadFile(const std::string& path) {
 
 namespace {
 
-Result<std::string> ReadLimited(const std::string& path, size_t max_bytes, bool pipes) {
-  // O_NONBLOCK: opening a FIFO nobody writes to must not hang before the type check.
+// Opens `path` (O_NONBLOCK, so a FIFO nobody writes to cannot hang before the type check) and
+// refuses what is neither a regular file nor, when `pipes`, a pipe. A pipe comes back blocking.
+Result<UniqueFd> OpenChecked(const std::string& path, bool pipes, struct stat& st) {
   ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(path, O_RDONLY | O_NONBLOCK | O_NOCTTY));
-  struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return ErrnoError("stat " + path);
   if (S_ISDIR(st.st_mode)) return InvalidArgument(path + " is a directory, not a file");
   if (!pipes && !S_ISREG(st.st_mode)) return InvalidArgument(path + " is not a regular file");
   if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
     return InvalidArgument(path + " is not a regular file or a pipe");
   }
-  if (S_ISREG(st.st_mode) && static_cast<unsigned long long>(st.st_size) > max_bytes) {
-    return InvalidArgument(path + " is larger than the limit of " + std::to_string(max_bytes) +
-                           " bytes");
-  }
   if (S_ISFIFO(st.st_mode)) {
     // A pipe opened without blocking reads as empty until a writer comes: open it again, now
     // waiting for the writer, through the descriptor (the same pipe, even if the path changed).
-    ASSIGN_OR_RETURN(fd, OpenFile("/proc/self/fd/" + std::to_string(fd.get()), O_RDONLY));
+    return OpenFile("/proc/self/fd/" + std::to_string(fd.get()), O_RDONLY);
+  }
+  int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    return ErrnoError("fcntl " + path);
+  }
+  return fd;
+}
+
+Result<std::string> ReadLimited(const std::string& path, size_t max_bytes, bool pipes) {
+  struct stat st {};
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenChecked(path, pipes, st));
+  if (S_ISREG(st.st_mode) && static_cast<unsigned long long>(st.st_size) > max_bytes) {
+    return InvalidArgument(path + " is larger than the limit of " + std::to_string(max_bytes) +
+                           " bytes");
   }
   std::string out;
   char buf[1 << 16];
@@ -75,6 +85,11 @@ Result<std::string> ReadLimited(const std::string& path, size_t max_bytes, bool 
 }
 
 }  // namespace
+
+Result<UniqueFd> OpenFileOrPipe(const std::string& path) {
+  struct stat st {};
+  return OpenChecked(path, /*pipes=*/true, st);
+}
 
 Result<std::string> ReadFileLimited(const std::string& path, size_t max_bytes) {
   return ReadLimited(path, max_bytes, /*pipes=*/true);

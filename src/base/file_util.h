@@ -21,6 +21,11 @@ Result<std::string> ReadFile(const std::string& path);
 // limit, before more than `max_bytes` + 1 bytes are read.
 Result<std::string> ReadFileLimited(const std::string& path, size_t max_bytes);
 
+// Opens `path` for reading when it is a regular file or a pipe the user named (`/dev/stdin`,
+// `<(...)`, a FIFO); a device such as /dev/zero, a directory or a socket is refused with an error
+// naming the path, so that an unbounded reader never starts on it.
+Result<UniqueFd> OpenFileOrPipe(const std::string& path);
+
 // The same for a file found rather than named (a build context's .dockerignore, an image's
 // /etc/passwd): a pipe there is refused too, since nobody may ever write to it.
 Result<std::string> ReadRegularFileLimited(const std::string& path, size_t max_bytes);

@@ -21,7 +21,7 @@ Status Import(const std::string& root, const ImportArgs& args) {
   if (args.file == "-") {
     fd.Reset(::dup(STDIN_FILENO));
   } else {
-    ASSIGN_OR_RETURN(fd, OpenFile(args.file, O_RDONLY));
+    ASSIGN_OR_RETURN(fd, OpenFileOrPipe(args.file));
   }
   oci::ImportOptions options;
   options.what = args.file == "-" ? "stdin" : args.file;

@@ -96,6 +96,23 @@ void WriteLayout(const std::string& dir, const nlohmann::json& descriptor) {
   ASSERT_TRUE(WriteFile(dir + "/index.json", index.dump()).ok());
 }
 
+// Archives have no size limit (images are large), so what is not a file or a pipe is refused
+// before reading starts: /dev/zero would be read forever.
+TEST_F(InputLimitsCliTest, ArchivesAreFilesOrPipesNeverDevices) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"import", "/dev/zero", "x:1"},
+                                        std::vector<std::string>{"load", "-i", "/dev/zero"}}) {
+    CommandOutput r = Barge(args);
+    EXPECT_EQ(r.exit_code, 1) << args[0] << ": " << r.err;
+    EXPECT_TRUE(OneLineError(r)) << r.err;
+    EXPECT_NE(r.err.find("/dev/zero is not a regular file or a pipe"), std::string::npos) << r.err;
+  }
+  // A pipe is still read: a tar of one file through /dev/stdin.
+  std::string tar;
+  tar.resize(1024, '\0');  // an empty tar: two zero blocks
+  CommandOutput r = Barge({"import", "/dev/stdin", "empty:1"}, tar);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 TEST_F(InputLimitsCliTest, ArchiveJsonIsBounded) {
   // A manifest whose descriptor says 17 MiB is refused before a byte of it is copied or read.
   std::string layout = tmp_.path() + "/layout";

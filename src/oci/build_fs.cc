@@ -266,6 +266,7 @@ bool HasIncluded(int parent_fd, const std::string& name, const std::string& rel,
 Status WalkSource(int fd, const struct stat& st, const std::string& ctx_rel,
                   const std::string& dest, const CopyPolicy& policy, TreeVisitor& v) {
   if (S_ISREG(st.st_mode)) return v.File(fd, st, dest);
+  if (S_ISFIFO(st.st_mode)) return v.Fifo(st, dest);
   if (!S_ISDIR(st.st_mode)) return Status::Ok();
   RETURN_IF_ERROR(v.Dir(st, dest));
   for (const std::string& name : ListDir(fd)) {
@@ -288,6 +289,10 @@ Status WalkSource(int fd, const struct stat& st, const std::string& ctx_rel,
       if (n < 0) return ErrnoError("readlink " + child_rel);
       target.resize(static_cast<size_t>(n));
       RETURN_IF_ERROR(v.Symlink(target, cst, child_dest));
+      continue;
+    }
+    if (S_ISFIFO(cst.st_mode)) {
+      RETURN_IF_ERROR(v.Fifo(cst, child_dest));
       continue;
     }
     if (!S_ISREG(cst.st_mode) && !S_ISDIR(cst.st_mode)) continue;

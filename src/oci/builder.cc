@@ -798,8 +798,9 @@ class Builder {
     for (const std::string& m : matches) {
       if (ignore != nullptr && !m.empty() && ignore->Excluded(m) && !ignore->MayReinclude(m))
         continue;
-      int fd =
-          m.empty() ? ::fcntl(root_fd, F_DUPFD_CLOEXEC, 0) : OpenBeneathRaw(root_fd, m, O_RDONLY);
+      // O_NONBLOCK: a named pipe in the context is copied as a pipe, not waited on.
+      int fd = m.empty() ? ::fcntl(root_fd, F_DUPFD_CLOEXEC, 0)
+                         : OpenBeneathRaw(root_fd, m, O_RDONLY | O_NONBLOCK);
       if (fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR) continue;
         return ErrnoError(fmt::format("open '{}' in the {}", m, root_name));

@@ -549,6 +549,24 @@ TEST_F(BuilderTest, NonAsciiNamesReachTheLayer) {
                                                                           "ber.txt"}));
 }
 
+// A named pipe in the context is copied as a pipe (as BuildKit's copier does), named or inside a
+// directory, and never opened: opening it for reading would wait for a writer forever.
+TEST_F(BuilderTest, NamedPipesAreCopiedAsPipesNotRead) {
+  ASSERT_TRUE(MakeDirs(ctx_ + "/d").ok());
+  ASSERT_EQ(::mkfifo((ctx_ + "/f").c_str(), 0640), 0);
+  ASSERT_EQ(::mkfifo((ctx_ + "/d/inner").c_str(), 0600), 0);
+  Containerfile("FROM base:1\nCOPY f /f\nCOPY d /d/\n");
+  auto r = Build();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  struct stat st {};
+  std::string one = UnpackLayer(r->image, 1), two = UnpackLayer(r->image, 2);
+  ASSERT_EQ(::lstat((one + "/f").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  ASSERT_EQ(::lstat((two + "/d/inner").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+}
+
 TEST_F(BuilderTest, CreatedDirectoriesBelongToChownAndUser) {
   if (::geteuid() != 0) GTEST_SKIP() << "chown needs root";
   // As BuildKit's mkdir -p: what COPY --chown and WORKDIR create belongs to that user, 0755 (or

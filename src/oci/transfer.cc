@@ -546,7 +546,7 @@ Result<std::vector<LoadedImage>> LoadArchiveUnchecked(const ImageStore& store,
     if (path == "-") {
       in.Reset(::dup(STDIN_FILENO));
     } else {
-      ASSIGN_OR_RETURN(in, OpenFile(path, O_RDONLY));
+      ASSIGN_OR_RETURN(in, OpenFileOrPipe(path));  // never /dev/zero: it would never end
     }
     ASSIGN_OR_RETURN(tmp, TempDir::MakeIn(store.tmp_dir(), "load-"));
     ExtractOptions options;

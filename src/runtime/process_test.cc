@@ -471,6 +471,14 @@ TEST_F(ContainerTest, NumericUserAndUnknownUser) {
   spec.process.user = "4242:4343";
   Output r = Run(spec);
   EXPECT_EQ(r.out, "4242\n4343\n") << r.err;
+  // Empty parts are the defaults, as runc reads them: "4242:" keeps the user's default group 0,
+  // ":4343" is root with that group.
+  spec.process.user = "4242:";
+  r = Run(spec);
+  EXPECT_EQ(r.out, "4242\n0\n") << r.err;
+  spec.process.user = ":4343";
+  r = Run(spec);
+  EXPECT_EQ(r.out, "0\n4343\n") << r.err;
   spec = Spec({"/bin/true"});
   spec.process.user = "nosuchuser";
   auto c = Container::Start(spec);

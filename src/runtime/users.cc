@@ -73,8 +73,16 @@ bool ResolveUser(const char* spec, ResolvedUser* out, ChildFailure* f) {
   char user[256];
   strncpy(user, spec, sizeof user - 1);
   user[sizeof user - 1] = '\0';
-  char* group = strchr(user, ':');
-  if (group != nullptr) *group++ = '\0';
+  char group_buf[256];
+  char* group = nullptr;
+  if (char* colon = strchr(user, ':'); colon != nullptr) {
+    *colon = '\0';
+    strncpy(group_buf, colon + 1, sizeof group_buf - 1);
+    group_buf[sizeof group_buf - 1] = '\0';
+    group = group_buf;
+  }
+  // An empty part is the default, as runc reads "0:" and ":0": root, and the user's own group.
+  if (group != nullptr && group[0] == '\0') group = nullptr;
   if (user[0] == '\0') strcpy(user, "0");
 
   ReadSmallFile("/etc/passwd", g_passwd, sizeof g_passwd);

@@ -157,6 +157,8 @@ class TreeVisitor {
   virtual Status Symlink(const std::string& target, const struct stat& st,
                          const std::string& dest) = 0;
   virtual Status Dir(const struct stat& st, const std::string& dest) = 0;
+  // A named pipe: copied as a pipe, never opened (BuildKit's copier keeps FIFOs too).
+  virtual Status Fifo(const struct stat& st, const std::string& dest) = 0;
 };
 
 // Visits the tree at `fd` (a file or a directory opened safely); `ctx_rel` is its path
@@ -202,6 +204,11 @@ class HashVisitor : public TreeVisitor {
   }
   Status Dir(const struct stat& st, const std::string& dest) override {
     h_.Update(fmt::format("D {} {:o}\n", dest, st.st_mode & 07777));
+    Owner(st);
+    return Status::Ok();
+  }
+  Status Fifo(const struct stat& st, const std::string& dest) override {
+    h_.Update(fmt::format("P {} {:o}\n", dest, st.st_mode & 07777));
     Owner(st);
     return Status::Ok();
   }
@@ -266,6 +273,19 @@ class CopyVisitor : public TreeVisitor {
     if (::symlinkat(target.c_str(), parent.get(), name.c_str()) != 0)
       return ErrnoError("symlink " + dest + " in the new layer");
     RETURN_IF_ERROR(Own(parent.get(), name.c_str(), AT_SYMLINK_NOFOLLOW, st));
+    struct timespec times[2] = {st.st_mtim, st.st_mtim};
+    ::utimensat(parent.get(), name.c_str(), times, AT_SYMLINK_NOFOLLOW);
+    return Status::Ok();
+  }
+  Status Fifo(const struct stat& st, const std::string& dest) override {
+    ASSIGN_OR_RETURN(auto parent, Parent(dest));
+    std::string name = dest.substr(dest.rfind('/') + 1);
+    ::unlinkat(parent.get(), name.c_str(), 0);
+    if (::mkfifoat(parent.get(), name.c_str(), 0600) != 0)
+      return ErrnoError("mkfifo " + dest + " in the new layer");
+    RETURN_IF_ERROR(Own(parent.get(), name.c_str(), AT_SYMLINK_NOFOLLOW, st));
+    if (::fchmodat(parent.get(), name.c_str(), policy_.mode.value_or(st.st_mode & 07777), 0) != 0)
+      return ErrnoError("chmod " + dest);
     struct timespec times[2] = {st.st_mtim, st.st_mtim};
     ::utimensat(parent.get(), name.c_str(), times, AT_SYMLINK_NOFOLLOW);
     return Status::Ok();
