@@ -387,8 +387,8 @@ TEST_F(StageTest, AProgramMissingFromTheImageIsOneLineNamingTheStepReplicaAndPro
   ASSERT_FALSE(got.status.ok());
   const std::string& m = got.status.message();
   EXPECT_EQ(m.find('\n'), std::string::npos) << m;
-  EXPECT_NE(m.find("step 2 (stage)"), std::string::npos) << m;
-  EXPECT_NE(m.find("stage 'busybox'[0]: exec /nonexistent: no such file or directory"),
+  EXPECT_NE(m.find("step 2 (stage 'busybox') replica 0: exec /nonexistent: no such file or "
+                   "directory"),
             std::string::npos)
       << m;
 }
