@@ -24,7 +24,8 @@ for futex waits and wakes, numpy and pandas when they are installed.
   input's RangeIndex positions), or with an explicit ``__row`` column; barge takes each row's event
   time from there, so never ``reset_index()`` a filtered frame.
 * ``map(fn)`` calls ``fn`` once per row with a dict and writes back the dict it returns (None drops
-  the row). It needs neither numpy nor pandas.
+  the row), which has exactly the output's fields (None for NULL). It needs neither numpy nor
+  pandas.
 * ``Stage`` is the protocol itself, for other loops: ``next()``, ``reply()``, ``echo()``.
 
 Types (barge, pandas, numpy without pandas, map): BIGINT int64 / numpy int64 / int; DOUBLE
@@ -955,17 +956,42 @@ def _python_columns(ring, msg):
     return out
 
 
+def _map_fields_error(r, names, declared):
+    """The error for a row `r` returned by map's function whose fields are not `names`."""
+    for k in r:
+        if k not in names:
+            return ValueError(
+                "map's function returned field '%s', which %s" % (k, (
+                    "the stage's output does not declare (declare it under output: in the spec)"
+                    if declared else "the first row it returned does not have (every row needs "
+                    "the same fields)")))
+    for k in names:
+        if k not in r:
+            return ValueError(
+                "map's function returned no field '%s' (%s; give None for NULL)" % (k, (
+                    "the stage's output declares it" if declared
+                    else "the first row it returned has it")))
+    return ValueError("map's function returned a row with other fields than %s" % list(names))
+
+
 def map(fn, directory=None):  # noqa: A001 - the issue's name for the per-record API
     """Runs the stage: calls fn(record) for every row until the end of the stream.
 
     `record` is a dict of field names to Python values (int, float, bool, str, datetime in UTC;
-    None for NULL). fn returns a dict (the output row) or None (the row is dropped)."""
+    None for NULL). fn returns a dict (the output row) or None (the row is dropped). The dict has
+    exactly the fields the stage's output declares (else those of the first row returned); a
+    field left out or not declared stops the stage with an error naming it."""
     stage = Stage(directory)
+    declared = stage.output is not None
     for msg in stage.messages():
         cols = _python_columns(stage.in_, msg)
         names = list(cols)
         records = [dict(zip(names, values)) for values in zip(*cols.values())] if names else []
         kept, rows_out = [], []
+        # Every row has the expected fields: as many as expected (one len() per row), and each
+        # expected one (a KeyError below) - so no other.
+        fields = stage.output
+        want = len(fields) if declared else -1
         for i, rec in enumerate(records):
             r = fn(rec)
             if r is None:
@@ -973,16 +999,23 @@ def map(fn, directory=None):  # noqa: A001 - the issue's name for the per-record
             if not isinstance(r, dict):
                 raise TypeError("map's function returned %s; return a dict or None"
                                 % type(r).__name__)
+            if len(r) != want:
+                if want < 0:  # as the first row returned
+                    fields = [(k, None) for k in r]
+                    want = len(r)
+                else:
+                    raise _map_fields_error(r, [name for name, _ in fields], declared)
             kept.append(i)
             rows_out.append(r)
-        if stage.output is not None:
-            fields = stage.output
-        else:  # as the first row returned (or the input, when no row was)
-            first = rows_out[0] if rows_out else None
-            fields = [(k, None) for k in (first if first is not None else names)]
+        if fields is None:  # no row returned: the input's fields
+            fields = [(k, None) for k in names]
         out = []
         for name, type_ in fields:
-            items = [r.get(name) for r in rows_out]
+            try:
+                items = [r[name] for r in rows_out]
+            except KeyError:
+                bad = next(r for r in rows_out if name not in r)
+                raise _map_fields_error(bad, [n for n, _ in fields], declared) from None
             if type_ is None:
                 present = [x for x in items if x is not None]
                 type_ = _infer_python_type(name, present) if present else next(

@@ -494,6 +494,55 @@ class MapRecords(StageTestCase):
         self.assertEqual(merged(replies[1][2]).get("__row", []), [])
         self.assertEqual(types(replies[1][2])["n"], BIGINT)
 
+    OUTPUT = '[{"name":"id","type":"BIGINT"},{"name":"v","type":"DOUBLE"}]'
+    INPUT = [("id", BIGINT, [1, 2, 3]), ("v", DOUBLE, [0.5, 1.5, 2.5])]
+
+    def map_failure(self, fn, output=OUTPUT):
+        """The stderr of a map stage that fails on INPUT; `output` None: nothing declared."""
+        env = None if output is None else {"BARGE_STAGE_OUTPUT": output}
+        self.start("barge_stage.map(%s)\n" % fn, env=env).batch(self.INPUT)
+        return self.failure()
+
+    def test_a_declared_field_left_out_stops_the_stage_naming_it(self):
+        self.assertIn("map's function returned no field 'v' (the stage's output declares it; "
+                      "give None for NULL)", self.map_failure('lambda r: {"id": r["id"]}'))
+
+    def test_an_undeclared_field_stops_the_stage_naming_it(self):
+        self.assertIn("map's function returned field 'bogus', which the stage's output does not "
+                      "declare (declare it under output: in the spec)",
+                      self.map_failure('lambda r: dict(r, bogus=1)'))
+
+    def test_the_input_fields_under_a_narrower_output_stop_the_stage_naming_one(self):
+        self.assertIn("returned field 'v', which the stage's output does not declare",
+                      self.map_failure("lambda r: r", '[{"name":"id","type":"BIGINT"}]'))
+
+    def test_another_field_in_place_of_a_declared_one_is_named(self):
+        self.assertIn("returned field 'w', which the stage's output does not declare",
+                      self.map_failure('lambda r: {"id": r["id"], "w": 1.0}'))
+
+    SHRINKS = 'lambda r: {"id": r["id"], "v": r["v"]} if r["id"] < 3 else {"id": r["id"]}'
+
+    def test_a_row_unlike_the_rows_before_it_is_an_error(self):
+        self.assertIn("returned no field 'v' (the stage's output declares it",
+                      self.map_failure(self.SHRINKS))
+
+    def test_without_a_declared_output_the_first_row_says_what_every_row_has(self):
+        self.assertIn("returned no field 'v' (the first row it returned has it",
+                      self.map_failure(self.SHRINKS, output=None))
+
+    def test_a_row_with_a_field_the_first_row_lacks_is_an_error(self):
+        fn = 'lambda r: {"id": r["id"]} if r["id"] == 1 else {"id": r["id"], "x": 1}'
+        self.assertIn("returned field 'x', which the first row it returned does not have",
+                      self.map_failure(fn, output=None))
+
+    def test_exactly_the_declared_fields_in_any_order_pass(self):
+        b = self.start("""
+            barge_stage.map(lambda r: {"v": None, "id": r["id"] * 10})
+        """, env={"BARGE_STAGE_OUTPUT": self.OUTPUT})
+        b.batch(self.INPUT)
+        replies = self.finish()
+        self.assertEqual(merged(replies[0][2]), {"id": [10, 20, 30], "v": [None, None, None]})
+
     def test_a_failing_function_stops_the_stage_with_its_traceback(self):
         self.start("""
             barge_stage.map(lambda r: 1 // 0)

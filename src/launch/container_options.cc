@@ -111,6 +111,76 @@ Result<runtime::MountSpec> ParseTmpfs(const std::string& text) {
   return m;
 }
 
+Result<int64_t> ParseMemory(const std::string& text, std::string_view what) {
+  Result<long long> parsed = ParseSize(text);
+  if (!parsed.ok()) return parsed.status().Wrap(what);
+  if (*parsed < kMinMemoryBytes) {
+    return InvalidArgument(fmt::format("{} {} is below the minimum of 6m", what, text));
+  }
+  return static_cast<int64_t>(*parsed);
+}
+
+// Docker's range: a quota below 1% of a CPU is refused by the kernel, and one above the CPUs
+// there are limits nothing (and a huge value would overflow the quota in microseconds).
+Status CheckCpus(double cpus, std::string_view what) {
+  long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+  if (cpus >= 0.01 && cpus <= static_cast<double>(online)) return Status::Ok();
+  std::string why =
+      cpus > static_cast<double>(online)
+          ? fmt::format("more than the {} CPU{} of this machine", online, online == 1 ? "" : "s")
+      : cpus < 0.01 ? "below the minimum of 0.01"
+                    : "not a number";
+  return InvalidArgument(
+      fmt::format("invalid {} '{}': {} (the range is 0.01 to {})", what, cpus, why, online));
+}
+
+Status CheckEnvName(std::string_view name) {
+  if (name.empty()) return InvalidArgument("an environment variable needs a name");
+  if (name.find_first_of(std::string_view("=\0", 2)) != std::string_view::npos) {
+    return InvalidArgument("invalid environment variable name '" + std::string(name) +
+                           "': a name may not contain '='");
+  }
+  return Status::Ok();
+}
+
+Result<runtime::VolumeSpec> ParseVolume(const std::string& spec) {
+  ASSIGN_OR_RETURN(runtime::VolumeSpec v, runtime::ParseVolumeSpec(spec));
+  struct stat st {};
+  if (!v.named && ::stat(v.source.c_str(), &st) != 0) {
+    return NotFound("invalid volume '" + spec + "': " + v.source +
+                    (PathExists(v.source) ? " is a symbolic link to nothing on the host"
+                                          : " does not exist on the host"));
+  }
+  return v;
+}
+
+Status CheckWorkdir(const std::string& dir, std::string_view what) {
+  if (dir.empty() || dir[0] != '/') {
+    return InvalidArgument(fmt::format("{} must be an absolute path, got '{}'", what, dir));
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<std::string>> ProcessArgv(const std::string& image,
+                                             const std::vector<std::string>& image_entrypoint,
+                                             const std::vector<std::string>& image_cmd,
+                                             const std::vector<std::string>& command,
+                                             const std::optional<std::string>& entrypoint) {
+  std::vector<std::string> argv = image_entrypoint;
+  std::vector<std::string> cmd = image_cmd;
+  if (entrypoint) {
+    argv = entrypoint->empty() ? std::vector<std::string>{} : std::vector<std::string>{*entrypoint};
+    cmd.clear();
+  }
+  if (!command.empty()) cmd = command;
+  argv.insert(argv.end(), cmd.begin(), cmd.end());
+  if (argv.empty()) {
+    return InvalidArgument("no command given and the image '" + image +
+                           "' has no Entrypoint or Cmd");
+  }
+  return argv;
+}
+
 Status MergeEnv(std::vector<std::string>& env, const std::string& entry) {
   std::string value = entry;
   if (entry.empty() || entry[0] == '=')
@@ -160,20 +230,8 @@ Result<runtime::ContainerConfig> MakeContainerConfig(const std::string& root,
   }
   config.lower_dirs = image.lower_dirs;
 
-  std::vector<std::string> entrypoint = image.entrypoint;
-  std::vector<std::string> cmd = image.cmd;
-  if (args.entrypoint) {
-    entrypoint = args.entrypoint->empty() ? std::vector<std::string>{}
-                                          : std::vector<std::string>{*args.entrypoint};
-    cmd.clear();
-  }
-  if (!args.command.empty()) cmd = args.command;
-  config.process.argv = entrypoint;
-  config.process.argv.insert(config.process.argv.end(), cmd.begin(), cmd.end());
-  if (config.process.argv.empty()) {
-    return InvalidArgument("no command given and the image '" + config.image +
-                           "' has no Entrypoint or Cmd");
-  }
+  ASSIGN_OR_RETURN(config.process.argv, ProcessArgv(config.image, image.entrypoint, image.cmd,
+                                                    args.command, args.entrypoint));
 
   std::vector<std::string> env;
   for (const std::string& e : image.env) RETURN_IF_ERROR(MergeEnv(env, e));
@@ -183,10 +241,7 @@ Result<runtime::ContainerConfig> MakeContainerConfig(const std::string& root,
   config.process.cwd = !args.workdir.empty()        ? args.workdir
                        : !image.working_dir.empty() ? image.working_dir
                                                     : "/";
-  if (config.process.cwd[0] != '/') {
-    return InvalidArgument("working directory must be an absolute path, got '" +
-                           config.process.cwd + "'");
-  }
+  RETURN_IF_ERROR(CheckWorkdir(config.process.cwd, "working directory"));
   config.process.user = !args.user.empty() ? args.user : image.user;
   config.hostname = args.hostname;
   config.name = args.name;
@@ -208,20 +263,9 @@ Result<runtime::ContainerConfig> MakeContainerConfig(const std::string& root,
   config.process.init = args.init;
 
   if (!args.memory.empty()) {
-    Result<long long> parsed = ParseSize(args.memory);
-    if (!parsed.ok()) return parsed.status().Wrap("--memory");
-    long long bytes = *parsed;
-    if (bytes < (6 << 20))
-      return InvalidArgument("--memory " + args.memory + " is below the minimum of 6m");
-    config.limits.memory_bytes = bytes;
+    ASSIGN_OR_RETURN(config.limits.memory_bytes, ParseMemory(args.memory, "--memory"));
   }
-  // Docker's range: a quota below 1% of a CPU is refused by the kernel, and one above the CPUs
-  // there are limits nothing (and a huge value would overflow the quota in microseconds).
-  long online = ::sysconf(_SC_NPROCESSORS_ONLN);
-  if (args.cpus != 0 && !(args.cpus >= 0.01 && args.cpus <= static_cast<double>(online))) {
-    return InvalidArgument(fmt::format(
-        "invalid --cpus '{}': the range is 0.01 to {}, the CPUs available", args.cpus, online));
-  }
+  if (args.cpus != 0) RETURN_IF_ERROR(CheckCpus(args.cpus, "--cpus"));
   config.limits.cpus = args.cpus;
   // As Docker's: 0 and -1 mean no limit.
   if (args.pids_limit < -1) {
@@ -234,7 +278,7 @@ Result<runtime::ContainerConfig> MakeContainerConfig(const std::string& root,
   runtime::VolumeStore volumes(root);
   std::set<std::string> destinations;
   for (const std::string& spec : args.volumes) {
-    ASSIGN_OR_RETURN(runtime::VolumeSpec v, runtime::ParseVolumeSpec(spec));
+    ASSIGN_OR_RETURN(runtime::VolumeSpec v, ParseVolume(spec));
     runtime::MountSpec m;
     m.destination = v.destination;
     m.read_only = v.read_only;
@@ -243,12 +287,6 @@ Result<runtime::ContainerConfig> MakeContainerConfig(const std::string& root,
       m.source = volume.mountpoint;
       config.volume_names.push_back(v.source);
     } else {
-      struct stat st {};
-      if (::stat(v.source.c_str(), &st) != 0) {
-        return NotFound("invalid volume '" + spec + "': " + v.source +
-                        (PathExists(v.source) ? " is a symbolic link to nothing on the host"
-                                              : " does not exist on the host"));
-      }
       m.source = v.source;
     }
     if (!destinations.insert(m.destination).second) {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "barge/status.h"
@@ -21,6 +22,7 @@
 #include "runtime/cgroups.h"
 #include "runtime/container_store.h"
 #include "runtime/spec.h"
+#include "runtime/volumes.h"
 
 namespace barge::launch {
 
@@ -58,6 +60,30 @@ struct ContainerOptions {
 // name. Errors name the option and value that is wrong.
 Result<runtime::ContainerConfig> MakeContainerConfig(const std::string& root,
                                                      const ContainerOptions& options);
+
+// The rules for single options, shared by MakeContainerConfig (for `barge run`, whose errors name
+// the flag) and pipeline stages (which check them when the spec is validated, and place errors at
+// the spec's value). `what` is how the caller's user calls the option: "--memory" or "memory".
+
+// A memory limit: a size ("256m") of at least 6m, in bytes.
+inline constexpr int64_t kMinMemoryBytes = 6 << 20;
+Result<int64_t> ParseMemory(const std::string& text, std::string_view what);
+// A CPU limit: from 0.01 (a smaller quota is refused by the kernel) to the CPUs online.
+Status CheckCpus(double cpus, std::string_view what);
+// An environment variable's name: not empty, without '=' or NUL.
+Status CheckEnvName(std::string_view name);
+// A volume, NAME:/DST[:ro|rw] or /HOST/PATH:/DST[:ro|rw]: its form, and that a host path exists.
+// Nothing is created (a named volume is made when the container is).
+Result<runtime::VolumeSpec> ParseVolume(const std::string& spec);
+// The working directory: an absolute path.
+Status CheckWorkdir(const std::string& dir, std::string_view what);
+// What a container runs: the image's Entrypoint and Cmd, `entrypoint` replacing the first (and
+// dropping the Cmd) and `command` the Cmd, as Docker; an error when that is nothing.
+Result<std::vector<std::string>> ProcessArgv(const std::string& image,
+                                             const std::vector<std::string>& image_entrypoint,
+                                             const std::vector<std::string>& image_cmd,
+                                             const std::vector<std::string>& command,
+                                             const std::optional<std::string>& entrypoint);
 
 // Adds `entry` ("K=V", or "K": barge's own value, skipped when unset) to `env`, replacing an
 // entry with the same key, as -e does.

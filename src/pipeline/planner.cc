@@ -4,18 +4,22 @@
 #include <sys/stat.h>
 
 #include <fmt/format.h>
+
+#include <barge_stage.h>
 #include <algorithm>
 #include <deque>
 #include <set>
 
 #include "barge/stream/io.h"
-#include "base/size.h"
+#include "launch/container_options.h"
 #include "oci/image_store.h"
 #include "pipeline/stage.h"
 #include "pipeline/text_source.h"
 #include "pipeline/window_step.h"
 
 namespace barge::pipeline {
+
+static_assert(kStageDirMount == BARGE_DEFAULT_DIR, "the rings are mounted where the SDKs look");
 
 namespace {
 
@@ -708,19 +712,31 @@ class SpecPipeline::Builder {
     if (p_.options_.root.empty()) {
       return Fail(st.pos, "container stages need barge's root directory (images, containers)");
     }
-    // The image must exist; validate checks it without unpacking anything.
+    // The image must exist and say what to run unless the stage does; validate checks it without
+    // unpacking anything.
     Result<oci::ImageStore> store = oci::ImageStore::Open(p_.options_.root);
     if (!store.ok()) return Fail(g.image.pos, store.status().message());
-    if (Result<oci::Image> image = store->Resolve(g.image.value); !image.ok()) {
+    Result<oci::Image> image = store->Resolve(g.image.value);
+    if (!image.ok()) {
       return Fail(g.image.pos, "unknown image '" + g.image.value +
                                    "': not in the local repository (see 'barge images', "
                                    "'barge build', 'barge load')");
     }
-    if (!g.memory.empty()) {
-      if (Result<long long> bytes = ParseSize(g.memory); !bytes.ok()) {
-        return Fail(st.pos, "stage memory: " + bytes.status().message());
-      } else if (*bytes < (6 << 20)) {
-        return Fail(st.pos, "stage memory " + g.memory + " is below the minimum of 6m");
+    if (Result<std::vector<std::string>> argv = launch::ProcessArgv(
+            g.image.value, image->config.entrypoint, image->config.cmd, g.command, std::nullopt);
+        !argv.ok()) {
+      return Fail(g.image.pos, argv.status().message() + " (give the stage a command:)");
+    }
+    // The options the spec reader cannot check: against this machine, by the rules `barge run`
+    // applies (the same launch library makes the replicas' containers).
+    if (g.cpus != 0) {
+      if (Status cpus = launch::CheckCpus(g.cpus, "cpus"); !cpus.ok()) {
+        return Fail(g.cpus_pos, cpus.message());
+      }
+    }
+    for (size_t i = 0; i < g.volumes.size(); ++i) {
+      if (Result<runtime::VolumeSpec> v = launch::ParseVolume(g.volumes[i]); !v.ok()) {
+        return Fail(i < g.volume_pos.size() ? g.volume_pos[i] : st.pos, v.status().message());
       }
     }
     // Output fields.

@@ -10,6 +10,7 @@
 
 #include "barge/stream/io.h"
 #include "base/file_util.h"
+#include "launch/container_options.h"
 
 namespace barge::pipeline {
 
@@ -261,7 +262,7 @@ class Reader {
       if (std::find(kinds.begin(), kinds.end(), key) == kinds.end()) continue;
       if (!found.empty()) {
         Fail(KeyNode(it), std::string(what) + " has both '" + found + "' and '" + key +
-                           "': give one per " + std::string(what));
+                              "': give one per " + std::string(what));
       }
       found = key;
       value = it.second;
@@ -610,9 +611,11 @@ class Reader {
         g.command = {"/bin/sh", "-c", Str(c, "command")};
       } else if (c.IsSequence() && c.size() > 0) {
         for (const YAML::Node& w : c) g.command.push_back(Str(w, "a command word"));
+        if (g.command[0].empty()) Fail(c[0], "the command's first word must name a program");
       } else {
-        Fail(c, "command must be a list of words, such as [python3, /app/stage.py], or a string "
-                "for the shell");
+        Fail(c,
+             "command must be a list of words, such as [python3, /app/stage.py], or a string "
+             "for the shell");
       }
     }
     if (const YAML::Node& p = value["protocol"]) {
@@ -630,7 +633,12 @@ class Reader {
       st.parallelism = static_cast<int>(Int(p, "parallelism", 1, 1024));
       st.parallelism_pos = PosOf(p);
     }
-    if (const YAML::Node& m = value["memory"]) g.memory = Str(m, "memory");
+    if (const YAML::Node& m = value["memory"]) {
+      g.memory = Str(m, "memory");
+      if (Result<int64_t> bytes = launch::ParseMemory(g.memory, "memory"); !bytes.ok()) {
+        Fail(m, bytes.status().message());
+      }
+    }
     if (const YAML::Node& c = value["cpus"]) {
       std::string text = Str(c, "cpus");
       char* end = nullptr;
@@ -638,14 +646,45 @@ class Reader {
       if (end == text.c_str() || *end != '\0' || !(g.cpus > 0)) {
         Fail(c, "cpus must be a positive number, such as 1 or 0.5, got '" + text + "'");
       }
+      g.cpus_pos = PosOf(c);  // the planner checks it against this machine's CPUs
     }
     if (const YAML::Node& e = value["env"]) {
       if (!e.IsMap()) Fail(e, "env must be a map of names to values, such as {SCALE: \"2\"}");
-      for (auto it : e) g.env.push_back(it.first.Scalar() + "=" + Str(it.second, "an env value"));
+      for (auto it : e) {
+        std::string name = it.first.Scalar();
+        if (Status st = launch::CheckEnvName(name); !st.ok()) {
+          Fail(KeyNode(it), "env: " + st.message());
+        }
+        if (name.rfind("BARGE_STAGE_", 0) == 0) {
+          Fail(KeyNode(it), "env: " + name + " is set by barge in every replica");
+        }
+        g.env.push_back(name + "=" + Str(it.second, "an env value"));
+      }
     }
     if (const YAML::Node& v = value["volumes"]) {
       if (!v.IsSequence()) Fail(v, "volumes must be a list, such as [models:/models:ro]");
-      for (const YAML::Node& x : v) g.volumes.push_back(Str(x, "a volume"));
+      std::set<std::string> destinations;
+      for (const YAML::Node& x : v) {
+        std::string text = Str(x, "a volume");
+        // Its form here; whether a host path exists, when the pipeline is planned.
+        Result<runtime::VolumeSpec> parsed = runtime::ParseVolumeSpec(text);
+        if (!parsed.ok()) Fail(x, parsed.status().message());
+        const std::string& dst = parsed->destination;
+        for (std::string_view reserved : {kStageDirMount, kStageSdkMount}) {
+          if (dst == reserved || dst.rfind(std::string(reserved) + "/", 0) == 0 ||
+              reserved.rfind(dst + "/", 0) == 0) {
+            Fail(x, "invalid volume '" + text + "': barge mounts the stage's rings at " +
+                        std::string(kStageDirMount) + " and its SDKs at " +
+                        std::string(kStageSdkMount) +
+                        " (mount the volume elsewhere, such as /data)");
+          }
+        }
+        if (!destinations.insert(dst).second) {
+          Fail(x, "invalid volume '" + text + "': " + dst + " is already a volume's destination");
+        }
+        g.volumes.push_back(text);
+        g.volume_pos.push_back(PosOf(x));
+      }
     }
     if (const YAML::Node& r = value["restart"]) {
       g.restart = static_cast<int>(Int(r, "restart", 0, 1000000));
@@ -657,7 +696,10 @@ class Reader {
       }
     }
     if (const YAML::Node& u = value["user"]) g.user = Str(u, "user");
-    if (const YAML::Node& w = value["workdir"]) g.workdir = Str(w, "workdir");
+    if (const YAML::Node& w = value["workdir"]) {
+      g.workdir = Str(w, "workdir");
+      if (Status st = launch::CheckWorkdir(g.workdir, "workdir"); !st.ok()) Fail(w, st.message());
+    }
     if (const YAML::Node& b = value["batch"]) {
       g.message_rows = static_cast<size_t>(Int(b, "batch", 1, 1 << 24));
     }

@@ -99,7 +99,14 @@ struct WindowSpec {
   Pos pos;
 };
 
-// A container stage: an image that processes batches, as `barge run` would run it.
+// Where barge mounts, in every replica of a container stage, the replica's rings
+// (BARGE_DEFAULT_DIR of sdk/c/barge_stage.h) and the SDKs it ships. Volumes may not use them.
+inline constexpr std::string_view kStageDirMount = "/run/barge/stage";
+inline constexpr std::string_view kStageSdkMount = "/run/barge/sdk";
+
+// A container stage: an image that processes batches, as `barge run` would run it. The reader
+// checks every option that can be checked without the host (the launch library's rules, as
+// `barge run` applies them); the planner checks the rest (the image, host paths, CPUs).
 struct StageSpec {
   Text image;
   std::vector<std::string> command;  // empty: the image's Entrypoint and Cmd
@@ -107,8 +114,10 @@ struct StageSpec {
   Protocol protocol = Protocol::kShm;
   std::string memory;  // "256m"; empty: no limit
   double cpus = 0;
+  Pos cpus_pos;
   std::vector<std::string> env;      // "K=V"
   std::vector<std::string> volumes;  // NAME:/DST[:ro] or /HOST:/DST[:ro]
+  std::vector<Pos> volume_pos;       // where each of `volumes` is
   std::string network = "none";
   std::string user;
   std::string workdir;

@@ -170,6 +170,101 @@ TEST(SpecTest, BadSpecsNameFileLineAndColumn) {
   }
 }
 
+// A stage's options are checked by the launch library's rules (as `barge run` checks its flags)
+// when the spec is read, each error at the value; what needs the host (the image, host paths,
+// CPUs) is the planner's (stage_test).
+TEST(SpecTest, BadStageOptionsNameTheValue) {
+  const std::string head = "source:\n  file: {path: a.csv}\nsteps:\n  - stage:\n      image: x:1\n";
+  const std::string reserved =
+      ": barge mounts the stage's rings at /run/barge/stage and its SDKs at /run/barge/sdk "
+      "(mount the volume elsewhere, such as /data)";
+  std::vector<BadSpec> cases = {
+      {"unknown memory unit",
+       head + "      memory: 12q\n",
+       {},
+       "s.yaml:6:15: memory: invalid size '12q': unknown unit 'q' (use b, k, m or g)"},
+      {"memory below the minimum",
+       head + "      memory: 1m\n",
+       {},
+       "s.yaml:6:15: memory 1m is below the minimum of 6m"},
+      {"env without a name",
+       head + "      env: {\"\": \"1\"}\n",
+       {},
+       "s.yaml:6:13: env: an environment variable needs a name"},
+      {"env name with =",
+       head + "      env: {SCALE: \"2\", \"A=B\": \"1\"}\n",
+       {},
+       "s.yaml:6:25: env: invalid environment variable name 'A=B': a name may not contain '='"},
+      {"env barge sets",
+       head + "      env: {BARGE_STAGE_DIR: /tmp}\n",
+       {},
+       "s.yaml:6:13: env: BARGE_STAGE_DIR is set by barge in every replica"},
+      {"volume without a source",
+       head + "      volumes: [\"::ro\"]\n",
+       {},
+       "s.yaml:6:17: invalid volume '::ro': empty source"},
+      {"volume with four parts",
+       head + "      volumes: [\"models:/m:rw:extra\"]\n",
+       {},
+       "s.yaml:6:17: invalid volume 'models:/m:rw:extra': expected SOURCE:DESTINATION[:ro]"},
+      {"volume to a relative path",
+       head + "      volumes: [a:/a, \"models:relative\"]\n",
+       {},
+       "s.yaml:6:23: invalid volume 'models:relative': destination must be an absolute path"},
+      {"volume option",
+       head + "      volumes:\n        - models:/m:bogus\n",
+       {},
+       "s.yaml:7:11: invalid volume 'models:/m:bogus': unknown option 'bogus' (use ro or rw)"},
+      {"volume over the rings",
+       head + "      volumes: [\"models:/run/barge/stage\"]\n",
+       {},
+       "s.yaml:6:17: invalid volume 'models:/run/barge/stage'" + reserved},
+      {"volume inside the sdk",
+       head + "      volumes: [\"/tmp:/run/barge/sdk/x\"]\n",
+       {},
+       "s.yaml:6:17: invalid volume '/tmp:/run/barge/sdk/x'" + reserved},
+      {"volume above the rings",
+       head + "      volumes: [\"/tmp:/run\"]\n",
+       {},
+       "s.yaml:6:17: invalid volume '/tmp:/run'" + reserved},
+      {"volume twice at one destination",
+       head + "      volumes: [a:/m, \"b:/m:ro\"]\n",
+       {},
+       "s.yaml:6:23: invalid volume 'b:/m:ro': /m is already a volume's destination"},
+      {"relative workdir",
+       head + "      workdir: app\n",
+       {},
+       "s.yaml:6:16: workdir must be an absolute path, got 'app'"},
+      {"empty program",
+       head + "      command: [\"\", x]\n",
+       {},
+       "s.yaml:6:17: the command's first word must name a program"},
+      {"volume by --set",
+       head,
+       {"steps.0.stage.volumes=[models:relative]"},
+       "--set steps.0.stage.volumes=[models:relative]: invalid volume 'models:relative': "
+       "destination must be an absolute path"},
+  };
+  for (const BadSpec& c : cases) {
+    Result<Spec> spec = ParseSpec(c.text, "s.yaml", {.sets = c.sets});
+    ASSERT_FALSE(spec.ok()) << c.name;
+    EXPECT_EQ(spec.status().message(), c.message) << c.name;
+  }
+  // What is right passes, and the planner learns where cpus and each volume are.
+  Result<Spec> spec = ParseSpec(head +
+                                    "      memory: 6m\n      cpus: 0.5\n      env: {A: \"=\"}\n"
+                                    "      volumes: [models:/models:ro, /tmp:/data]\n",
+                                "s.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  const StageSpec& g = *spec->steps[0].stage;
+  EXPECT_EQ(g.env, std::vector<std::string>{"A=="});
+  EXPECT_EQ(g.cpus_pos.line, 7);
+  EXPECT_EQ(g.cpus_pos.col, 13);
+  ASSERT_EQ(g.volume_pos.size(), 2u);
+  EXPECT_EQ(g.volume_pos[1].line, 9);
+  EXPECT_EQ(g.volume_pos[1].col, 36);
+}
+
 TEST(SpecTest, DeepNestingIsAnErrorNotACrash) {
   std::string deep = "source: {stdin: lines}\nname: " + std::string(100000, '[') + "\n";
   Result<Spec> spec = ParseSpec(deep, "deep.yaml");

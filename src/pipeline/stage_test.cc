@@ -4,8 +4,10 @@
 #include "pipeline/stage.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <mutex>
@@ -118,6 +120,13 @@ class StageTest : public ::testing::Test {
     o.status = (*p)->Run();
     std::sort(o.rows.begin(), o.rows.end());
     return o;
+  }
+
+  // Plans `text` as `barge pipeline validate` does: nothing is run or created.
+  Status Validate(const std::string& text) {
+    Result<Spec> spec = ParseSpec(text, "stage.yaml");
+    if (!spec.ok()) return spec.status();
+    return SpecPipeline::Make(*spec, {.validate_only = true, .root = root_->path()}).status();
   }
 
   static std::string Stage(const std::string& fault, const std::string& extra = "") {
@@ -346,6 +355,42 @@ TEST_F(StageTest, AnUnknownImageIsAPlanError) {
   EXPECT_EQ(got.status.message(),
             "stage.yaml:6:20: unknown image 'nosuch:1': not in the local repository (see 'barge "
             "images', 'barge build', 'barge load')");
+}
+
+TEST_F(StageTest, OptionsCheckedAgainstTheHostFailValidateAtTheirValue) {
+  const std::string head =
+      "source:\n  generate: {records: 3}\nsteps:\n  - stage:\n      image: busybox\n"
+      "      protocol: lines\n      command: [cat]\n";
+  const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+  EXPECT_EQ(Validate(head + "      cpus: 1000\n").message(),
+            fmt::format("stage.yaml:8:13: invalid cpus '1000': more than the {} CPU{} of this "
+                        "machine (the range is 0.01 to {})",
+                        cpus, cpus == 1 ? "" : "s", cpus));
+  EXPECT_EQ(Validate(head + "      volumes: [/tmp:/a, \"/nonexistent/host:/m\"]\n").message(),
+            "stage.yaml:8:26: invalid volume '/nonexistent/host:/m': /nonexistent/host does not "
+            "exist on the host");
+  // The image has neither Entrypoint nor Cmd: the stage must say what to run.
+  EXPECT_EQ(Validate("source:\n  generate: {records: 3}\nsteps:\n"
+                     "  - stage: {image: busybox, protocol: lines}\n")
+                .message(),
+            "stage.yaml:4:20: no command given and the image 'busybox' has no Entrypoint or Cmd "
+            "(give the stage a command:)");
+  Status ok = Validate(head + "      cpus: 1\n      memory: 64m\n      volumes: [/tmp:/a:ro]\n");
+  EXPECT_TRUE(ok.ok()) << ok.message();
+}
+
+TEST_F(StageTest, AProgramMissingFromTheImageIsOneLineNamingTheStepReplicaAndProgram) {
+  // Only running finds what is in the image; restarts would not help.
+  Outcome got = Run(std::string(kSource) +
+                    "  - stage:\n      image: busybox\n      protocol: lines\n"
+                    "      command: [/nonexistent]\n      restart: 2\n");
+  ASSERT_FALSE(got.status.ok());
+  const std::string& m = got.status.message();
+  EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  EXPECT_NE(m.find("step 2 (stage 'busybox') replica 0: exec /nonexistent: no such file or "
+                   "directory"),
+            std::string::npos)
+      << m;
 }
 
 }  // namespace
