@@ -238,7 +238,7 @@ std::vector<std::string> FieldNames(const Schema& s) {
 Result<std::vector<std::string>> Expand(const std::string& pattern) {
   if (pattern.find_first_of("*?[") == std::string::npos) return std::vector<std::string>{pattern};
   // A file whose name holds a glob character is read as named.
-  if (struct stat st {}; ::stat(pattern.c_str(), &st) == 0) return std::vector<std::string>{pattern};
+  if (struct stat st{}; ::stat(pattern.c_str(), &st) == 0) return std::vector<std::string>{pattern};
   glob_t g{};
   int rc = ::glob(pattern.c_str(), GLOB_ERR, nullptr, &g);
   std::vector<std::string> out;
@@ -386,10 +386,9 @@ class SpecPipeline::Builder {
             Result<std::vector<FieldSpec>> inferred =
                 InferSchema(*sample, complete, format, plan.inputs[i].name);
             if (!inferred.ok()) return Fail(s.path.pos, inferred.status().message());
-            const bool typed = std::any_of(inferred->begin(), inferred->end(),
-                                           [](const FieldSpec& f) {
-                                             return f.field.type != Type::kNull;
-                                           });
+            const bool typed =
+                std::any_of(inferred->begin(), inferred->end(),
+                            [](const FieldSpec& f) { return f.field.type != Type::kNull; });
             if (i == 0 || typed) fields = std::move(*inferred);
             if (typed) break;
           }
@@ -1175,6 +1174,7 @@ class SpecPipeline::Builder {
                                "records to the replicas", plan.parallelism, plan.input, nullptr});
           cur = engine.source<BatchPtr>(
               base, [group] { return std::make_unique<StageOutput>(group); }, plan.parallelism);
+          p_.stages_.push_back({plan.label, cur.upstreams().back().node->name, group});
           break;
         }
       }
@@ -1417,6 +1417,12 @@ Status SpecPipeline::Run() {
 }
 
 void SpecPipeline::Cancel() { engine_->Cancel(); }
+
+std::vector<StageStatus> SpecPipeline::Stages() const {
+  std::vector<StageStatus> out;
+  for (const Stage& s : stages_) out.push_back({s.label, s.op, s.group->Status()});
+  return out;
+}
 
 RunProgress SpecPipeline::Progress() const {
   RunProgress p;
