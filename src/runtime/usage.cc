@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
 #include <optional>
 #include <string_view>
@@ -228,6 +229,51 @@ Result<ResourceUsage> ReadResourceUsage(pid_t pid, const std::vector<std::string
     }
   }
   return u;
+}
+
+Result<std::vector<ContainerStats>> StatsSampler::Sample() {
+  std::vector<ContainerRecord> records;
+  if (names_.empty()) {
+    ASSIGN_OR_RETURN(std::vector<ContainerRecord> all, store_.List());
+    for (ContainerRecord& r : all) {
+      if (r.state.status == ContainerStatus::kRunning) records.push_back(std::move(r));
+    }
+  } else {
+    for (const std::string& name : names_) {
+      ASSIGN_OR_RETURN(ContainerRecord r, store_.Find(name));
+      records.push_back(std::move(r));
+    }
+  }
+  const double now =
+      std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  std::vector<ContainerStats> out;
+  std::vector<Previous> previous;
+  for (const ContainerRecord& r : records) {
+    ContainerStats s;
+    s.id = r.config.id;
+    s.name = r.config.name;
+    if (r.state.status == ContainerStatus::kRunning) {
+      Result<ResourceUsage> u = ReadResourceUsage(r.state.pid, r.state.cgroup_dirs,
+                                                  r.config.network == NetworkMode::kHost);
+      if (u.ok()) {
+        s.running = true;
+        s.usage = *u;
+      } else if (u.status().code() != StatusCode::kNotFound) {
+        return u.status().Wrap("container " + r.config.name);
+      }
+    }
+    if (s.running) {
+      for (const Previous& p : previous_) {
+        if (p.id == s.id && now > p.when && s.usage.cpu_seconds >= p.cpu_seconds) {
+          s.cpu_percent = (s.usage.cpu_seconds - p.cpu_seconds) / (now - p.when) * 100.0;
+        }
+      }
+      previous.push_back({s.id, s.usage.cpu_seconds, now});
+    }
+    out.push_back(std::move(s));
+  }
+  previous_ = std::move(previous);
+  return out;
 }
 
 }  // namespace barge::runtime

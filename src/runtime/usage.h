@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "barge/status.h"
+#include "runtime/container_store.h"
 
 namespace barge::runtime {
 
@@ -34,6 +35,37 @@ struct ResourceUsage {
 // gone. `host_network`: its network namespace is the host's, whose traffic is not its own (left 0).
 Result<ResourceUsage> ReadResourceUsage(pid_t pid, const std::vector<std::string>& cgroup_dirs,
                                         bool host_network);
+
+// One container's line of `barge stats`.
+struct ContainerStats {
+  std::string id;
+  std::string name;
+  bool running = false;  // false: the usage figures are zero
+  ResourceUsage usage;
+  double cpu_percent = 0;  // of one CPU over the last interval (200 = two CPUs busy), as docker's
+};
+
+// Samples containers again and again, like `docker stats`: CPU % is the CPU time used between two
+// samples over the time between them.
+class StatsSampler {
+ public:
+  // `names`: containers by id, id prefix or name, each of which must exist; empty: every running
+  // container at each sample (those started meanwhile included).
+  StatsSampler(ContainerStore& store, std::vector<std::string> names)
+      : store_(store), names_(std::move(names)) {}
+  // Reads the containers now. The first sample's CPU % is 0: there is no interval yet.
+  Result<std::vector<ContainerStats>> Sample();
+
+ private:
+  struct Previous {
+    std::string id;
+    double cpu_seconds = 0;
+    double when = 0;  // steady clock, seconds
+  };
+  ContainerStore& store_;
+  std::vector<std::string> names_;
+  std::vector<Previous> previous_;
+};
 
 namespace detail {
 // Parsers, exposed for tests. Each returns 0 for what the text does not have.
