@@ -3,11 +3,25 @@
 //
 //   spec-p1: generate -> select value * 2 -> filter value % 3 <> 0 -> sum
 //   spec-p2: generate -> key_by key -> 1 s tumbling window sum(value) -> sum of the results
+//   spec-p2-scraped: spec-p2 with and without its metrics served and scraped every second
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
+#include "base/unique_fd.h"
 #include "bench/bench.h"
 #include "bench/pipelines.h"
+#include "metrics/http_server.h"
+#include "metrics/prometheus.h"
+#include "pipeline/metrics.h"
 #include "pipeline/planner.h"
 
 namespace barge::bench {
@@ -32,9 +46,71 @@ steps:
     aggregate: {total: sum(value)}
 )";
 
-// Runs `text` (RECORDS replaced) with its results summed over `column` into the checksum.
+// Bytes of the response to GET /metrics from 127.0.0.1:port, as a scraper reads it; 0 on failure.
+size_t Scrape(int port) {
+  UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return 0;
+  const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+  if (::write(s.get(), req, sizeof(req) - 1) != sizeof(req) - 1) return 0;
+  size_t total = 0;
+  char buf[16384];
+  ssize_t n;
+  while ((n = ::read(s.get(), buf, sizeof(buf))) > 0) total += static_cast<size_t>(n);
+  return total;
+}
+
+// Serves the pipeline's metrics on a free loopback port and scrapes them every second, like a
+// Prometheus with scrape_interval: 1s, until destroyed.
+class Scraper {
+ public:
+  static Result<std::unique_ptr<Scraper>> Start(const pipeline::SpecPipeline& p) {
+    auto s = std::unique_ptr<Scraper>(new Scraper(p));
+    metrics::HttpHandler handler = [m = s->metrics_.get()](const std::string&) {
+      return metrics::HttpResponse{200, metrics::kPrometheusContentType, m->Render()};
+    };
+    ASSIGN_OR_RETURN(s->server_, metrics::HttpServer::Start({"127.0.0.1", 0}, handler));
+    s->thread_ = std::thread([raw = s.get()] { raw->Loop(); });
+    return s;
+  }
+  ~Scraper() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  int scrapes() const { return scrapes_; }
+
+ private:
+  explicit Scraper(const pipeline::SpecPipeline& p)
+      : metrics_(std::make_unique<pipeline::PipelineMetrics>(p)) {}
+  void Loop() {
+    std::unique_lock lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_; })) {
+      lock.unlock();
+      if (Scrape(server_->port()) > 0) ++scrapes_;
+      lock.lock();
+    }
+  }
+  std::unique_ptr<pipeline::PipelineMetrics> metrics_;
+  std::unique_ptr<metrics::HttpServer> server_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::atomic<int> scrapes_{0};
+};
+
+// Runs `text` (RECORDS replaced) with its results summed over `column` into the checksum; with
+// `scraped`, its metrics are served and scraped every second meanwhile.
 Result<PipelineRun> RunSpec(std::string text, uint64_t records, int parallelism,
-                            const std::string& column) {
+                            const std::string& column, bool scraped = false,
+                            int* scrapes = nullptr) {
   text.replace(text.find("RECORDS"), 7, std::to_string(records));
   ASSIGN_OR_RETURN(pipeline::Spec spec,
                    pipeline::ParseSpec(text, "bench.yaml", {.parallelism = parallelism}));
@@ -48,11 +124,17 @@ Result<PipelineRun> RunSpec(std::string text, uint64_t records, int parallelism,
     checksum.fetch_add(sum, std::memory_order_relaxed);
   };
   ASSIGN_OR_RETURN(auto p, pipeline::SpecPipeline::Make(spec, options));
+  std::unique_ptr<Scraper> scraper;
+  if (scraped) {
+    ASSIGN_OR_RETURN(scraper, Scraper::Start(*p));
+  }
   auto start = std::chrono::steady_clock::now();
   double cpu_start = ProcessCpuSeconds();
   RETURN_IF_ERROR(p->Run());
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return PipelineRun{seconds, ProcessCpuSeconds() - cpu_start, checksum.load()};
+  double cpu = ProcessCpuSeconds() - cpu_start;
+  if (scraper && scrapes != nullptr) *scrapes = scraper->scrapes();
+  return PipelineRun{seconds, cpu, checksum.load()};
 }
 
 nlohmann::json Report(const std::string& name, uint64_t n, int par, const PipelineRun& spec,
@@ -93,10 +175,50 @@ Result<nlohmann::json> RunSpecP2(const Options& o) {
   return Compare("spec-p2", kSpecP2, "total", o, TypedP2);
 }
 
+// spec-p2 alternately without and with a scraper, `iterations` rounds (default 5): the medians
+// of both and their ratio, so that a slowdown from serving metrics shows against the same run.
+Result<nlohmann::json> RunSpecP2Scraped(const Options& o) {
+  uint64_t n = o.records > 0 ? o.records : 100'000'000;
+  int par = o.parallelism > 0 ? o.parallelism : 1;
+  int rounds = o.iterations > 0 ? o.iterations : 5;
+  std::vector<double> plain, scraped;
+  int scrapes = 0;
+  uint64_t checksum = 0;
+  for (int i = 0; i < rounds; ++i) {
+    for (bool with : {false, true}) {
+      int round_scrapes = 0;
+      ASSIGN_OR_RETURN(PipelineRun r, RunSpec(kSpecP2, n, par, "total", with, &round_scrapes));
+      if (checksum != 0 && r.checksum != checksum) return Internal("spec-p2: checksums differ");
+      checksum = r.checksum;
+      (with ? scraped : plain).push_back(static_cast<double>(n) / r.seconds);
+      scrapes += round_scrapes;
+    }
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  };
+  return nlohmann::json{{"bench", "spec-p2-scraped"},
+                        {"records", n},
+                        {"parallelism", par},
+                        {"rounds", rounds},
+                        {"records_per_sec_median", median(plain)},
+                        {"scraped_records_per_sec_median", median(scraped)},
+                        {"ratio_scraped_to_plain", median(scraped) / median(plain)},
+                        {"records_per_sec", plain},
+                        {"scraped_records_per_sec", scraped},
+                        {"scrapes", scrapes},
+                        {"checksum", checksum}};
+}
+
 const Registration kSpecP1Bench{
     "spec-p1", "p1 as a pipeline spec vs the typed pipeline (records/s)", RunSpecP1};
 const Registration kSpecP2Bench{
     "spec-p2", "p2 as a pipeline spec vs the typed pipeline (records/s)", RunSpecP2};
+const Registration kSpecP2ScrapedBench{
+    "spec-p2-scraped",
+    "spec-p2 without and with its /metrics served and scraped every second (median records/s)",
+    RunSpecP2Scraped};
 
 }  // namespace
 }  // namespace barge::bench

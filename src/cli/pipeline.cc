@@ -12,7 +12,10 @@
 #include <thread>
 
 #include "cli/cli.h"
+#include "metrics/http_server.h"
+#include "metrics/prometheus.h"
 #include "pipeline/format.h"
+#include "pipeline/metrics.h"
 #include "pipeline/planner.h"
 #include "pipeline/stage.h"
 
@@ -25,6 +28,7 @@ struct PipelineArgs {
   int parallelism = 0;
   std::string format = "text";
   bool quiet = false;
+  std::string metrics_addr;  // empty: no metrics endpoint
 };
 
 Result<std::unique_ptr<pipeline::SpecPipeline>> Plan(const PipelineArgs& args, bool validate,
@@ -146,6 +150,30 @@ void RunPipeline(const PipelineArgs& args, Cli& cli) {
     return;
   }
   pipeline::SpecPipeline& p = **planned;
+  // /metrics and /healthz for as long as the pipeline runs.
+  pipeline::PipelineMetrics exported(p);
+  std::unique_ptr<metrics::HttpServer> server;
+  if (!args.metrics_addr.empty()) {
+    Result<metrics::ListenAddress> addr = metrics::ParseListenAddress(args.metrics_addr);
+    if (!addr.ok()) {
+      cli.Finish(addr.status().Wrap("--metrics-addr"));
+      return;
+    }
+    Result<std::unique_ptr<metrics::HttpServer>> started =
+        metrics::HttpServer::Start(*addr, [&exported](const std::string& path) {
+          if (path == "/metrics") {
+            return metrics::HttpResponse{200, metrics::kPrometheusContentType, exported.Render()};
+          }
+          if (path == "/healthz") return metrics::HttpResponse{200, "text/plain", "ok\n"};
+          return metrics::HttpResponse{404, "text/plain", "not found: try /metrics or /healthz\n"};
+        });
+    if (!started.ok()) {
+      cli.Finish(started.status());
+      return;
+    }
+    server = std::move(started).value();
+    if (!args.quiet) fmt::print(stderr, "barge: metrics on {}/metrics\n", server->url());
+  }
   const bool terminal = ::isatty(STDERR_FILENO) == 1;
   const auto start = std::chrono::steady_clock::now();
   std::atomic<bool> done{false};
@@ -251,6 +279,12 @@ const Registration kPipeline{
           "run", "Run a pipeline until its input ends (or Ctrl-C); progress on stderr");
       AddSpecOptions(*run, *args);
       run->add_flag("-q,--quiet", args->quiet, "Print no progress or summary, only errors");
+      run->add_option("--metrics-addr", args->metrics_addr,
+                      "Serve Prometheus metrics at http://HOST:PORT/metrics (and /healthz) while "
+                      "the pipeline runs; HOST defaults to 127.0.0.1 (:9464 or 9464 serve on "
+                      "loopback, 0.0.0.0:9464 on every interface), PORT 0 picks a free port. "
+                      "Metrics: docs/monitoring.md")
+          ->type_name("HOST:PORT");
       run->callback([args, &cli] { RunPipeline(*args, cli); });
     }};
 

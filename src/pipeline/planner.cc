@@ -1191,6 +1191,7 @@ class SpecPipeline::Builder {
                                "records to the replicas", plan.parallelism, plan.input, nullptr});
           cur = engine.source<BatchPtr>(
               base, [group] { return std::make_unique<StageOutput>(group); }, plan.parallelism);
+          p_.stages_.push_back({plan.label, cur.upstreams().back().node->name, group});
           break;
         }
       }
@@ -1433,6 +1434,12 @@ Status SpecPipeline::Run() {
 }
 
 void SpecPipeline::Cancel() { engine_->Cancel(); }
+
+std::vector<StageStatus> SpecPipeline::Stages() const {
+  std::vector<StageStatus> out;
+  for (const Stage& s : stages_) out.push_back({s.label, s.op, s.group->Status()});
+  return out;
+}
 
 RunProgress SpecPipeline::Progress() const {
   RunProgress p;

@@ -20,6 +20,7 @@
 #include "barge/status.h"
 #include "barge/stream/pipeline.h"
 #include "pipeline/spec.h"
+#include "pipeline/stage.h"
 #include "pipeline/steps.h"
 
 namespace barge::pipeline {
@@ -60,6 +61,13 @@ struct RunProgress {
   int64_t watermark = stream::kMinTime;  // of the windows, else of the sources
 };
 
+// A container stage's replicas, for metrics.
+struct StageStatus {
+  std::string label;  // the step's, "step 3 (stage)"
+  std::string op;     // the engine source reading its replies
+  std::vector<StageReplicaStatus> replicas;
+};
+
 class SpecPipeline {
  public:
   static Result<std::unique_ptr<SpecPipeline>> Make(const Spec& spec, PlanOptions options);
@@ -81,6 +89,10 @@ class SpecPipeline {
   // Stops a running pipeline from any thread; Run() then returns a Cancelled status.
   void Cancel();
   RunProgress Progress() const;
+  // Every operator instance's counters (empty before Run starts). Any thread.
+  std::vector<stream::OperatorStats> OperatorStats() const { return engine_->Stats(); }
+  // Every container stage's replicas now. Any thread.
+  std::vector<StageStatus> Stages() const;
 
  private:
   SpecPipeline(const Spec& spec, PlanOptions options);
@@ -98,6 +110,14 @@ class SpecPipeline {
   // Declared before the engine: batches in the engine's channels return to ctx_'s pool.
   std::unique_ptr<RunContext> ctx_;
   std::unique_ptr<stream::Pipeline> engine_;
+  struct Stage {
+    std::string label;
+    std::string op;
+    // Shared with the stage's operators. Declared after engine_, so that the last reference
+    // still drops with the engine's operators, while ctx_ is alive.
+    std::shared_ptr<StageGroup> group;
+  };
+  std::vector<Stage> stages_;
 };
 
 }  // namespace barge::pipeline

@@ -385,6 +385,20 @@ class StageReplica {
   }
   ~StageReplica() { Stop(); }
 
+  StageReplicaStatus Snapshot() {
+    StageReplicaStatus st;
+    st.replica = index_;
+    st.host_network = config_.container.network == "host";
+    st.restarts = restarts_.load(std::memory_order_relaxed);
+    st.oom_kills = oom_kills_.load(std::memory_order_relaxed);
+    std::lock_guard lock(mu_);
+    if (container_.running()) {
+      st.pid = container_.pid();
+      st.cgroup_dirs = container_.cgroup().dirs();
+    }
+    return st;
+  }
+
   // Starts the container; the output side calls it, on its task thread, which lives as long as
   // the replica runs (a container dies with the thread that made it: its parent-death signal).
   Status Start() {
@@ -606,23 +620,28 @@ class StageReplica {
     if (container_.running()) {
       (void)container_.Signal(SIGKILL);
     }
-    Result<runtime::ExitInfo> exit =
-        container_.running() ? container_.Finish() : Result<runtime::ExitInfo>(runtime::ExitInfo{});
+    Result<runtime::ExitInfo> exit = runtime::ExitInfo{};
+    {
+      std::lock_guard lock(mu_);  // a metrics scrape reads container_
+      if (container_.running()) exit = container_.Finish();
+    }
     std::string tail = log_ ? log_->Tail() : "";
     log_.reset();
+    if (exit.ok() && exit->oom_killed) oom_kills_.fetch_add(1, std::memory_order_relaxed);
     if (exit.ok() && why.empty()) {
       detail = ExitText(*exit) + (exit->oom_killed ? "" : " before the end of its input");
     }
     if (!tail.empty()) detail += "; last output: " + tail;
     if (restarts_ >= config_.restart) {
       if (config_.restart > 0) {
-        detail += fmt::format(" (after {} restart{})", restarts_, restarts_ == 1 ? "" : "s");
+        detail += fmt::format(" (after {} restart{})", restarts_.load(), restarts_ == 1 ? "" : "s");
       }
       return Failed(name_ + " " + detail);
     }
     ++restarts_;
     std::string note = "barge: " + name_ + " " + detail + "; restarting (" +
-                       std::to_string(restarts_) + " of " + std::to_string(config_.restart) + ")\n";
+                       std::to_string(restarts_.load()) + " of " + std::to_string(config_.restart) +
+                       ")\n";
     (void)!::write(STDERR_FILENO, note.data(), note.size());
     // What the dead replica did not answer is read again by the new one; what it half answered
     // is dropped.
@@ -935,6 +954,7 @@ class StageReplica {
       std::lock_guard lock(mu_);
       if (container_.running()) exit = container_.Finish();
     }
+    if (exit.ok() && exit->oom_killed) oom_kills_.fetch_add(1, std::memory_order_relaxed);
     if (!killed && exit.ok() && (exit->exit_code != 0 || exit->oom_killed)) {
       std::string tail = log_ ? log_->Tail() : "";
       return Failed(name_ + " " + ExitText(*exit) + " after the end of its input" +
@@ -1256,12 +1276,13 @@ class StageReplica {
   std::deque<Pending> pending_;
   runtime::OwnedContainer container_;
   std::unique_ptr<LogRelay> log_;
-  uint64_t next_seq_ = 1;          // input side
-  JsonRowWriter json_;             // lines protocol: the JSON of each input row
-  std::vector<BatchPtr> parts_;    // output side: parts of the reply being read
-  uint64_t out_head_ = 0;          // output side: barge's read position in the out ring
-  std::vector<uint32_t> row_map_;  // output side: a reply's "__row" column, copied
-  int restarts_ = 0;
+  uint64_t next_seq_ = 1;               // input side
+  JsonRowWriter json_;                  // lines protocol: the JSON of each input row
+  std::vector<BatchPtr> parts_;         // output side: parts of the reply being read
+  uint64_t out_head_ = 0;               // output side: barge's read position in the out ring
+  std::vector<uint32_t> row_map_;       // output side: a reply's "__row" column, copied
+  std::atomic<int> restarts_{0};        // read by metrics scrapes
+  std::atomic<uint64_t> oom_kills_{0};  // the same
   bool ended_ = false;
 
   std::mutex fail_mu_;
@@ -1306,6 +1327,12 @@ StageGroup::StageGroup(StageConfig config, RunContext& ctx, int replicas)
   for (int i = 0; i < replicas; ++i) {
     replicas_.push_back(std::make_unique<StageReplica>(*this, i, replicas));
   }
+}
+
+std::vector<StageReplicaStatus> StageGroup::Status() const {
+  std::vector<StageReplicaStatus> out;
+  for (const std::unique_ptr<StageReplica>& r : replicas_) out.push_back(r->Snapshot());
+  return out;
 }
 
 StageGroup::~StageGroup() {

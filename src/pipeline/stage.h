@@ -44,6 +44,16 @@ struct StageConfig {
 
 class StageReplica;
 
+// One replica's container, as a metrics scrape sees it.
+struct StageReplicaStatus {
+  int replica = 0;
+  pid_t pid = 0;                         // its pid 1 on the host; 0 while not running
+  std::vector<std::string> cgroup_dirs;  // none when the stage sets no limits
+  bool host_network = false;
+  int restarts = 0;
+  uint64_t oom_kills = 0;  // counted at the exits of its earlier containers (OOM-killed ones)
+};
+
 // The replicas of one stage step, shared by its StageInput operators and StageOutput sources.
 // Owns the containers and the shared-memory files: destroying it stops every replica and removes
 // them.
@@ -64,6 +74,8 @@ class StageGroup {
   // The directory on a tmpfs holding every replica's rings (made on first use).
   Result<std::string> Dir();
   runtime::ContainerStore& store() { return store_; }
+  // Every replica's container now. Any thread.
+  std::vector<StageReplicaStatus> Status() const;
 
  private:
   StageConfig config_;

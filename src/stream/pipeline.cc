@@ -310,6 +310,7 @@ std::vector<OperatorStats> Pipeline::Stats() const {
       s.instance = task->instance;
       s.records_in = op->metrics().records_in.load(std::memory_order_relaxed);
       s.records_out = op->metrics().records_out.load(std::memory_order_relaxed);
+      s.batches_in = op->metrics().batches_in.load(std::memory_order_relaxed);
       s.late_records = op->metrics().late_records.load(std::memory_order_relaxed);
       if (node == task->head && task->source != nullptr) s.skipped = task->source->skipped();
       if (node == task->head) {

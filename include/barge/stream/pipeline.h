@@ -48,6 +48,7 @@ struct OperatorStats {
   int instance = 0;
   uint64_t records_in = 0;
   uint64_t records_out = 0;
+  uint64_t batches_in = 0;
   uint64_t late_records = 0;
   uint64_t skipped = 0;  // sources: malformed inputs skipped (SourceMetrics::skipped)
   // Input channels of the task this operator heads (zero for chained operators and sources).
