@@ -114,6 +114,8 @@ class Pipeline {
   std::vector<TaskPlan> Plan() const;
 
   const PipelineOptions& options() const { return options_; }
+  // Sets CheckpointOptions::job after construction (before Run).
+  void SetCheckpointJob(std::string job) { options_.checkpoint.job = std::move(job); }
 
   // Graph building, used by Stream.
   detail::NodeBase* AddNode(std::unique_ptr<detail::NodeBase> node);
