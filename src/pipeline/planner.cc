@@ -1503,8 +1503,9 @@ std::string JobDifference(const nlohmann::json& was, const nlohmann::json& now) 
     for (const char* key : {"detail", "parallelism", "input", "schema", "role"}) {
       if (a[i][key] != b[i][key]) {
         std::string what = key == std::string("detail") ? "what it does" : key;
-        return b[i].value("label", "") + " (" + b[i].value("role", "") + "): " + what + " was " +
-               a[i][key].dump() + ", now " + b[i][key].dump();
+        std::string label = b[i].value("label", "");
+        if (label == "source" || label == "sink") label += " (" + b[i].value("role", "") + ")";
+        return label + ": " + what + " was " + a[i][key].dump() + ", now " + b[i][key].dump();
       }
     }
   }
