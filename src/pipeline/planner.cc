@@ -1560,7 +1560,8 @@ Status SpecPipeline::Run() {
       }
     }
   }
-  ASSIGN_OR_RETURN(ctx_->bad, BadRecords::Open(spec_.on_error, dead_letter_path_, inputs_));
+  ASSIGN_OR_RETURN(
+      ctx_->bad, BadRecords::Open(spec_.on_error, dead_letter_path_, inputs_, resume_.has_value()));
   Status st = engine_->Run();
   if (st.ok() && store_) {
     // The input was consumed and the output committed: a later run starts over.
