@@ -131,6 +131,12 @@ Status WriteFileAtomic(const std::string& path, std::string_view data, int mode)
   return st;
 }
 
+Status SyncDir(const std::string& dir) {
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(dir.empty() ? "." : dir, O_RDONLY | O_DIRECTORY));
+  if (::fsync(fd.get()) != 0) return ErrnoError("fsync " + dir);
+  return Status::Ok();
+}
+
 Status MakeDirs(const std::string& path, int mode) {
   if (path.empty()) return Status::Ok();
   struct stat st {};

@@ -37,6 +37,9 @@ Status WriteFile(const std::string& path, std::string_view data, int mode = 0644
 // readers see the old content or the new one, never a torn file.
 Status WriteFileAtomic(const std::string& path, std::string_view data, int mode = 0644);
 
+// fsyncs directory `dir`, so that entries created, renamed or removed in it survive a crash.
+Status SyncDir(const std::string& dir);
+
 // Writes all of `data` to `fd`, retrying short writes and EINTR.
 Status WriteAll(int fd, std::string_view data, std::string_view what);
 

@@ -4,6 +4,7 @@
 //   spec-p1: generate -> select value * 2 -> filter value % 3 <> 0 -> sum
 //   spec-p2: generate -> key_by key -> 1 s tumbling window sum(value) -> sum of the results
 //   spec-p2-scraped: spec-p2 with and without its metrics served and scraped every second
+//   spec-p2-checkpoint: spec-p2 with checkpoints every second against spec-p2 without, in turns
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -16,6 +17,7 @@
 #include <mutex>
 #include <thread>
 
+#include "base/file_util.h"
 #include "base/unique_fd.h"
 #include "bench/bench.h"
 #include "bench/pipelines.h"
@@ -211,6 +213,40 @@ Result<nlohmann::json> RunSpecP2Scraped(const Options& o) {
                         {"checksum", checksum}};
 }
 
+// spec-p2 with `checkpoint: {interval: 1s}` against spec-p2 without, alternating so that both see
+// the same machine; the best of each is compared. Results go to memory (no file sink to commit).
+Result<nlohmann::json> RunSpecP2Checkpoint(const Options& o) {
+  const uint64_t n = o.records > 0 ? o.records : 200'000'000;
+  const int par = o.parallelism > 0 ? o.parallelism : 2;
+  const int rounds = o.iterations > 0 ? o.iterations : 3;
+  ASSIGN_OR_RETURN(TempDir dir, TempDir::Make("barge-bench-ckpt-"));
+  const std::string with =
+      std::string(kSpecP2) + "checkpoint: {interval: 1s, dir: " + dir.path() + "/ck, keep: 3}\n";
+  double best_plain = 1e300, best_ckpt = 1e300;
+  uint64_t checksum = 0;
+  for (int r = 0; r < rounds; ++r) {
+    ASSIGN_OR_RETURN(PipelineRun plain, RunSpec(kSpecP2, n, par, "total"));
+    ASSIGN_OR_RETURN(PipelineRun ckpt, RunSpec(with, n, par, "total"));
+    if (plain.checksum != ckpt.checksum) {
+      return Internal("spec-p2-checkpoint: checksums differ with and without checkpoints");
+    }
+    checksum = plain.checksum;
+    best_plain = std::min(best_plain, plain.seconds);
+    best_ckpt = std::min(best_ckpt, ckpt.seconds);
+  }
+  const double rate_plain = static_cast<double>(n) / best_plain;
+  const double rate_ckpt = static_cast<double>(n) / best_ckpt;
+  return nlohmann::json{{"bench", "spec-p2-checkpoint"},
+                        {"records", n},
+                        {"parallelism", par},
+                        {"rounds", rounds},
+                        {"records_per_sec", rate_ckpt},
+                        {"records_per_sec_without_checkpoints", rate_plain},
+                        {"ratio_to_without", rate_ckpt / rate_plain},
+                        {"slowdown_percent", (1 - rate_ckpt / rate_plain) * 100},
+                        {"checksum", checksum}};
+}
+
 const Registration kSpecP1Bench{
     "spec-p1", "p1 as a pipeline spec vs the typed pipeline (records/s)", RunSpecP1};
 const Registration kSpecP2Bench{
@@ -219,6 +255,9 @@ const Registration kSpecP2ScrapedBench{
     "spec-p2-scraped",
     "spec-p2 without and with its /metrics served and scraped every second (median records/s)",
     RunSpecP2Scraped};
+const Registration kSpecP2CheckpointBench{
+    "spec-p2-checkpoint", "spec-p2 with checkpoints every second vs without (records/s)",
+    RunSpecP2Checkpoint};
 
 }  // namespace
 }  // namespace barge::bench

@@ -29,13 +29,20 @@ struct PipelineArgs {
   std::string format = "text";
   bool quiet = false;
   std::string metrics_addr;  // empty: no metrics endpoint
+  bool fresh = false;
 };
 
 Result<std::unique_ptr<pipeline::SpecPipeline>> Plan(const PipelineArgs& args, bool validate,
                                                      const std::string& root) {
   pipeline::LoadOptions load{args.sets, args.parallelism};
   ASSIGN_OR_RETURN(pipeline::Spec spec, pipeline::LoadSpec(args.spec, load));
-  return pipeline::SpecPipeline::Make(spec, {.validate_only = validate, .root = root});
+  pipeline::PlanOptions options{.validate_only = validate, .root = root};
+  options.fresh = args.fresh;
+  options.log = [](const std::string& line) {
+    fmt::print(stderr, "barge: {}\n", line);
+    std::fflush(stderr);
+  };
+  return pipeline::SpecPipeline::Make(spec, options);
 }
 
 void Validate(const PipelineArgs& args, Cli& cli) {
@@ -177,6 +184,7 @@ void RunPipeline(const PipelineArgs& args, Cli& cli) {
   const bool terminal = ::isatty(STDERR_FILENO) == 1;
   const auto start = std::chrono::steady_clock::now();
   std::atomic<bool> done{false};
+  Result<uint64_t> savepoint = Cancelled("no savepoint");
   // Watches for Ctrl-C and prints the status: on a terminal one line rewritten twice a second,
   // otherwise a plain line every 10 seconds.
   std::thread watcher([&] {
@@ -189,7 +197,13 @@ void RunPipeline(const PipelineArgs& args, Cli& cli) {
       if (!cancelled && g_stop_signal.load() != 0) {
         cancelled = true;
         cancel_time = std::chrono::steady_clock::now();
-        p.Cancel();
+        if (p.checkpoint_dir().empty()) {
+          p.Cancel();
+        } else {
+          // A savepoint first, so that the next run resumes where this one stopped. A second
+          // signal during it exits at once (below, after it returns or times out).
+          savepoint = p.StopWithSavepoint(kStopGrace - std::chrono::seconds(1));
+        }
       }
       if (cancelled && (g_stop_count.load() > 1 ||
                         std::chrono::steady_clock::now() - cancel_time > kStopGrace)) {
@@ -227,6 +241,16 @@ void RunPipeline(const PipelineArgs& args, Cli& cli) {
   int sig = g_stop_signal.load();
   if (st.code() == StatusCode::kCancelled && sig != 0) {
     // Stopped on request: say how far it got, whatever -q says.
+    if (!p.checkpoint_dir().empty()) {
+      if (savepoint.ok()) {
+        fmt::print(stderr, "barge: savepoint {} written to {}; the next run resumes from it\n",
+                   *savepoint, p.checkpoint_dir());
+      } else {
+        fmt::print(stderr,
+                   "barge: no savepoint ({}); the next run resumes from the last checkpoint\n",
+                   savepoint.status().message());
+      }
+    }
     fmt::print(stderr,
                "barge: pipeline stopped by {}: {} records in, {} out, {} bad, {} late, watermark "
                "{}, after {:.1f}s\n",
@@ -285,6 +309,9 @@ const Registration kPipeline{
                       "loopback, 0.0.0.0:9464 on every interface), PORT 0 picks a free port. "
                       "Metrics: docs/monitoring.md")
           ->type_name("HOST:PORT");
+      run->add_flag("--fresh", args->fresh,
+                    "With checkpoint: in the spec, start over instead of resuming from the latest "
+                    "checkpoint (its checkpoints are removed)");
       run->callback([args, &cli] { RunPipeline(*args, cli); });
     }};
 

@@ -37,10 +37,28 @@ struct Values<std::string> {
   static void Append(Column& c, const std::string& v) { c.AppendString(v); }
 };
 
+// Checkpointed values: strings with their length, anything else as its bytes.
+template <class T>
+void PutValue(stream::StateWriter& w, const T& v) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    w.PutString(v);
+  } else {
+    w.Put(v);
+  }
+}
+template <class T>
+T GetValue(stream::StateReader& r) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    return r.GetString();
+  } else {
+    return r.Get<T>();
+  }
+}
+
 // Appends values[slot] for each slot that has one, NULL for the others.
 template <class V, class Stored>
-void EmitSet(const std::vector<Stored>& values, const std::vector<uint8_t>& has, const uint32_t* slots,
-             size_t n, Column& out) {
+void EmitSet(const std::vector<Stored>& values, const std::vector<uint8_t>& has,
+             const uint32_t* slots, size_t n, Column& out) {
   for (size_t k = 0; k < n; ++k) {
     if (has[slots[k]]) {
       Values<V>::Append(out, values[slots[k]]);
@@ -70,6 +88,8 @@ class CountAgg final : public Aggregator {
             std::vector<std::pair<size_t, std::string>>&) const override {
     for (size_t k = 0; k < n; ++k) out.AppendInt(n_[slots[k]]);
   }
+  void Save(uint32_t s, stream::StateWriter& w) const override { w.Put(n_[s]); }
+  void Load(uint32_t s, stream::StateReader& r) override { n_[s] = r.Get<int64_t>(); }
 
  private:
   bool star_;
@@ -131,6 +151,15 @@ class SumAgg final : public Aggregator {
     }
   }
 
+  void Save(uint32_t s, stream::StateWriter& w) const override {
+    w.Put(sum_[s]);
+    w.Put(has_[s]);
+  }
+  void Load(uint32_t s, stream::StateReader& r) override {
+    sum_[s] = r.Get<Acc>();
+    has_[s] = r.Get<uint8_t>();
+  }
+
  private:
   std::string name_;
   std::vector<Acc> sum_;
@@ -188,6 +217,15 @@ class AvgAgg final : public Aggregator {
     }
   }
 
+  void Save(uint32_t s, stream::StateWriter& w) const override {
+    w.Put(sum_[s]);
+    w.Put(count_[s]);
+  }
+  void Load(uint32_t s, stream::StateReader& r) override {
+    sum_[s] = r.Get<Acc>();
+    count_[s] = r.Get<int64_t>();
+  }
+
  private:
   std::vector<Acc> sum_;
   std::vector<int64_t> count_;
@@ -218,6 +256,15 @@ class MinMaxAgg final : public Aggregator {
   void Emit(const uint32_t* slots, size_t n, Column& out,
             std::vector<std::pair<size_t, std::string>>&) const override {
     EmitSet<V>(value_, has_, slots, n, out);
+  }
+
+  void Save(uint32_t s, stream::StateWriter& w) const override {
+    w.Put(has_[s]);
+    if (has_[s]) PutValue(w, value_[s]);
+  }
+  void Load(uint32_t s, stream::StateReader& r) override {
+    has_[s] = r.Get<uint8_t>();
+    if (has_[s]) value_[s] = GetValue<V>(r);
   }
 
  private:
@@ -270,6 +317,21 @@ class FirstLastAgg final : public Aggregator {
     EmitSet<V>(value_, has_, slots, n, out);
   }
 
+  void Save(uint32_t s, stream::StateWriter& w) const override {
+    w.Put(has_[s]);
+    if (!has_[s]) return;
+    PutValue(w, value_[s]);
+    w.Put(order_[s]);
+  }
+  void Load(uint32_t s, stream::StateReader& r) override {
+    has_[s] = r.Get<uint8_t>();
+    if (!has_[s]) return;
+    value_[s] = GetValue<V>(r);
+    order_[s] = r.Get<int64_t>();
+  }
+  void SaveShared(stream::StateWriter& w) const override { w.Put(arrival_); }
+  void LoadShared(stream::StateReader& r) override { arrival_ = r.Get<int64_t>(); }
+
  private:
   template <class T>
   void Offer(uint32_t s, const T& v, int64_t rank) {
@@ -313,6 +375,19 @@ class DistinctAgg final : public Aggregator {
       const auto& set = sets_[slots[k]];
       out.AppendInt(set ? static_cast<int64_t>(set->size()) : 0);
     }
+  }
+
+  void Save(uint32_t s, stream::StateWriter& w) const override {
+    const auto& set = sets_[s];
+    w.Put<uint64_t>(set ? set->size() : 0);
+    if (set) {
+      for (const Key& k : *set) PutValue(w, k);
+    }
+  }
+  void Load(uint32_t s, stream::StateReader& r) override {
+    sets_[s].reset();
+    uint64_t n = r.Get<uint64_t>();
+    for (uint64_t i = 0; i < n; ++i) Set(s).insert(GetValue<Key>(r));
   }
 
  private:
@@ -429,6 +504,28 @@ void AggStates::Update(const uint32_t* slots, const uint32_t* rows, size_t n,
   for (size_t a = 0; a < aggregators_.size(); ++a) {
     aggregators_[a]->Update(slots, rows, n, args[a], order);
   }
+}
+
+void AggStates::SaveSlot(uint32_t slot, stream::StateWriter& out) const {
+  for (const auto& a : aggregators_) a->Save(slot, out);
+}
+
+uint32_t AggStates::LoadSlot(stream::StateReader& in) {
+  uint32_t slot = Allocate();
+  LoadSlotAt(slot, in);
+  return slot;
+}
+
+void AggStates::LoadSlotAt(uint32_t slot, stream::StateReader& in) {
+  for (auto& a : aggregators_) a->Load(slot, in);
+}
+
+void AggStates::SaveShared(stream::StateWriter& out) const {
+  for (const auto& a : aggregators_) a->SaveShared(out);
+}
+
+void AggStates::LoadShared(stream::StateReader& in) {
+  for (auto& a : aggregators_) a->LoadShared(in);
 }
 
 void AggStates::Merge(uint32_t into, uint32_t from) {

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "barge/stream/checkpoint.h"
 #include "pipeline/column.h"
 #include "pipeline/expr.h"
 
@@ -35,6 +36,11 @@ class Aggregator {
   // `overflowed` with what happened.
   virtual void Emit(const uint32_t* slots, size_t n, Column& out,
                     std::vector<std::pair<size_t, std::string>>& overflowed) const = 0;
+  // Checkpoints: one slot's state, and state shared by all slots (arrival counters).
+  virtual void Save(uint32_t slot, stream::StateWriter& out) const = 0;
+  virtual void Load(uint32_t slot, stream::StateReader& in) = 0;
+  virtual void SaveShared(stream::StateWriter&) const {}
+  virtual void LoadShared(stream::StateReader&) {}
 };
 
 std::unique_ptr<Aggregator> MakeAggregator(AggregateKind kind, Type argument, std::string name);
@@ -61,6 +67,14 @@ class AggStates {
             std::vector<std::pair<size_t, std::string>>& overflowed) const;
 
   size_t size() const { return aggregators_.size(); }
+
+  // Checkpoints: a slot's state; a slot allocated and set from what SaveSlot wrote.
+  void SaveSlot(uint32_t slot, stream::StateWriter& out) const;
+  uint32_t LoadSlot(stream::StateReader& in);
+  // Dense use: slot `slot` (< the size set by ResizeDense) set from what SaveSlot wrote.
+  void LoadSlotAt(uint32_t slot, stream::StateReader& in);
+  void SaveShared(stream::StateWriter& out) const;
+  void LoadShared(stream::StateReader& in);
 
  private:
   std::vector<std::unique_ptr<Aggregator>> aggregators_;

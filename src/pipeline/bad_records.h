@@ -32,10 +32,12 @@ struct BadRecord {
 // Shared by every operator instance of one pipeline; thread-safe.
 class BadRecords {
  public:
-  // `inputs` names each input index of an origin (file paths, "<stdin>", "generate").
+  // `inputs` names each input index of an origin (file paths, "<stdin>", "generate"). With
+  // `append` (a run resumed from a checkpoint) the dead letter file is added to, not emptied.
   static Result<std::unique_ptr<BadRecords>> Open(const OnErrorSpec& spec,
                                                   const std::string& dead_letter_path,
-                                                  std::vector<std::string> inputs);
+                                                  std::vector<std::string> inputs,
+                                                  bool append = false);
 
   // fail: the error that stops the pipeline ("orders.csv:12: step 2 (select): division by
   // zero"). skip, dead_letter: counts (and writes) the record and returns OK, unless writing the

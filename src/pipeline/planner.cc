@@ -131,6 +131,13 @@ class GenerateSource final : public stream::Source<BatchPtr> {
     return stream::SourceState::kMore;
   }
 
+  bool replayable() const override { return true; }
+  void Snapshot(stream::StateWriter& out) override { out.Put(next_); }
+  Status Restore(stream::StateReader& in) override {
+    next_ = in.Get<uint64_t>();
+    return Status::Ok();
+  }
+
  private:
   // x % d without a division per record (Lemire, Kaser and Kurz, "Faster remainder by direct
   // computation", 2019): exact for every 64-bit x when d < 2^32.
@@ -268,7 +275,12 @@ class SpecPipeline::Builder {
     RETURN_IF_ERROR(PlanSources());
     RETURN_IF_ERROR(PlanSteps());
     RETURN_IF_ERROR(PlanSink());
+    RETURN_IF_ERROR(PlanCheckpoints());
     BuildEngine();
+    if (spec_.checkpoint) {
+      p_.job_ = JobDescription().dump();
+      p_.engine_->SetCheckpointJob(p_.job_);
+    }
     return Status::Ok();
   }
 
@@ -1008,6 +1020,86 @@ class SpecPipeline::Builder {
     return Status::Ok();
   }
 
+  // checkpoint: where they go, and what is exactly-once and what is not.
+  Status PlanCheckpoints() {
+    if (!spec_.checkpoint) return Status::Ok();
+    const CheckpointSpec& c = *spec_.checkpoint;
+    for (const StepPlan& st : steps_) {
+      if (st.kind == StepPlan::Kind::kStage) {
+        return Fail(c.pos, st.label +
+                               ": checkpoints through container stages are not supported yet "
+                               "(remove checkpoint: to run it without)");
+      }
+    }
+    if (!c.dir.empty()) {
+      p_.checkpoint_dir_ = spec_.Resolve(c.dir);
+    } else if (!p_.options_.root.empty()) {
+      p_.checkpoint_dir_ = p_.options_.root + "/checkpoints/" + spec_.name;
+    } else {
+      return Fail(c.pos, "checkpoint needs dir: (no barge root directory to keep them in)");
+    }
+    auto all_sources = [&](auto&& f) {
+      for (const SourcePlan& sp : sources_) f(sp);
+      for (const SourcePlan& sp : union_sources_) f(sp);
+    };
+    all_sources([&](const SourcePlan& sp) {
+      const SourceSpec& s = *sp.spec;
+      if (s.kind == SourceSpec::Kind::kStdin || s.kind == SourceSpec::Kind::kTcp) {
+        p_.notes_.push_back(s.name + ": " +
+                            (s.kind == SourceSpec::Kind::kStdin ? "stdin" : "a tcp source") +
+                            " cannot be replayed: records it delivered after the last checkpoint "
+                            "are lost on recovery (at-most-once)");
+      }
+    });
+    if (spec_.sink.kind != SinkSpec::Kind::kFile && !p_.options_.collect) {
+      p_.notes_.push_back(std::string("sink: ") +
+                          (spec_.sink.kind == SinkSpec::Kind::kStdout ? "stdout" : "tcp") +
+                          " is not transactional: after a recovery it may repeat records written "
+                          "since the last checkpoint (at-least-once)");
+    }
+    if (spec_.on_error.mode == OnErrorSpec::Mode::kDeadLetter) {
+      p_.notes_.push_back(
+          "on_error: bad records are written to the dead letter file as found: after a recovery "
+          "it may hold some twice (at-least-once)");
+    }
+    p_.notes_.push_back("checkpoints every " + Duration(c.interval_ms) + " in " +
+                        p_.checkpoint_dir_ + " (the last " + std::to_string(c.keep) + " kept)");
+    if (!p_.options_.validate_only) {
+      Result<stream::CheckpointStore> store =
+          stream::CheckpointStore::Open(p_.checkpoint_dir_, c.keep);
+      if (!store.ok()) return Fail(c.pos, store.status().message());
+      p_.store_.emplace(std::move(*store));
+    }
+    return Status::Ok();
+  }
+
+  // What the saved state depends on: every planned operator (what it does, its parallelism and
+  // input, its output fields) and the files each source reads. A checkpoint whose description
+  // differs is refused on resume, naming the first difference.
+  nlohmann::json JobDescription() const {
+    nlohmann::json steps = nlohmann::json::array();
+    for (const PlannedStep& s : p_.steps_) {
+      steps.push_back({{"label", s.label},
+                       {"role", s.role},
+                       {"detail", s.detail},
+                       {"parallelism", s.parallelism},
+                       {"input", s.input},
+                       {"schema", s.schema ? s.schema->ToString() : ""}});
+    }
+    nlohmann::json files = nlohmann::json::array();
+    auto add = [&](const SourcePlan& sp) {
+      nlohmann::json names = nlohmann::json::array();
+      for (const TextInput& in : sp.inputs) names.push_back(in.path);
+      files.push_back({{"source", sp.spec->name}, {"files", names}});
+    };
+    for (const SourcePlan& sp : sources_) add(sp);
+    for (const SourcePlan& sp : union_sources_) add(sp);
+    return {{"name", spec_.name},
+            {"batch_size", spec_.batch_size},
+            {"steps", steps},
+            {"inputs", files}};
+  }
+
   // ---- Pass 2: the engine graph.
 
   template <class T>
@@ -1122,6 +1214,10 @@ class SpecPipeline::Builder {
     stream::PipelineOptions options;
     options.parallelism = spec_.parallelism;
     options.batch_size = spec_.batch_size;
+    if (p_.store_) {
+      options.checkpoint.interval = std::chrono::milliseconds(spec_.checkpoint->interval_ms);
+      options.checkpoint.store = &*p_.store_;
+    }
     p_.engine_ = std::make_unique<stream::Pipeline>(options);
     stream::Pipeline& engine = *p_.engine_;
     RunContext* ctx = p_.ctx_.get();
@@ -1204,7 +1300,9 @@ class SpecPipeline::Builder {
           stream::Stream<BatchPtr> late(&engine, {{cur.upstreams().back().node, 1}});
           std::string path = spec_.Resolve(plan.window.late_path);
           std::shared_ptr<const Schema> in_schema = InputSchemaOf(plan);
-          stream::SinkHandle h = late.sink("late", [path, in_schema] {
+          const bool tx = spec_.checkpoint.has_value();
+          stream::SinkHandle h = late.sink("late", [path, in_schema, tx] {
+            if (tx) return BatchSink::Transactional(path, in_schema, Format::kJsonl, ',');
             return std::make_unique<BatchSink>(
                 [path](int i, int n) { return stream::detail::OpenFileWriter(path, i, n); },
                 in_schema, Format::kJsonl, ',');
@@ -1249,7 +1347,10 @@ class SpecPipeline::Builder {
     Format format = s.format;
     char delimiter = s.delimiter;
     auto schema = schema_;
-    stream::SinkHandle sink = cur.sink("sink", [open, schema, format, delimiter] {
+    std::string tx_path;
+    if (spec_.checkpoint && s.kind == SinkSpec::Kind::kFile) tx_path = spec_.Resolve(s.path.value);
+    stream::SinkHandle sink = cur.sink("sink", [open, schema, format, delimiter, tx_path] {
+      if (!tx_path.empty()) return BatchSink::Transactional(tx_path, schema, format, delimiter);
       return std::make_unique<BatchSink>(open, schema, format, delimiter);
     });
     sink.parallelism(sink_parallelism_);
@@ -1406,10 +1507,84 @@ nlohmann::json SpecPipeline::PlanJson() const {
           {"notes", notes_}};
 }
 
+namespace {
+
+// The first difference between two job descriptions, in the spec's terms.
+std::string JobDifference(const nlohmann::json& was, const nlohmann::json& now) {
+  if (was.value("name", "") != now.value("name", "")) {
+    return "the pipeline's name was '" + was.value("name", "") + "'";
+  }
+  const auto& a = was["steps"];
+  const auto& b = now["steps"];
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    for (const char* key : {"detail", "parallelism", "input", "schema", "role"}) {
+      if (a[i][key] != b[i][key]) {
+        std::string what = key == std::string("detail") ? "what it does" : key;
+        std::string label = b[i].value("label", "");
+        if (label == "source" || label == "sink") label += " (" + b[i].value("role", "") + ")";
+        return label + ": " + what + " was " + a[i][key].dump() + ", now " + b[i][key].dump();
+      }
+    }
+  }
+  if (a.size() != b.size()) {
+    return "it had " + std::to_string(a.size()) + " operators, now " + std::to_string(b.size());
+  }
+  if (was["inputs"] != now["inputs"]) {
+    for (size_t i = 0; i < std::min(was["inputs"].size(), now["inputs"].size()); ++i) {
+      if (was["inputs"][i] != now["inputs"][i]) {
+        return "the input files of source " + now["inputs"][i].value("source", "") + " were " +
+               was["inputs"][i]["files"].dump();
+      }
+    }
+    return "its inputs were " + was["inputs"].dump();
+  }
+  if (was["batch_size"] != now["batch_size"]) {
+    return "batch_size was " + was["batch_size"].dump();
+  }
+  return "";
+}
+
+}  // namespace
+
 Status SpecPipeline::Run() {
   if (options_.validate_only) return InvalidArgument("a pipeline planned for validation only");
-  ASSIGN_OR_RETURN(ctx_->bad, BadRecords::Open(spec_.on_error, dead_letter_path_, inputs_));
+  auto log = [&](const std::string& line) {
+    if (options_.log) options_.log(line);
+  };
+  if (store_) {
+    if (options_.fresh) {
+      RETURN_IF_ERROR(store_->Clear());
+    } else {
+      std::vector<std::string> warnings;
+      Result<std::optional<stream::Checkpoint>> latest = store_->LoadLatest(&warnings);
+      for (const std::string& w : warnings) log("warning: " + w);
+      if (!latest.ok()) return latest.status().Wrap("reading checkpoints");
+      if (latest->has_value()) {
+        nlohmann::json was = nlohmann::json::parse((*latest)->job, nullptr, false);
+        nlohmann::json now = nlohmann::json::parse(job_);
+        if (was.is_discarded() || was != now) {
+          std::string diff = was.is_discarded() ? "it was not written by a spec pipeline"
+                                                : JobDifference(was, now);
+          return InvalidArgument("the spec changed since checkpoint " +
+                                 std::to_string((*latest)->id) + " in " + checkpoint_dir_ +
+                                 " was taken, so its state cannot be resumed: " + diff +
+                                 ". Run with --fresh to start over (discarding the checkpoints)");
+        }
+        resume_ = std::move(**latest);
+        engine_->ResumeFrom(&*resume_);
+        log("resuming from " + std::string(resume_->savepoint ? "savepoint " : "checkpoint ") +
+            std::to_string(resume_->id) + " in " + checkpoint_dir_);
+      }
+    }
+  }
+  ASSIGN_OR_RETURN(
+      ctx_->bad, BadRecords::Open(spec_.on_error, dead_letter_path_, inputs_, resume_.has_value()));
   Status st = engine_->Run();
+  if (st.ok() && store_) {
+    // The input was consumed and the output committed: a later run starts over.
+    Status cleared = store_->Clear();
+    if (!cleared.ok()) log("warning: " + cleared.message());
+  }
   Status closed = ctx_->bad->Close();
   if (!st.ok()) {
     // A bad record under on_error: fail says where it is; report just that.
@@ -1439,6 +1614,10 @@ std::vector<StageStatus> SpecPipeline::Stages() const {
   std::vector<StageStatus> out;
   for (const Stage& s : stages_) out.push_back({s.label, s.op, s.group->Status()});
   return out;
+}
+
+Result<uint64_t> SpecPipeline::StopWithSavepoint(std::chrono::milliseconds timeout) {
+  return engine_->StopWithSavepoint(timeout);
 }
 
 RunProgress SpecPipeline::Progress() const {

@@ -10,10 +10,12 @@
 //   RETURN_IF_ERROR(pipeline->Run());
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +37,12 @@ struct PlanOptions {
   // called from the last step's task threads, one call per batch, concurrently when the last step
   // runs in several instances.
   std::function<void(const RecordBatch&)> collect;
+  // Checkpoints (the spec's checkpoint:): start over, ignoring and removing saved checkpoints,
+  // rather than resume from the latest.
+  bool fresh = false;
+  // Where Run() says what the user should know as it happens (resuming from a checkpoint, a
+  // corrupt checkpoint skipped). Null: nowhere.
+  std::function<void(const std::string&)> log;
 };
 
 // One operator of the plan, for printing.
@@ -84,10 +92,18 @@ class SpecPipeline {
   const std::string& dead_letter_path() const { return dead_letter_path_; }
 
   // Runs to the end of bounded input (every window flushed) or the first error. Errors from bad
-  // records name FILE:LINE and the step.
+  // records name FILE:LINE and the step. With checkpoints, resumes from the latest valid
+  // checkpoint of this spec (unless PlanOptions::fresh), refusing one taken by a spec that
+  // differs in what its state depends on; a run that reaches the end removes its checkpoints.
   Status Run();
   // Stops a running pipeline from any thread; Run() then returns a Cancelled status.
   void Cancel();
+  // With checkpoints: takes a savepoint, then stops (Run() returns Cancelled); without, cancels.
+  Result<uint64_t> StopWithSavepoint(std::chrono::milliseconds timeout);
+  // The checkpoint directory, or empty without checkpoints.
+  const std::string& checkpoint_dir() const { return checkpoint_dir_; }
+  // The checkpoint Run() resumed from (0: none).
+  uint64_t resumed_from() const { return resume_ ? resume_->id : 0; }
   RunProgress Progress() const;
   // Every operator instance's counters (empty before Run starts). Any thread.
   std::vector<stream::OperatorStats> OperatorStats() const { return engine_->Stats(); }
@@ -107,6 +123,11 @@ class SpecPipeline {
   std::vector<std::string> sink_ops_;    // of the main sink
   std::vector<std::string> window_ops_;  // of window operators
   std::string dead_letter_path_;
+  // Checkpoints.
+  std::string checkpoint_dir_;
+  std::optional<stream::CheckpointStore> store_;
+  std::optional<stream::Checkpoint> resume_;
+  std::string job_;  // what the state depends on, as JSON (see JobDescription)
   // Declared before the engine: batches in the engine's channels return to ctx_'s pool.
   std::unique_ptr<RunContext> ctx_;
   std::unique_ptr<stream::Pipeline> engine_;

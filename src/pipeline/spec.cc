@@ -281,9 +281,9 @@ class Reader {
 
   void ReadTop(const YAML::Node& root) {
     if (!root.IsMap()) Fail(root, "a pipeline spec is a map with source, steps and sink");
-    CheckMap(
-        root, "the spec",
-        {"name", "parallelism", "batch_size", "source", "sources", "steps", "sink", "on_error"});
+    CheckMap(root, "the spec",
+             {"name", "parallelism", "batch_size", "source", "sources", "steps", "sink", "on_error",
+              "checkpoint"});
     if (root["name"]) spec_.name = Str(root["name"], "name");
     if (root["parallelism"]) {
       spec_.parallelism = static_cast<int>(Int(root["parallelism"], "parallelism", 1, 1024));
@@ -326,6 +326,7 @@ class Reader {
       spec_.sink.pos = PosOf(root);
     }
     if (root["on_error"]) ReadOnError(root["on_error"]);
+    if (root["checkpoint"]) ReadCheckpoint(root["checkpoint"]);
     if (spec_.name.empty()) {
       std::string base = spec_.file.substr(spec_.file.rfind('/') + 1);
       spec_.name = base.substr(0, base.find('.'));
@@ -907,6 +908,21 @@ class Reader {
   static Format ReaderFormatForSink(const std::string& path) {
     Format f = FormatFromPath(path);
     return f == Format::kLines && path.find('.') == std::string::npos ? Format::kJsonl : f;
+  }
+
+  void ReadCheckpoint(const YAML::Node& node) {
+    CheckpointSpec c;
+    c.pos = PosOf(node);
+    CheckMap(node, "checkpoint", {"interval", "dir", "keep"});
+    if (!node["interval"]) Fail(node, "checkpoint needs an interval (e.g. interval: 1s)");
+    c.interval_ms = Duration(node["interval"], "interval");
+    if (c.interval_ms < 10) Fail(node["interval"], "checkpoint interval must be at least 10ms");
+    if (node["dir"]) {
+      c.dir = Str(node["dir"], "dir");
+      if (c.dir.empty()) Fail(node["dir"], "checkpoint dir needs a path");
+    }
+    if (node["keep"]) c.keep = static_cast<int>(Int(node["keep"], "keep", 1, 1000));
+    spec_.checkpoint = c;
   }
 
   void ReadOnError(const YAML::Node& node) {

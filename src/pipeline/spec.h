@@ -168,6 +168,14 @@ struct OnErrorSpec {
   Pos pos;
 };
 
+// checkpoint: {interval: 1s, dir: PATH, keep: 3}
+struct CheckpointSpec {
+  int64_t interval_ms = 0;
+  std::string dir;  // as written; empty: ROOT/checkpoints/NAME
+  int keep = 3;
+  Pos pos;
+};
+
 struct Spec {
   std::string file;  // as the user named it, for messages
   std::string dir;   // its directory: relative paths in the spec are relative to it
@@ -180,6 +188,7 @@ struct Spec {
   std::vector<StepSpec> steps;
   SinkSpec sink;
   OnErrorSpec on_error;
+  std::optional<CheckpointSpec> checkpoint;
   std::vector<std::string> sets;  // the --set arguments applied, for messages
 
   // "FILE:LINE:COL: message" as an InvalidArgument status (FILE alone when pos is unknown;

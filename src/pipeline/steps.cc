@@ -252,14 +252,37 @@ BatchSink::BatchSink(WriterFactory open, std::shared_ptr<const Schema> schema, F
                      char delimiter)
     : open_(std::move(open)), schema_(std::move(schema)), format_(format), delimiter_(delimiter) {}
 
+std::unique_ptr<BatchSink> BatchSink::Transactional(std::string path,
+                                                    std::shared_ptr<const Schema> schema,
+                                                    Format format, char delimiter) {
+  auto sink = std::make_unique<BatchSink>(nullptr, std::move(schema), format, delimiter);
+  sink->tx_path_ = std::move(path);
+  return sink;
+}
+
 BatchSink::~BatchSink() {
-  if (writer_ != nullptr && !buffer_.empty()) (void)writer_->Write(buffer_);
+  if (!buffer_.empty()) (void)WriteOut(buffer_);
+}
+
+Status BatchSink::WriteOut(std::string_view bytes) {
+  if (tx_) return tx_->Write(bytes);
+  if (writer_ != nullptr) return writer_->Write(bytes);
+  return Status::Ok();
 }
 
 Status BatchSink::Open(int instance, int parallelism) {
-  ASSIGN_OR_RETURN(writer_, open_(instance, parallelism));
+  bool header_written = false;
+  if (!tx_path_.empty()) {
+    std::string path = parallelism > 1 ? tx_path_ + "." + std::to_string(instance) : tx_path_;
+    ASSIGN_OR_RETURN(auto tx, TransactionalFile::Open(path, restored_ ? &*restored_ : nullptr));
+    header_written = tx->committed() > 0;
+    std::lock_guard lock(tx_mu_);
+    tx_ = std::move(tx);
+  } else {
+    ASSIGN_OR_RETURN(writer_, open_(instance, parallelism));
+  }
   buffer_.reserve(stream::detail::kSinkBlockBytes + stream::detail::kSinkBlockBytes / 4);
-  if (format_ == Format::kCsv) {
+  if (format_ == Format::kCsv && !header_written) {
     AppendCsvHeader(*schema_, delimiter_, buffer_);
     buffer_ += '\n';
   }
@@ -291,17 +314,42 @@ Status BatchSink::Write(const stream::Batch<BatchPtr>& batch) {
 }
 
 Status BatchSink::Flush() {
-  if (buffer_.empty() || writer_ == nullptr) return Status::Ok();
-  Status st = writer_->Write(buffer_);
+  if (buffer_.empty()) return Status::Ok();
+  Status st = WriteOut(buffer_);
   buffer_.clear();
   return st;
 }
 
 Status BatchSink::Close() {
   RETURN_IF_ERROR(Flush());
+  if (tx_) return Status::Ok();  // the final checkpoint seals and commits the rest
   Status st = writer_->Close();
   writer_.reset();
   return st;
+}
+
+Status BatchSink::Snapshot(uint64_t checkpoint, bool closed, stream::StateWriter& out) {
+  if (!tx_) return Status::Ok();
+  RETURN_IF_ERROR(Flush());
+  // After the end, what is left goes with the next checkpoint to complete.
+  const uint64_t tag = closed ? last_checkpoint_ + 1 : checkpoint;
+  if (!closed) last_checkpoint_ = checkpoint;
+  stream::StateWriter state;
+  RETURN_IF_ERROR(tx_->Seal(tag, state));
+  out.PutString(state.bytes());
+  return Status::Ok();
+}
+
+Status BatchSink::Restore(stream::StateReader& in) {
+  if (tx_path_.empty()) return Status::Ok();
+  restored_ = in.GetString();
+  return Status::Ok();
+}
+
+Status BatchSink::Commit(uint64_t checkpoint) {
+  std::lock_guard lock(tx_mu_);
+  if (!tx_) return Status::Ok();
+  return tx_->Commit(checkpoint);
 }
 
 }  // namespace barge::pipeline

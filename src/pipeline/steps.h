@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,7 @@
 #include "pipeline/expr.h"
 #include "pipeline/format.h"
 #include "pipeline/key_table.h"
+#include "pipeline/transactional_file.h"
 
 namespace barge::pipeline {
 
@@ -70,6 +73,15 @@ class EventTimeStep final : public BatchOperator {
   void Watermark(stream::EventTime) override {}  // replaced by this operator's own
   void Idle() override;
   void Open(int, int) override { last_record_ = std::chrono::steady_clock::now(); }
+  void Snapshot(uint64_t, stream::StateWriter& out) override {
+    out.Put(max_);
+    out.Put(emitted_);
+  }
+  Status Restore(stream::StateReader& in) override {
+    max_ = in.Get<int64_t>();
+    emitted_ = in.Get<int64_t>();
+    return Status::Ok();
+  }
 
  private:
   RunContext& ctx_;
@@ -149,6 +161,11 @@ class BatchSink final : public stream::Sink<BatchPtr> {
   // A CSV sink writes the header of `schema` first.
   BatchSink(WriterFactory open, std::shared_ptr<const Schema> schema, Format format,
             char delimiter);
+  // Under checkpoints: writes file `path` (instance k of P > 1: `path.k`) with two-phase commit
+  // (TransactionalFile), so it holds exactly the output of completed checkpoints.
+  static std::unique_ptr<BatchSink> Transactional(std::string path,
+                                                  std::shared_ptr<const Schema> schema,
+                                                  Format format, char delimiter);
   // A pipeline stopped early (Ctrl-C, a failure elsewhere) never calls Close: what this sink
   // received is still written, so the output holds every record counted as out.
   ~BatchSink() override;
@@ -158,7 +175,14 @@ class BatchSink final : public stream::Sink<BatchPtr> {
   Status Flush() override;
   Status Close() override;
 
+  bool transactional() const override { return !tx_path_.empty(); }
+  Status Snapshot(uint64_t checkpoint, bool closed, stream::StateWriter& out) override;
+  Status Restore(stream::StateReader& in) override;
+  Status Commit(uint64_t checkpoint) override;
+
  private:
+  Status WriteOut(std::string_view bytes);
+
   WriterFactory open_;
   std::shared_ptr<const Schema> schema_;
   Format format_;
@@ -166,6 +190,12 @@ class BatchSink final : public stream::Sink<BatchPtr> {
   std::unique_ptr<stream::detail::ByteWriter> writer_;
   std::string buffer_;
   JsonRowWriter json_;
+  // Transactional mode.
+  std::string tx_path_;
+  std::optional<std::string> restored_;  // the state to recover from, at Open
+  std::mutex tx_mu_;                     // tx_ is set on the task thread, read by Commit
+  std::unique_ptr<TransactionalFile> tx_;
+  uint64_t last_checkpoint_ = 0;  // the last one snapshotted
 };
 
 }  // namespace barge::pipeline

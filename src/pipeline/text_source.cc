@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -898,6 +899,101 @@ struct TextSource::Input {
   uint64_t line = 1;
   bool discarding = false;  // dropping an over-long record through its line break
 };
+
+namespace {
+struct FileIdentity {
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  uint64_t size = 0;
+};
+Result<FileIdentity> IdentityOf(int fd, const std::string& name) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return ErrnoError("stat " + name);
+  return FileIdentity{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                      static_cast<uint64_t>(st.st_size)};
+}
+}  // namespace
+
+bool TextSource::replayable() const {
+  for (const TextInput& in : options_.inputs) {
+    if (in.path == "-") return false;
+  }
+  return true;
+}
+
+void TextSource::Snapshot(stream::StateWriter& out) {
+  out.Put<uint64_t>(next_);
+  out.Put<uint8_t>(input_ ? 1 : 0);
+  if (!input_) return;
+  Input& in = *input_;
+  Result<FileIdentity> id = IdentityOf(in.reader.fd(), in.spec->name);
+  FileIdentity identity = id.ok() ? *id : FileIdentity{};
+  out.Put(identity.dev);
+  out.Put(identity.ino);
+  out.Put<uint64_t>(in.reader.offset());
+  out.Put(in.line);
+  out.Put<uint8_t>(in.discarding ? 1 : 0);
+}
+
+Status TextSource::Restore(stream::StateReader& in) {
+  const uint64_t next = in.Get<uint64_t>();
+  const bool open = in.Get<uint8_t>() != 0;
+  if (next > mine_.size() || (open && next == 0)) {
+    return Corruption("the checkpoint's input position does not fit the inputs");
+  }
+  if (!open) {
+    next_ = next;
+    return Status::Ok();
+  }
+  const auto dev = in.Get<uint64_t>();
+  const auto ino = in.Get<uint64_t>();
+  const auto offset = in.Get<uint64_t>();
+  const auto line = in.Get<uint64_t>();
+  const bool discarding = in.Get<uint8_t>() != 0;
+  next_ = next - 1;
+  RETURN_IF_ERROR(OpenNext());
+  Input& cur = *input_;
+  ASSIGN_OR_RETURN(FileIdentity id, IdentityOf(cur.reader.fd(), cur.spec->name));
+  if (id.dev != dev || id.ino != ino) {
+    return InvalidArgument(cur.spec->name +
+                           " is not the file the checkpoint was reading (it was replaced): start "
+                           "over with --fresh");
+  }
+  if (id.size < offset) {
+    return InvalidArgument(cur.spec->name + " is shorter (" + std::to_string(id.size) +
+                           " bytes) than where the checkpoint was (" + std::to_string(offset) +
+                           "): it was truncated or rewritten; start over with --fresh");
+  }
+  if (options_.format.format == Format::kCsv && options_.format.header && offset > 0) {
+    RETURN_IF_ERROR(ReadHeader());
+  }
+  RETURN_IF_ERROR(cur.reader.Seek(offset));
+  cur.line = line;
+  cur.discarding = discarding;
+  return Status::Ok();
+}
+
+Status TextSource::ReadHeader() {
+  Input& in = *input_;
+  BatchPtr scratch = options_.pool->Get(options_.schema);
+  for (;;) {
+    std::string_view data = in.reader.data();
+    Framed f = decoder_->Frame(data, in.reader.eof());
+    if (f.kind == Framed::kNeedMore) {
+      if (in.reader.eof()) return Status::Ok();
+      ASSIGN_OR_RETURN(BlockReader::Fill fill, in.reader.Read(0));
+      (void)fill;
+      continue;
+    }
+    if (f.kind == Framed::kRecord) {
+      Result<bool> row = decoder_->Parse(data.substr(0, f.consumed), *scratch, error_);
+      error_.clear();
+      if (!row.ok()) return InvalidArgument(in.spec->name + ": " + row.status().message());
+      return Status::Ok();
+    }
+    in.reader.Consume(f.consumed);  // blank lines before the header
+  }
+}
 
 TextSource::TextSource(Options options) : options_(std::move(options)) {}
 TextSource::~TextSource() = default;

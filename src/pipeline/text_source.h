@@ -103,9 +103,18 @@ class TextSource final : public stream::Source<BatchPtr> {
   Result<stream::SourceState> Next(stream::Batch<BatchPtr>& out, size_t max_records) override;
   void Close() override;
 
+  // Files are replayable: the position is the input being read, its identity (device, inode)
+  // and the byte offset and line after the records returned. Stdin is not.
+  bool replayable() const override;
+  void Snapshot(stream::StateWriter& out) override;
+  Status Restore(stream::StateReader& in) override;
+
  private:
   struct Input;
   Status OpenNext();
+  // Reads the header record of the input just opened (csv with a header), as reading from its
+  // start would, before a restored position moves past it.
+  Status ReadHeader();
   // Parses the records buffered in the current input into `b`, up to `limit` rows.
   Status Drain(RecordBatch& b, size_t limit);
   // Whether a bad record's report lets reading go on; else keeps its error in deferred_.

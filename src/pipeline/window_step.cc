@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "barge/stream/window.h"
+#include "pipeline/state_io.h"
 
 namespace barge::pipeline {
 
@@ -524,6 +525,99 @@ void WindowStep::MarkIdle() {
   if (late_.connected()) late_.target().MarkIdle();
 }
 
+void WindowStep::Barrier(uint64_t id) {
+  FlushOut();
+  FlushLate();
+  TakeSnapshot(id);
+  out_.target().Barrier(id);
+  if (late_.connected()) late_.target().Barrier(id);
+}
+
+// The state: the watermark, the aggregates' shared state, then per window (tumbling, sliding)
+// its exact start, whether it fired, its keys and each key's aggregates; or per session key its
+// sessions and the pending timers.
+void WindowStep::Snapshot(uint64_t, stream::StateWriter& out) {
+  out.Put(wm_);
+  aggs_.SaveShared(out);
+  if (window_.kind == WindowSpec::Kind::kSession) {
+    SaveKeys(session_keys_, out);
+    for (size_t e = 0; e < session_keys_.size(); ++e) {
+      const std::vector<Session>& list =
+          e < sessions_.size() ? sessions_[e] : std::vector<Session>{};
+      out.Put<uint64_t>(list.size());
+      for (const Session& s : list) {
+        out.Put(s.start);
+        out.Put(s.end);
+        out.Put<uint8_t>(s.fired ? 1 : 0);
+        out.Put(s.armed);
+        aggs_.SaveSlot(s.slot, out);
+      }
+    }
+    auto timers = timers_;
+    out.Put<uint64_t>(timers.size());
+    for (; !timers.empty(); timers.pop()) {
+      out.Put(timers.top().time);
+      out.Put(timers.top().entry);
+    }
+    return;
+  }
+  out.Put<uint64_t>(windows_.size());
+  for (const auto& [start, w] : windows_) {
+    out.Put(start);
+    out.Put<uint8_t>(w->fired ? 1 : 0);
+    SaveKeys(w->keys, out);
+    for (uint32_t slot : w->slots) aggs_.SaveSlot(slot, out);
+  }
+}
+
+Status WindowStep::Restore(stream::StateReader& in) {
+  std::vector<Type> types;
+  for (size_t k = 0; k < config_.key_columns.size(); ++k) {
+    types.push_back(config_.output->fields[k].type);
+  }
+  wm_ = in.Get<int64_t>();
+  aggs_.LoadShared(in);
+  if (window_.kind == WindowSpec::Kind::kSession) {
+    LoadKeys(session_keys_, types, in);
+    sessions_.resize(session_keys_.size());
+    for (std::vector<Session>& list : sessions_) {
+      const uint64_t n = in.Get<uint64_t>();
+      for (uint64_t i = 0; i < n; ++i) {
+        Session s{};
+        s.start = in.Get<int64_t>();
+        s.end = in.Get<int64_t>();
+        s.fired = in.Get<uint8_t>() != 0;
+        s.armed = in.Get<int64_t>();
+        s.slot = aggs_.LoadSlot(in);
+        list.push_back(s);
+      }
+    }
+    const uint64_t timers = in.Get<uint64_t>();
+    for (uint64_t i = 0; i < timers; ++i) {
+      Timer t{};
+      t.time = in.Get<int64_t>();
+      t.entry = in.Get<uint32_t>();
+      if (t.entry >= sessions_.size()) throw stream::StateFormatError("a timer names no key");
+      timers_.push(t);
+    }
+    next_trigger_ = timers_.empty() ? kMaxTime : timers_.top().time;
+  } else {
+    const uint64_t n = in.Get<uint64_t>();
+    for (uint64_t i = 0; i < n; ++i) {
+      const auto start = in.Get<stream::WindowGrid::Start>();
+      const bool fired = in.Get<uint8_t>() != 0;
+      Window* w = CreateWindow(start);
+      if (w->fired != fired)
+        throw stream::StateFormatError("a window's state disagrees with the watermark");
+      LoadKeys(w->keys, types, in);
+      for (size_t e = 0; e < w->keys.size(); ++e) w->slots.push_back(aggs_.LoadSlot(in));
+    }
+    Recompute();
+  }
+  if (wm_ != kMinTime) Progress::Raise(ctx_.progress.window_watermark, wm_);
+  return Status::Ok();
+}
+
 // ---- RollingStep
 
 RollingStep::RollingStep(std::string name, RunContext& ctx, KeyedConfig config)
@@ -603,6 +697,24 @@ void RollingStep::Push(stream::Batch<BatchPtr>& in) {
   });
   if (!in.records.empty() && in.records[0]->rows == 0) in.records.clear();
   out_.Push(in, metrics());
+}
+
+void RollingStep::Snapshot(uint64_t, stream::StateWriter& out) {
+  aggs_.SaveShared(out);
+  SaveKeys(keys_, out);
+  for (uint32_t e = 0; e < keys_.size(); ++e) aggs_.SaveSlot(e, out);
+}
+
+Status RollingStep::Restore(stream::StateReader& in) {
+  std::vector<Type> types;
+  for (size_t k = 0; k < config_.key_columns.size(); ++k) {
+    types.push_back(config_.output->fields[k].type);
+  }
+  aggs_.LoadShared(in);
+  LoadKeys(keys_, types, in);
+  aggs_.ResizeDense(keys_.size());
+  for (uint32_t e = 0; e < keys_.size(); ++e) aggs_.LoadSlotAt(e, in);
+  return Status::Ok();
 }
 
 }  // namespace barge::pipeline

@@ -49,6 +49,10 @@ class WindowStep final : public BatchOperator {
   void End() override;
   void Idle() override;
   void MarkIdle() override;
+  // Checkpoints: results held back are sent before the barrier, on both ports.
+  void Barrier(uint64_t id) override;
+  void Snapshot(uint64_t checkpoint, stream::StateWriter& out) override;
+  Status Restore(stream::StateReader& in) override;
 
   size_t open_windows() const { return windows_.size(); }
 
@@ -130,6 +134,8 @@ class RollingStep final : public BatchOperator {
  public:
   RollingStep(std::string name, RunContext& ctx, KeyedConfig config);
   void Push(stream::Batch<BatchPtr>& in) override;
+  void Snapshot(uint64_t checkpoint, stream::StateWriter& out) override;
+  Status Restore(stream::StateReader& in) override;
 
  private:
   RunContext& ctx_;

@@ -30,6 +30,7 @@ struct Task {
 
 struct Pipeline::Runtime {
   detail::RunState run;
+  std::unique_ptr<detail::CheckpointCoordinator> checkpoints;
   std::vector<std::unique_ptr<Task>> tasks;
   std::map<NodeBase*, std::vector<Task*>> tasks_of_head;
   std::mutex mu;
@@ -58,6 +59,7 @@ Pipeline::~Pipeline() {
     for (auto& t : runtime_->tasks) {
       if (t->thread.joinable()) t->thread.join();
     }
+    if (runtime_->checkpoints) runtime_->checkpoints->Stop();
   }
 }
 
@@ -179,12 +181,39 @@ Status Pipeline::Run() {
     return InvalidArgument("building the pipeline failed: " + DescribeCurrentException());
   }
 
-  // 5. Run, unless Cancel() came first.
+  // 5. Checkpoints: every operator must be able to save its state; resume from a checkpoint.
+  if (options_.checkpoint.store != nullptr) {
+    std::vector<detail::CheckpointCoordinator::Instance> instances;
+    for (auto& task : rt.tasks) {
+      for (auto& [node, op] : task->ops) {
+        RETURN_IF_ERROR(op->CheckpointSupport());
+        op->AttachCheckpoints(nullptr, instances.size());
+        instances.push_back({node->name, task->instance, node->parallelism, op.get()});
+      }
+    }
+    if (resume_ != nullptr) RETURN_IF_ERROR(RestoreTasks(*resume_));
+    rt.checkpoints = std::make_unique<detail::CheckpointCoordinator>(
+        options_.checkpoint, std::move(instances), resume_ != nullptr ? resume_->id : 0,
+        [this, &rt](Status st) { rt.Fail(std::move(st), edges_); });
+    rt.run.checkpoints = rt.checkpoints.get();
+    size_t index = 0;
+    for (auto& task : rt.tasks) {
+      for (auto& [node, op] : task->ops) op->AttachCheckpoints(rt.checkpoints.get(), index++);
+    }
+  } else if (resume_ != nullptr) {
+    return InvalidArgument("resuming from a checkpoint needs checkpoints on (a store)");
+  }
+  for (auto& task : rt.tasks) {
+    for (auto& [node, op] : task->ops) op->Open(task->instance, node->parallelism);
+  }
+
+  // 6. Run, unless Cancel() came first.
   {
     std::lock_guard lock(state_mu_);
     if (cancel_requested_) return Cancelled("pipeline cancelled");
     rt.started = true;
   }
+  if (rt.checkpoints) rt.checkpoints->Start();
   int index = 0;
   for (auto& task : rt.tasks) {
     Task* t = task.get();
@@ -206,6 +235,14 @@ Status Pipeline::Run() {
         } else {
           t->gate->Run(rt.run);
         }
+        // Ended: each operator's final state stands for it in later checkpoints.
+        if (rt.checkpoints) {
+          for (auto& [node, op] : t->ops) {
+            StateWriter w;
+            Guarded(op->name(), [&] { op->Snapshot(0, w); });
+            rt.checkpoints->Finished(op->checkpoint_index(), std::move(w.bytes()));
+          }
+        }
       } catch (const PipelineCancelled&) {
       } catch (const OperatorFailure& e) {
         rt.Fail(Internal(e.what()), edges_);
@@ -219,8 +256,94 @@ Status Pipeline::Run() {
     ++index;
   }
   for (auto& task : rt.tasks) task->thread.join();
+  if (rt.checkpoints) {
+    rt.checkpoints->Stop();
+    bool failed;
+    {
+      std::lock_guard lock(rt.mu);
+      failed = !rt.error.ok();
+    }
+    // Everything ended: the final checkpoint commits the output written since the last one.
+    if (!failed) {
+      if (Status st = rt.checkpoints->Final(); !st.ok()) rt.Fail(st, edges_);
+    }
+  }
   std::lock_guard lock(rt.mu);
   return rt.error;
+}
+
+Status Pipeline::RestoreTasks(const Checkpoint& checkpoint) {
+  Runtime& rt = *runtime_;
+  size_t matched = 0;
+  for (auto& task : rt.tasks) {
+    for (auto& [node, op] : task->ops) {
+      const OperatorState* state = checkpoint.Find(node->name, task->instance);
+      if (state == nullptr) {
+        return InvalidArgument("checkpoint " + std::to_string(checkpoint.id) +
+                               " has no state for operator '" + node->name + "' instance " +
+                               std::to_string(task->instance) +
+                               ": the pipeline is not the one that took it");
+      }
+      if (state->parallelism != node->parallelism) {
+        return InvalidArgument("checkpoint " + std::to_string(checkpoint.id) +
+                               " was taken with operator '" + node->name + "' at parallelism " +
+                               std::to_string(state->parallelism) + ", the pipeline has " +
+                               std::to_string(node->parallelism) +
+                               " (state cannot be redistributed yet)");
+      }
+      ++matched;
+      StateReader in(state->bytes);
+      Status st;
+      try {
+        st = op->Restore(in);
+      } catch (const StateFormatError& e) {
+        st = Corruption(e.what());
+      } catch (...) {
+        st = Internal(DescribeCurrentException());
+      }
+      if (!st.ok()) {
+        return st.Wrap("restoring operator '" + node->name + "' from checkpoint " +
+                       std::to_string(checkpoint.id));
+      }
+    }
+  }
+  if (matched != checkpoint.operators.size()) {
+    for (const OperatorState& s : checkpoint.operators) {
+      bool found = false;
+      for (auto& task : rt.tasks) {
+        for (auto& [node, op] : task->ops) found = found || node->name == s.op;
+      }
+      if (!found) {
+        return InvalidArgument("checkpoint " + std::to_string(checkpoint.id) +
+                               " holds state of operator '" + s.op +
+                               "', which the pipeline does not have");
+      }
+    }
+    return InvalidArgument("checkpoint " + std::to_string(checkpoint.id) +
+                           " holds more operator instances than the pipeline has");
+  }
+  return Status::Ok();
+}
+
+Result<uint64_t> Pipeline::StopWithSavepoint(std::chrono::milliseconds timeout) {
+  detail::CheckpointCoordinator* coordinator = nullptr;
+  {
+    std::lock_guard lock(state_mu_);
+    if (runtime_ && runtime_->started) coordinator = runtime_->checkpoints.get();
+  }
+  if (coordinator == nullptr) {
+    Cancel();
+    return Unsupported("the pipeline runs without checkpoints: stopped without a savepoint");
+  }
+  Result<uint64_t> id = coordinator->Savepoint(timeout);
+  Cancel();
+  return id;
+}
+
+uint64_t Pipeline::last_checkpoint() const {
+  std::lock_guard lock(state_mu_);
+  if (!runtime_ || !runtime_->started || !runtime_->checkpoints) return 0;
+  return runtime_->checkpoints->last_completed();
 }
 
 void Pipeline::BuildTasks() {
@@ -265,7 +388,6 @@ void Pipeline::BuildTasks() {
       task->gate = static_cast<detail::GateBase*>(gate.get());
       task->parts.push_back(std::move(gate));
     }
-    for (auto& [node, op] : task->ops) op->Open(task->instance, node->parallelism);
   }
 }
 

@@ -44,6 +44,10 @@ class JoinInput {
 template <class A, class B, class K, class KeyFn, class F, class Out>
 class IntervalJoinOperator final : public Operator<JoinInput<A, B>, Out> {
  public:
+  Status CheckpointSupport() const override {
+    return Unsupported("operator '" + this->name() +
+                       "' (an interval join) keeps state that checkpoints cannot save yet");
+  }
   using In = JoinInput<A, B>;
 
   IntervalJoinOperator(std::string name, KeyFn key_fn, EventTime lower, EventTime upper, F f,

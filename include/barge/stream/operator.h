@@ -13,7 +13,9 @@
 #include <string>
 #include <utility>
 
+#include "barge/status.h"
 #include "barge/stream/batch.h"
+#include "barge/stream/checkpoint.h"
 
 namespace barge::stream {
 
@@ -89,6 +91,10 @@ inline void Guarded(const std::string& op, Fn&& fn) {
   }
 }
 
+namespace detail {
+class CheckpointCoordinator;
+}
+
 class OutputBase {
  public:
   virtual ~OutputBase() = default;
@@ -157,9 +163,46 @@ class OperatorBase {
     (void)parallelism;
   }
 
+  // ---- Checkpoints (checkpoint.h). All but NotifyCheckpointComplete run on the task thread.
+
+  // Whether this operator's state can be checkpointed: OK for stateless operators and those that
+  // implement Snapshot and Restore. A pipeline with checkpoints refuses to run an operator that
+  // says no (its state would be lost on recovery).
+  virtual Status CheckpointSupport() const { return Status::Ok(); }
+  // Writes the operator's state as of now (between batches; everything it emitted before is
+  // downstream of the barrier being handled). `checkpoint` is the barrier's id.
+  virtual void Snapshot(uint64_t checkpoint, StateWriter& out) {
+    (void)checkpoint;
+    (void)out;
+  }
+  // Sets the state a Snapshot wrote; called before Open when the pipeline resumes. Throws
+  // StateFormatError (or returns an error) when the state cannot be read.
+  virtual Status Restore(StateReader& in) {
+    (void)in;
+    return Status::Ok();
+  }
+  // Checkpoint `checkpoint` is complete and durable (sinks commit what it covers). Called from
+  // the coordinator's thread, not the task's: implementations synchronize.
+  virtual Status NotifyCheckpointComplete(uint64_t checkpoint) {
+    (void)checkpoint;
+    return Status::Ok();
+  }
+
+  // Engine side: where snapshots go, and this instance's index there.
+  void AttachCheckpoints(detail::CheckpointCoordinator* coordinator, size_t index) {
+    coordinator_ = coordinator;
+    checkpoint_index_ = index;
+  }
+  // Writes this operator's state for barrier `id` to the coordinator (nothing when checkpoints
+  // are off). Operators call it from Barrier after flushing their output, before forwarding.
+  void TakeSnapshot(uint64_t id);
+  size_t checkpoint_index() const { return checkpoint_index_; }
+
  private:
   std::string name_;
   OperatorMetrics metrics_;
+  detail::CheckpointCoordinator* coordinator_ = nullptr;
+  size_t checkpoint_index_ = 0;
 };
 
 // An operator with one input type and one main output type. Control events forward by default.
@@ -171,7 +214,11 @@ class Operator : public OperatorBase, public Input<In> {
   OutputBase* Port(int port) override { return port == 0 ? &out_ : nullptr; }
 
   void Watermark(EventTime watermark) override { out_.target().Watermark(watermark); }
-  void Barrier(uint64_t id) override { out_.target().Barrier(id); }
+  // Operators that hold output back (batches being filled) flush it first, then call this.
+  void Barrier(uint64_t id) override {
+    TakeSnapshot(id);
+    out_.target().Barrier(id);
+  }
   void End() override { out_.target().End(); }
   void Idle() override { out_.target().Idle(); }
   void MarkIdle() override { out_.target().MarkIdle(); }

@@ -138,6 +138,10 @@ class FlatMapOperator final : public Operator<In, Out> {
 template <class T, class K, class Out, class Acc, class KeyFn, class Init, class Add, class Result>
 class KeyedAggregateOperator final : public Operator<T, Out> {
  public:
+  Status CheckpointSupport() const override {
+    return Unsupported("operator '" + this->name() +
+                       "' (a keyed aggregate) keeps state that checkpoints cannot save yet");
+  }
   KeyedAggregateOperator(std::string name, KeyFn key_fn, Init init, Add add, Result result)
       : Operator<T, Out>(std::move(name)),
         key_fn_(std::move(key_fn)),
@@ -192,7 +196,7 @@ class SinkOperator final : public OperatorBase, public Input<T> {
     });
   }
   void Watermark(EventTime) override {}
-  void Barrier(uint64_t) override {}
+  void Barrier(uint64_t id) override { TakeSnapshot(id); }
   void End() override {}
   void Idle() override {}
 

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "barge/status.h"
+#include "barge/stream/checkpoint.h"
 #include "barge/stream/detail/graph.h"
 #include "barge/stream/join.h"
 #include "barge/stream/operators.h"
@@ -40,6 +41,8 @@ struct PipelineOptions {
   size_t batch_size = 1024;  // records per batch
   size_t channel_slots = 8;  // batches in flight per channel (the backpressure bound)
   bool pin_threads = true;   // pin task threads round-robin to the allowed CPUs
+  // Checkpoints (checkpoint.h): off unless a store is set.
+  CheckpointOptions checkpoint;
 };
 
 // A snapshot of one operator instance's counters.
@@ -92,7 +95,18 @@ class Pipeline {
   }
 
   // Runs to completion: all sources ended and every operator flushed, or the first failure.
+  // With checkpoints, a run that reaches the end writes a final checkpoint and commits it.
   Status Run();
+  // Resume: Run() starts every operator instance from its state in `checkpoint` (borrowed; it
+  // must outlive Run), which must hold exactly this pipeline's operators and parallelism.
+  // Checkpoint ids continue after its id.
+  void ResumeFrom(const Checkpoint* checkpoint) { resume_ = checkpoint; }
+  // Stop with a savepoint (any thread, while Run() runs with checkpoints): sources stop after a
+  // last barrier; once that checkpoint is written and committed (or after `timeout`), the
+  // pipeline is cancelled. Returns the savepoint's id.
+  Result<uint64_t> StopWithSavepoint(std::chrono::milliseconds timeout);
+  // The id of the last checkpoint completed (0: none); safe while running.
+  uint64_t last_checkpoint() const;
   // Stops a running pipeline; Run() then returns a Cancelled status. Any thread.
   void Cancel();
   // Counters of every operator instance; safe while running.
@@ -101,6 +115,8 @@ class Pipeline {
   std::vector<TaskPlan> Plan() const;
 
   const PipelineOptions& options() const { return options_; }
+  // Sets CheckpointOptions::job after construction (before Run).
+  void SetCheckpointJob(std::string job) { options_.checkpoint.job = std::move(job); }
 
   // Graph building, used by Stream.
   detail::NodeBase* AddNode(std::unique_ptr<detail::NodeBase> node);
@@ -113,11 +129,13 @@ class Pipeline {
  private:
   struct Runtime;
   void BuildTasks();
+  Status RestoreTasks(const Checkpoint& checkpoint);
 
   PipelineOptions options_;
   std::vector<std::unique_ptr<detail::NodeBase>> nodes_;
   std::vector<std::unique_ptr<detail::EdgeBase>> edges_;
   std::unique_ptr<Runtime> runtime_;  // set once by Run(), under state_mu_
+  const Checkpoint* resume_ = nullptr;
   Status build_error_;
   mutable std::mutex state_mu_;
   bool cancel_requested_ = false;  // guarded by state_mu_

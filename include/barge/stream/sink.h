@@ -38,6 +38,34 @@ class Sink {
   // End of the input: flush and release. Not called when the pipeline fails or is cancelled;
   // the destructor releases resources then.
   virtual Status Close() { return Status::Ok(); }
+
+  // ---- Checkpoints: a transactional sink (two-phase commit, as Flink's TwoPhaseCommitSink).
+
+  // Whether output is exactly-once with checkpoints: what a failed run wrote after its last
+  // completed checkpoint is discarded on recovery. A sink that is not (stdout, a socket) may
+  // repeat that output after a recovery (at-least-once).
+  virtual bool transactional() const { return false; }
+  // Pre-commit: makes everything written so far durable but not yet visible, as part of
+  // checkpoint `checkpoint`, and writes what recovery needs into `out`. After Close (`closed`),
+  // the output since the last checkpoint goes with the next checkpoint to complete.
+  virtual Status Snapshot(uint64_t checkpoint, bool closed, StateWriter& out) {
+    (void)checkpoint;
+    (void)closed;
+    (void)out;
+    return Status::Ok();
+  }
+  // Recovery, before Open: makes visible exactly what the checkpoint Snapshot wrote for covers
+  // (finishing a commit a crash interrupted) and discards the rest.
+  virtual Status Restore(StateReader& in) {
+    (void)in;
+    return Status::Ok();
+  }
+  // Commit: checkpoint `checkpoint` completed; make visible what it covers. Called from another
+  // thread than the other calls (the checkpoint coordinator's).
+  virtual Status Commit(uint64_t checkpoint) {
+    (void)checkpoint;
+    return Status::Ok();
+  }
 };
 
 // Drives a Sink<T> as the last operator of a chain.
@@ -62,13 +90,25 @@ class SinkDriver final : public OperatorBase, public Input<T> {
     Check(sink_->Write(in));
   }
   void Watermark(EventTime) override {}
-  void Barrier(uint64_t) override {}
+  void Barrier(uint64_t id) override {
+    EnsureOpen();
+    TakeSnapshot(id);
+  }
   void Idle() override {
     if (opened_) Check(sink_->Flush());
   }
   void End() override {
     EnsureOpen();
     Check(sink_->Close());
+    closed_ = true;
+  }
+
+  void Snapshot(uint64_t checkpoint, StateWriter& out) override {
+    Check(sink_->Snapshot(checkpoint, closed_, out));
+  }
+  Status Restore(StateReader& in) override { return sink_->Restore(in); }
+  Status NotifyCheckpointComplete(uint64_t checkpoint) override {
+    return sink_->Commit(checkpoint);
   }
 
  private:
@@ -85,6 +125,7 @@ class SinkDriver final : public OperatorBase, public Input<T> {
   int instance_ = 0;
   int parallelism_ = 1;
   bool opened_ = false;
+  bool closed_ = false;
 };
 
 }  // namespace barge::stream

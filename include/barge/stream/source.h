@@ -9,6 +9,7 @@
 
 #include "barge/status.h"
 #include "barge/stream/batch.h"
+#include "barge/stream/checkpoint.h"
 
 namespace barge::stream {
 
@@ -48,6 +49,18 @@ class Source {
   // up to; after each Next the engine forwards it downstream when it has grown. kMinTime: none.
   virtual EventTime watermark() const { return kMinTime; }
 
+  // Checkpoints: whether the source can go back to a position it reported (files, generators),
+  // so that a pipeline resumed from a checkpoint reads exactly what followed it. Sources that
+  // cannot (stdin, sockets) lose what they delivered after the last checkpoint (at-most-once).
+  virtual bool replayable() const { return false; }
+  // Writes the position after the records returned so far (called between Next calls).
+  virtual void Snapshot(StateWriter& out) { (void)out; }
+  // Goes back to a position Snapshot wrote; called after Open, before the first Next.
+  virtual Status Restore(StateReader& in) {
+    (void)in;
+    return Status::Ok();
+  }
+
   SourceMetrics& metrics() { return metrics_; }
 
  private:
@@ -79,6 +92,13 @@ class GeneratorSource final : public Source<T> {
     // The last index may wrap past UINT64_MAX: then this instance is done.
     next_ = n == remaining ? count_ : i;
     return SourceState::kMore;
+  }
+
+  bool replayable() const override { return true; }
+  void Snapshot(StateWriter& out) override { out.Put(next_); }
+  Status Restore(StateReader& in) override {
+    next_ = in.Get<uint64_t>();
+    return Status::Ok();
   }
 
  private:

@@ -128,6 +128,10 @@ struct Aggregation {
 template <class T, class Out>
 class WindowOperatorBase : public Operator<T, Out> {
  public:
+  Status CheckpointSupport() const override {
+    return Unsupported("operator '" + this->name() +
+                       "' (a window) keeps state that checkpoints cannot save yet");
+  }
   WindowOperatorBase(std::string name, EventTime allowed_lateness, size_t batch_size)
       : Operator<T, Out>(std::move(name)),
         allowed_lateness_(allowed_lateness),

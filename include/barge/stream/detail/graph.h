@@ -8,13 +8,16 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
 #include "barge/status.h"
 #include "barge/stream/channel.h"
+#include "barge/stream/detail/checkpoint_coordinator.h"
 #include "barge/stream/keyed_table.h"
 #include "barge/stream/operator.h"
 #include "barge/stream/operators.h"
@@ -35,11 +38,14 @@ class TaskPart {
   virtual ~TaskPart() = default;
 };
 
+class CheckpointCoordinator;
+
 // Shared state of one running pipeline.
 struct RunState {
   std::atomic<bool> cancelled{false};
   size_t batch_size = 1024;
   size_t channel_slots = 8;
+  CheckpointCoordinator* checkpoints = nullptr;  // null: checkpoints are off
 };
 
 // The physical task a node instance runs in; owns the doorbell its input channels ring.
@@ -109,6 +115,8 @@ class SourceDriverBase : public OperatorBase {
   virtual void CloseSource() = 0;
   // Malformed inputs the source skipped (SourceMetrics::skipped).
   virtual uint64_t skipped() const = 0;
+  // Whether it can go back to a checkpointed position (Source::replayable).
+  virtual bool replayable() const = 0;
 };
 
 template <class T>
@@ -121,6 +129,14 @@ class SourceDriver final : public SourceDriverBase {
 
   Status OpenSource(int instance, int parallelism) override {
     Status st = source_->Open(instance, parallelism);
+    if (st.ok() && restored_) {
+      StateReader in(*restored_);
+      try {
+        st = source_->Restore(in);
+      } catch (const StateFormatError& e) {
+        st = Corruption(std::string("its state in the checkpoint is unreadable: ") + e.what());
+      }
+    }
     return st.ok() ? st : st.Wrap("source '" + name() + "'");
   }
   void CloseSource() override { source_->Close(); }
@@ -128,7 +144,28 @@ class SourceDriver final : public SourceDriverBase {
     return source_->metrics().skipped.load(std::memory_order_relaxed);
   }
 
+  // The state: whether the source ended, its watermark, and its own position.
+  void Snapshot(uint64_t, StateWriter& out) override {
+    out.Put<uint8_t>(ended_ ? 1 : 0);
+    out.Put(watermark_);
+    source_->Snapshot(out);
+  }
+  Status Restore(StateReader& in) override {
+    ended_ = in.Get<uint8_t>() != 0;
+    watermark_ = in.Get<EventTime>();
+    // The source's own position is applied after it opens, on its task thread.
+    restored_ = std::string(in.Rest());
+    return Status::Ok();
+  }
+  bool replayable() const override { return source_->replayable(); }
+
   bool Step(RunState& run) override {
+    if (run.checkpoints != nullptr && !InjectBarrier(run)) return true;
+    if (ended_) {
+      // Resumed from a checkpoint taken after this source's end.
+      out_.target().End();
+      return false;
+    }
     batch_.clear();
     Result<SourceState> state = SourceState::kEnd;
     Guarded(name(), [&] { state = source_->Next(batch_, run.batch_size); });
@@ -154,6 +191,7 @@ class SourceDriver final : public SourceDriverBase {
         out_.target().Idle();
         return true;
       case SourceState::kEnd:
+        ended_ = true;
         out_.target().End();
         return false;
     }
@@ -163,11 +201,35 @@ class SourceDriver final : public SourceDriverBase {
   Source<T>& source() { return *source_; }
 
  private:
+  // Injects the coordinator's newest barrier, after writing this source's position. Returns
+  // false when the source must not produce now (it stopped after a savepoint's barrier).
+  bool InjectBarrier(RunState& run);
+
   std::unique_ptr<Source<T>> source_;
   Output<T> out_;
   Batch<T> batch_;
   EventTime watermark_ = kMinTime;  // the source's watermark last forwarded
+  bool ended_ = false;
+  uint64_t injected_ = 0;                // the last barrier injected
+  std::optional<std::string> restored_;  // the source's position, to apply once it opened
 };
+
+template <class T>
+bool SourceDriver<T>::InjectBarrier(RunState& run) {
+  CheckpointCoordinator& checkpoints = *run.checkpoints;
+  if (uint64_t id = checkpoints.trigger(); id > injected_) {
+    injected_ = id;
+    TakeSnapshot(id);
+    out_.target().Barrier(id);
+  }
+  if (checkpoints.StopAfter(injected_)) {
+    // After a savepoint's barrier nothing more is read: the pipeline stops once it completes.
+    out_.target().Idle();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return false;
+  }
+  return true;
+}
 
 // Assigns event time from a user function and emits bounded-out-of-orderness watermarks:
 // after each batch, watermark = max timestamp seen - max_out_of_orderness - 1. Event time
@@ -230,6 +292,16 @@ class TimestampOperator final : public Operator<T, T> {
   }
   // Upstream watermarks are replaced by this operator's own.
   void Watermark(EventTime) override {}
+
+  void Snapshot(uint64_t, StateWriter& out) override {
+    out.Put(max_ts_);
+    out.Put(emitted_);
+  }
+  Status Restore(StateReader& in) override {
+    max_ts_ = in.Get<EventTime>();
+    emitted_ = in.Get<EventTime>();
+    return Status::Ok();
+  }
 
  private:
   F f_;
@@ -497,6 +569,7 @@ class InputGate final : public GateBase {
         wm_(ins_.size(), kMinTime),
         ended_(ins_.size(), false),
         idle_(ins_.size(), false),
+        blocked_(ins_.size(), false),
         barriers_(ins_.size(), 0) {}
 
   void Run(RunState& run) override {
@@ -508,7 +581,7 @@ class InputGate final : public GateBase {
     while (live > 0) {
       bool progressed = false;
       for (size_t c = 0; c < ins_.size(); ++c) {
-        if (ended_[c]) continue;
+        if (ended_[c] || blocked_[c]) continue;
         // A few slots per channel per round keeps inputs fair.
         for (int k = 0; k < 4; ++k) {
           // Checked before every slot, not only when the inputs run dry: a slow consumer stops
@@ -524,6 +597,7 @@ class InputGate final : public GateBase {
             --live;
             break;
           }
+          if (blocked_[c]) break;  // delivered a barrier the others have not yet
         }
       }
       if (live == 0) break;
@@ -532,7 +606,7 @@ class InputGate final : public GateBase {
         bell_->WaitUntil([&] {
           if (run.cancelled.load(std::memory_order_relaxed)) return true;
           for (size_t c = 0; c < ins_.size(); ++c) {
-            if (!ended_[c] && !ins_[c]->Empty()) return true;
+            if (!ended_[c] && !blocked_[c] && !ins_[c]->Empty()) return true;
           }
           return false;
         });
@@ -561,8 +635,13 @@ class InputGate final : public GateBase {
         UpdateWatermark(c, slot.watermark);
         return false;
       case SlotKind::kBarrier:
-        barriers_[c] = slot.barrier_id;
-        MaybeForwardBarrier();
+        if (slot.barrier_id > forwarded_barrier_) {
+          // Alignment: nothing after the barrier is read from this input until every input
+          // delivered it, so the state snapshot holds exactly what came before it.
+          barriers_[c] = slot.barrier_id;
+          blocked_[c] = true;
+          MaybeForwardBarrier();
+        }
         return false;
       case SlotKind::kEnd:
         ended_[c] = true;
@@ -611,16 +690,23 @@ class InputGate final : public GateBase {
     }
   }
 
-  // Forwards barrier id once every live input has delivered it. (Aligned checkpoints, which
-  // hold back inputs that are ahead, arrive with the checkpointing work.)
+  // Forwards a barrier once every live input has delivered one (an input that ended delivered
+  // everything it had), then reads again from the inputs it came from. Inputs normally carry
+  // the same barrier; when a checkpoint was abandoned and a source skipped its id, the lowest
+  // is forwarded first (the coordinator ignores the abandoned one) and inputs already at a
+  // higher one stay blocked until the others reach it.
   void MaybeForwardBarrier() {
     uint64_t low = UINT64_MAX;
     for (size_t c = 0; c < ins_.size(); ++c) {
-      if (!ended_[c]) low = std::min(low, barriers_[c]);
+      if (ended_[c]) continue;
+      if (!blocked_[c]) return;
+      low = std::min(low, barriers_[c]);
     }
-    if (low != UINT64_MAX && low > forwarded_barrier_) {
-      forwarded_barrier_ = low;
-      head_->Barrier(low);
+    if (low == UINT64_MAX) return;  // every input ended
+    forwarded_barrier_ = low;
+    head_->Barrier(low);
+    for (size_t c = 0; c < ins_.size(); ++c) {
+      if (barriers_[c] <= low) blocked_[c] = false;
     }
   }
 
@@ -630,7 +716,8 @@ class InputGate final : public GateBase {
   std::vector<EventTime> wm_;
   std::vector<bool> ended_;
   std::vector<bool> idle_;
-  bool marked_idle_ = false;  // MarkIdle sent downstream and no watermark since
+  std::vector<bool> blocked_;  // delivered barriers_[c], waiting for the other inputs
+  bool marked_idle_ = false;   // MarkIdle sent downstream and no watermark since
   std::vector<uint64_t> barriers_;
   EventTime emitted_ = kMinTime;
   uint64_t forwarded_barrier_ = 0;
