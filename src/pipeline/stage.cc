@@ -36,8 +36,10 @@ extern const unsigned char kPythonStageSdk[];
 extern const size_t kPythonStageSdk_size;
 }  // namespace detail
 
-// Where every replica finds the SDKs barge ships (read-only), on its PYTHONPATH.
-constexpr const char* kSdkMount = "/run/barge/sdk";
+// Where every replica finds the SDKs barge ships (read-only), on its PYTHONPATH (spec.h names it
+// for the checks of a stage's volumes).
+constexpr const char* kSdkMount = kStageSdkMount.data();
+static_assert(kStageSdkMount.size() == std::char_traits<char>::length(kSdkMount));
 
 static_assert(sizeof(barge_msg) == 64, "barge_msg is one cache line");
 static_assert(sizeof(barge_column) == 64, "barge_column is one cache line");
