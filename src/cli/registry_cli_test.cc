@@ -812,6 +812,21 @@ TEST_F(RegistryCliTest, BuildFromRegistryAndShortNamesThroughRegistriesConf) {
   r = Barge({"run", "--rm", "--pull", "never", "built:1", "cat", "/etc/motd", "/etc/hello"});
   EXPECT_EQ(r.out, "from the registry\nhello\n");
 
+  // The tag moves in the registry: --pull missing keeps the local image, --pull always fetches
+  // the new one, for run and for build.
+  Import("base:2", "moved\n", {}, source);
+  ASSERT_EQ(Barge({"push", "base:2", host + "/library/base:1"}, source).exit_code, 0);
+  r = Barge({"run", "--rm", "--pull", "missing", host + "/library/base:1", "cat", "/etc/motd"});
+  EXPECT_EQ(r.out, "from the registry\n") << r.err;
+  r = Barge({"build", "--pull", "always", "-t", "built:2", ctx});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Barge({"run", "--rm", "--pull", "never", "built:2", "cat", "/etc/motd"});
+  EXPECT_EQ(r.out, "moved\n") << r.err;
+  ASSERT_EQ(Barge({"push", "base:1", host + "/library/base:1"}, source).exit_code, 0);
+  r = Barge({"run", "--rm", "--pull", "always", host + "/library/base:1", "cat", "/etc/motd"});
+  EXPECT_EQ(r.out, "from the registry\n") << r.err;
+  EXPECT_EQ(ManifestDigest(host + "/library/base:1"), digest);
+
   // A short name resolves through unqualified-search-registries: the first that has it.
   ASSERT_TRUE(WriteFile(conf_, "unqualified-search-registries = [\"localhost:1\", \"" + host +
                                    "\"]\n[aliases]\n\"nick\" = \"" + host + "/library/base\"\n")
