@@ -74,12 +74,11 @@ Result<double> TimeShape(Shape shape, uint64_t n, int parallelism, uint64_t* che
       events.with_timestamps([](const Event& e) { return static_cast<EventTime>(e.time); })
           .key_by([](const Event& e) { return e.key; })
           .window(stream::Tumbling{static_cast<EventTime>(kKeys * 1000)})
-          .aggregate([] { return uint64_t{0}; },
-                     [](uint64_t& acc, const Event& e) { acc += Work(e.value); },
-                     [](uint64_t& acc, const uint64_t& other) { acc += other; },
-                     [](const uint64_t&, const stream::TimeWindow&, const uint64_t& acc) {
-                       return acc;
-                     })
+          .aggregate(
+              [] { return uint64_t{0}; },
+              [](uint64_t& acc, const Event& e) { acc += Work(e.value); },
+              [](uint64_t& acc, const uint64_t& other) { acc += other; },
+              [](const uint64_t&, const stream::TimeWindow&, const uint64_t& acc) { return acc; })
           .sink(sum_sink);
       break;
   }
