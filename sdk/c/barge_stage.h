@@ -114,7 +114,8 @@ enum {
   BARGE_MSG_END = 4,       /* end of stream: echo it, then exit 0 */
   BARGE_MSG_PAD = 5        /* filler to the end of the ring: skip to offset 0 */
 };
-#define BARGE_FLAG_LAST 1u /* the last part of a reply (set on every message but partial replies) */
+#define BARGE_FLAG_LAST 1u /* the last part of a reply (set on every message but partial replies) \
+                            */
 
 /* Every message starts with this 64-byte header. */
 typedef struct barge_msg {
@@ -143,18 +144,21 @@ enum {
  * the start of the message; each buffer starts at a multiple of 64. */
 typedef struct barge_column {
   uint32_t type;
-  uint32_t name_bytes;      /* the name, UTF-8, not NUL-terminated */
+  uint32_t name_bytes; /* the name, UTF-8, not NUL-terminated */
   uint64_t name_offset;
-  uint64_t validity_offset; /* 0: no NULLs; else (rows + 7) / 8 bytes, bit i (LSB first) = row i valid */
-  uint64_t values_offset;   /* fixed-width values, or VARCHAR's rows + 1 uint32 offsets */
-  uint64_t data_offset;     /* VARCHAR: the bytes the offsets index */
+  uint64_t
+      validity_offset; /* 0: no NULLs; else (rows + 7) / 8 bytes, bit i (LSB first) = row i valid */
+  uint64_t values_offset; /* fixed-width values, or VARCHAR's rows + 1 uint32 offsets */
+  uint64_t data_offset;   /* VARCHAR: the bytes the offsets index */
   uint64_t data_bytes;
   uint64_t reserved[2];
 } barge_column;
 
 #define BARGE_DEFAULT_DIR "/run/barge/stage"
 
-static inline uint64_t barge_align(uint64_t n) { return (n + BARGE_ALIGN - 1) & ~(uint64_t)(BARGE_ALIGN - 1); }
+static inline uint64_t barge_align(uint64_t n) {
+  return (n + BARGE_ALIGN - 1) & ~(uint64_t)(BARGE_ALIGN - 1);
+}
 
 static inline size_t barge_type_width(uint32_t type) {
   switch (type) {
@@ -193,7 +197,8 @@ static inline void barge_futex_wake(BARGE_ATOMIC(uint32_t) * word) {
 }
 
 /* Wakes the other side if it sleeps on `seq` (after publishing what it waits for). */
-static inline void barge_ring_bell(BARGE_ATOMIC(uint32_t) * sleeping, BARGE_ATOMIC(uint32_t) * seq) {
+static inline void barge_ring_bell(BARGE_ATOMIC(uint32_t) * sleeping,
+                                   BARGE_ATOMIC(uint32_t) * seq) {
   BARGE_FENCE();
   if (BARGE_LOAD_RLX(sleeping) != 0) {
     BARGE_FETCH_ADD(seq, 1u);
@@ -219,7 +224,8 @@ static inline int barge_ring_map(barge_ring* r, const char* path) {
     close(fd);
     return -EINVAL;
   }
-  void* p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+  void* p =
+      mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
   close(fd);
   if (p == MAP_FAILED) return -errno;
   r->h = (barge_ring_header*)p;
@@ -358,7 +364,7 @@ static inline void barge_batch_layout(barge_msg* m, uint64_t bytes, uint64_t seq
     }
     c->values_offset = at;
     at += barge_align(types[i] == BARGE_TYPE_VARCHAR ? (rows + 1) * 4
-                                                      : rows * barge_type_width(types[i]));
+                                                     : rows * barge_type_width(types[i]));
     if (types[i] == BARGE_TYPE_VARCHAR) {
       c->data_offset = at;
       c->data_bytes = data_bytes[i];

@@ -69,8 +69,8 @@ class KeyTable {
 
   // Open addressing with linear probing from the top bits of a placement hash: the key (xor the
   // table seed) times the golden ratio for a table of one BIGINT or TIMESTAMP key (Fibonacci
-  // hashing), else the key's hash. `word` is the key itself in the first case (a probe compares in place, one cache line),
-  // else the hash.
+  // hashing), else the key's hash. `word` is the key itself in the first case (a probe compares in
+  // place, one cache line), else the hash.
   struct Slot {
     uint32_t entry = 0;  // entry + 1; 0 = empty
     int64_t word = 0;

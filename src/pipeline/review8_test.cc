@@ -75,10 +75,10 @@ TEST(Review8Test, Bug1_AvgOfLargeBigintsIsNotGarbage) {
           "{\"ts\":1,\"v\":5000000000000000000}\n"
           "{\"ts\":2,\"v\":5000000000000000000}\n");
   Ran r = RunIt(d,
-              "source: {file: in.jsonl, event_time: {field: ts}}\n"
-              "steps:\n"
-              "  - window: {tumbling: 1s}\n"
-              "    aggregate: {mean: avg(v)}\n");
+                "source: {file: in.jsonl, event_time: {field: ts}}\n"
+                "steps:\n"
+                "  - window: {tumbling: 1s}\n"
+                "    aggregate: {mean: avg(v)}\n");
   ASSERT_TRUE(r.status.ok()) << r.status.message();
   ASSERT_EQ(r.rows.size(), 1u);
   EXPECT_EQ(r.rows[0], R"({"window_start":0,"window_end":1000,"mean":5e+18})");
@@ -86,8 +86,8 @@ TEST(Review8Test, Bug1_AvgOfLargeBigintsIsNotGarbage) {
   // The same in a rolling aggregate: nanosecond timestamps (1.7e18) overflow after 6 records.
   std::string lines;
   for (int i = 0; i < 6; ++i) {
-    lines += "{\"ts\":" + std::to_string(i) + ",\"v\":170000000000000000" + std::to_string(i) +
-             "}\n";
+    lines +=
+        "{\"ts\":" + std::to_string(i) + ",\"v\":170000000000000000" + std::to_string(i) + "}\n";
   }
   d.Write("ns.jsonl", lines);
   r = RunIt(d, "source: {file: ns.jsonl}\nsteps:\n  - aggregate: {mean: avg(v), n: count(*)}\n");
@@ -104,13 +104,13 @@ TEST(Review8Test, Bug2_FailNamesTheFirstBadRecord) {
   Dir d;
   d.Write("orders.csv",
           "ts,user,country,amount\n"
-          "1000,a,de,inf\n"           // line 2: CAST(round(inf * 100) AS BIGINT) fails
-          "2000,b,de,1,extra\n");     // line 3: wrong number of fields
+          "1000,a,de,inf\n"        // line 2: CAST(round(inf * 100) AS BIGINT) fails
+          "2000,b,de,1,extra\n");  // line 3: wrong number of fields
   Ran r = RunIt(d,
-              "source: {file: orders.csv}\n"
-              "steps:\n"
-              "  - select: {cents: CAST(round(amount * 100) AS BIGINT)}\n"
-              "on_error: fail\n");
+                "source: {file: orders.csv}\n"
+                "steps:\n"
+                "  - select: {cents: CAST(round(amount * 100) AS BIGINT)}\n"
+                "on_error: fail\n");
   ASSERT_FALSE(r.status.ok());
   EXPECT_EQ(r.status.message(),
             "orders.csv:2: step 1 (select): cents: cannot convert Infinity to BIGINT");
@@ -128,14 +128,14 @@ TEST(Review8Test, Bug3_ARecordFailingAfterTheSourceHasAdvancedEventTime) {
           "100000,de,inf\n"  // a bad record of the select step, far ahead in event time
           "2000,de,5\n");    // not late unless the bad record moved event time
   Ran r = RunIt(d,
-              "source:\n  file: orders.csv\n  event_time: {field: ts, max_delay: 2s}\n"
-              "steps:\n"
-              "  - select: {country: country, ts: ts, cents: CAST(round(amount * 100) AS "
-              "BIGINT)}\n"
-              "  - key_by: country\n"
-              "  - window: {tumbling: 10s}\n"
-              "    aggregate: {orders: count(*)}\n"
-              "on_error: skip\n");
+                "source:\n  file: orders.csv\n  event_time: {field: ts, max_delay: 2s}\n"
+                "steps:\n"
+                "  - select: {country: country, ts: ts, cents: CAST(round(amount * 100) AS "
+                "BIGINT)}\n"
+                "  - key_by: country\n"
+                "  - window: {tumbling: 10s}\n"
+                "    aggregate: {orders: count(*)}\n"
+                "on_error: skip\n");
   ASSERT_TRUE(r.status.ok()) << r.status.message();
   EXPECT_EQ(r.rows, (std::vector<std::string>{
                         R"({"country":"de","window_start":0,"window_end":10000,"orders":1})"}));
@@ -150,13 +150,13 @@ TEST(Review8Test, Bug3_ARecordTheSourceCannotReadDoesNotAdvanceEventTime) {
           "1e400x,de,5\n"
           "2000,de,5\n");
   Ran r = RunIt(d,
-              "source:\n  file: orders.csv\n  event_time: {field: ts, max_delay: 2s}\n"
-              "  schema: {ts: BIGINT, country: VARCHAR, amount: DOUBLE}\n"
-              "steps:\n"
-              "  - key_by: country\n"
-              "  - window: {tumbling: 10s}\n"
-              "    aggregate: {orders: count(*)}\n"
-              "on_error: skip\n");
+                "source:\n  file: orders.csv\n  event_time: {field: ts, max_delay: 2s}\n"
+                "  schema: {ts: BIGINT, country: VARCHAR, amount: DOUBLE}\n"
+                "steps:\n"
+                "  - key_by: country\n"
+                "  - window: {tumbling: 10s}\n"
+                "    aggregate: {orders: count(*)}\n"
+                "on_error: skip\n");
   ASSERT_TRUE(r.status.ok()) << r.status.message();
   EXPECT_EQ(r.rows, (std::vector<std::string>{
                         R"({"country":"de","window_start":0,"window_end":10000,"orders":2})"}));
@@ -171,11 +171,11 @@ TEST(Review8Test, Bug4_SumOverflowFollowsOnError) {
           "{\"ts\":2,\"v\":9000000000000000000}\n"
           "{\"ts\":3,\"v\":1}\n");
   Ran r = RunIt(d,
-              "source: {file: in.jsonl, event_time: {field: ts}}\n"
-              "steps:\n"
-              "  - window: {tumbling: 1s}\n"
-              "    aggregate: {total: sum(v)}\n"
-              "on_error: skip\n");
+                "source: {file: in.jsonl, event_time: {field: ts}}\n"
+                "steps:\n"
+                "  - window: {tumbling: 1s}\n"
+                "    aggregate: {total: sum(v)}\n"
+                "on_error: skip\n");
   EXPECT_TRUE(r.status.ok()) << r.status.message();
 }
 
@@ -246,8 +246,9 @@ TEST(Review8Test, Bug10_GlobsAreTypedByTheirFirstFileWithRecords) {
   Dir d;
   d.Write("a1.csv", "ts,amount\n");
   d.Write("a2.csv", "ts,amount\n1000,2.5\n");
-  Ran r = RunIt(d, "source: {file: 'a*.csv', event_time: {field: ts}}\n"
-                   "steps:\n  - filter: amount > 1\n");
+  Ran r = RunIt(d,
+                "source: {file: 'a*.csv', event_time: {field: ts}}\n"
+                "steps:\n  - filter: amount > 1\n");
   ASSERT_TRUE(r.status.ok()) << r.status.message();
   EXPECT_EQ(r.rows, (std::vector<std::string>{R"({"ts":1000,"amount":2.5})"}));
 
@@ -363,8 +364,9 @@ TEST(Review8Test, Bug16_SourcesBoundTheBytesOfABatch) {
   }
   d.Write("long.txt", text);
   text.clear();
-  Result<Spec> spec = LoadSpec(d.Write("s.yaml", "source: {file: long.txt}\n"
-                                                 "steps:\n  - select: {p: 'substr(line, 1, 1)'}\n"));
+  Result<Spec> spec = LoadSpec(d.Write("s.yaml",
+                                       "source: {file: long.txt}\n"
+                                       "steps:\n  - select: {p: 'substr(line, 1, 1)'}\n"));
   ASSERT_TRUE(spec.ok()) << spec.status().message();
   std::vector<size_t> batch_rows;
   std::string firsts;
@@ -381,8 +383,9 @@ TEST(Review8Test, Bug16_SourcesBoundTheBytesOfABatch) {
   ASSERT_GE(batch_rows.size(), 2u);
 
   // Unquoted, the commas split the { } map: the error says to quote.
-  spec = LoadSpec(d.Write("t.yaml", "source: {file: long.txt}\n"
-                                    "steps:\n  - select: {p: substr(line, 1, 1)}\n"));
+  spec = LoadSpec(d.Write("t.yaml",
+                          "source: {file: long.txt}\n"
+                          "steps:\n  - select: {p: substr(line, 1, 1)}\n"));
   ASSERT_FALSE(spec.ok());
   EXPECT_NE(spec.status().message().find("quote a value that holds commas"), std::string::npos)
       << spec.status().message();
