@@ -59,17 +59,16 @@ void CopyToEnd(int from, int to) {
   }
 }
 
-}  // namespace
-
-Result<ExitInfo> RunAttached(ContainerStore& store, ContainerRecord record, const Stdio& stdio,
-                             const std::function<void(Container&)>& on_start,
-                             StartFailure* failure) {
+// Starts the container of `record`, its state saved before (the monitor: who is starting it,
+// so that a later barge can clean up if this one is killed meanwhile) and after (running, or
+// the exit of a start that failed, with where it failed in `failure`).
+Result<Container> StartRecorded(ContainerStore& store, ContainerRecord& record, const Stdio& stdio,
+                                StartFailure* failure) {
   StartFailure unused;
   if (failure == nullptr) failure = &unused;
   *failure = StartFailure::kSetUp;
   ContainerSpec spec = store.MakeSpec(record);
   spec.stdio = stdio;
-  // Who is starting it, so that a later barge can clean up if this one is killed meanwhile.
   record.state.monitor_pid = ::getpid();
   record.state.monitor_start = ProcessStartTime(::getpid());
   RETURN_IF_ERROR(store.SaveState(record.config.id, record.state));
@@ -81,8 +80,17 @@ Result<ExitInfo> RunAttached(ContainerStore& store, ContainerRecord record, cons
     return container.status();
   }
   RETURN_IF_ERROR(RecordRunning(store, record, *container));
-  if (on_start) on_start(*container);
-  Result<ExitInfo> exit = container->Wait();
+  return container;
+}
+
+}  // namespace
+
+Result<ExitInfo> RunAttached(ContainerStore& store, ContainerRecord record, const Stdio& stdio,
+                             const std::function<void(Container&)>& on_start,
+                             StartFailure* failure) {
+  ASSIGN_OR_RETURN(Container container, StartRecorded(store, record, stdio, failure));
+  if (on_start) on_start(container);
+  Result<ExitInfo> exit = container.Wait();
   if (!exit.ok()) return exit.status();
   RETURN_IF_ERROR(RecordExit(store, record, exit->exit_code, exit->oom_killed));
   return exit;
@@ -90,26 +98,11 @@ Result<ExitInfo> RunAttached(ContainerStore& store, ContainerRecord record, cons
 
 Result<OwnedContainer> OwnedContainer::Start(ContainerStore& store, ContainerRecord record,
                                              const Stdio& stdio, StartFailure* failure) {
-  StartFailure unused;
-  if (failure == nullptr) failure = &unused;
-  *failure = StartFailure::kSetUp;
-  ContainerSpec spec = store.MakeSpec(record);
-  spec.stdio = stdio;
-  record.state.monitor_pid = ::getpid();
-  record.state.monitor_start = ProcessStartTime(::getpid());
-  RETURN_IF_ERROR(store.SaveState(record.config.id, record.state));
-  StartFailure failed_at = StartFailure::kSetUp;
-  Result<Container> container = Container::Start(spec, &failed_at);
-  if (!container.ok()) {
-    *failure = failed_at;
-    (void)RecordExit(store, record, static_cast<int>(failed_at), false);
-    return container.status();
-  }
-  RETURN_IF_ERROR(RecordRunning(store, record, *container));
+  ASSIGN_OR_RETURN(Container container, StartRecorded(store, record, stdio, failure));
   OwnedContainer owned;
   owned.store_ = &store;
   owned.record_ = std::move(record);
-  owned.container_ = std::move(container).value();
+  owned.container_ = std::move(container);
   int fd = static_cast<int>(::syscall(SYS_pidfd_open, owned.container_.pid(), 0));
   if (fd >= 0) owned.pidfd_ = UniqueFd(fd);
   return owned;
