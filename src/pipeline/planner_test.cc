@@ -14,66 +14,18 @@
 
 #include "base/file_util.h"
 #include "pipeline/format.h"
+#include "pipeline/spec_testing.h"
 
 namespace barge::pipeline {
 namespace {
 
-// A spec in a temporary directory with its input files.
-class Workdir {
- public:
-  Workdir() : dir_(std::move(TempDir::Make().value())) {}
-  std::string Write(const std::string& name, const std::string& text) {
-    std::string path = dir_.path() + "/" + name;
-    EXPECT_TRUE(WriteFile(path, text).ok());
-    return path;
-  }
-  std::string Read(const std::string& name) {
-    auto text = ReadFile(dir_.path() + "/" + name);
-    return text.ok() ? *text : "<missing>";
-  }
-  const std::string& path() const { return dir_.path(); }
-
- private:
-  TempDir dir_;
-};
+using testing::Outcome;
+using testing::Workdir;
 
 // Plans `text` (written as s.yaml) and runs it, collecting every result row as JSON.
-struct Outcome {
-  Status status;
-  std::vector<std::string> rows;
-  std::string plan;
-};
-
 Outcome RunSpec(Workdir& w, const std::string& text, int parallelism = 0, bool collect = true) {
-  Outcome o;
-  std::string path = w.Write("s.yaml", text);
-  Result<Spec> spec = LoadSpec(path, {.parallelism = parallelism});
-  if (!spec.ok()) {
-    o.status = spec.status();
-    return o;
-  }
-  std::mutex mu;
-  PlanOptions options;
-  if (collect) {
-    options.collect = [&](const RecordBatch& b) {
-      EXPECT_EQ(b.CheckShape(), "");
-      std::lock_guard lock(mu);
-      for (size_t i = 0; i < b.rows; ++i) {
-        std::string row;
-        AppendJsonRow(b, i, row);
-        o.rows.push_back(row);
-      }
-    };
-  }
-  Result<std::unique_ptr<SpecPipeline>> p = SpecPipeline::Make(*spec, options);
-  if (!p.ok()) {
-    o.status = p.status();
-    return o;
-  }
-  o.plan = (*p)->PlanText();
-  o.status = (*p)->Run();
-  std::sort(o.rows.begin(), o.rows.end());
-  return o;
+  return testing::RunCollecting(LoadSpec(w.Write("s.yaml", text), {.parallelism = parallelism}), {},
+                                collect);
 }
 
 Status Validate(Workdir& w, const std::string& text) {

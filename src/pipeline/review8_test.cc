@@ -12,59 +12,17 @@
 #include "base/file_util.h"
 #include "pipeline/format.h"
 #include "pipeline/planner.h"
+#include "pipeline/spec_testing.h"
 #include "pipeline/text_source.h"
 
 namespace barge::pipeline {
 namespace {
 
-class Dir {
- public:
-  Dir() : dir_(std::move(TempDir::Make().value())) {}
-  std::string Write(const std::string& name, const std::string& text) {
-    std::string path = dir_.path() + "/" + name;
-    EXPECT_TRUE(WriteFile(path, text).ok());
-    return path;
-  }
-  std::string Read(const std::string& name) {
-    auto text = ReadFile(dir_.path() + "/" + name);
-    return text.ok() ? *text : "<missing>";
-  }
-
- private:
-  TempDir dir_;
-};
-
-struct Ran {
-  Status status;
-  std::vector<std::string> rows;
-};
+using Dir = testing::Workdir;
+using Ran = testing::Outcome;
 
 Ran RunIt(Dir& d, const std::string& spec_text, LoadOptions load = {}) {
-  Ran r;
-  std::string path = d.Write("s.yaml", spec_text);
-  Result<Spec> spec = LoadSpec(path, load);
-  if (!spec.ok()) {
-    r.status = spec.status();
-    return r;
-  }
-  std::mutex mu;
-  PlanOptions options;
-  options.collect = [&](const RecordBatch& b) {
-    std::lock_guard lock(mu);
-    for (size_t i = 0; i < b.rows; ++i) {
-      std::string row;
-      AppendJsonRow(b, i, row);
-      r.rows.push_back(row);
-    }
-  };
-  Result<std::unique_ptr<SpecPipeline>> p = SpecPipeline::Make(*spec, options);
-  if (!p.ok()) {
-    r.status = p.status();
-    return r;
-  }
-  r.status = (*p)->Run();
-  std::sort(r.rows.begin(), r.rows.end());
-  return r;
+  return testing::RunCollecting(LoadSpec(d.Write("s.yaml", spec_text), load), {});
 }
 
 // Bug 1: avg() of BIGINTs whose sum passes 2^63 is wrong (even negative): AvgAgg::Add keeps the

@@ -18,6 +18,7 @@
 #include "oci/transfer.h"
 #include "pipeline/format.h"
 #include "pipeline/planner.h"
+#include "pipeline/spec_testing.h"
 #include "runtime/busybox_rootfs.h"
 #include "runtime/cgroups.h"
 #include "runtime/host_features.h"
@@ -87,39 +88,13 @@ class StageTest : public ::testing::Test {
     }
   }
 
-  struct Outcome {
-    Status status;
-    std::vector<std::string> rows;
-  };
+  using Outcome = testing::Outcome;
 
   // Runs `text` with the test root, collecting the results as sorted JSON lines.
   Outcome Run(const std::string& text) {
-    Outcome o;
-    Result<Spec> spec = ParseSpec(text, "stage.yaml");
-    if (!spec.ok()) {
-      o.status = spec.status();
-      return o;
-    }
-    std::mutex mu;
     PlanOptions options;
     options.root = root_->path();
-    options.collect = [&](const RecordBatch& b) {
-      EXPECT_EQ(b.CheckShape(), "");
-      std::lock_guard lock(mu);
-      for (size_t i = 0; i < b.rows; ++i) {
-        std::string row;
-        AppendJsonRow(b, i, row);
-        o.rows.push_back(row);
-      }
-    };
-    Result<std::unique_ptr<SpecPipeline>> p = SpecPipeline::Make(*spec, options);
-    if (!p.ok()) {
-      o.status = p.status();
-      return o;
-    }
-    o.status = (*p)->Run();
-    std::sort(o.rows.begin(), o.rows.end());
-    return o;
+    return testing::RunCollecting(ParseSpec(text, "stage.yaml"), options);
   }
 
   // Plans `text` as `barge pipeline validate` does: nothing is run or created.
