@@ -114,8 +114,8 @@ enum {
   BARGE_MSG_END = 4,       /* end of stream: echo it, then exit 0 */
   BARGE_MSG_PAD = 5        /* filler to the end of the ring: skip to offset 0 */
 };
-#define BARGE_FLAG_LAST 1u /* the last part of a reply (set on every message but partial replies) \
-                            */
+/* The last part of a reply (set on every message but partial replies). */
+#define BARGE_FLAG_LAST 1u
 
 /* Every message starts with this 64-byte header. */
 typedef struct barge_msg {
