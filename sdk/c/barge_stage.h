@@ -271,9 +271,16 @@ static inline const barge_msg* barge_ring_peek(barge_ring* r, int timeout_ms) {
   }
 }
 
-/* Consumer: done reading the message peek returned (its space is reused once acknowledged). */
+/* Consumer: done with a message of `bytes` bytes that peek returned: the read position moves past
+ * it. (Its space is reused once acknowledged; for a stage's input that is as soon as its reply is
+ * published, so its size is read before.) */
+static inline void barge_ring_release_bytes(barge_ring* r, uint64_t bytes) {
+  BARGE_STORE_REL(&r->h->head, BARGE_LOAD_RLX(&r->h->head) + bytes);
+}
+
+/* Consumer: done reading the message peek returned. */
 static inline void barge_ring_release(barge_ring* r, const barge_msg* m) {
-  BARGE_STORE_REL(&r->h->head, BARGE_LOAD_RLX(&r->h->head) + m->bytes);
+  barge_ring_release_bytes(r, m->bytes);
 }
 
 /* Producer: room for a message of `bytes` (a multiple of 64) in one piece, or NULL when the ring
@@ -430,12 +437,14 @@ static inline barge_msg* barge_stage_reserve(barge_stage* s, uint64_t bytes, int
   return barge_ring_reserve(&s->out, bytes, timeout_ms);
 }
 
-/* Publishes `reply` (laid out for `input`'s seq, BARGE_FLAG_LAST set) and releases `input`. */
+/* Publishes `reply` (laid out for `input`'s seq, BARGE_FLAG_LAST set) and releases `input`.
+ * Once the reply is published barge may reuse the input's space: `input` is not read after. */
 static inline void barge_stage_reply(barge_stage* s, const barge_msg* input, barge_msg* reply) {
+  const uint64_t input_bytes = input->bytes;
   reply->seq = input->seq;
   reply->flags |= BARGE_FLAG_LAST;
   barge_ring_publish(&s->out, reply);
-  barge_ring_release(&s->in, input);
+  barge_ring_release_bytes(&s->in, input_bytes);
 }
 
 /* Sends a control message back as it came and releases it. 0, or -EAGAIN when the output ring had
@@ -443,11 +452,12 @@ static inline void barge_stage_reply(barge_stage* s, const barge_msg* input, bar
 static inline int barge_stage_echo(barge_stage* s, const barge_msg* input, int timeout_ms) {
   barge_msg* r = barge_ring_reserve(&s->out, BARGE_ALIGN, timeout_ms);
   if (r == NULL) return -EAGAIN;
+  const uint64_t input_bytes = input->bytes; /* not read once the echo is published */
   memcpy(r, input, sizeof *r);
   r->bytes = BARGE_ALIGN;
   r->flags = BARGE_FLAG_LAST;
   barge_ring_publish(&s->out, r);
-  barge_ring_release(&s->in, input);
+  barge_ring_release_bytes(&s->in, input_bytes);
   return 0;
 }
 

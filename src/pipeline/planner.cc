@@ -1014,6 +1014,13 @@ class SpecPipeline::Builder {
     if (s.kind == SinkSpec::Kind::kStdout && sink_parallelism_ > 1) {
       return Fail(s.parallelism_pos, "a stdout sink runs in one instance");
     }
+    for (const StepPlan& st : steps_) {
+      if (st.kind != StepPlan::Kind::kStage || st.stage.container.volumes.empty()) continue;
+      p_.notes_.push_back(st.label +
+                          ": a stage is stateless to barge: after a recovery it sees again the "
+                          "records since the last checkpoint, and what it kept on its volumes is "
+                          "not rolled back (docs/checkpoints.md)");
+    }
     if (spec_.on_error.mode == OnErrorSpec::Mode::kDeadLetter) {
       p_.dead_letter_path_ = spec_.Resolve(spec_.on_error.path);
     }
@@ -1024,13 +1031,6 @@ class SpecPipeline::Builder {
   Status PlanCheckpoints() {
     if (!spec_.checkpoint) return Status::Ok();
     const CheckpointSpec& c = *spec_.checkpoint;
-    for (const StepPlan& st : steps_) {
-      if (st.kind == StepPlan::Kind::kStage) {
-        return Fail(c.pos, st.label +
-                               ": checkpoints through container stages are not supported yet "
-                               "(remove checkpoint: to run it without)");
-      }
-    }
     if (!c.dir.empty()) {
       p_.checkpoint_dir_ = spec_.Resolve(c.dir);
     } else if (!p_.options_.root.empty()) {
@@ -1572,6 +1572,7 @@ Status SpecPipeline::Run() {
         }
         resume_ = std::move(**latest);
         engine_->ResumeFrom(&*resume_);
+        ctx_->resumed_checkpoint = resume_->id;
         log("resuming from " + std::string(resume_->savepoint ? "savepoint " : "checkpoint ") +
             std::to_string(resume_->id) + " in " + checkpoint_dir_);
       }

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include "base/file_util.h"
 #include "pipeline/format.h"
@@ -502,6 +503,9 @@ class StageReplica {
     return st;
   }
 
+  // The checkpoint barrier the last Receive passed (every message before it answered), once.
+  uint64_t TakeBarrier() { return std::exchange(barrier_, 0); }
+
   // Kills the container (if any) and wakes every waiter.
   void Stop() {
     failed_.store(true);
@@ -556,6 +560,7 @@ class StageReplica {
     o.env.push_back("BARGE_STAGE_DIR=" + std::string(BARGE_DEFAULT_DIR));
     o.env.push_back("BARGE_STAGE_REPLICA=" + std::to_string(index_));
     o.env.push_back("BARGE_STAGE_REPLICAS=" + std::to_string(count_));
+    o.env.push_back("BARGE_STAGE_CHECKPOINT=" + std::to_string(group_.ctx().resumed_checkpoint));
     o.env.push_back(std::string("BARGE_STAGE_PROTOCOL=") +
                     (config_.protocol == StageSpec::Protocol::kShm ? "shm" : "lines"));
     runtime::MountSpec m;
@@ -786,9 +791,15 @@ class StageReplica {
         if (out.records.size() >= 4) return stream::SourceState::kMore;
         continue;
       }
+      const int64_t value = front->value;  // barge's own record of what it sent
       PopFront();
       if (hdr.kind == BARGE_MSG_WATERMARK) {
-        wm = std::max(wm, hdr.value);
+        wm = std::max(wm, value);
+        return stream::SourceState::kMore;
+      }
+      if (hdr.kind == BARGE_MSG_BARRIER) {
+        // Every batch before it came back: the barrier follows the records returned now.
+        barrier_ = static_cast<uint64_t>(value);
         return stream::SourceState::kMore;
       }
       if (hdr.kind == BARGE_MSG_END) {
@@ -1143,6 +1154,13 @@ class StageReplica {
           *progressed = true;
           break;
         }
+        if (p.kind == BARGE_MSG_BARRIER) {
+          // Every row before it was answered: the barrier follows the rows taken now.
+          barrier_ = static_cast<uint64_t>(p.value);
+          PopFrontLine();
+          *progressed = true;
+          break;
+        }
         if (p.kind == BARGE_MSG_WATERMARK) wm = std::max(wm, p.value);
         PopFrontLine();
         *progressed = true;
@@ -1286,6 +1304,7 @@ class StageReplica {
   std::atomic<int> restarts_{0};        // read by metrics scrapes
   std::atomic<uint64_t> oom_kills_{0};  // the same
   bool ended_ = false;
+  uint64_t barrier_ = 0;  // output side: a barrier echoed, for the engine to forward
 
   std::mutex fail_mu_;
   std::string failure_;
@@ -1442,6 +1461,9 @@ void StageInput::Watermark(stream::EventTime w) {
 void StageInput::Barrier(uint64_t id) {
   Check(replica_->WaitStarted(cancelled_));
   Flush();
+  // Nothing of this side's is left to save; the barrier goes on from the output side once the
+  // replica answered everything before it.
+  TakeSnapshot(id);
   Check(replica_->SendControl(BARGE_MSG_BARRIER, static_cast<int64_t>(id), cancelled_));
 }
 
@@ -1465,6 +1487,8 @@ Status StageOutput::Open(int instance, int) {
 Result<stream::SourceState> StageOutput::Next(stream::Batch<BatchPtr>& out, size_t) {
   return replica_->Receive(out, watermark_);
 }
+
+uint64_t StageOutput::TakeBarrier() { return replica_->TakeBarrier(); }
 
 void StageOutput::Close() {}
 

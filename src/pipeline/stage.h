@@ -120,6 +120,9 @@ class StageOutput final : public stream::Source<BatchPtr> {
   Result<stream::SourceState> Next(stream::Batch<BatchPtr>& out, size_t max_records) override;
   void Close() override;
   stream::EventTime watermark() const override { return watermark_; }
+  // Checkpoint barriers come through the replica, after the replies to what preceded them.
+  bool relays_barriers() const override { return true; }
+  uint64_t TakeBarrier() override;
 
  private:
   // Shared: see StageInput.

@@ -10,7 +10,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cinttypes>
+#include <cstdio>
 #include <mutex>
+#include <thread>
+#include <utility>
 
 #include "base/file_util.h"
 #include "oci/image_store.h"
@@ -137,6 +141,19 @@ TEST_F(StageTest, ShmStagePassesRecordsAndEventTimeThrough) {
     ASSERT_TRUE(got.status.ok()) << got.status.message();
     EXPECT_EQ(got.rows, want.rows) << replicas << " replicas";
   }
+}
+
+TEST_F(StageTest, ASlowStageBehindAFullRingAnswersEverything) {
+  // barge waits for room in a small ring and reuses each input's space as soon as its reply is
+  // published: the SDK must have read all it needs of the input by then (it once read the size
+  // afterwards, and lost its place in the ring).
+  Outcome want = Run(std::string(kSource) + kWindow);
+  ASSERT_TRUE(want.status.ok()) << want.status.message();
+  Outcome got =
+      Run(std::string(kSource) +
+          Stage("pass, SLOW_US: \"1000\"", "      ring: 1m\n      parallelism: 2\n") + kWindow);
+  ASSERT_TRUE(got.status.ok()) << got.status.message();
+  EXPECT_EQ(got.rows, want.rows);
 }
 
 TEST_F(StageTest, RowsAStageDropsKeepTheirOwnTimes) {
@@ -366,6 +383,95 @@ TEST_F(StageTest, AProgramMissingFromTheImageIsOneLineNamingTheStepReplicaAndPro
                    "directory"),
             std::string::npos)
       << m;
+}
+
+TEST_F(StageTest, ASavepointPassesThroughBothProtocolsAndStageStateFollowsIt) {
+  // A million records pass a shared-memory stage that keeps state as docs/checkpoints.md says
+  // (the count and sum of the ids it saw, saved at each barrier on a volume, loaded at start from
+  // $BARGE_STAGE_CHECKPOINT), then a lines stage that tags each record with that checkpoint. The
+  // first run stops with a savepoint part way through; the second resumes from it. Together they
+  // hold every record exactly once, and the stage's own state counts each record once.
+  testing::Workdir work;
+  ASSERT_EQ(::mkdir((work.path() + "/state").c_str(), 0755), 0);
+  const std::string spec_text = R"(name: stages-savepoint
+source:
+  generate: {records: 1000000}
+steps:
+  - select: {id: id}
+  - stage:
+      image: faults:1
+      command: [/app/faults]
+      env: {FAULT: state, STATE_DIR: /state, SLOW_US: "3000"}
+      volumes: [")" + work.path() +
+                                R"(/state:/state"]
+      ring: 1m
+      parallelism: 2
+  - stage:
+      image: busybox
+      protocol: lines
+      parallelism: 2
+      output: {id: BIGINT, ck: BIGINT}
+      command: "awk '{ sub(/}$/, \",\\\"ck\\\":\" ENVIRON[\"BARGE_STAGE_CHECKPOINT\"] \"}\"); print; fflush() }'"
+checkpoint: {interval: 50ms, dir: )" +
+                                work.path() + "/ck}\n";
+  Result<Spec> spec = ParseSpec(spec_text, work.path() + "/stage.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  std::mutex mu;
+  std::vector<std::pair<int64_t, int64_t>> rows[2];  // (id, ck) of each run
+  auto run = [&](int k, bool stop) -> std::pair<Status, uint64_t> {
+    PlanOptions options;
+    options.root = root_->path();
+    options.collect = [&, k](const RecordBatch& b) {
+      std::lock_guard lock(mu);
+      for (size_t i = 0; i < b.rows; ++i) {
+        rows[k].emplace_back(b.columns[0].ints()[i], b.columns[1].ints()[i]);
+      }
+    };
+    Result<std::unique_ptr<SpecPipeline>> p = SpecPipeline::Make(*spec, options);
+    if (!p.ok()) return {p.status(), 0};
+    Status st;
+    std::thread runner([&] { st = (*p)->Run(); });
+    uint64_t savepoint = 0;
+    if (stop) {
+      // Part way through, well before the source ends (the slow stage holds it back): once the
+      // input has ended, a checkpoint waits until the stages answered all they were sent.
+      for (int i = 0; i < 10000 && (*p)->Progress().records_out < 20000; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      Result<uint64_t> id = (*p)->StopWithSavepoint(std::chrono::seconds(10));
+      EXPECT_TRUE(id.ok()) << id.status().message();
+      if (id.ok()) savepoint = *id;
+    }
+    runner.join();
+    return {st, savepoint};
+  };
+  auto [stopped, savepoint] = run(0, true);
+  ASSERT_EQ(stopped.code(), StatusCode::kCancelled) << stopped.message();
+  ASSERT_GT(savepoint, 0u) << stopped.message();
+  auto [resumed, unused] = run(1, false);
+  ASSERT_TRUE(resumed.ok()) << resumed.message();
+  ASSERT_FALSE(rows[0].empty());
+  ASSERT_FALSE(rows[1].empty());
+  std::vector<int64_t> ids;
+  for (int k : {0, 1}) {
+    for (auto [id, ck] : rows[k]) {
+      ASSERT_EQ(ck, k == 0 ? 0 : static_cast<int64_t>(savepoint)) << "run " << k << " id " << id;
+      ids.push_back(id);
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  ASSERT_EQ(ids.size(), 1000000u);
+  for (size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(ids[i], static_cast<int64_t>(i));
+  int64_t count = 0, sum = 0;
+  for (int replica : {0, 1}) {
+    std::string text = work.Read("state/replica-" + std::to_string(replica) + "/final");
+    int64_t c = 0, s = 0;
+    ASSERT_EQ(std::sscanf(text.c_str(), "%" SCNd64 " %" SCNd64, &c, &s), 2) << text;
+    count += c;
+    sum += s;
+  }
+  EXPECT_EQ(count, 1000000);
+  EXPECT_EQ(sum, int64_t{999999} * 1000000 / 2);
 }
 
 }  // namespace

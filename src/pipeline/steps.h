@@ -46,6 +46,9 @@ struct RunContext {
   BatchPool pool;
   std::unique_ptr<BadRecords> bad;
   Progress progress;
+  // The checkpoint this run resumed from (0: it started from the beginning); container stages
+  // tell their replicas (BARGE_STAGE_CHECKPOINT) so that state they keep can go back to it.
+  uint64_t resumed_checkpoint = 0;
 };
 
 // Reports the rows of `b` listed in `errors` (in row order) as bad records of `step`, their

@@ -6,7 +6,11 @@ more times), resumes it until it completes, and compares the output with one uni
 equal as a multiset, and per key in the same order. Also checks that no uncommitted part file
 is left beside the output and that the checkpoints of a completed run are removed.
 
-    checkpoint_kill_test.py BARGE [TRIALS] [SEED]
+With --stage, the records pass two container stages first, two replicas each: an awk filter over
+the lines protocol (busybox) and the C++ SDK's doubling stage over shared memory (STAGE_BINARY,
+examples/stages/cpp/double.cc), so barriers go through both protocols.
+
+    checkpoint_kill_test.py BARGE [TRIALS] [SEED] [--stage STAGE_BINARY]
 """
 import collections
 import json
@@ -38,6 +42,56 @@ sink:
 checkpoint: {interval: 100ms, dir: ck, keep: 3}
 """
 
+# The same windows behind two stages: keys ending in 7 are dropped by awk, and `amount` (a
+# DOUBLE) is doubled by the C++ stage.
+STAGE_SPEC = """\
+name: kill-stage
+parallelism: 2
+source:
+  file: events.jsonl
+  event_time: {field: ts, max_delay: 2s}
+steps:
+  - select: {ts: ts, key: key, value: value, amount: value * 1.5}
+  - stage:
+      image: kill-awk:1
+      protocol: lines
+      parallelism: 2
+      command: "awk '{ if ($0 ~ /\\"k[0-9]*7\\"/) print \\"\\"; else print; fflush() }'"
+  - stage:
+      image: kill-double:1
+      parallelism: 2
+  - key_by: [key]
+  - window: {tumbling: 10s}
+    aggregate:
+      n: count(*)
+      total: sum(value)
+      doubled: sum(amount)
+      first_value: first(value)
+sink:
+  file: out.jsonl
+checkpoint: {interval: 100ms, dir: ck, keep: 3}
+"""
+
+
+def build_stage_images(barge, root, work, stage_binary):
+    """The two stage images, built with barge into `root`: busybox's awk, and the C++ stage."""
+    bb = os.path.join(work, "busybox")
+    os.makedirs(os.path.join(bb, "bin"))
+    shutil.copy("/bin/busybox", os.path.join(bb, "bin", "busybox"))
+    for applet in ("sh", "awk"):
+        os.symlink("busybox", os.path.join(bb, "bin", applet))
+    tar = subprocess.Popen(["tar", "-C", bb, "-c", "."], stdout=subprocess.PIPE)
+    subprocess.run([barge, "--root", root, "import", "-", "kill-awk:1"], stdin=tar.stdout,
+                   stdout=subprocess.DEVNULL, check=True)
+    tar.wait()
+    ctx = os.path.join(work, "double-ctx")
+    os.makedirs(ctx)
+    shutil.copy(stage_binary, os.path.join(ctx, "double"))
+    with open(os.path.join(ctx, "Containerfile"), "w") as f:
+        f.write('FROM scratch\nCOPY double /app/double\nENTRYPOINT ["/app/double"]\n')
+    subprocess.run([barge, "--root", root, "build", "-q", "-t", "kill-double:1", ctx],
+                   stdout=subprocess.DEVNULL, check=True)
+
 
 def write_input(path, records, keys, rng):
     with open(path, "w") as f:
@@ -64,7 +118,7 @@ def per_key(rows):
 def run(barge, work, args, kill_after=None):
     """Runs the pipeline; with kill_after, SIGKILLs it after that many seconds if still running.
     Returns the exit code (-9 when killed)."""
-    p = subprocess.Popen([barge, "pipeline", "run", "-q", "spec.yaml"] + args, cwd=work,
+    p = subprocess.Popen(barge + ["pipeline", "run", "-q", "spec.yaml"] + args, cwd=work,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         if kill_after is None:
@@ -85,15 +139,26 @@ def run(barge, work, args, kill_after=None):
 
 
 def main():
-    barge = os.path.abspath(sys.argv[1])
-    trials = int(sys.argv[2]) if len(sys.argv) > 2 else 20
-    seed = int(sys.argv[3]) if len(sys.argv) > 3 else 11
+    args = sys.argv[1:]
+    stage_binary = None
+    if "--stage" in args:
+        i = args.index("--stage")
+        stage_binary = os.path.abspath(args[i + 1])
+        del args[i:i + 2]
+    barge = [os.path.abspath(args[0])]
+    trials = int(args[1]) if len(args) > 1 else 20
+    seed = int(args[2]) if len(args) > 2 else 11
     rng = random.Random(seed)
     work = tempfile.mkdtemp(prefix="barge-ckpt-")
     try:
+        if stage_binary:
+            root = os.path.join(work, "root")
+            build_stage_images(barge[0], root, work, stage_binary)
+            barge += ["--root", root]
         with open(os.path.join(work, "spec.yaml"), "w") as f:
-            f.write(SPEC)
-        write_input(os.path.join(work, "events.jsonl"), 600_000, 3000, rng)
+            f.write(STAGE_SPEC if stage_binary else SPEC)
+        write_input(os.path.join(work, "events.jsonl"), 300_000 if stage_binary else 600_000,
+                    3000, rng)
 
         start = time.monotonic()
         rc, err = run(barge, work, ["--fresh"])
@@ -154,6 +219,12 @@ def main():
             if leftovers:
                 print(f"FAIL: trial {trial}: uncommitted parts left: {leftovers}")
                 failures += 1
+            if stage_binary:
+                # Killed runs leave no stage container behind (each dies with barge).
+                ps = subprocess.run(barge + ["ps", "-q"], capture_output=True, text=True)
+                if ps.stdout.strip():
+                    print(f"FAIL: trial {trial}: containers left running: {ps.stdout.split()}")
+                    failures += 1
             print(f"trial {trial}: {kills} kill(s), output exact")
         print(f"{trials - failures} of {trials} trials exact ({kills_total} kills)")
         return 1 if failures else 0

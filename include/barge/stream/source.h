@@ -61,6 +61,14 @@ class Source {
     return Status::Ok();
   }
 
+  // Sources whose records come from an upstream part of the same pipeline (a container stage's
+  // output side) relay that part's checkpoint barriers instead of injecting the coordinator's:
+  // a barrier passes them only after every record before it came back. The engine calls
+  // TakeBarrier after each Next and forwards the id it returns (0: none) after that call's
+  // records, with this source's snapshot.
+  virtual bool relays_barriers() const { return false; }
+  virtual uint64_t TakeBarrier() { return 0; }
+
   SourceMetrics& metrics() { return metrics_; }
 
  private:

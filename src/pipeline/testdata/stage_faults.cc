@@ -11,11 +11,20 @@
 //                whose offset + size wraps around), rowsovf (2^61 rows), columnsovf (more column
 //                descriptors than the ring holds), offsets (values past the message's end),
 //                tailjump (a tail far ahead of what was written)
+//   state        passes batches, keeping state the way docs/checkpoints.md says a stage should:
+//                the count and sum of the first column (BIGINT) it saw, saved at each BARRIER to
+//                $STATE_DIR/replica-R/chk-ID and loaded at start from chk-$BARGE_STAGE_CHECKPOINT;
+//                at END it writes "count sum" to $STATE_DIR/replica-R/final.
+// $SLOW_US: a pause per batch, in microseconds (barge's side of the ring fills up).
 // With $MAX_ROWS, a batch of more rows exits 5, and so does the end of a stream without a batch of
 // exactly that many rows (checks the spec's batch:).
 #include <barge_stage.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -104,6 +113,39 @@ void RawPublish(barge_stage* s, uint64_t bytes) {
   for (;;) pause();
 }
 
+// FAULT=state: what the stage has seen, kept as docs/checkpoints.md describes.
+struct Kept {
+  std::string dir;
+  int64_t count = 0;
+  int64_t sum = 0;
+
+  bool Load(const std::string& checkpoint) {
+    if (checkpoint == "0") return true;
+    std::FILE* f = std::fopen((dir + "/chk-" + checkpoint).c_str(), "r");
+    if (f == nullptr) return false;
+    bool ok = std::fscanf(f, "%" SCNd64 " %" SCNd64, &count, &sum) == 2;
+    std::fclose(f);
+    return ok;
+  }
+  // Durably: written under a temporary name, fsynced, renamed into place.
+  void Save(const std::string& name) const {
+    std::string tmp = dir + "/." + name + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) std::_Exit(7);
+    char text[64];
+    int n = std::snprintf(text, sizeof text, "%" PRId64 " %" PRId64 "\n", count, sum);
+    if (::write(fd, text, static_cast<size_t>(n)) != n || ::fsync(fd) != 0) std::_Exit(7);
+    ::close(fd);
+    if (std::rename(tmp.c_str(), (dir + "/" + name).c_str()) != 0) std::_Exit(7);
+  }
+  void Add(const barge_msg* in) {
+    const barge_column* first = barge_msg_column(in, 0);
+    const auto* v = static_cast<const int64_t*>(barge_msg_at(in, first->values_offset));
+    count += static_cast<int64_t>(in->rows);
+    for (uint64_t r = 0; r < in->rows; ++r) sum += v[r];
+  }
+};
+
 }  // namespace
 
 int main() {
@@ -115,6 +157,18 @@ int main() {
     if (std::FILE* f = std::fopen(marker.c_str(), "r")) {
       std::fclose(f);
       fault = "pass";  // restarted: behave
+    }
+  }
+  Kept kept;
+  const long slow_us = std::getenv("SLOW_US") != nullptr ? std::atol(std::getenv("SLOW_US")) : 0;
+  if (fault == "state") {
+    kept.dir =
+        std::string(std::getenv("STATE_DIR")) + "/replica-" + std::getenv("BARGE_STAGE_REPLICA");
+    ::mkdir(kept.dir.c_str(), 0755);
+    if (!kept.Load(std::getenv("BARGE_STAGE_CHECKPOINT"))) {
+      std::fprintf(stderr, "no saved state for checkpoint %s\n",
+                   std::getenv("BARGE_STAGE_CHECKPOINT"));
+      return 6;
     }
   }
   barge_stage s;
@@ -137,6 +191,10 @@ int main() {
     }
     if (in->kind != BARGE_MSG_BATCH) {
       const bool end = in->kind == BARGE_MSG_END;
+      if (fault == "state" && in->kind == BARGE_MSG_BARRIER) {
+        kept.Save("chk-" + std::to_string(in->value));  // before the echo
+      }
+      if (fault == "state" && end) kept.Save("final");
       barge_stage_echo(&s, in, -1);
       if (end) break;
       continue;
@@ -171,6 +229,8 @@ int main() {
         }
       }
     }
+    if (fault == "state") kept.Add(in);
+    if (slow_us > 0) ::usleep(static_cast<useconds_t>(slow_us));
     if (fault == "even") {
       Even(&s, in);
     } else {

@@ -160,7 +160,8 @@ class SourceDriver final : public SourceDriverBase {
   bool replayable() const override { return source_->replayable(); }
 
   bool Step(RunState& run) override {
-    if (run.checkpoints != nullptr && !InjectBarrier(run)) return true;
+    const bool relay = source_->relays_barriers();
+    if (run.checkpoints != nullptr && !relay && !InjectBarrier(run)) return true;
     if (ended_) {
       // Resumed from a checkpoint taken after this source's end.
       out_.target().End();
@@ -180,6 +181,12 @@ class SourceDriver final : public SourceDriverBase {
     if (EventTime w = source_->watermark(); w > watermark_) {
       watermark_ = w;
       out_.target().Watermark(w);
+    }
+    if (relay) {
+      if (uint64_t id = source_->TakeBarrier(); id != 0) {
+        TakeSnapshot(id);
+        out_.target().Barrier(id);
+      }
     }
     switch (*state) {
       case SourceState::kMore:
