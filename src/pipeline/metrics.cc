@@ -72,9 +72,40 @@ constexpr FamilyInfo kReplicaOom{"barge_stage_replica_oom_kills_total", "counter
 
 double Seconds(int64_t ms) { return static_cast<double>(ms) / 1000.0; }
 
-// The hook for checkpoint metrics (see metrics.h): nothing to add until the pipeline takes
-// checkpoints.
-void AddCheckpointMetrics(const SpecPipeline&, PrometheusText&) {}
+constexpr FamilyInfo kCheckpoints{
+    "barge_checkpoints_total", "counter",
+    "Checkpoints completed (written and committed), savepoints included."};
+constexpr FamilyInfo kCheckpointFailures{
+    "barge_checkpoint_failures_total", "counter",
+    "Checkpoints abandoned after the timeout or that failed to be written or committed."};
+constexpr FamilyInfo kCheckpointDuration{
+    "barge_checkpoint_duration_seconds", "gauge",
+    "Time the last completed checkpoint took, from its trigger to written and committed."};
+constexpr FamilyInfo kCheckpointWrite{
+    "barge_checkpoint_write_duration_seconds", "gauge",
+    "Part of the last completed checkpoint's duration spent writing it to storage."};
+constexpr FamilyInfo kCheckpointSize{"barge_checkpoint_size_bytes", "gauge",
+                                     "State held by the last completed checkpoint."};
+constexpr FamilyInfo kCheckpointLast{"barge_checkpoint_last_completed_timestamp_seconds", "gauge",
+                                     "When the last checkpoint completed, in seconds since the "
+                                     "Unix epoch (its age: time() - this)."};
+
+// Checkpoints, when the spec takes them; the figures of the last one once there is one.
+void AddCheckpointMetrics(const SpecPipeline& pipeline, PrometheusText& m) {
+  if (!pipeline.checkpoints()) return;
+  const stream::CheckpointStats s = pipeline.CheckpointStats();
+  m.Add(kCheckpoints, {}, static_cast<double>(s.completed));
+  m.Add(kCheckpointFailures, {}, static_cast<double>(s.failed));
+  for (const FamilyInfo* f :
+       {&kCheckpointDuration, &kCheckpointWrite, &kCheckpointSize, &kCheckpointLast}) {
+    m.Declare(*f);
+  }
+  if (s.completed == 0) return;
+  m.Add(kCheckpointDuration, {}, s.last_duration_seconds);
+  m.Add(kCheckpointWrite, {}, s.last_write_seconds);
+  m.Add(kCheckpointSize, {}, static_cast<double>(s.last_state_bytes));
+  m.Add(kCheckpointLast, {}, Seconds(s.last_unix_ms));
+}
 
 }  // namespace
 

@@ -9,10 +9,8 @@
 //   - every container stage replica (labels step, replica), from its cgroup (or its processes
 //     when the stage sets no limits): CPU seconds, memory usage and limit, processes, restarts,
 //     OOM kills.
-// Checkpoint metrics (count, failures, duration, size and age of the last one, as
-// barge_checkpoints_total, barge_checkpoint_failures_total, barge_checkpoint_duration_seconds,
-// barge_checkpoint_size_bytes, barge_checkpoint_last_completed_timestamp_seconds) are added by
-// AddCheckpointMetrics in metrics.cc once the pipeline takes checkpoints.
+//   - with checkpoints: how many completed and failed, and the duration, size and completion time
+//     of the last one.
 #pragma once
 
 #include <string>

@@ -109,6 +109,9 @@ class SpecPipeline {
   std::vector<stream::OperatorStats> OperatorStats() const { return engine_->Stats(); }
   // Every container stage's replicas now. Any thread.
   std::vector<StageStatus> Stages() const;
+  // Whether the spec takes checkpoints, and what they did so far in this run.
+  bool checkpoints() const { return store_.has_value(); }
+  stream::CheckpointStats CheckpointStats() const { return engine_->checkpoint_stats(); }
 
  private:
   SpecPipeline(const Spec& spec, PlanOptions options);

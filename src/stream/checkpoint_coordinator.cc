@@ -14,6 +14,8 @@ void OperatorBase::TakeSnapshot(uint64_t id) {
 namespace detail {
 
 namespace {
+using Clock = std::chrono::steady_clock;
+
 int64_t UnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -85,7 +87,6 @@ Status CheckpointCoordinator::Complete(Checkpoint checkpoint) {
 }
 
 void CheckpointCoordinator::Loop() {
-  using Clock = std::chrono::steady_clock;
   const bool periodic = options_.interval.count() > 0;
   Clock::time_point next = Clock::now() + options_.interval;
   std::unique_lock lock(mu_);
@@ -101,12 +102,27 @@ void CheckpointCoordinator::Loop() {
         c.operators.push_back({instances_[i].op, instances_[i].instance, instances_[i].parallelism,
                                s ? std::move(*s) : *finished_[i]});
       }
+      const Clock::time_point started = pending_->started;
       pending_.reset();
       const uint64_t id = c.id;
       const bool savepoint = c.savepoint;
+      const uint64_t state_bytes = c.StateBytes();
+      const int64_t unix_ms = c.unix_ms;
       lock.unlock();
+      const Clock::time_point write_start = Clock::now();
       Status st = Complete(std::move(c));
+      const Clock::time_point done = Clock::now();
       lock.lock();
+      if (st.ok()) {
+        ++stats_.completed;
+        stats_.last_id = id;
+        stats_.last_duration_seconds = std::chrono::duration<double>(done - started).count();
+        stats_.last_write_seconds = std::chrono::duration<double>(done - write_start).count();
+        stats_.last_state_bytes = state_bytes;
+        stats_.last_unix_ms = unix_ms;
+      } else {
+        ++stats_.failed;
+      }
       if (savepoint || !st.ok()) {
         savepoint_done_ = id;
         savepoint_error_ = st;
@@ -121,7 +137,10 @@ void CheckpointCoordinator::Loop() {
       continue;
     }
     const Clock::time_point now = Clock::now();
-    if (pending_ && now - pending_->started > options_.timeout) pending_.reset();  // abandoned
+    if (pending_ && now - pending_->started > options_.timeout) {  // abandoned
+      pending_.reset();
+      ++stats_.failed;
+    }
     if (!pending_ && (savepoint_requested_ || (periodic && now >= next))) {
       Pending p;
       p.id = ++last_id_;

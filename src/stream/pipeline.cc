@@ -340,6 +340,12 @@ Result<uint64_t> Pipeline::StopWithSavepoint(std::chrono::milliseconds timeout) 
   return id;
 }
 
+CheckpointStats Pipeline::checkpoint_stats() const {
+  std::lock_guard lock(state_mu_);
+  if (!runtime_ || !runtime_->started || !runtime_->checkpoints) return {};
+  return runtime_->checkpoints->stats();
+}
+
 uint64_t Pipeline::last_checkpoint() const {
   std::lock_guard lock(state_mu_);
   if (!runtime_ || !runtime_->started || !runtime_->checkpoints) return 0;

@@ -143,6 +143,7 @@ steps:
     aggregate: {{c: count(*)}}
 sink:
   file: {cls.work}/out.jsonl
+checkpoint: {{interval: 200ms, dir: {cls.work}/ck}}
 """)
         cls.stderr_path = os.path.join(cls.work, "pipeline.stderr")
         cls.stderr = open(cls.stderr_path, "w")
@@ -198,6 +199,20 @@ sink:
         self.assertEqual(sample_sum(m, "barge_step_records_in_total", {"step": "step 1 (stage)"}),
                          RECORDS)
 
+    def test_checkpoint_metrics(self):
+        def two():
+            text = http_get(self.url + "/metrics")[1]
+            return (sample_value(text, "barge_checkpoints_total") or 0) >= 2 and text
+        m = wait_for("two checkpoints", two, 30)
+        self.assertEqual(sample_value(m, "barge_checkpoint_failures_total"), 0)
+        self.assertGreater(sample_value(m, "barge_checkpoint_size_bytes"), 0)
+        duration = sample_value(m, "barge_checkpoint_duration_seconds")
+        self.assertGreaterEqual(duration, sample_value(m, "barge_checkpoint_write_duration_seconds"))
+        self.assertLess(duration, 30)
+        age = time.time() - sample_value(m, "barge_checkpoint_last_completed_timestamp_seconds")
+        self.assertGreater(age, -5)
+        self.assertLess(age, 30)
+
     def test_promtool_accepts_metrics(self):
         text = http_get(self.url + "/metrics")[1]
         r = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
@@ -214,8 +229,13 @@ sink:
         for e in exprs:
             queried |= set(re.findall(r"\bbarge_[a-z_]+\b", e))
         self.assertGreaterEqual(len(queried), 10)
-        families = set(re.findall(r"^# TYPE (\S+) ", self.metrics, re.M))
-        exposed = {name for name in families if sample_value(self.metrics, name) is not None}
+        # Once a checkpoint completed (the figures of the last one exist from then on).
+        def checkpointed():
+            text = http_get(self.url + "/metrics")[1]
+            return (sample_value(text, "barge_checkpoints_total") or 0) >= 1 and text
+        metrics = wait_for("a checkpoint", checkpointed, 30)
+        families = set(re.findall(r"^# TYPE (\S+) ", metrics, re.M))
+        exposed = {name for name in families if sample_value(metrics, name) is not None}
         self.assertEqual(queried - families, set(), "queried by the dashboard, not exposed")
         # The pipeline here has no late or bad records, but every queried family has samples.
         self.assertEqual(queried - exposed, set(), "queried by the dashboard, without samples")

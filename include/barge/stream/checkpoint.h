@@ -167,6 +167,19 @@ struct CheckpointOptions {
   std::chrono::milliseconds timeout{std::chrono::minutes(10)};
 };
 
+// What a running pipeline's checkpoints did so far (Pipeline::checkpoint_stats), for metrics.
+struct CheckpointStats {
+  uint64_t completed = 0;  // written and committed by this run (savepoints included)
+  uint64_t failed = 0;     // abandoned after the timeout, or failed to write or commit
+  uint64_t last_id = 0;    // the last completed (0: none yet)
+  // The last completed one: from its trigger until it was written and committed, the part of that
+  // spent writing it to the store, the state it holds, and when it completed (Unix ms).
+  double last_duration_seconds = 0;
+  double last_write_seconds = 0;
+  uint64_t last_state_bytes = 0;
+  int64_t last_unix_ms = 0;
+};
+
 // Encodes and decodes one checkpoint file's content (for tests and tools).
 std::string EncodeCheckpoint(const Checkpoint& checkpoint);
 Result<Checkpoint> DecodeCheckpoint(std::string_view data);

@@ -107,6 +107,8 @@ class Pipeline {
   Result<uint64_t> StopWithSavepoint(std::chrono::milliseconds timeout);
   // The id of the last checkpoint completed (0: none); safe while running.
   uint64_t last_checkpoint() const;
+  // What checkpoints did so far in this run (all zero without checkpoints); safe while running.
+  CheckpointStats checkpoint_stats() const;
   // Stops a running pipeline; Run() then returns a Cancelled status. Any thread.
   void Cancel();
   // Counters of every operator instance; safe while running.

@@ -66,6 +66,10 @@ class CheckpointCoordinator {
   Status Final();
 
   uint64_t last_completed() const { return completed_.load(std::memory_order_relaxed); }
+  CheckpointStats stats() const {
+    std::lock_guard lock(mu_);
+    return stats_;
+  }
 
  private:
   struct Pending {
@@ -95,6 +99,7 @@ class CheckpointCoordinator {
   std::vector<std::optional<std::string>> finished_;  // guarded by mu_
   uint64_t savepoint_done_ = 0;                       // guarded by mu_
   Status savepoint_error_;                            // guarded by mu_
+  CheckpointStats stats_;                             // guarded by mu_
 
   std::atomic<uint64_t> trigger_{0};
   std::atomic<uint64_t> stop_after_{0};
