@@ -42,6 +42,18 @@ std::string MediaTypeOf(const HttpResponse& r, const std::string& body) {
   return type;
 }
 
+// Whether http://HOST/v2/ gets an HTTP answer, after the TLS handshake failed: for an error
+// that says what is wrong. A TLS server answers plain HTTP with 400, and is not one. Nothing is
+// sent but the bare GET.
+bool PlainHttpAnswers(HttpClient& http, const std::string& host) {
+  HttpRequest probe;
+  probe.url = "http://" + host + "/v2/";
+  probe.follow_redirects = false;
+  probe.max_body = 64 << 10;
+  Result<HttpResponse> r = http.Do(probe);
+  return r.ok() && r->status != 400;
+}
+
 }  // namespace
 
 std::string RepositoryScope(const std::string& repo, const std::string& actions) {
@@ -120,6 +132,13 @@ Result<std::unique_ptr<RegistryClient>> RegistryClient::Connect(
                         registry, r.status().message(), registry));
       }
       if (first_error.ok()) first_error = r.status();
+      if (schemes[i] == "https" && !http_allowed && http.LastFailureWasHandshake() &&
+          PlainHttpAnswers(http, host)) {
+        return InvalidArgument(fmt::format(
+            "{}: the registry speaks plain HTTP, not HTTPS (allow that with --tls-verify=false, "
+            "or insecure = true for it in registries.conf)",
+            registry));
+      }
       if (last) return first_error.Wrap(registry);
       continue;
     }
