@@ -6,7 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "base/unique_fd.h"
@@ -38,16 +40,25 @@ Result<CommandOutput> RunCommand(const std::vector<std::string>& argv,
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  // An entry of options.env replaces an inherited one of the same name (getenv would find the
+  // first), and a later entry an earlier one.
+  auto name_of = [](std::string_view e) { return e.substr(0, e.find('=')); };
   std::vector<std::string> env_storage;
   for (char** e = environ; *e != nullptr; ++e) env_storage.emplace_back(*e);
-  for (const std::string& e : options.env) env_storage.push_back(e);
+  for (const std::string& e : options.env) {
+    std::erase_if(env_storage,
+                  [&](const std::string& have) { return name_of(have) == name_of(e); });
+    env_storage.push_back(e);
+  }
   std::vector<char*> envp;
   for (std::string& e : env_storage) envp.push_back(e.data());
   envp.push_back(nullptr);
 
   pid_t pid = ::fork();
   if (pid < 0) return ErrnoError("fork for " + argv[0]);
+  bool own_group = options.timeout.count() > 0;
   if (pid == 0) {
+    if (own_group) ::setpgid(0, 0);
     ::dup2(in_r.get(), 0);
     ::dup2(out_w.get(), 1);
     ::dup2(err_w.get(), 2);
@@ -61,6 +72,9 @@ Result<CommandOutput> RunCommand(const std::vector<std::string>& argv,
     (void)!::write(exec_w.get(), &err, sizeof err);
     ::_exit(127);
   }
+  // Both sides set the group, so that it exists before either goes on.
+  if (own_group) ::setpgid(pid, pid);
+  auto deadline = std::chrono::steady_clock::now() + options.timeout;
   in_r.Reset();
   out_w.Reset();
   err_w.Reset();
@@ -77,7 +91,19 @@ Result<CommandOutput> RunCommand(const std::vector<std::string>& argv,
     if (out_r) fds[n++] = {out_r.get(), POLLIN, 0};
     if (err_r) fds[n++] = {err_r.get(), POLLIN, 0};
     if (in_w) fds[n++] = {in_w.get(), POLLOUT, 0};
-    if (::poll(fds, static_cast<nfds_t>(n), -1) < 0) {
+    int wait_ms = -1;
+    if (own_group) {
+      auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        ::kill(-pid, SIGKILL);
+        result.timed_out = true;
+        break;
+      }
+      wait_ms = static_cast<int>(std::min<int64_t>(left.count(), 1 << 30));
+    }
+    int ready = ::poll(fds, static_cast<nfds_t>(n), wait_ms);
+    if (ready < 0) {
       if (errno == EINTR) continue;
       break;
     }
@@ -102,7 +128,22 @@ Result<CommandOutput> RunCommand(const std::vector<std::string>& argv,
     }
   }
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  bool reaped = false;
+  // A program that closed its output but goes on running is still bound by the timeout.
+  while (own_group && !result.timed_out && !reaped) {
+    pid_t w = ::waitpid(pid, &status, WNOHANG);
+    if (w == pid) {
+      reaped = true;
+    } else if (w < 0 && errno != EINTR) {
+      break;
+    } else if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(-pid, SIGKILL);
+      result.timed_out = true;
+    } else {
+      ::poll(nullptr, 0, 5);
+    }
+  }
+  while (!reaped && ::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   int exec_errno = 0;
   if (::read(exec_r.get(), &exec_errno, sizeof exec_errno) == sizeof exec_errno) {

@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -18,6 +20,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
@@ -25,7 +28,9 @@
 #include "base/file_util.h"
 #include "base/subprocess.h"
 #include "bench/local_registry.h"
+#include "oci/detail/http.h"
 #include "oci/digest.h"
+#include "oci/platform.h"
 #include "oci/test_util.h"
 
 namespace barge {
@@ -76,16 +81,18 @@ std::vector<std::string> Leftovers(const std::string& dir) {
   return out;
 }
 
-// A TCP relay 127.0.0.1:port() -> 127.0.0.1:target that calls `trigger` once, and cuts every
-// connection, after `limit` bytes went the watched way: a registry dying mid-transfer.
+// A TCP relay ADDRESS:port() -> 127.0.0.1:target that calls `trigger` once, and cuts every
+// connection, after `limit` bytes went the watched way: a registry dying mid-transfer. ADDRESS
+// is 127.0.0.1 unless `address` (network byte order) names another of this machine's.
 class CuttingProxy {
  public:
-  CuttingProxy(int target, bool watch_upload, int64_t limit, std::function<void()> trigger)
+  CuttingProxy(int target, bool watch_upload, int64_t limit, std::function<void()> trigger,
+               in_addr_t address = htonl(INADDR_LOOPBACK))
       : target_(target), watch_upload_(watch_upload), limit_(limit), trigger_(std::move(trigger)) {
     listen_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_addr.s_addr = address;
     ::bind(listen_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
     socklen_t len = sizeof addr;
     ::getsockname(listen_, reinterpret_cast<sockaddr*>(&addr), &len);
@@ -183,13 +190,41 @@ class RegistryCliTest : public ::testing::Test {
     root_ = tmp_.path() + "/root";
     conf_ = tmp_.path() + "/registries.conf";
     auth_ = tmp_.path() + "/auth.json";
+    docker_ = tmp_.path() + "/docker";
+    helper_ = tmp_.path() + "/helper";
     // No registry is searched unless a test says so: nothing leaves this machine.
     ASSERT_TRUE(WriteFile(conf_, "unqualified-search-registries = []\n").ok());
   }
 
   std::vector<std::string> Env() const {
-    return {"CONTAINERS_REGISTRIES_CONF=" + conf_, "REGISTRY_AUTH_FILE=" + auth_,
-            "XDG_CONFIG_HOME=" + tmp_.path() + "/config", "XDG_RUNTIME_DIR=" + tmp_.path()};
+    std::vector<std::string> env = {"CONTAINERS_REGISTRIES_CONF=" + conf_,
+                                    "REGISTRY_AUTH_FILE=" + auth_,
+                                    "XDG_CONFIG_HOME=" + tmp_.path() + "/config",
+                                    "XDG_RUNTIME_DIR=" + tmp_.path(), "DOCKER_CONFIG=" + docker_};
+    env.insert(env.end(), extra_env_.begin(), extra_env_.end());  // later entries win
+    return env;
+  }
+
+  // Credentials come from the files a user without --authfile has: no $REGISTRY_AUTH_FILE,
+  // so $XDG_RUNTIME_DIR/containers/auth.json, $XDG_CONFIG_HOME/containers/auth.json, then
+  // $DOCKER_CONFIG/config.json; and a fake credential helper docker-credential-barge-test
+  // (oci/test_util.h, kept in helper_) first on PATH.
+  void UseUserCredentialFiles() {
+    ASSERT_TRUE(oci::testing::WriteFakeCredentialHelper(helper_, "barge-test").ok());
+    const char* path = std::getenv("PATH");
+    extra_env_ = {"REGISTRY_AUTH_FILE=",
+                  "PATH=" + helper_ + "/bin:" + (path != nullptr ? path : "/usr/bin:/bin")};
+    ASSERT_TRUE(MakeDirs(docker_).ok());
+  }
+  void WriteDockerConfig(const json& config) {
+    ASSERT_TRUE(WriteFile(docker_ + "/config.json", config.dump(), 0600).ok());
+  }
+  void Keep(const std::string& server, const std::string& user, const std::string& secret) {
+    ASSERT_TRUE(oci::testing::KeepInFakeCredentialHelper(helper_, server, user, secret).ok());
+  }
+  std::string HelperCalls() {
+    Result<std::string> calls = ReadFile(helper_ + "/calls");
+    return calls.ok() ? *calls : "";
   }
 
   CommandOutput Barge(std::vector<std::string> args, const std::string& root = "",
@@ -278,6 +313,9 @@ class RegistryCliTest : public ::testing::Test {
   std::string root_;
   std::string conf_;
   std::string auth_;
+  std::string docker_;  // $DOCKER_CONFIG
+  std::string helper_;  // the fake credential helper's directory
+  std::vector<std::string> extra_env_;
   int imports_ = 0;
 };
 
@@ -663,6 +701,21 @@ class FakeRegistry {
           json{{"token", "token-for-" + std::to_string(port_)}, {"expires_in", 300}}.dump(),
           "application/json");
     });
+    // OAuth2 (an identity token as refresh token): the refresh token "bob-refresh".
+    server_.Post("/token", [this](const httplib::Request& req, httplib::Response& res) {
+      ++oauth_requests_;
+      if (req.get_param_value("grant_type") != "refresh_token" ||
+          req.get_param_value("refresh_token") != "bob-refresh" ||
+          req.get_param_value("service") != "fake" || req.get_param_value("client_id").empty()) {
+        res.status = 401;
+        return;
+      }
+      res.set_content(json{{"access_token", "token-for-" + std::to_string(port_)},
+                           {"expires_in", 300},
+                           {"scope", req.get_param_value("scope")}}
+                          .dump(),
+                      "application/json");
+    });
     server_.Get("/v2/", [=, this](const httplib::Request& req, httplib::Response& res) {
       if (!authorized(req)) return challenge(res, "");
       res.set_content("{}", "application/json");
@@ -711,6 +764,7 @@ class FakeRegistry {
   std::atomic<bool> slow_{false};
   std::atomic<bool> started_{false};
   std::atomic<int> token_requests_{0};
+  std::atomic<int> oauth_requests_{0};
 
  private:
   httplib::Server server_;
@@ -860,6 +914,241 @@ TEST_F(RegistryCliTest, BuildFromRegistryAndShortNamesThroughRegistriesConf) {
   ASSERT_TRUE(WriteFile(conf_, "unqualified-search-registries = [\n").ok());
   r = Barge({"pull", "whatever:1"}, tmp_.path() + "/root4");
   ExpectOneLineError(r, conf_);
+}
+
+TEST_F(RegistryCliTest, CredentialHelpersLogInForPullPushLoginAndLogout) {
+  auto registry = StartRegistry({false, "alice", "s3cret pass"});
+  ASSERT_NE(registry, nullptr);
+  std::string host = registry->host();
+  std::string digest = Import("app:1", "from a helper\n");
+  ASSERT_EQ(Barge({"push", "--creds", "alice:s3cret pass", "app:1", host + "/app:1"}).exit_code, 0);
+  UseUserCredentialFiles();
+  std::string config = docker_ + "/config.json";
+  int roots = 0;
+  auto pull = [&] {
+    return Barge({"pull", "-q", host + "/app:1"}, tmp_.path() + "/pull" + std::to_string(++roots));
+  };
+
+  // credsStore: the helper is asked for the registry host and its login pulls.
+  WriteDockerConfig({{"credsStore", "barge-test"}});
+  Keep(host, "alice", "s3cret pass");
+  CommandOutput r = pull();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ManifestDigest(host + "/app:1", tmp_.path() + "/pull1"), digest);
+  EXPECT_NE(HelperCalls().find("get " + host + "\n"), std::string::npos) << HelperCalls();
+  // credHelpers for the host, beating a wrong password in auths for the same host.
+  WriteDockerConfig({{"auths", {{host, {{"auth", "YWxpY2U6d3Jvbmc="}}}}},  // alice:wrong
+                     {"credHelpers", {{host, "barge-test"}}}});
+  r = pull();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Without the helper, that auths entry is what is used: refused.
+  WriteDockerConfig({{"auths", {{host, {{"auth", "YWxpY2U6d3Jvbmc="}}}}}});
+  ExpectOneLineError(pull(), "login as 'alice' refused: wrong username or password");
+
+  // The helper has nothing for the registry: anonymous, and the registry says no.
+  WriteDockerConfig({{"credHelpers", {{host, "barge-test"}}}});
+  ASSERT_TRUE(RunCommand({"rm", "-r", helper_ + "/store"})->exit_code == 0);
+  ASSERT_TRUE(MakeDirs(helper_ + "/store").ok());
+  ExpectOneLineError(pull(), "requires a login ('barge login " + host + "')");
+  // A helper that fails: one line naming it, where it is configured, and what it said.
+  ASSERT_TRUE(WriteFile(helper_ + "/fail", "pass: password store is locked\n").ok());
+  ExpectOneLineError(pull(), "credential helper docker-credential-barge-test (credHelpers entry " +
+                                 host + " in " + config +
+                                 ") failed (get): pass: password store is locked");
+  ASSERT_EQ(::unlink((helper_ + "/fail").c_str()), 0);
+  // One that is not installed.
+  WriteDockerConfig({{"credsStore", "barge-absent"}});
+  ExpectOneLineError(pull(), "credential helper docker-credential-barge-absent (credsStore in " +
+                                 config + ") is not installed");
+
+  // barge login with a file that names a helper stores there (the password never in the
+  // file), push and pull use it, logout erases it.
+  WriteDockerConfig({{"credsStore", "barge-test"}});
+  r = Barge({"login", "--authfile", config, "-u", "alice", "--password-stdin", host}, "",
+            "s3cret pass\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Result<std::string> stored =
+      ReadFile(helper_ + "/store/" + "localhost_" + std::to_string(registry->port()));
+  ASSERT_TRUE(stored.ok());
+  json j = json::parse(*stored);
+  EXPECT_EQ(j["ServerURL"], host);
+  EXPECT_EQ(j["Username"], "alice");
+  EXPECT_EQ(j["Secret"], "s3cret pass");
+  EXPECT_EQ(ReadFile(config)->find("s3cret"), std::string::npos);
+  r = Barge({"push", "app:1", host + "/pushed:1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, digest + "\n");
+  EXPECT_EQ(pull().exit_code, 0);
+  r = Barge({"logout", "--authfile", config, host});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(HelperCalls().find("erase " + host + "\n"), std::string::npos) << HelperCalls();
+  EXPECT_FALSE(PathExists(helper_ + "/store/localhost_" + std::to_string(registry->port())));
+  ExpectOneLineError(pull(), "barge login " + host);
+  ExpectOneLineError(Barge({"logout", "--authfile", config, host}), "not logged in to " + host);
+  // Without --authfile, login writes the containers auth file, as podman does.
+  r = Barge({"login", "-u", "alice", "--password-stdin", host}, "", "s3cret pass\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(PathExists(tmp_.path() + "/containers/auth.json"));
+  EXPECT_EQ(pull().exit_code, 0);
+}
+
+TEST_F(RegistryCliTest, DockerConfigJsonIsReadAfterTheContainersAuthFiles) {
+  auto registry = StartRegistry({false, "alice", "pw"});
+  ASSERT_NE(registry, nullptr);
+  std::string host = registry->host();
+  std::string digest = Import("app:1", "docker config\n");
+  ASSERT_EQ(Barge({"push", "--creds", "alice:pw", "app:1", host + "/app:1"}).exit_code, 0);
+  UseUserCredentialFiles();
+  auto pull = [&](const std::string& root) {
+    return Barge({"pull", "-q", host + "/app:1"}, tmp_.path() + "/" + root);
+  };
+  auto auth_file = [&](const std::string& path, const std::string& user_password) {
+    ASSERT_TRUE(MakeDirs(path.substr(0, path.rfind('/'))).ok());
+    json j = {{"auths", {{host, {{"auth", oci::detail::Base64Encode(user_password)}}}}}};
+    ASSERT_TRUE(WriteFile(path, j.dump(), 0600).ok());
+  };
+  ExpectOneLineError(pull("r1"), "barge login " + host);
+  // Only $DOCKER_CONFIG/config.json has the login (as `docker login` writes it: the host key
+  // with an https:// scheme, base64 of user:password).
+  WriteDockerConfig(
+      {{"auths", {{"https://" + host, {{"auth", oci::detail::Base64Encode("alice:pw")}}}}}});
+  CommandOutput r = pull("r1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ManifestDigest(host + "/app:1", tmp_.path() + "/r1"), digest);
+  // $XDG_CONFIG_HOME/containers/auth.json is read before it: its wrong password is used.
+  auth_file(tmp_.path() + "/config/containers/auth.json", "alice:wrong");
+  ExpectOneLineError(pull("r2"), "wrong username or password");
+  // and $XDG_RUNTIME_DIR/containers/auth.json (where login writes) before both.
+  auth_file(tmp_.path() + "/containers/auth.json", "alice:pw");
+  r = pull("r2");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // --authfile reads that file alone.
+  ExpectOneLineError(
+      Barge({"pull", "--authfile", tmp_.path() + "/config/containers/auth.json", host + "/app:1"},
+            tmp_.path() + "/r3"),
+      "wrong username or password");
+}
+
+TEST_F(RegistryCliTest, IdentityTokenFromAHelperIsSentAsAnOAuthRefreshToken) {
+  std::string layout = tmp_.path() + "/layout";
+  Layout l = WriteLayout(layout, "one", "identity token\n", {"amd64"});
+  std::string mtext =
+      *ReadFile(layout + "/blobs/sha256/" + oci::DigestHex(l.manifest_digests["amd64"]));
+  json m = json::parse(mtext);
+  std::string config_digest = m["config"]["digest"];
+  std::string layer_digest = m["layers"][0]["digest"];
+  std::string config = *ReadFile(layout + "/blobs/sha256/" + oci::DigestHex(config_digest));
+  std::string layer = *ReadFile(layout + "/blobs/sha256/" + oci::DigestHex(layer_digest));
+  FakeRegistry fake(mtext, config, layer);
+  std::string ref = fake.host() + "/fake:1";
+  UseUserCredentialFiles();
+  WriteDockerConfig({{"credsStore", "barge-test"}});
+  Keep(fake.host(), "<token>", "bob-refresh");
+  CommandOutput r = Barge({"pull", "--format", "json", ref});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["digest"], l.manifest_digests["amd64"]);
+  EXPECT_GT(fake.oauth_requests_.load(), 0);
+  EXPECT_EQ(Motd(ref), "identity token\n");
+  // A token the service refuses: one line that says so.
+  Keep(fake.host(), "<token>", "revoked");
+  ExpectOneLineError(Barge({"pull", ref}, tmp_.path() + "/root2"),
+                     "the identity token was refused");
+}
+
+// This machine's first IPv4 address that is not a loopback one ("" if it has none).
+std::string NonLoopbackAddress() {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return "";
+  std::string out;
+  for (ifaddrs* i = list; i != nullptr && out.empty(); i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+    if (!(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK)) continue;
+    char text[INET_ADDRSTRLEN];
+    auto* in = reinterpret_cast<sockaddr_in*>(i->ifa_addr);
+    if (::inet_ntop(AF_INET, &in->sin_addr, text, sizeof text) != nullptr) out = text;
+  }
+  ::freeifaddrs(list);
+  return out;
+}
+
+TEST_F(RegistryCliTest, PlainHttpRegistryOffThisMachinesLoopbackNeedsTlsVerifyFalse) {
+  std::string ip = NonLoopbackAddress();
+  if (ip.empty()) GTEST_SKIP() << "this machine has no IPv4 address besides loopback";
+  auto registry = StartRegistry();
+  ASSERT_NE(registry, nullptr);
+  // The plain-HTTP registry, reached through an address that is not loopback.
+  CuttingProxy relay(
+      registry->port(), true, std::numeric_limits<int64_t>::max(), [] {}, ::inet_addr(ip.c_str()));
+  std::string host = ip + ":" + std::to_string(relay.port());
+  extra_env_ = {"no_proxy=*", "NO_PROXY=*"};
+  std::string digest = Import("app:1", "plain http\n");
+  std::string before = StoreState();
+  CommandOutput r = Barge({"push", "app:1", host + "/app:1"});
+  ExpectOneLineError(r, "--tls-verify=false");
+  EXPECT_NE(r.err.find(host), std::string::npos) << r.err;
+  r = Barge({"pull", host + "/app:1"}, tmp_.path() + "/root2");
+  ExpectOneLineError(r, "--tls-verify=false");
+  EXPECT_EQ(StoreState(), before);
+  // Asked for: the push goes over plain HTTP, and so does the pull.
+  r = Barge({"push", "--tls-verify=false", "app:1", host + "/app:1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, digest + "\n");
+  EXPECT_EQ(SkopeoDigest(host + "/app:1"), digest);
+  r = Barge({"pull", "-q", "--tls-verify=false", host + "/app:1"}, tmp_.path() + "/root2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ManifestDigest(host + "/app:1", tmp_.path() + "/root2"), digest);
+  // insecure = true in registries.conf does the same for that registry.
+  ASSERT_TRUE(
+      WriteFile(conf_, "[[registry]]\nlocation = \"" + host + "\"\ninsecure = true\n").ok());
+  r = Barge({"push", "app:1", host + "/again:1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, digest + "\n");
+}
+
+TEST_F(RegistryCliTest, DockerManifestListPicksThisMachinesPlatformOrTheOneAskedFor) {
+  auto registry = StartRegistry();
+  ASSERT_NE(registry, nullptr);
+  std::string host = registry->host();
+  std::string mine = oci::HostArchitecture();
+  std::string other = mine == "amd64" ? "arm64" : "amd64";
+  WriteLayout(tmp_.path() + "/list", "list", "manifest list\n", {mine, other});
+  // skopeo turns the OCI index into a Docker manifest list of Docker v2 schema 2 manifests.
+  CommandOutput r = Tool({"skopeo", "copy", "--dest-tls-verify=false", "--all", "--format", "v2s2",
+                          "oci:" + tmp_.path() + "/list:list", "docker://" + host + "/list:1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Tool({"skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + host + "/list:1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string list_digest = oci::DigestOf(r.out);
+  json list = json::parse(r.out);
+  ASSERT_EQ(list["mediaType"], "application/vnd.docker.distribution.manifest.list.v2+json");
+  std::map<std::string, std::string> entries;  // architecture -> digest
+  for (const json& e : list["manifests"]) {
+    EXPECT_EQ(e["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
+    entries[e["platform"]["architecture"]] = e["digest"];
+  }
+  ASSERT_EQ(entries.size(), 2u) << list.dump();
+
+  r = Barge({"pull", "--format", "json", host + "/list:1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["media_type"], "application/vnd.docker.distribution.manifest.v2+json");
+  EXPECT_EQ(j["index_digest"], list_digest);
+  EXPECT_EQ(j["digest"], entries[mine]);
+  EXPECT_EQ(ManifestDigest(host + "/list:1"), entries[mine]);
+  EXPECT_EQ(Motd(host + "/list:1"), "manifest list\n");
+
+  std::string root2 = tmp_.path() + "/root2";
+  r = Barge({"pull", "--format", "json", "--platform", "linux/" + other, host + "/list:1"}, root2);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  j = json::parse(r.out);
+  EXPECT_EQ(j["index_digest"], list_digest);
+  EXPECT_EQ(j["digest"], entries[other]);
+  EXPECT_EQ(ManifestDigest(host + "/list:1", root2), entries[other]);
+  // pushed on, the platform's manifest keeps its digest.
+  r = Barge({"push", host + "/list:1", host + "/" + other + ":1"}, root2);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, entries[other] + "\n");
+  EXPECT_EQ(SkopeoDigest(host + "/" + other + ":1"), entries[other]);
 }
 
 }  // namespace

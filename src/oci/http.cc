@@ -326,6 +326,8 @@ Result<HttpResponse> HttpClient::Do(const HttpRequest& request) {
   return response;
 }
 
+bool HttpClient::LastFailureWasHandshake() const { return impl_->last == CURLE_SSL_CONNECT_ERROR; }
+
 bool HttpClient::LastFailureWasCertificate() const {
   return impl_->last == CURLE_PEER_FAILED_VERIFICATION;
 }

@@ -42,6 +42,18 @@ std::string MediaTypeOf(const HttpResponse& r, const std::string& body) {
   return type;
 }
 
+// Whether http://HOST/v2/ gets an HTTP answer, after the TLS handshake failed: for an error
+// that says what is wrong. A TLS server answers plain HTTP with 400, and is not one. Nothing is
+// sent but the bare GET.
+bool PlainHttpAnswers(HttpClient& http, const std::string& host) {
+  HttpRequest probe;
+  probe.url = "http://" + host + "/v2/";
+  probe.follow_redirects = false;
+  probe.max_body = 64 << 10;
+  Result<HttpResponse> r = http.Do(probe);
+  return r.ok() && r->status != 400;
+}
+
 }  // namespace
 
 std::string RepositoryScope(const std::string& repo, const std::string& actions) {
@@ -120,6 +132,13 @@ Result<std::unique_ptr<RegistryClient>> RegistryClient::Connect(
                         registry, r.status().message(), registry));
       }
       if (first_error.ok()) first_error = r.status();
+      if (schemes[i] == "https" && !http_allowed && http.LastFailureWasHandshake() &&
+          PlainHttpAnswers(http, host)) {
+        return InvalidArgument(fmt::format(
+            "{}: the registry speaks plain HTTP, not HTTPS (allow that with --tls-verify=false, "
+            "or insecure = true for it in registries.conf)",
+            registry));
+      }
       if (last) return first_error.Wrap(registry);
       continue;
     }
@@ -167,21 +186,48 @@ void RegistryClient::Return(HttpClient client) {
 
 Result<std::string> RegistryClient::FetchToken(const std::vector<std::string>& scopes) {
   const std::string& realm = challenge_.params["realm"];
+  std::string service;
+  if (auto s = challenge_.params.find("service"); s != challenge_.params.end()) service = s->second;
+  bool identity = credentials_ && !credentials_->identity_token.empty();
   HttpRequest req;
   req.url = realm;
-  if (auto s = challenge_.params.find("service"); s != challenge_.params.end())
-    req.url = WithQuery(req.url, "service=" + UrlEscape(s->second));
-  for (const std::string& scope : scopes) req.url = WithQuery(req.url, "scope=" + UrlEscape(scope));
-  if (credentials_) {
-    req.headers.push_back("Authorization: Basic " +
-                          Base64Encode(credentials_->username + ":" + credentials_->password));
+  std::string form;
+  if (identity) {
+    // OAuth2 (distribution's spec/auth/oauth.md): the identity token is a refresh token,
+    // POSTed as a form with the scopes space-separated.
+    std::string scope_list;
+    for (const std::string& scope : scopes) scope_list += (scope_list.empty() ? "" : " ") + scope;
+    form = "grant_type=refresh_token&client_id=barge&refresh_token=" +
+           UrlEscape(credentials_->identity_token) + "&service=" + UrlEscape(service);
+    if (!scope_list.empty()) form += "&scope=" + UrlEscape(scope_list);
+    req.method = "POST";
+    req.headers.push_back("Content-Type: application/x-www-form-urlencoded");
+    req.body = form;
+  } else {
+    if (!service.empty()) req.url = WithQuery(req.url, "service=" + UrlEscape(service));
+    for (const std::string& scope : scopes)
+      req.url = WithQuery(req.url, "scope=" + UrlEscape(scope));
+    if (credentials_) {
+      req.headers.push_back("Authorization: Basic " +
+                            Base64Encode(credentials_->username + ":" + credentials_->password));
+    }
   }
   req.max_body = 1 << 20;
   ASSIGN_OR_RETURN(HttpClient http, Borrow());
   Result<HttpResponse> r = http.Do(req);
   Return(std::move(http));
   if (!r.ok()) return r.status().Wrap(registry_ + ": token service");
+  if (identity && (r->status == 404 || r->status == 405)) {
+    return Unsupported(fmt::format(
+        "{}: the token service does not take identity tokens (OAuth2 POST answered HTTP {}); log "
+        "in with a username and password",
+        registry_, r->status));
+  }
   if (r->status == 401 || r->status == 403) {
+    if (identity) {
+      return InvalidArgument(fmt::format(
+          "{}: the identity token was refused (expired or revoked? log in again)", registry_));
+    }
     if (credentials_) {
       return InvalidArgument(fmt::format("{}: login as '{}' refused: wrong username or password",
                                          registry_, credentials_->username));
@@ -212,6 +258,12 @@ Result<std::string> RegistryClient::AuthorizationFor(const std::vector<std::stri
                                                      bool refresh) {
   if (challenge_.scheme == "basic") {
     if (!credentials_) return std::string();
+    if (!credentials_->identity_token.empty()) {
+      return InvalidArgument(fmt::format(
+          "{}: asks for Basic authentication, and an identity token is only good for a token "
+          "service (log in with a username and password)",
+          registry_));
+    }
     return "Basic " + Base64Encode(credentials_->username + ":" + credentials_->password);
   }
   if (challenge_.scheme != "bearer") return std::string();
@@ -266,6 +318,10 @@ Status RegistryClient::ErrorFor(const HttpResponse& r, const std::string& doing)
   std::string what =
       message.empty() ? fmt::format("HTTP {}", r.status) : fmt::format("{} ({})", message, code);
   if (r.status == 401) {
+    if (credentials_ && !credentials_->identity_token.empty()) {
+      return InvalidArgument(
+          fmt::format("{}: {}: the identity token was refused: {}", doing, registry_, what));
+    }
     if (credentials_) {
       return InvalidArgument(
           fmt::format("{}: {}: login as '{}' refused: wrong username or password", doing, registry_,

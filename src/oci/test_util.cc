@@ -101,4 +101,42 @@ std::vector<std::string> ListTree(const std::string& dir) {
   return out;
 }
 
+namespace {
+
+std::string StoreKey(std::string server) {
+  for (char& c : server) c = (c == '/' || c == ':') ? '_' : c;
+  return server;
+}
+
+}  // namespace
+
+Status WriteFakeCredentialHelper(const std::string& dir, const std::string& name) {
+  RETURN_IF_ERROR(MakeDirs(dir + "/bin"));
+  RETURN_IF_ERROR(MakeDirs(dir + "/store"));
+  std::string script = "#!/bin/sh\nd='" + dir + R"sh('
+input=$(cat)
+echo "$1 $input" >> "$d/calls"
+if [ -e "$d/fail" ]; then cat "$d/fail" >&2; exit 1; fi
+case "$1" in
+get|erase) key=$(printf %s "$input" | tr '/:' '__') ;;
+store) key=$(printf %s "$input" | sed -n 's/.*"ServerURL":"\([^"]*\)".*/\1/p' | tr '/:' '__') ;;
+*) echo "unknown action $1"; exit 1 ;;
+esac
+if [ "$1" = store ]; then printf %s "$input" > "$d/store/$key"; exit 0; fi
+if [ ! -e "$d/store/$key" ]; then echo "credentials not found in native keychain"; exit 1; fi
+if [ "$1" = get ]; then cat "$d/store/$key"; else rm "$d/store/$key"; fi
+)sh";
+  std::string path = dir + "/bin/docker-credential-" + name;
+  RETURN_IF_ERROR(WriteFile(path, script));
+  if (::chmod(path.c_str(), 0755) != 0) return ErrnoError("chmod " + path);
+  return Status::Ok();
+}
+
+Status KeepInFakeCredentialHelper(const std::string& dir, const std::string& server,
+                                  const std::string& username, const std::string& secret) {
+  std::string json = "{\"ServerURL\":\"" + server + "\",\"Username\":\"" + username +
+                     "\",\"Secret\":\"" + secret + "\"}";
+  return WriteFile(dir + "/store/" + StoreKey(server), json);
+}
+
 }  // namespace barge::oci::testing

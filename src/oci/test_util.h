@@ -32,4 +32,13 @@ Status WriteString(const std::string& path, const std::string& data);
 // Every path below `dir`, relative, sorted ("a", "a/b", ...).
 std::vector<std::string> ListTree(const std::string& dir);
 
+// A fake Docker credential helper, DIR/bin/docker-credential-NAME (a sh script): it keeps
+// credentials as files DIR/store/SERVER (the JSON `get` answers; '/' and ':' in SERVER as
+// '_'), appends "ACTION INPUT" lines to DIR/calls, and when DIR/fail exists prints its text on
+// stderr and exits 1. Put DIR/bin first on PATH to use it.
+Status WriteFakeCredentialHelper(const std::string& dir, const std::string& name);
+// Puts credentials into that helper's store, as its `store` would.
+Status KeepInFakeCredentialHelper(const std::string& dir, const std::string& server,
+                                  const std::string& username, const std::string& secret);
+
 }  // namespace barge::oci::testing

@@ -74,6 +74,9 @@ class HttpClient {
   // Whether the last Do failed because the server's certificate did not verify (as opposed
   // to, say, a server that does not speak TLS at all).
   bool LastFailureWasCertificate() const;
+  // Whether the last Do failed in the TLS handshake (the connection was made): what a server
+  // that speaks plain HTTP causes, among other things.
+  bool LastFailureWasHandshake() const;
 
  private:
   struct Impl;
