@@ -2,6 +2,7 @@
 #include <fmt/core.h>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "cli/registry_flags.h"
 #include "cli/runtime_run_executor.h"
 #include "oci/builder.h"

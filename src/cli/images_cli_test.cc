@@ -1,11 +1,14 @@
 // End-to-end: the barge binary's image commands, and interop with skopeo and umoci.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <pty.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "base/file_util.h"
 #include "base/subprocess.h"
@@ -51,6 +54,46 @@ class ImagesCliTest : public ::testing::Test {
     return r.ok() ? *r : CommandOutput{};
   }
 
+  // Runs barge with stdin, stdout and stderr on a new pseudo-terminal: `out` is all it printed
+  // (with the terminal's "\r\n" line ends).
+  CommandOutput OnTerminal(std::vector<std::string> args, const std::string& root = "") {
+    args.insert(args.begin(),
+                {BARGE_BINARY, "--root", root.empty() ? tmp_.path() + "/root" : root});
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int master = -1;
+    pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+    if (pid == 0) {
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    EXPECT_GT(pid, 0) << "forkpty: " << std::strerror(errno);
+    CommandOutput r;
+    if (pid < 0) return r;
+    char buf[4096];
+    for (;;) {  // until EIO: the child's side of the terminal is closed
+      ssize_t n = ::read(master, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      r.out.append(buf, static_cast<size_t>(n));
+    }
+    ::close(master);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return r;
+  }
+
+  // The image's config digest (its ID) and its layers' digests.
+  std::pair<std::string, std::vector<std::string>> Blobs(const std::string& ref) {
+    auto j = nlohmann::json::parse(Barge({"inspect", ref}).out, nullptr, false);
+    std::vector<std::string> layers;
+    if (!j.is_array() || j.empty()) return {};
+    for (const auto& l : j[0]["Layers"]) layers.push_back(l.value("digest", ""));
+    return {j[0].value("Id", ""), layers};
+  }
+
   std::string ManifestDigest(const std::string& ref, const std::string& root = "") {
     CommandOutput r = Barge({"inspect", ref}, root);
     EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -92,6 +135,90 @@ TEST_F(ImagesCliTest, ImportFromStdin) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->exit_code, 0) << r->err;
   EXPECT_FALSE(ManifestDigest("s:1").empty());
+}
+
+// Off a terminal: a line per blob as podman prints it; -q: none. stdout stays what scripts read.
+TEST_F(ImagesCliTest, ImportSaveLoadPrintALinePerBlobOffATerminal) {
+  CommandOutput r = Barge({"import", rootfs_, "demo:1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto [config, layers] = Blobs("demo:1");
+  ASSERT_EQ(layers.size(), 1u);
+  EXPECT_EQ(r.out, config + "\n");
+  EXPECT_EQ(r.err, "Copying blob " + layers[0] + " done\nCopying config " + config + " done\n");
+  r = Barge({"import", "-q", rootfs_, "demo:2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("sha256:", 0), 0u) << r.out;
+  EXPECT_EQ(r.err, "");
+
+  std::string archive = tmp_.path() + "/demo.tar";
+  std::string copied = "Copying config " + config + " done\nCopying blob " + layers[0] + " done\n";
+  r = Barge({"save", "demo:1", "-o", archive});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, copied);
+  r = Barge({"save", "--quiet", "demo:1", "-o", archive});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+
+  std::string other = tmp_.path() + "/other";
+  r = Barge({"load", "-i", archive}, other);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "Loaded image: demo:1\n");
+  EXPECT_EQ(r.err, copied);
+  r = Barge({"load", "-i", archive}, other);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "Loaded image: demo:1\n");
+  EXPECT_EQ(r.err, "Copying config " + config + " skipped: already exists\nCopying blob " +
+                       layers[0] + " skipped: already exists\n");
+  r = Barge({"load", "-q", "-i", archive}, tmp_.path() + "/third");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "Loaded image: demo:1\n");
+  EXPECT_EQ(r.err, "");
+}
+
+// On a terminal: a heading per image and a row per blob, redrawn in place, left in their final
+// state (the layer's short digest, "done" and its size); -q: only what goes to stdout.
+TEST_F(ImagesCliTest, ImportSaveLoadRedrawProgressOnATerminal) {
+  CommandOutput r = OnTerminal({"import", rootfs_, "demo:1"});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto [config, layers] = Blobs("demo:1");
+  ASSERT_EQ(layers.size(), 1u);
+  std::string layer_row = "\x1b[K  " + layers[0].substr(7, 12) + "  done  ";
+  EXPECT_NE(r.out.find("\x1b[KImporting demo:1\r\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(layer_row), std::string::npos) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("\x1b\\[[0-9]+A"))) << r.out;  // in place
+  EXPECT_NE(r.out.find(config + "\r\n"), std::string::npos) << r.out;
+
+  std::string archive = tmp_.path() + "/demo.tar";
+  r = OnTerminal({"save", "demo:1", "-o", archive});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("\x1b[KSaving demo:1\r\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(layer_row), std::string::npos) << r.out;
+
+  std::string other = tmp_.path() + "/other";
+  r = OnTerminal({"load", "-i", archive}, other);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  // The archive is read first, then its blobs are copied; a byte count ends each row.
+  std::regex archive_row("\x1b\\[K  \\S*demo\\.tar  done  [0-9.]+[kM]?B\r\n");
+  EXPECT_TRUE(std::regex_search(r.out, archive_row)) << r.out;
+  EXPECT_NE(r.out.find("\x1b[KLoading demo:1\r\n"), std::string::npos) << r.out;
+  EXPECT_TRUE(std::regex_search(
+      r.out, std::regex("\x1b\\[K  " + layers[0].substr(7, 12) + "  done  [0-9.]+[kM]?B\r\n")))
+      << r.out;
+  EXPECT_NE(r.out.find("Loaded image: demo:1\r\n"), std::string::npos) << r.out;
+  r = OnTerminal({"load", "-i", archive}, other);
+  EXPECT_NE(r.out.find("  " + layers[0].substr(7, 12) + "  already there\r\n"), std::string::npos)
+      << r.out;
+
+  r = OnTerminal({"load", "-q", "-i", archive}, tmp_.path() + "/third");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out, "Loaded image: demo:1\r\n");
+  r = OnTerminal({"import", "-q", rootfs_, "demo:2"});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out, Blobs("demo:2").first + "\r\n");
+  r = OnTerminal({"save", "-q", "demo:1", "-o", archive});
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out, "");
 }
 
 TEST_F(ImagesCliTest, ErrorsAreOneLineAndLoseNothing) {
@@ -168,10 +295,14 @@ TEST_F(ImagesCliTest, ImagesWrittenBySkopeoLoadAndKeepTheirDigest) {
   r = Barge({"load", "-i", docker_archive}, other);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "Loaded image: dock:4\n");
+  std::string docker_err = r.err;
   r = Barge({"inspect", "dock:4"}, other);
   auto j = nlohmann::json::parse(r.out, nullptr, false);
   auto mine = nlohmann::json::parse(Barge({"inspect", "demo:1"}).out, nullptr, false);
   ASSERT_TRUE(j.is_array() && mine.is_array());
+  // A Docker archive's layers are uncompressed tars: shown by their diff_id, as podman does.
+  EXPECT_EQ(docker_err, "Copying blob " + j[0]["RootFS"]["Layers"][0].get<std::string>() +
+                            " done\nCopying config " + j[0]["Id"].get<std::string>() + " done\n");
   EXPECT_EQ(j[0]["Id"], mine[0]["Id"]);  // the config, hence the image ID, survives
   EXPECT_EQ(j[0]["RootFS"], mine[0]["RootFS"]);
 

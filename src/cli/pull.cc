@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "cli/registry_flags.h"
 #include "oci/registry.h"
 

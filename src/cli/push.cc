@@ -8,6 +8,7 @@
 #include "base/file_util.h"
 #include "base/size.h"
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "cli/registry_flags.h"
 #include "oci/registry.h"
 

@@ -13,6 +13,7 @@
 #include "base/file_util.h"
 #include "cli/attach.h"
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "cli/registry_flags.h"
 #include "launch/container_options.h"
 #include "oci/image_store.h"

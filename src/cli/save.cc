@@ -1,7 +1,8 @@
-// barge save -o FILE IMAGE...: writes images as an OCI archive.
+// barge save [-q] -o FILE IMAGE...: writes images as an OCI archive. Progress on stderr.
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "oci/transfer.h"
 
 namespace barge::cli {
@@ -10,6 +11,7 @@ namespace {
 struct SaveArgs {
   std::vector<std::string> refs;
   std::string output;
+  bool quiet = false;
 };
 
 Status Save(const std::string& root, const SaveArgs& args) {
@@ -20,7 +22,12 @@ Status Save(const std::string& root, const SaveArgs& args) {
     output = "-";
   }
   ASSIGN_OR_RETURN(oci::ImageStore store, oci::ImageStore::Open(root));
-  return oci::SaveArchive(store, args.refs, output);
+  TransferDisplay display(!args.quiet, "Saving", TransferDisplay::OffTerminal::kLines);
+  oci::SaveOptions options;
+  options.progress = display.Callback();
+  Status saved = oci::SaveArchive(store, args.refs, output, options);
+  display.Finish();
+  return saved;
 }
 
 const Registration kSave{"save", "Save images to an OCI archive (tar)",
@@ -29,6 +36,7 @@ const Registration kSave{"save", "Save images to an OCI archive (tar)",
                            cmd.add_option("image", args->refs, "Images to save")->required();
                            cmd.add_option("-o,--output", args->output,
                                           "Archive to write (default: stdout, if not a terminal)");
+                           cmd.add_flag("-q,--quiet", args->quiet, "No progress on stderr");
                            cmd.callback([args, &cli] { cli.Finish(Save(cli.root(), *args)); });
                          }};
 

@@ -23,6 +23,7 @@
 #include "base/unique_fd.h"
 #include "oci/detail/path.h"
 #include "oci/digest.h"
+#include "oci/progress.h"
 
 namespace barge::oci {
 namespace {
@@ -119,7 +120,9 @@ class TarReader {
       if (block.empty()) break;
       if (options_.hash_compressed) compressed_.Update(block);
       digests_.compressed_size += block.size();
+      ReportRead(false);
     }
+    ReportRead(true);
     if (options_.hash_compressed) digests_.compressed_digest = compressed_.FinishDigest();
     digests_.diff_id = uncompressed_.FinishDigest();
     return digests_;
@@ -141,6 +144,7 @@ class TarReader {
     }
     if (self->options_.hash_compressed) self->compressed_.Update(*block);
     self->digests_.compressed_size += block->size();
+    self->ReportRead(false);
     *out = block->data();
     return static_cast<la_ssize_t>(block->size());
   }
@@ -162,6 +166,17 @@ class TarReader {
     return n;
   }
 
+  // read_progress, every kProgressStep bytes of input, and at the end (`last`).
+  void ReportRead(bool last) {
+    if (!options_.read_progress) return;
+    uint64_t read = digests_.compressed_size;
+    bool due =
+        read - reported_ >= static_cast<uint64_t>(kProgressStep) || (last && read > reported_);
+    if (!due) return;
+    reported_ = read;
+    options_.read_progress(read);
+  }
+
   Status Consume(const void* data, size_t n) {
     digests_.uncompressed_size += n;
     if (digests_.uncompressed_size > options_.max_bytes) {
@@ -176,6 +191,7 @@ class TarReader {
   ByteSource source_;
   ExtractOptions options_;
   const ByteSink* tee_;
+  uint64_t reported_ = 0;  // bytes read at the last read_progress call
   char inner_buf_[1 << 16];
   ReadArchive outer_;
   ReadArchive inner_;

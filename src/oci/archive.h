@@ -41,6 +41,9 @@ struct ExtractOptions {
   // false: TarDigests::compressed_digest stays empty, for a caller that hashes the compressed
   // bytes itself (a pull, which checks them as they arrive).
   bool hash_compressed = true;
+  // Called with the bytes read from the input so far (compressed, as they come), at most once per
+  // kProgressStep (progress.h) bytes and once at the end of the stream: for progress displays.
+  std::function<void(uint64_t read)> read_progress;
 };
 
 struct TarDigests {

@@ -20,6 +20,7 @@
 
 #include "base/file_util.h"
 #include "oci/digest.h"
+#include "oci/progress.h"
 #include "oci/test_util.h"
 
 namespace barge::oci {
@@ -489,6 +490,36 @@ TEST_F(ArchiveTest, RecompressValidatesAndGzips) {
   fd = OpenFile(path, O_RDONLY);
   d = RecompressTar(fd->get(), [](std::string_view) { return Status::Ok(); }, {});
   EXPECT_FALSE(d.ok());
+}
+
+// Progress comes per MiB of input, not per block, and its last call is the whole input.
+TEST_F(ArchiveTest, ReadProgressIsThrottledAndEndsAtTheInputSize) {
+  std::string data(5 << 20, 'x');
+  for (size_t i = 0; i < data.size(); i += 511) data[i] = static_cast<char>(i * 7);
+  std::string tar = MakeTar({{"big", TarEntry::kFile, data}});
+  auto check = [&](const std::vector<uint64_t>& calls, const std::string& how) {
+    ASSERT_FALSE(calls.empty()) << how;
+    EXPECT_EQ(calls.back(), tar.size()) << how;
+    EXPECT_LE(calls.size(), tar.size() / kProgressStep + 1) << how;
+    for (size_t i = 1; i < calls.size(); ++i) {
+      EXPECT_GT(calls[i], calls[i - 1]) << how;
+      if (i + 1 < calls.size()) {
+        EXPECT_GE(calls[i] - calls[i - 1], kProgressStep) << how;
+      }
+    }
+  };
+  std::vector<uint64_t> calls;
+  ExtractOptions options;
+  options.read_progress = [&](uint64_t read) { calls.push_back(read); };
+  ASSERT_TRUE(Extract(tar, options).ok());
+  check(calls, "extract");
+  calls.clear();
+  auto fd = OpenFile(tmp_.path() + "/in.tar", O_RDONLY);
+  ASSERT_TRUE(fd.ok());
+  ASSERT_TRUE(RecompressTar(
+                  fd->get(), [](std::string_view) { return Status::Ok(); }, options)
+                  .ok());
+  check(calls, "recompress");
 }
 
 TEST_F(ArchiveTest, ReadOnlyDirectoriesUnpackWithoutRootAndStayRemovable) {

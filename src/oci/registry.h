@@ -24,6 +24,7 @@
 #include "barge/status.h"
 #include "oci/auth.h"
 #include "oci/image_store.h"
+#include "oci/progress.h"
 #include "oci/registry_config.h"
 
 namespace barge::oci {
@@ -37,25 +38,6 @@ struct RegistryOptions {
   std::string auth_file;  // --authfile
   std::optional<Credentials> credentials;  // --creds: instead of the auth file's
 };
-
-// What a transfer is doing, for progress displays. Calls are serialized (one at a time), from
-// the transfer's worker threads.
-struct TransferEvent {
-  enum class Kind {
-    kImage,    // `what` is the reference being transferred (pull: resolved, before any blob)
-    kBlob,     // a blob starts: `digest`, `total`
-    kBytes,    // `done` of `total` bytes of `digest` moved
-    kPresent,  // `digest` is there already (pull: in the store; push: in the registry)
-    kMounted,  // push: `digest` mounted from `what` (another repository)
-    kDone,     // `digest` moved and checked
-  };
-  Kind kind;
-  std::string digest;
-  std::string what;
-  int64_t done = 0;
-  int64_t total = 0;
-};
-using TransferProgress = std::function<void(const TransferEvent&)>;
 
 struct PullOptions : RegistryOptions {
   std::string platform;  // "os/arch[/variant]" from an index; empty: this machine's

@@ -22,17 +22,84 @@ namespace barge::oci {
 
 using nlohmann::json;
 
+namespace {
+
+// The progress events of one import, save or load; nothing is built without a callback. A blob
+// is reported finished (kDone or kPresent) once, however many images name it.
+class Reporter {
+ public:
+  explicit Reporter(const TransferProgress& fn) : fn_(fn) {}
+
+  bool on() const { return static_cast<bool>(fn_); }
+
+  void Image(const std::string& what) {
+    if (on()) fn_({TransferEvent::Kind::kImage, "", what});
+  }
+  // A blob starts; `digest` may be empty (then `what` names it) and `total` 0 (not known).
+  void Start(const std::string& digest, const std::string& what, int64_t total, bool config) {
+    if (!on() || finished_.count(digest) > 0) return;
+    reported_ = 0;
+    fn_({TransferEvent::Kind::kBlob, digest, what, 0, total, config});
+  }
+  // `done` bytes of the blob Start named: an event per kProgressStep bytes, and at its end.
+  void Bytes(const std::string& digest, const std::string& what, int64_t done, int64_t total) {
+    if (!on() || (done - reported_ < kProgressStep && (total == 0 || done < total))) return;
+    if (finished_.count(digest) > 0) return;
+    reported_ = done;
+    fn_({TransferEvent::Kind::kBytes, digest, what, done, total});
+  }
+  void Done(const std::string& digest, const std::string& what, int64_t size, bool config) {
+    if (!on() || (!digest.empty() && !finished_.insert(digest).second)) return;
+    fn_({TransferEvent::Kind::kDone, digest, what, size, size, config});
+  }
+  // In the store before this load: kPresent, unless this load copied it (unreported, to read a
+  // platform) - then it is done.
+  void Present(const std::string& digest, int64_t size, bool config) {
+    if (!on()) return;
+    if (copied_.count(digest) > 0) return Done(digest, "", size, config);
+    if (!finished_.insert(digest).second) return;
+    fn_({TransferEvent::Kind::kPresent, digest, "", size, size, config});
+  }
+  void Copied(const std::string& digest) {
+    if (on()) copied_.insert(digest);
+  }
+
+ private:
+  const TransferProgress& fn_;
+  int64_t reported_ = 0;            // bytes of the current blob at its last kBytes
+  std::set<std::string> finished_;  // digests reported done or present
+  std::set<std::string> copied_;    // blobs this load copied into the store
+};
+
+// The size of the input `fd` when it is a regular file; 0 (not known) for a pipe.
+int64_t InputSize(int fd) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? static_cast<int64_t>(st.st_size) : 0;
+}
+
+}  // namespace
+
 Result<Image> ImportRootfs(const ImageStore& store, int fd, const std::string& reference,
                            const ImportOptions& options) {
   if (!reference.empty()) RETURN_IF_ERROR(ParseReference(reference).status());
   ASSIGN_OR_RETURN(UniqueFd writers, store.LockBlobWriters());
   ASSIGN_OR_RETURN(BlobWriter blob, store.NewBlob());
+  Reporter report(options.progress);
+  report.Image(reference.empty() ? options.what : ParseReference(reference)->ToString());
   ExtractOptions limits;
   limits.max_bytes = options.max_bytes;
   limits.what = options.what;
+  if (report.on()) {
+    int64_t total = InputSize(fd);
+    report.Start("", options.what, total, false);
+    limits.read_progress = [&](uint64_t read) {
+      report.Bytes("", options.what, static_cast<int64_t>(read), total);
+    };
+  }
   ASSIGN_OR_RETURN(TarDigests d, RecompressTar(fd, blob.AsSink(), limits));
   ASSIGN_OR_RETURN(Descriptor layer,
                    blob.Commit(std::string(kMediaTypeLayerGzip), d.compressed_digest));
+  report.Done(layer.digest, options.what, layer.size, false);
   std::string now = NowRfc3339();
   json config = {
       {"created", now},
@@ -43,6 +110,7 @@ Result<Image> ImportRootfs(const ImageStore& store, int fd, const std::string& r
       {"history", {{{"created", now}, {"created_by", "barge import " + options.what}}}},
   };
   ASSIGN_OR_RETURN(Image image, store.WriteImage(config, {layer}));
+  report.Done(image.config_digest, "", 0, true);
   if (reference.empty()) {
     RETURN_IF_ERROR(store.AddUntagged(image.manifest));
   } else {
@@ -85,8 +153,9 @@ Status AddDir(struct archive* a, const std::string& path) {
   return Status::Ok();
 }
 
-// Copies a blob into the archive, checking its digest on the way.
-Status AddBlob(const ImageStore& store, struct archive* a, const std::string& digest) {
+// Copies a blob into the archive, checking its digest on the way; reported unless `report` is null.
+Status AddBlob(const ImageStore& store, struct archive* a, const std::string& digest,
+               Reporter* report, bool config) {
   std::string path = store.BlobPath(digest);
   if (!PathExists(path))
     return NotFound(fmt::format("blob {} is missing from the repository", digest));
@@ -102,6 +171,7 @@ Status AddBlob(const ImageStore& store, struct archive* a, const std::string& di
   int rc = archive_write_header(a, e);
   archive_entry_free(e);
   if (rc != ARCHIVE_OK) return IoError(fmt::format("write {}: {}", name, archive_error_string(a)));
+  if (report != nullptr) report->Start(digest, "", st.st_size, config);
   Sha256 hash;
   std::vector<char> buf(1 << 20);
   off_t left = st.st_size;
@@ -115,18 +185,21 @@ Status AddBlob(const ImageStore& store, struct archive* a, const std::string& di
     if (archive_write_data(a, buf.data(), static_cast<size_t>(n)) < 0)
       return IoError(fmt::format("write {}: {}", name, archive_error_string(a)));
     left -= n;
+    if (report != nullptr) report->Bytes(digest, "", st.st_size - left, st.st_size);
   }
   if (std::string actual = hash.FinishDigest(); actual != digest)
     return Corruption(fmt::format("blob {} is corrupt: its content hashes to {}", digest, actual));
+  if (report != nullptr) report->Done(digest, "", st.st_size, config);
   return Status::Ok();
 }
 
 }  // namespace
 
 Status SaveArchive(const ImageStore& store, const std::vector<std::string>& references,
-                   const std::string& path) {
+                   const std::string& path, const SaveOptions& options) {
   if (references.empty()) return InvalidArgument("save: name at least one image");
   std::vector<Image> images;
+  std::vector<std::string> names;
   json index = {{"schemaVersion", 2}, {"mediaType", kMediaTypeIndex}, {"manifests", json::array()}};
   for (const std::string& r : references) {
     ASSIGN_OR_RETURN(Image image, store.Resolve(r));
@@ -144,6 +217,7 @@ Status SaveArchive(const ImageStore& store, const std::vector<std::string>& refe
     }
     index["manifests"].push_back(d.ToJson());
     images.push_back(std::move(image));
+    names.push_back(name);
   }
 
   UniqueFd out;
@@ -171,12 +245,18 @@ Status SaveArchive(const ImageStore& store, const std::vector<std::string>& refe
   RETURN_IF_ERROR(AddEntry(a.get(), "index.json", index.dump()));
   RETURN_IF_ERROR(AddDir(a.get(), "blobs"));
   RETURN_IF_ERROR(AddDir(a.get(), "blobs/sha256"));
+  Reporter report(options.progress);
   std::set<std::string> done;
-  for (const Image& image : images) {
-    std::vector<std::string> digests = {image.manifest.digest, image.config_digest};
-    for (const Descriptor& l : image.layers) digests.push_back(l.digest);
-    for (const std::string& d : digests) {
-      if (done.insert(d).second) RETURN_IF_ERROR(AddBlob(store, a.get(), d));
+  for (size_t i = 0; i < images.size(); ++i) {
+    const Image& image = images[i];
+    report.Image(names[i].empty() ? image.manifest.digest : names[i]);
+    if (done.insert(image.manifest.digest).second)
+      RETURN_IF_ERROR(AddBlob(store, a.get(), image.manifest.digest, nullptr, false));
+    if (done.insert(image.config_digest).second)
+      RETURN_IF_ERROR(AddBlob(store, a.get(), image.config_digest, &report, true));
+    for (const Descriptor& l : image.layers) {
+      if (done.insert(l.digest).second)
+        RETURN_IF_ERROR(AddBlob(store, a.get(), l.digest, &report, false));
     }
   }
   if (archive_write_close(a.get()) != ARCHIVE_OK)
@@ -194,9 +274,11 @@ Status SaveArchive(const ImageStore& store, const std::vector<std::string>& refe
 
 namespace {
 
+// The archive being loaded, and where its progress goes.
 class ArchiveDir {
  public:
-  ArchiveDir(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  ArchiveDir(int fd, std::string name, Reporter& report)
+      : fd_(fd), name_(std::move(name)), report_(report) {}
 
   bool Exists(const std::string& rel) const {
     int fd = OpenBeneathRaw(fd_.get(), rel, O_PATH);
@@ -238,18 +320,26 @@ class ArchiveDir {
   }
 
   const std::string& name() const { return name_; }
+  Reporter& report() const { return report_; }
 
  private:
   UniqueFd fd_;
   std::string name_;
+  Reporter& report_;
 };
+
+// What progress shows of a blob: an image's config and layers, not its manifest or index.
+enum class Shown { kNo, kConfig, kLayer };
 
 // Copies blob `d`, the file `rel` of the archive, into the store, checking digest and size.
 Status CopyBlob(const ImageStore& store, const ArchiveDir& dir, const Descriptor& d,
-                const std::string& rel) {
-  if (store.HasBlob(d.digest) && !IsLayerMediaType(d.media_type)) {
-    if (store.ReadBlob(d).ok()) return Status::Ok();
-  } else if (store.HasBlob(d.digest)) {
+                const std::string& rel, Shown shown = Shown::kNo) {
+  Reporter* report = shown == Shown::kNo ? nullptr : &dir.report();
+  bool config = shown == Shown::kConfig;
+  // A JSON blob already stored is read again (and so checked); a layer's digest was checked
+  // when it was stored.
+  if (store.HasBlob(d.digest) && (IsLayerMediaType(d.media_type) || store.ReadBlob(d).ok())) {
+    if (report != nullptr) report->Present(d.digest, d.size, config);
     return Status::Ok();
   }
   if (!IsLayerMediaType(d.media_type) &&
@@ -264,6 +354,7 @@ Status CopyBlob(const ImageStore& store, const ArchiveDir& dir, const Descriptor
     return NotFound(fmt::format("{}: blob {} is missing from the archive", dir.name(), d.digest));
   }
   ASSIGN_OR_RETURN(BlobWriter w, store.NewBlob());
+  if (report != nullptr) report->Start(d.digest, "", d.size, config);
   char buf[1 << 16];
   int64_t size = 0;
   for (;;) {
@@ -274,6 +365,7 @@ Status CopyBlob(const ImageStore& store, const ArchiveDir& dir, const Descriptor
     size += n;
     if (size > d.size) break;  // longer than its descriptor says: refused below, read no further
     RETURN_IF_ERROR(w.Write(std::string_view(buf, static_cast<size_t>(n))));
+    if (report != nullptr) report->Bytes(d.digest, "", size, d.size);
   }
   if (size > d.size) {
     return Corruption(fmt::format("{}: blob {} is longer than the {} bytes its descriptor says",
@@ -285,6 +377,8 @@ Status CopyBlob(const ImageStore& store, const ArchiveDir& dir, const Descriptor
   }
   Result<Descriptor> done = w.Commit(d.media_type, d.digest);
   if (!done.ok()) return done.status().Wrap(dir.name());
+  dir.report().Copied(d.digest);
+  if (report != nullptr) report->Done(d.digest, "", d.size, config);
   return Status::Ok();
 }
 
@@ -315,10 +409,10 @@ Result<Image> LoadManifest(const ImageStore& store, const ArchiveDir& dir,
   if (!m.is_object() || !m.contains("config") || !m.contains("layers") || !m["layers"].is_array())
     return Corruption("manifest " + manifest.digest + ": no config or layers");
   ASSIGN_OR_RETURN(Descriptor config, Descriptor::FromJson(m["config"], "manifest config"));
-  RETURN_IF_ERROR(CopyBlob(store, dir, config, blob_path(config)));
+  RETURN_IF_ERROR(CopyBlob(store, dir, config, blob_path(config), Shown::kConfig));
   for (const json& l : m["layers"]) {
     ASSIGN_OR_RETURN(Descriptor layer, Descriptor::FromJson(l, "manifest " + manifest.digest));
-    RETURN_IF_ERROR(CopyBlob(store, dir, layer, blob_path(layer)));
+    RETURN_IF_ERROR(CopyBlob(store, dir, layer, blob_path(layer), Shown::kLayer));
   }
   return store.LoadImage(manifest);
 }
@@ -430,6 +524,7 @@ Result<std::vector<std::pair<Image, std::string>>> LoadOciLayout(const ImageStor
     }
     for (size_t i : chosen) {
       const Descriptor& manifest = entries[i].manifest;
+      dir.report().Image(name.empty() ? manifest.digest : ParseReference(name)->ToString());
       RETURN_IF_ERROR(CopyBlob(store, dir, manifest, LayoutBlob(manifest)));
       ASSIGN_OR_RETURN(Image image, LoadManifest(store, dir, manifest, LayoutBlob));
       out.emplace_back(std::move(image), name);
@@ -461,6 +556,7 @@ Result<std::vector<std::pair<Image, std::string>>> LoadSkopeoDir(const ImageStor
   if (!IsManifestMediaType(media))
     return Unsupported(fmt::format("{}: manifest.json has mediaType '{}'", dir.name(), media));
   ASSIGN_OR_RETURN(Descriptor m, store.PutBlob(media, mtext));
+  dir.report().Image(m.digest);
   auto blob_path = [&](const Descriptor& d) {
     // Directory transport 1.1 names blobs by hex digest; 1.0 gave layers a ".tar" suffix.
     std::string hex = DigestHex(d.digest);
@@ -491,25 +587,6 @@ Result<std::vector<std::pair<Image, std::string>>> LoadDockerArchive(const Image
       return Corruption(fmt::format("{}: {} lists {} layers but its config {} diff_ids", dir.name(),
                                     "manifest.json", m["Layers"].size(), diff_ids.size()));
     }
-    std::vector<Descriptor> layers;
-    for (size_t i = 0; i < diff_ids.size(); ++i) {
-      if (!m["Layers"][i].is_string()) return Corruption(dir.name() + ": bad Layers entry");
-      std::string rel = m["Layers"][i].get<std::string>();
-      ASSIGN_OR_RETURN(UniqueFd fd, dir.Open(rel));
-      ASSIGN_OR_RETURN(BlobWriter w, store.NewBlob());
-      ExtractOptions limits;
-      limits.what = dir.name() + ": " + rel;
-      ASSIGN_OR_RETURN(TarDigests d, RecompressTar(fd.get(), w.AsSink(), limits));
-      if (!diff_ids[i].is_string() || d.diff_id != diff_ids[i].get<std::string>()) {
-        return Corruption(fmt::format("{}: layer {} hashes to {} but the config lists {}",
-                                      dir.name(), rel, d.diff_id, diff_ids[i].dump()));
-      }
-      ASSIGN_OR_RETURN(Descriptor layer,
-                       w.Commit(std::string(kMediaTypeLayerGzip), d.compressed_digest));
-      layers.push_back(layer);
-    }
-    ASSIGN_OR_RETURN(Descriptor config_desc, store.PutBlob(kMediaTypeConfig, config_text));
-    ASSIGN_OR_RETURN(Image image, store.WriteManifest(config_desc, layers));
     std::vector<std::string> tags;
     if (m.contains("RepoTags") && m["RepoTags"].is_array()) {
       for (const json& t : m["RepoTags"]) {
@@ -522,6 +599,38 @@ Result<std::vector<std::pair<Image, std::string>>> LoadDockerArchive(const Image
       }
     }
     if (tags.empty()) tags.push_back("");
+    Reporter& report = dir.report();
+    report.Image(tags.front().empty() ? DigestOf(config_text) : tags.front());
+    std::vector<Descriptor> layers;
+    for (size_t i = 0; i < diff_ids.size(); ++i) {
+      if (!m["Layers"][i].is_string()) return Corruption(dir.name() + ": bad Layers entry");
+      std::string rel = m["Layers"][i].get<std::string>();
+      ASSIGN_OR_RETURN(UniqueFd fd, dir.Open(rel));
+      ASSIGN_OR_RETURN(BlobWriter w, store.NewBlob());
+      ExtractOptions limits;
+      limits.what = dir.name() + ": " + rel;
+      // Shown by its diff_id (the digest of the tar in the archive), as podman shows it.
+      std::string diff_id = diff_ids[i].is_string() ? diff_ids[i].get<std::string>() : "";
+      int64_t total = report.on() ? InputSize(fd.get()) : 0;
+      if (report.on()) {
+        report.Start(diff_id, rel, total, false);
+        limits.read_progress = [&](uint64_t read) {
+          report.Bytes(diff_id, rel, static_cast<int64_t>(read), total);
+        };
+      }
+      ASSIGN_OR_RETURN(TarDigests d, RecompressTar(fd.get(), w.AsSink(), limits));
+      if (diff_id.empty() || d.diff_id != diff_id) {
+        return Corruption(fmt::format("{}: layer {} hashes to {} but the config lists {}",
+                                      dir.name(), rel, d.diff_id, diff_ids[i].dump()));
+      }
+      ASSIGN_OR_RETURN(Descriptor layer,
+                       w.Commit(std::string(kMediaTypeLayerGzip), d.compressed_digest));
+      report.Done(diff_id, rel, total, false);
+      layers.push_back(layer);
+    }
+    ASSIGN_OR_RETURN(Descriptor config_desc, store.PutBlob(kMediaTypeConfig, config_text));
+    report.Done(config_desc.digest, "", config_desc.size, true);
+    ASSIGN_OR_RETURN(Image image, store.WriteManifest(config_desc, layers));
     for (const std::string& t : tags) {
       if (!t.empty()) RETURN_IF_ERROR(ParseReference(t).status().Wrap(dir.name()));
       out.emplace_back(image, t);
@@ -536,6 +645,7 @@ Result<std::vector<LoadedImage>> LoadArchiveUnchecked(const ImageStore& store,
   ASSIGN_OR_RETURN(Platform want, ParsePlatform(options.platform));
   ASSIGN_OR_RETURN(UniqueFd writers, store.LockBlobWriters());
   std::string name = path == "-" ? "stdin" : path;
+  Reporter report(options.progress);
   TempDir tmp;
   std::string dir_path;
   struct stat st {};
@@ -549,16 +659,25 @@ Result<std::vector<LoadedImage>> LoadArchiveUnchecked(const ImageStore& store,
       ASSIGN_OR_RETURN(in, OpenFileOrPipe(path));  // never /dev/zero: it would never end
     }
     ASSIGN_OR_RETURN(tmp, TempDir::MakeIn(store.tmp_dir(), "load-"));
-    ExtractOptions options;
-    options.whiteouts = WhiteoutMode::kPlain;
-    options.set_owner = false;
-    options.what = name;
-    RETURN_IF_ERROR(ExtractTar(in.get(), tmp.path(), options).status());
+    ExtractOptions extract;
+    extract.whiteouts = WhiteoutMode::kPlain;
+    extract.set_owner = false;
+    extract.what = name;
+    // The archive is read whole before its blobs are: a row of its own, named by it.
+    if (report.on()) {
+      int64_t total = InputSize(in.get());
+      report.Start("", name, total, false);
+      extract.read_progress = [&](uint64_t read) {
+        report.Bytes("", name, static_cast<int64_t>(read), total);
+      };
+    }
+    ASSIGN_OR_RETURN(TarDigests read, ExtractTar(in.get(), tmp.path(), extract));
+    report.Done("", name, static_cast<int64_t>(read.compressed_size), false);
     dir_path = tmp.path();
   }
   int fd = ::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return ErrnoError("open " + dir_path);
-  ArchiveDir dir(fd, name);
+  ArchiveDir dir(fd, name, report);
   std::vector<std::pair<Image, std::string>> images;
   if (dir.Exists("index.json")) {
     ASSIGN_OR_RETURN(images, LoadOciLayout(store, dir, want, RepositoryFromPath(path)));

@@ -9,12 +9,16 @@
 #include "barge/status.h"
 #include "oci/image_store.h"
 #include "oci/platform.h"
+#include "oci/progress.h"
 
 namespace barge::oci {
 
 struct ImportOptions {
-  std::string what = "rootfs";  // names the input in errors
+  std::string what = "rootfs";  // names the input in errors and progress
   uint64_t max_bytes = 64ULL << 30;
+  // kImage; the layer as it is read (no digest yet: named by `what`; `total` is the input's size
+  // when it is a file), its kDone with the digest; the config's kDone.
+  TransferProgress progress;
 };
 
 // Reads a (possibly compressed) tar of a root file system from `fd` and stores it as an
@@ -22,12 +26,18 @@ struct ImportOptions {
 Result<Image> ImportRootfs(const ImageStore& store, int fd, const std::string& reference,
                            const ImportOptions& options = {});
 
+struct SaveOptions {
+  // Per image kImage, then its config and layers (kBlob, kBytes, kDone); a blob an earlier image
+  // already put in the archive is not reported again.
+  TransferProgress progress;
+};
+
 // Writes the images as an OCI archive (a tar of an OCI image layout) to `path`, through a
 // temporary file renamed into place; "-" writes to stdout. Every blob's digest is checked as
 // it is copied. Each image is named in index.json by org.opencontainers.image.ref.name
 // ("name:tag") and io.containerd.image.name.
 Status SaveArchive(const ImageStore& store, const std::vector<std::string>& references,
-                   const std::string& path);
+                   const std::string& path, const SaveOptions& options = {});
 
 struct LoadedImage {
   std::string manifest_digest;
@@ -38,6 +48,11 @@ struct LoadOptions {
   // "os/arch[/variant]": the image to take from an image index, or from several manifests one
   // name tags in a flat index. Empty: this machine's, linux/<arch>.
   std::string platform;
+  // A tar archive's read into a scratch directory first (no digest: named by the archive, "stdin"
+  // from stdin); then per image kImage and its config and layers: kPresent for what the store
+  // held before, kBlob, kBytes, kDone for what is copied (a Docker archive's layers by their
+  // diff_id, as podman names them).
+  TransferProgress progress;
 };
 
 // Loads the images of an OCI archive or OCI layout directory, a Docker archive (`docker save`,
