@@ -70,6 +70,12 @@ Status BadRecords::Report(const BadRecord& r) {
     return InvalidArgument(message);
   }
   count_.fetch_add(1, std::memory_order_relaxed);
+  {
+    std::lock_guard lock(steps_mu_);
+    auto it = by_step_.find(r.step);
+    if (it == by_step_.end()) it = by_step_.emplace(std::string(r.step), 0).first;
+    ++it->second;
+  }
   if (mode_ != OnErrorSpec::Mode::kDeadLetter) return Status::Ok();
   std::lock_guard lock(mu_);
   line_.clear();

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -48,6 +49,11 @@ class BadRecords {
   std::string Where(int64_t origin) const;
 
   uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  // Bad records counted so far, per step that found them ("source", "step 2 (select)").
+  std::map<std::string, uint64_t, std::less<>> CountByStep() const {
+    std::lock_guard lock(steps_mu_);
+    return by_step_;
+  }
   // on_error: fail: the error of the first bad record (the earliest in the input of those
   // reported), once one was reported; else empty.
   std::string failure() const {
@@ -65,7 +71,9 @@ class BadRecords {
   OnErrorSpec::Mode mode_;
   std::vector<std::string> inputs_;
   std::atomic<uint64_t> count_{0};
-  mutable std::mutex mu_;  // guards writer_, line_ and failure_
+  mutable std::mutex steps_mu_;
+  std::map<std::string, uint64_t, std::less<>> by_step_;  // guarded by steps_mu_
+  mutable std::mutex mu_;                                 // guards writer_, line_ and failure_
   std::string failure_;
   uint64_t failure_order_ = 0;  // origin of failure_'s record, as unsigned
   std::unique_ptr<stream::detail::ByteWriter> writer_;

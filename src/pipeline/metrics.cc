@@ -50,6 +50,16 @@ constexpr FamilyInfo kChannelBytes{
 constexpr FamilyInfo kBackpressure{
     "barge_step_backpressure_seconds_total", "counter",
     "Time producers spent blocked on this task's full input channels."};
+constexpr FamilyInfo kStepSentBytes{
+    "barge_step_output_bytes_total", "counter",
+    "Bytes an operator instance sent through its output channels (to the next task)."};
+constexpr FamilyInfo kStepWatermark{
+    "barge_step_watermark_seconds", "gauge",
+    "Event-time watermark an operator instance last saw, in seconds since the Unix epoch."};
+constexpr FamilyInfo kStepLag{"barge_step_event_time_lag_seconds", "gauge",
+                              "Largest event time read minus the operator instance's watermark."};
+constexpr FamilyInfo kStepBad{"barge_step_bad_records_total", "counter",
+                              "Bad records a step found (skipped or dead-lettered)."};
 constexpr FamilyInfo kFill{"barge_step_input_channel_fill_ratio", "gauge",
                            "Queued slots over capacity of a task's input channels (0 to 1)."};
 
@@ -133,8 +143,9 @@ std::string PipelineMetrics::Render() const {
     m.Add(kLag, {}, std::max(0.0, Seconds(p.max_event_time - p.watermark)));
   }
 
-  for (const FamilyInfo* f : {&kStepIn, &kStepOut, &kStepBatches, &kStepLate, &kStepSkipped,
-                              &kChannelRecords, &kChannelBytes, &kBackpressure, &kFill}) {
+  for (const FamilyInfo* f :
+       {&kStepIn, &kStepOut, &kStepBatches, &kStepLate, &kStepSkipped, &kChannelRecords,
+        &kChannelBytes, &kBackpressure, &kFill, &kStepSentBytes, &kStepWatermark, &kStepLag}) {
     m.Declare(*f);
   }
   const std::vector<PlannedStep>& steps = pipeline_.steps();
@@ -156,6 +167,17 @@ std::string PipelineMetrics::Render() const {
       m.Add(kFill, labels,
             static_cast<double>(s.channel_fill) / static_cast<double>(s.channel_capacity));
     }
+    if (s.sends) m.Add(kStepSentBytes, labels, static_cast<double>(s.sent_bytes));
+    if (s.watermark != stream::kMinTime && s.watermark != stream::kMaxTime) {
+      m.Add(kStepWatermark, labels, Seconds(s.watermark));
+      if (p.max_event_time != stream::kMinTime) {
+        m.Add(kStepLag, labels, std::max(0.0, Seconds(p.max_event_time - s.watermark)));
+      }
+    }
+  }
+  m.Declare(kStepBad);
+  for (const auto& [step, n] : pipeline_.BadRecordsByStep()) {
+    m.Add(kStepBad, {{"step", step}}, static_cast<double>(n));
   }
 
   for (const FamilyInfo* f : {&kReplicaUp, &kReplicaCpu, &kReplicaMem, &kReplicaLimit,

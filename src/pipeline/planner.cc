@@ -1621,6 +1621,11 @@ Result<uint64_t> SpecPipeline::StopWithSavepoint(std::chrono::milliseconds timeo
   return engine_->StopWithSavepoint(timeout);
 }
 
+std::map<std::string, uint64_t, std::less<>> SpecPipeline::BadRecordsByStep() const {
+  if (!ctx_->bad) return {};
+  return ctx_->bad->CountByStep();
+}
+
 RunProgress SpecPipeline::Progress() const {
   RunProgress p;
   for (const stream::OperatorStats& s : engine_->Stats()) {

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -109,6 +110,8 @@ class SpecPipeline {
   std::vector<stream::OperatorStats> OperatorStats() const { return engine_->Stats(); }
   // Every container stage's replicas now. Any thread.
   std::vector<StageStatus> Stages() const;
+  // Bad records so far per step that found them (on_error: skip or dead_letter). Any thread.
+  std::map<std::string, uint64_t, std::less<>> BadRecordsByStep() const;
   // Whether the spec takes checkpoints, and what they did so far in this run.
   bool checkpoints() const { return store_.has_value(); }
   stream::CheckpointStats CheckpointStats() const { return engine_->checkpoint_stats(); }

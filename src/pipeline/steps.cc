@@ -116,6 +116,7 @@ void EventTimeStep::Push(stream::Batch<BatchPtr>& in) {
     if (w > emitted_) {
       emitted_ = w;
       Progress::Raise(ctx_.progress.source_watermark, w);
+      metrics().SetWatermark(w);
       out_.target().Watermark(w);
     }
   }

@@ -447,6 +447,12 @@ std::vector<OperatorStats> Pipeline::Stats() const {
                           &s.channel_records, &s.channel_bytes);
         }
       }
+      for (EdgeBase* e : node->outputs) {
+        if (e->chained) continue;
+        s.sends = true;
+        e->SentStats(task->instance, &s.sent_records, &s.sent_bytes);
+      }
+      s.watermark = op->metrics().watermark.load(std::memory_order_relaxed);
       out.push_back(std::move(s));
     }
   }

@@ -144,6 +144,7 @@ steps:
 sink:
   file: {cls.work}/out.jsonl
 checkpoint: {{interval: 200ms, dir: {cls.work}/ck}}
+on_error: skip
 """)
         cls.stderr_path = os.path.join(cls.work, "pipeline.stderr")
         cls.stderr = open(cls.stderr_path, "w")
@@ -155,6 +156,8 @@ checkpoint: {{interval: 200ms, dir: {cls.work}/ck}}
         for i in range(RECORDS):
             cls.pipeline.stdin.write(
                 f'{{"ts": {1_700_000_000_000 + i * 1000}, "n": {i}, "k": {i % 4}}}\n'.encode())
+            if i == 10:
+                cls.pipeline.stdin.write(b'{"ts": "not a time"}\n')  # one bad record
         cls.pipeline.stdin.flush()  # and kept open: the pipeline runs until the tests end
 
         def url():
@@ -182,7 +185,8 @@ checkpoint: {{interval: 200ms, dir: {cls.work}/ck}}
     def test_metrics_values(self):
         m = self.metrics
         self.assertEqual(sample_value(m, "barge_pipeline_records_in_total"), RECORDS)
-        self.assertEqual(sample_value(m, "barge_pipeline_bad_records_total"), 0)
+        self.assertEqual(sample_value(m, "barge_pipeline_bad_records_total"), 1)
+        self.assertEqual(sample_value(m, "barge_step_bad_records_total", {"step": "source"}), 1)
         self.assertEqual(sample_value(m, "barge_pipeline_max_event_time_seconds"),
                          1_700_000_000 + (RECORDS - 1))
         # Windows see the source's watermark: max - max_delay - 1 ms, once it passed the stage.
@@ -192,6 +196,17 @@ checkpoint: {{interval: 200ms, dir: {cls.work}/ck}}
         for replica in ["0", "1"]:
             self.assertEqual(sample_value(m, "barge_stage_replica_up", {"replica": replica}), 1)
         self.assertGreater(sample_sum(m, "barge_step_input_bytes_total", {}), 0)
+        # What the stage's output side sends on to the key_by exchange, byte for byte what the
+        # window's inputs received.
+        sent = sample_sum(m, "barge_step_output_bytes_total", {"step": "step 1 (stage)"})
+        self.assertGreater(sent, 0)
+        window = "step 3 (window)"
+        self.assertEqual(sent, sample_sum(m, "barge_step_input_bytes_total", {"step": window}))
+        # Per step: the window's watermark (as the pipeline's) and its lag.
+        self.assertEqual(sample_value(m, "barge_step_watermark_seconds", {"step": window}),
+                         sample_value(m, "barge_pipeline_watermark_seconds"))
+        self.assertGreaterEqual(
+            sample_value(m, "barge_step_event_time_lag_seconds", {"step": window}), 1.001)
         self.assertEqual(sample_value(m, "barge_stage_replica_memory_limit_bytes"), STAGE_MEMORY)
         self.assertGreater(sample_value(m, "barge_stage_replica_memory_usage_bytes"), 0)
         self.assertEqual(sample_value(m, "barge_stage_replica_restarts_total"), 0)

@@ -60,6 +60,11 @@ struct OperatorStats {
   size_t channel_fill = 0;       // slots queued now
   size_t channel_capacity = 0;
   uint64_t blocked_ns = 0;  // producers' time blocked on this task's full inputs
+  // Output channels fed by this operator (zero when it feeds an operator chained to it).
+  uint64_t sent_records = 0;
+  uint64_t sent_bytes = 0;
+  bool sends = false;            // it feeds channels
+  int64_t watermark = kMinTime;  // OperatorMetrics::watermark
 };
 
 // One task of the physical plan: a chain of operators run fused in one thread per instance.

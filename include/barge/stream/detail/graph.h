@@ -85,6 +85,8 @@ class EdgeBase {
   // Metrics: fill and counters of the channels into downstream instance `down`.
   virtual void ChannelStats(int down, size_t* fill, size_t* capacity, uint64_t* blocked_ns,
                             uint64_t* records, uint64_t* bytes) const = 0;
+  // Metrics: what upstream instance `up` sent through this edge's channels.
+  virtual void SentStats(int up, uint64_t* records, uint64_t* bytes) const = 0;
 };
 
 // A node of the logical graph: a source or an operator, with a parallelism.
@@ -180,6 +182,7 @@ class SourceDriver final : public SourceDriverBase {
     }
     if (EventTime w = source_->watermark(); w > watermark_) {
       watermark_ = w;
+      metrics().SetWatermark(w);
       out_.target().Watermark(w);
     }
     if (relay) {
@@ -569,9 +572,10 @@ class GateBase : public TaskPart {
 template <class T>
 class InputGate final : public GateBase {
  public:
-  InputGate(std::vector<Channel<T>*> ins, Input<T>* head, Doorbell* bell)
+  InputGate(std::vector<Channel<T>*> ins, Input<T>* head, Doorbell* bell, OperatorMetrics* metrics)
       : ins_(std::move(ins)),
         head_(head),
+        metrics_(metrics),
         bell_(bell),
         wm_(ins_.size(), kMinTime),
         ended_(ins_.size(), false),
@@ -680,6 +684,7 @@ class InputGate final : public GateBase {
     if (any_live && !any_active) {
       if (high > emitted_) {
         emitted_ = high;
+        metrics_->SetWatermark(high);
         head_->Watermark(high);
         marked_idle_ = false;
       }
@@ -693,6 +698,7 @@ class InputGate final : public GateBase {
     // kMaxTime from all inputs is end of stream, which End() handles.
     if (low > emitted_ && low != kMaxTime) {
       emitted_ = low;
+      metrics_->SetWatermark(low);
       head_->Watermark(low);
     }
   }
@@ -719,6 +725,7 @@ class InputGate final : public GateBase {
 
   std::vector<Channel<T>*> ins_;
   Input<T>* head_;
+  OperatorMetrics* metrics_;  // the head's (its watermark)
   Doorbell* bell_;
   std::vector<EventTime> wm_;
   std::vector<bool> ended_;
@@ -829,6 +836,16 @@ class TypedEdge final : public ChannelEdge<T> {
     }
   }
 
+  void SentStats(int i, uint64_t* records, uint64_t* bytes) const override {
+    if (i >= up_) return;
+    for (int j = 0; j < down_; ++j) {
+      if (Channel<T>* c = channels_[Index(i, j)]) {
+        *records += c->metrics().records.load(std::memory_order_relaxed);
+        *bytes += c->metrics().bytes.load(std::memory_order_relaxed);
+      }
+    }
+  }
+
  private:
   struct TeePart : TaskPart {
     explicit TeePart(std::vector<Input<T>*> targets) : tee(std::move(targets)) {}
@@ -860,7 +877,7 @@ class ConsumerNode : public NodeBase {
       }
     }
     return std::make_unique<InputGate<In>>(std::move(ins), dynamic_cast<Input<In>*>(head),
-                                           &task.bell);
+                                           &task.bell, &head->metrics());
   }
 };
 
