@@ -1018,8 +1018,9 @@ class SpecPipeline::Builder {
       if (st.kind != StepPlan::Kind::kStage || st.stage.container.volumes.empty()) continue;
       p_.notes_.push_back(st.label +
                           ": a stage is stateless to barge: after a recovery it sees again the "
-                          "records since the last checkpoint, and what it kept on its volumes is "
-                          "not rolled back (docs/checkpoints.md)");
+                          "records since the last checkpoint, so state it keeps on its volumes "
+                          "must go back to $BARGE_STAGE_CHECKPOINT to stay exact "
+                          "(docs/checkpoints.md#container-stages)");
     }
     if (spec_.on_error.mode == OnErrorSpec::Mode::kDeadLetter) {
       p_.dead_letter_path_ = spec_.Resolve(spec_.on_error.path);
