@@ -180,7 +180,8 @@ Result<nlohmann::json> RunSpecP2(const Options& o) {
 // spec-p2 alternately without and with a scraper, `iterations` rounds (default 5): the medians
 // of both and their ratio, so that a slowdown from serving metrics shows against the same run.
 Result<nlohmann::json> RunSpecP2Scraped(const Options& o) {
-  uint64_t n = o.records > 0 ? o.records : 100'000'000;
+  // Runs of several seconds, so that each is scraped a few times (once a second).
+  uint64_t n = o.records > 0 ? o.records : 600'000'000;
   int par = o.parallelism > 0 ? o.parallelism : 1;
   int rounds = o.iterations > 0 ? o.iterations : 5;
   std::vector<double> plain, scraped;
@@ -195,6 +196,10 @@ Result<nlohmann::json> RunSpecP2Scraped(const Options& o) {
       (with ? scraped : plain).push_back(static_cast<double>(n) / r.seconds);
       scrapes += round_scrapes;
     }
+  }
+  if (scrapes < rounds) {
+    return Internal("spec-p2-scraped: the runs were too short to be scraped (" +
+                    std::to_string(scrapes) + " scrapes): give more --records");
   }
   auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
