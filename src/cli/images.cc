@@ -4,22 +4,12 @@
 #include <ctime>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "oci/digest.h"
 #include "oci/image_store.h"
 
 namespace barge::cli {
 namespace {
-
-std::string HumanSize(int64_t bytes) {
-  const char* units[] = {"B", "kB", "MB", "GB", "TB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1000 && u < 4) {
-    v /= 1000;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{}B", bytes) : fmt::format("{:.3g}{}", v, units[u]);
-}
 
 std::string Ago(const std::string& rfc3339) {
   std::tm tm{};
@@ -60,7 +50,7 @@ Status ListImages(const std::string& root, const std::string& format) {
     for (const std::string& t : tags) {
       size_t colon = t.rfind(':');
       rows.push_back({t.substr(0, colon), t.substr(colon + 1), image.ShortId(), Ago(image.created),
-                      HumanSize(image.Size())});
+                      HumanBytes(image.Size(), /*significant=*/true)});
     }
   }
   PrintTable(rows);

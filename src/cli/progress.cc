@@ -9,7 +9,7 @@
 
 namespace barge::cli {
 
-std::string HumanBytes(int64_t bytes) {
+std::string HumanBytes(int64_t bytes, bool significant) {
   const char* units[] = {"B", "kB", "MB", "GB", "TB"};
   double v = static_cast<double>(bytes);
   int u = 0;
@@ -17,7 +17,8 @@ std::string HumanBytes(int64_t bytes) {
     v /= 1000;
     ++u;
   }
-  return u == 0 ? fmt::format("{}B", bytes) : fmt::format("{:.1f}{}", v, units[u]);
+  if (u == 0) return fmt::format("{}B", bytes);
+  return significant ? fmt::format("{:.3g}{}", v, units[u]) : fmt::format("{:.1f}{}", v, units[u]);
 }
 
 TransferDisplay::TransferDisplay(bool enabled, std::string verb, OffTerminal off_terminal)

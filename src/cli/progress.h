@@ -47,7 +47,8 @@ class TransferDisplay {
   std::chrono::steady_clock::time_point last_draw_{};
 };
 
-// "12.3MB"
-std::string HumanBytes(int64_t bytes);
+// "12.3MB" (one decimal), or with `significant`, three significant digits as `docker images`
+// prints sizes ("1.23MB", "123MB").
+std::string HumanBytes(int64_t bytes, bool significant = false);
 
 }  // namespace barge::cli

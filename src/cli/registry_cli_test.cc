@@ -674,6 +674,24 @@ TEST_F(RegistryCliTest, RegistryDyingMidPushAndMidPullLeavesNothingAndARetrySucc
 }
 
 // A registry of one image that wants Bearer tokens, and can serve its layer corrupted or slowly.
+// A one-platform image written as a layout in `dir`, as a fake registry serves it.
+struct FakeImage {
+  std::string manifest, config, layer;
+  std::string manifest_digest, config_digest, layer_digest;
+};
+FakeImage MakeFakeImage(const std::string& dir, const std::string& motd) {
+  Layout l = WriteLayout(dir, "one", motd, {"amd64"});
+  FakeImage f;
+  f.manifest_digest = l.manifest_digests["amd64"];
+  f.manifest = *ReadFile(dir + "/blobs/sha256/" + oci::DigestHex(f.manifest_digest));
+  json m = json::parse(f.manifest);
+  f.config_digest = m["config"]["digest"];
+  f.layer_digest = m["layers"][0]["digest"];
+  f.config = *ReadFile(dir + "/blobs/sha256/" + oci::DigestHex(f.config_digest));
+  f.layer = *ReadFile(dir + "/blobs/sha256/" + oci::DigestHex(f.layer_digest));
+  return f;
+}
+
 class FakeRegistry {
  public:
   FakeRegistry(std::string manifest, std::string config, std::string layer)
@@ -775,16 +793,9 @@ class FakeRegistry {
 };
 
 TEST_F(RegistryCliTest, CorruptBlobIsRefusedAndKeptNowhereInterruptedPullLeavesNothing) {
-  std::string layout = tmp_.path() + "/layout";
-  Layout l = WriteLayout(layout, "one", "fake registry\n", {"amd64"});
-  std::string mtext =
-      *ReadFile(layout + "/blobs/sha256/" + oci::DigestHex(l.manifest_digests["amd64"]));
-  json m = json::parse(mtext);
-  std::string config_digest = m["config"]["digest"];
-  std::string layer_digest = m["layers"][0]["digest"];
-  std::string config = *ReadFile(layout + "/blobs/sha256/" + oci::DigestHex(config_digest));
-  std::string layer = *ReadFile(layout + "/blobs/sha256/" + oci::DigestHex(layer_digest));
-  FakeRegistry fake(mtext, config, layer);
+  FakeImage image = MakeFakeImage(tmp_.path() + "/layout", "fake registry\n");
+  std::string config_digest = image.config_digest, layer_digest = image.layer_digest;
+  FakeRegistry fake(image.manifest, image.config, image.layer);
   std::string ref = fake.host() + "/fake:1";
   Import("keep:1", "kept\n");
   std::string before = StoreState();
@@ -836,7 +847,7 @@ TEST_F(RegistryCliTest, CorruptBlobIsRefusedAndKeptNowhereInterruptedPullLeavesN
   fake.slow_ = false;
   r = Barge({"pull", "--format", "json", "--creds", "bob:pw", ref});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(json::parse(r.out)["digest"], l.manifest_digests["amd64"]);
+  EXPECT_EQ(json::parse(r.out)["digest"], image.manifest_digest);
   EXPECT_EQ(Motd(ref), "fake registry\n");
 }
 
@@ -1030,23 +1041,16 @@ TEST_F(RegistryCliTest, DockerConfigJsonIsReadAfterTheContainersAuthFiles) {
 }
 
 TEST_F(RegistryCliTest, IdentityTokenFromAHelperIsSentAsAnOAuthRefreshToken) {
-  std::string layout = tmp_.path() + "/layout";
-  Layout l = WriteLayout(layout, "one", "identity token\n", {"amd64"});
-  std::string mtext =
-      *ReadFile(layout + "/blobs/sha256/" + oci::DigestHex(l.manifest_digests["amd64"]));
-  json m = json::parse(mtext);
-  std::string config_digest = m["config"]["digest"];
-  std::string layer_digest = m["layers"][0]["digest"];
-  std::string config = *ReadFile(layout + "/blobs/sha256/" + oci::DigestHex(config_digest));
-  std::string layer = *ReadFile(layout + "/blobs/sha256/" + oci::DigestHex(layer_digest));
-  FakeRegistry fake(mtext, config, layer);
+  FakeImage image = MakeFakeImage(tmp_.path() + "/layout", "identity token\n");
+  std::string config_digest = image.config_digest, layer_digest = image.layer_digest;
+  FakeRegistry fake(image.manifest, image.config, image.layer);
   std::string ref = fake.host() + "/fake:1";
   UseUserCredentialFiles();
   WriteDockerConfig({{"credsStore", "barge-test"}});
   Keep(fake.host(), "<token>", "bob-refresh");
   CommandOutput r = Barge({"pull", "--format", "json", ref});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(json::parse(r.out)["digest"], l.manifest_digests["amd64"]);
+  EXPECT_EQ(json::parse(r.out)["digest"], image.manifest_digest);
   EXPECT_GT(fake.oauth_requests_.load(), 0);
   EXPECT_EQ(Motd(ref), "identity token\n");
   // A token the service refuses: one line that says so.
