@@ -138,10 +138,39 @@ class FlatMapOperator final : public Operator<In, Out> {
 template <class T, class K, class Out, class Acc, class KeyFn, class Init, class Add, class Result>
 class KeyedAggregateOperator final : public Operator<T, Out> {
  public:
+  // Checkpoints: every key's accumulator, written as bytes, so keys and accumulators must be
+  // trivially copyable (numbers, PODs); others are refused.
+  static constexpr bool kSavable =
+      std::is_trivially_copyable_v<K> && std::is_trivially_copyable_v<Acc>;
   Status CheckpointSupport() const override {
-    return Unsupported("operator '" + this->name() +
-                       "' (a keyed aggregate) keeps state that checkpoints cannot save yet");
+    if constexpr (kSavable) {
+      return Status::Ok();
+    } else {
+      return Unsupported("operator '" + this->name() +
+                         "' (a keyed aggregate) keeps keys or accumulators that are not "
+                         "trivially copyable, whose state checkpoints cannot save");
+    }
   }
+  void Snapshot(uint64_t, StateWriter& out) override {
+    if constexpr (kSavable) {
+      out.Put<uint64_t>(state_.size());
+      state_.ForEach([&](const K& key, Acc& acc) {
+        out.Put(key);
+        out.Put(acc);
+      });
+    }
+  }
+  Status Restore(StateReader& in) override {
+    if constexpr (kSavable) {
+      state_.Clear();
+      for (uint64_t n = in.Get<uint64_t>(); n > 0; --n) {
+        const K key = in.Get<K>();
+        *state_.FindOrInsert(key).first = in.Get<Acc>();
+      }
+    }
+    return Status::Ok();
+  }
+
   KeyedAggregateOperator(std::string name, KeyFn key_fn, Init init, Add add, Result result)
       : Operator<T, Out>(std::move(name)),
         key_fn_(std::move(key_fn)),

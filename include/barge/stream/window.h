@@ -27,6 +27,8 @@
 #include <map>
 #include <queue>
 #include <stdexcept>
+#include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -128,10 +130,6 @@ struct Aggregation {
 template <class T, class Out>
 class WindowOperatorBase : public Operator<T, Out> {
  public:
-  Status CheckpointSupport() const override {
-    return Unsupported("operator '" + this->name() +
-                       "' (a window) keeps state that checkpoints cannot save yet");
-  }
   WindowOperatorBase(std::string name, EventTime allowed_lateness, size_t batch_size)
       : Operator<T, Out>(std::move(name)),
         allowed_lateness_(allowed_lateness),
@@ -168,6 +166,15 @@ class WindowOperatorBase : public Operator<T, Out> {
     FlushLate();
     this->out_.target().MarkIdle();
     if (late_.connected()) late_.target().MarkIdle();
+  }
+
+  // Results and late records held back go out before the barrier, on both ports.
+  void Barrier(uint64_t id) override {
+    FlushOut();
+    FlushLate();
+    this->TakeSnapshot(id);
+    this->out_.target().Barrier(id);
+    if (late_.connected()) late_.target().Barrier(id);
   }
 
  protected:
@@ -278,6 +285,54 @@ class TimeWindowOperator final : public WindowOperatorBase<T, Out> {
 
   size_t open_windows() const { return windows_.size(); }
 
+  // Checkpoints: the watermark and every open window with its accumulators, written as bytes,
+  // so keys and accumulators must be trivially copyable (numbers, PODs); others are refused.
+  static constexpr bool kSavable =
+      std::is_trivially_copyable_v<K> && std::is_trivially_copyable_v<Acc>;
+  Status CheckpointSupport() const override {
+    if constexpr (kSavable) {
+      return Status::Ok();
+    } else {
+      return Unsupported("operator '" + this->name() +
+                         "' (a window) keeps keys or accumulators that are not trivially "
+                         "copyable, whose state checkpoints cannot save");
+    }
+  }
+  void Snapshot(uint64_t, StateWriter& out) override {
+    if constexpr (kSavable) {
+      out.Put(this->watermark_);
+      out.Put<uint64_t>(windows_.size());
+      for (auto& [start, w] : windows_) {
+        out.Put(start);
+        out.Put(w.bounds);
+        out.Put<uint8_t>(w.fired ? 1 : 0);
+        out.Put<uint64_t>(w.table.size());
+        w.table.ForEach([&](const K& key, Acc& acc) {
+          out.Put(key);
+          out.Put(acc);
+        });
+      }
+    }
+  }
+  Status Restore(StateReader& in) override {
+    if constexpr (kSavable) {
+      this->watermark_ = in.Get<EventTime>();
+      windows_.clear();
+      cached_ = nullptr;
+      for (uint64_t n = in.Get<uint64_t>(); n > 0; --n) {
+        const auto start = in.Get<WindowGrid::Start>();
+        Window& w = windows_[start];
+        w.bounds = in.Get<TimeWindow>();
+        w.fired = in.Get<uint8_t>() != 0;
+        for (uint64_t keys = in.Get<uint64_t>(); keys > 0; --keys) {
+          const K key = in.Get<K>();
+          *w.table.FindOrInsert(key).first = in.Get<Acc>();
+        }
+      }
+    }
+    return Status::Ok();
+  }
+
  private:
   struct Window {
     TimeWindow bounds;
@@ -356,6 +411,11 @@ class SessionWindowOperator final : public WindowOperatorBase<T, Out> {
         key_fn_(std::move(key_fn)),
         agg_(std::move(agg)),
         gap_(assigner.gap) {}
+
+  Status CheckpointSupport() const override {
+    return Unsupported("operator '" + this->name() +
+                       "' (a session window) keeps state that checkpoints cannot save yet");
+  }
 
   void Push(Batch<T>& in) override {
     this->CountIn(in);
