@@ -55,6 +55,31 @@ std::string BadRecords::Where(int64_t origin) const {
   return line == 0 ? name : name + ":" + std::to_string(line);
 }
 
+std::atomic<uint64_t>& BadRecords::StepCounter(std::string_view step) {
+  // Each thread remembers the step it counted last: a run of bad records takes no lock.
+  struct Last {
+    uint64_t owner = 0;
+    std::string step;
+    std::atomic<uint64_t>* counter = nullptr;
+  };
+  thread_local Last last;
+  if (last.owner == id_ && last.step == step) return *last.counter;
+  std::lock_guard lock(steps_mu_);
+  auto it = by_step_.find(step);
+  if (it == by_step_.end()) {
+    it = by_step_.emplace(std::string(step), std::make_unique<std::atomic<uint64_t>>(0)).first;
+  }
+  last = {id_, std::string(step), it->second.get()};
+  return *it->second;
+}
+
+std::map<std::string, uint64_t, std::less<>> BadRecords::CountByStep() const {
+  std::lock_guard lock(steps_mu_);
+  std::map<std::string, uint64_t, std::less<>> out;
+  for (const auto& [step, n] : by_step_) out.emplace(step, n->load(std::memory_order_relaxed));
+  return out;
+}
+
 Status BadRecords::Report(const BadRecord& r) {
   if (mode_ == OnErrorSpec::Mode::kFail) {
     std::string where = Where(r.origin);
@@ -70,12 +95,7 @@ Status BadRecords::Report(const BadRecord& r) {
     return InvalidArgument(message);
   }
   count_.fetch_add(1, std::memory_order_relaxed);
-  {
-    std::lock_guard lock(steps_mu_);
-    auto it = by_step_.find(r.step);
-    if (it == by_step_.end()) it = by_step_.emplace(std::string(r.step), 0).first;
-    ++it->second;
-  }
+  StepCounter(r.step).fetch_add(1, std::memory_order_relaxed);
   if (mode_ != OnErrorSpec::Mode::kDeadLetter) return Status::Ok();
   std::lock_guard lock(mu_);
   line_.clear();

@@ -50,10 +50,7 @@ class BadRecords {
 
   uint64_t count() const { return count_.load(std::memory_order_relaxed); }
   // Bad records counted so far, per step that found them ("source", "step 2 (select)").
-  std::map<std::string, uint64_t, std::less<>> CountByStep() const {
-    std::lock_guard lock(steps_mu_);
-    return by_step_;
-  }
+  std::map<std::string, uint64_t, std::less<>> CountByStep() const;
   // on_error: fail: the error of the first bad record (the earliest in the input of those
   // reported), once one was reported; else empty.
   std::string failure() const {
@@ -71,9 +68,15 @@ class BadRecords {
   OnErrorSpec::Mode mode_;
   std::vector<std::string> inputs_;
   std::atomic<uint64_t> count_{0};
+  // The counter of `step`, made on first use.
+  std::atomic<uint64_t>& StepCounter(std::string_view step);
+  // Tells this object from one made later at the same address (StepCounter's per-thread cache).
+  inline static std::atomic<uint64_t> next_id_{1};
+  const uint64_t id_ = next_id_.fetch_add(1, std::memory_order_relaxed);
   mutable std::mutex steps_mu_;
-  std::map<std::string, uint64_t, std::less<>> by_step_;  // guarded by steps_mu_
-  mutable std::mutex mu_;                                 // guards writer_, line_ and failure_
+  // Guarded by steps_mu_; the counters themselves are atomics that never move.
+  std::map<std::string, std::unique_ptr<std::atomic<uint64_t>>, std::less<>> by_step_;
+  mutable std::mutex mu_;  // guards writer_, line_ and failure_
   std::string failure_;
   uint64_t failure_order_ = 0;  // origin of failure_'s record, as unsigned
   std::unique_ptr<stream::detail::ByteWriter> writer_;

@@ -93,7 +93,8 @@ constexpr FamilyInfo kCheckpointDuration{
     "Time the last completed checkpoint took, from its trigger to written and committed."};
 constexpr FamilyInfo kCheckpointWrite{
     "barge_checkpoint_write_duration_seconds", "gauge",
-    "Part of the last completed checkpoint's duration spent writing it to storage."};
+    "Part of the last completed checkpoint's duration spent writing it to storage (checksum, "
+    "write, fsync, rename)."};
 constexpr FamilyInfo kCheckpointSize{"barge_checkpoint_size_bytes", "gauge",
                                      "State held by the last completed checkpoint."};
 constexpr FamilyInfo kCheckpointLast{"barge_checkpoint_last_completed_timestamp_seconds", "gauge",
@@ -110,7 +111,14 @@ void AddCheckpointMetrics(const SpecPipeline& pipeline, PrometheusText& m) {
        {&kCheckpointDuration, &kCheckpointWrite, &kCheckpointSize, &kCheckpointLast}) {
     m.Declare(*f);
   }
-  if (s.completed == 0) return;
+  if (s.completed == 0) {
+    // Resumed and none completed yet: the one resumed from is the last, so that an alert on the
+    // age of the last checkpoint also fires when checkpoints stop completing after a restart.
+    if (int64_t resumed = pipeline.resumed_checkpoint_unix_ms(); resumed != 0) {
+      m.Add(kCheckpointLast, {}, Seconds(resumed));
+    }
+    return;
+  }
   m.Add(kCheckpointDuration, {}, s.last_duration_seconds);
   m.Add(kCheckpointWrite, {}, s.last_write_seconds);
   m.Add(kCheckpointSize, {}, static_cast<double>(s.last_state_bytes));

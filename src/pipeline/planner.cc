@@ -1021,6 +1021,13 @@ class SpecPipeline::Builder {
                           "records since the last checkpoint, so state it keeps on its volumes "
                           "must go back to $BARGE_STAGE_CHECKPOINT to stay exact "
                           "(docs/checkpoints.md#container-stages)");
+      if (st.stage.restart > 0) {
+        p_.notes_.push_back(st.label +
+                            ": restart: sends a restarted replica only what it had not answered, "
+                            "so state it keeps on its volumes would miss what it answered before; "
+                            "with such state use restart: 0 (a failure then ends the run, and the "
+                            "next resumes from the last checkpoint)");
+      }
     }
     if (spec_.on_error.mode == OnErrorSpec::Mode::kDeadLetter) {
       p_.dead_letter_path_ = spec_.Resolve(spec_.on_error.path);
@@ -1574,6 +1581,7 @@ Status SpecPipeline::Run() {
         resume_ = std::move(**latest);
         engine_->ResumeFrom(&*resume_);
         ctx_->resumed_checkpoint = resume_->id;
+        resumed_unix_ms_.store(resume_->unix_ms, std::memory_order_relaxed);
         log("resuming from " + std::string(resume_->savepoint ? "savepoint " : "checkpoint ") +
             std::to_string(resume_->id) + " in " + checkpoint_dir_);
       }

@@ -10,6 +10,7 @@
 //   RETURN_IF_ERROR(pipeline->Run());
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -115,6 +116,10 @@ class SpecPipeline {
   // Whether the spec takes checkpoints, and what they did so far in this run.
   bool checkpoints() const { return store_.has_value(); }
   stream::CheckpointStats CheckpointStats() const { return engine_->checkpoint_stats(); }
+  // When the checkpoint this run resumed from completed (Unix ms; 0: none). Any thread.
+  int64_t resumed_checkpoint_unix_ms() const {
+    return resumed_unix_ms_.load(std::memory_order_relaxed);
+  }
 
  private:
   SpecPipeline(const Spec& spec, PlanOptions options);
@@ -133,6 +138,8 @@ class SpecPipeline {
   std::string checkpoint_dir_;
   std::optional<stream::CheckpointStore> store_;
   std::optional<stream::Checkpoint> resume_;
+  // When the checkpoint resumed from completed (Unix ms; 0: none), for metrics from any thread.
+  std::atomic<int64_t> resumed_unix_ms_{0};
   std::string job_;  // what the state depends on, as JSON (see JobDescription)
   // Declared before the engine: batches in the engine's channels return to ctx_'s pool.
   std::unique_ptr<RunContext> ctx_;

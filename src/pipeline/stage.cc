@@ -1057,6 +1057,9 @@ class StageReplica {
           // The replica closed its stdout: it exited (or will). Anything unanswered is a crash.
           RETURN_IF_ERROR(TakeLines(out, wm, &progressed));
           if (ended_) return Finish(out);
+          // What it answered before dying goes out first (a barrier taken now must follow
+          // exactly those rows); the next call finds the closed stdout again and restarts it.
+          if (progressed) return stream::SourceState::kMore;
           while (!container_.Exited()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
           RETURN_IF_ERROR(Recover(""));
         }

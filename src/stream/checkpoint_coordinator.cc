@@ -72,9 +72,13 @@ bool CheckpointCoordinator::CompleteLocked() const {
   return true;
 }
 
-Status CheckpointCoordinator::Complete(Checkpoint checkpoint) {
+Status CheckpointCoordinator::Complete(Checkpoint checkpoint, double* write_seconds) {
   const uint64_t id = checkpoint.id;
+  const Clock::time_point start = Clock::now();
   Status st = options_.store->Write(checkpoint);
+  if (write_seconds != nullptr) {
+    *write_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  }
   if (!st.ok()) return st.Wrap("writing checkpoint " + std::to_string(id));
   completed_.store(id, std::memory_order_relaxed);
   for (const Instance& in : instances_) {
@@ -107,19 +111,18 @@ void CheckpointCoordinator::Loop() {
       const uint64_t id = c.id;
       const bool savepoint = c.savepoint;
       const uint64_t state_bytes = c.StateBytes();
-      const int64_t unix_ms = c.unix_ms;
       lock.unlock();
-      const Clock::time_point write_start = Clock::now();
-      Status st = Complete(std::move(c));
+      double write_seconds = 0;
+      Status st = Complete(std::move(c), &write_seconds);
       const Clock::time_point done = Clock::now();
       lock.lock();
       if (st.ok()) {
         ++stats_.completed;
         stats_.last_id = id;
         stats_.last_duration_seconds = std::chrono::duration<double>(done - started).count();
-        stats_.last_write_seconds = std::chrono::duration<double>(done - write_start).count();
+        stats_.last_write_seconds = write_seconds;
         stats_.last_state_bytes = state_bytes;
-        stats_.last_unix_ms = unix_ms;
+        stats_.last_unix_ms = UnixMs();
       } else {
         ++stats_.failed;
       }

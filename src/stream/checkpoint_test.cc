@@ -337,7 +337,7 @@ TEST(Checkpoints, ResumeRefusesAnotherPipelinesCheckpoint) {
 // Windows and rolling aggregates of the typed API: generate -> (slow) -> key_by -> tumbling
 // window sum and, beside it, a rolling count per key -> one transactional sink. Results are
 // encoded as numbers for TxSink.
-std::unique_ptr<Pipeline> BuildKeyed(TxStore* tx, CheckpointStore* store) {
+std::unique_ptr<Pipeline> BuildKeyed(TxStore* tx, CheckpointStore* store, EventTime window = 1000) {
   PipelineOptions o;
   o.parallelism = 2;
   o.batch_size = 64;
@@ -352,7 +352,7 @@ std::unique_ptr<Pipeline> BuildKeyed(TxStore* tx, CheckpointStore* store) {
                    })
                    .with_timestamps([](uint64_t i) { return static_cast<EventTime>(i); })
                    .key_by([](uint64_t i) { return i % 7; });
-  auto windows = keyed.window(Tumbling{1000})
+  auto windows = keyed.window(Tumbling{window})
                      .sum([](uint64_t i) { return i; })
                      .map([](const WindowResult<uint64_t, uint64_t>& r) {
                        return (r.value << 20) ^ (static_cast<uint64_t>(r.start) << 3) ^ r.key;
@@ -419,6 +419,33 @@ TEST(Checkpoints, TypedWindowsAndRollingAggregatesResumeExactlyOnce) {
     }
   }
   EXPECT_EQ(sorted(tx.committed), want);
+}
+
+TEST(Checkpoints, AWindowResumedWithAnotherSizeIsRefused) {
+  Result<TempDir> dir = TempDir::Make();
+  ASSERT_TRUE(dir.ok());
+  Result<CheckpointStore> store = CheckpointStore::Open(dir->path(), 3);
+  ASSERT_TRUE(store.ok());
+  TxStore tx;
+  {
+    auto p = BuildKeyed(&tx, &*store);
+    std::thread stopper([&] {
+      while (p->last_checkpoint() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      p->Cancel();
+    });
+    Status st = p->Run();
+    stopper.join();
+    ASSERT_EQ(st.code(), StatusCode::kCancelled) << st.message();
+  }
+  std::vector<std::string> warnings;
+  auto latest = store->LoadLatest(&warnings);
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  Checkpoint resume = std::move(**latest);
+  auto p = BuildKeyed(&tx, &*store, /*window=*/500);
+  p->ResumeFrom(&resume);
+  Status st = p->Run();
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.message();
+  EXPECT_NE(st.message().find("the window changed"), std::string::npos) << st.message();
 }
 
 TEST(Checkpoints, OperatorsWhoseStateCannotBeSavedAreRefused) {

@@ -173,7 +173,8 @@ struct CheckpointStats {
   uint64_t failed = 0;     // abandoned after the timeout, or failed to write or commit
   uint64_t last_id = 0;    // the last completed (0: none yet)
   // The last completed one: from its trigger until it was written and committed, the part of that
-  // spent writing it to the store, the state it holds, and when it completed (Unix ms).
+  // spent writing it to the store (checksum, write, fsync, rename), the state it holds, and when
+  // it completed (Unix ms).
   double last_duration_seconds = 0;
   double last_write_seconds = 0;
   uint64_t last_state_bytes = 0;

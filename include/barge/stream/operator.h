@@ -47,11 +47,17 @@ struct OperatorMetrics {
   std::atomic<uint64_t> records_out{0};
   std::atomic<uint64_t> batches_in{0};
   std::atomic<uint64_t> late_records{0};  // window operators: records after their window closed
-  // The event-time watermark the operator last saw (a task's first operator: the one its inputs
-  // agreed on; a source or a step that makes watermarks: the one it emitted); kMinTime: none.
+  // The newest event-time watermark the operator saw: the one a task's inputs agreed on for its
+  // first operator, the one it emitted for a source or an operator that makes watermarks (the
+  // newer of the two for one that does both); kMinTime: none.
   std::atomic<EventTime> watermark{kMinTime};
 
-  void SetWatermark(EventTime w) { watermark.store(w, std::memory_order_relaxed); }
+  // From the operator's task thread (its only writer).
+  void SetWatermark(EventTime w) {
+    if (w > watermark.load(std::memory_order_relaxed)) {
+      watermark.store(w, std::memory_order_relaxed);
+    }
+  }
 
   static void Add(std::atomic<uint64_t>& counter, uint64_t n) {
     counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);

@@ -139,7 +139,8 @@ template <class T, class K, class Out, class Acc, class KeyFn, class Init, class
 class KeyedAggregateOperator final : public Operator<T, Out> {
  public:
   // Checkpoints: every key's accumulator, written as bytes, so keys and accumulators must be
-  // trivially copyable (numbers, PODs); others are refused.
+  // trivially copyable (numbers, PODs; not pointers or views, whose targets a restore cannot
+  // bring back); others are refused.
   static constexpr bool kSavable =
       std::is_trivially_copyable_v<K> && std::is_trivially_copyable_v<Acc>;
   Status CheckpointSupport() const override {

@@ -286,7 +286,8 @@ class TimeWindowOperator final : public WindowOperatorBase<T, Out> {
   size_t open_windows() const { return windows_.size(); }
 
   // Checkpoints: the watermark and every open window with its accumulators, written as bytes,
-  // so keys and accumulators must be trivially copyable (numbers, PODs); others are refused.
+  // so keys and accumulators must be trivially copyable (numbers, PODs; not pointers or views,
+  // whose targets a restore cannot bring back); others are refused.
   static constexpr bool kSavable =
       std::is_trivially_copyable_v<K> && std::is_trivially_copyable_v<Acc>;
   Status CheckpointSupport() const override {
@@ -321,8 +322,14 @@ class TimeWindowOperator final : public WindowOperatorBase<T, Out> {
       cached_ = nullptr;
       for (uint64_t n = in.Get<uint64_t>(); n > 0; --n) {
         const auto start = in.Get<WindowGrid::Start>();
+        const TimeWindow bounds = in.Get<TimeWindow>();
+        if (bounds.start != grid_.Bounds(start).start || bounds.end != grid_.Bounds(start).end) {
+          return InvalidArgument("its windows in the checkpoint are not this operator's (" +
+                                 std::to_string(bounds.start) + ".." + std::to_string(bounds.end) +
+                                 "): the window changed");
+        }
         Window& w = windows_[start];
-        w.bounds = in.Get<TimeWindow>();
+        w.bounds = bounds;
         w.fired = in.Get<uint8_t>() != 0;
         for (uint64_t keys = in.Get<uint64_t>(); keys > 0; --keys) {
           const K key = in.Get<K>();

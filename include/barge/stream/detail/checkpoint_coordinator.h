@@ -83,8 +83,9 @@ class CheckpointCoordinator {
   void Loop();
   // Under mu_: whether every instance has a state (reported, or final) for the pending one.
   bool CompleteLocked() const;
-  // Writes and commits (without mu_ held).
-  Status Complete(Checkpoint checkpoint);
+  // Writes and commits (without mu_ held); `write_seconds`, if given, is how long the write to
+  // the store took.
+  Status Complete(Checkpoint checkpoint, double* write_seconds = nullptr);
 
   CheckpointOptions options_;
   std::vector<Instance> instances_;

@@ -296,6 +296,7 @@ class TimestampOperator final : public Operator<T, T> {
       EventTime w = SatSub(SatSub(max_ts_, bound_), 1);
       if (w > emitted_) {
         emitted_ = w;
+        this->metrics().SetWatermark(w);
         this->out_.target().Watermark(w);
       }
     }
