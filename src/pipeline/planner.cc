@@ -795,6 +795,7 @@ class SpecPipeline::Builder {
     c.container.network = g.network;
     c.container.user = g.user;
     c.container.workdir = g.workdir;
+    if (!p_.options_.cgroup_parent.empty()) c.container.cgroup_parent = p_.options_.cgroup_parent;
     c.protocol = g.protocol;
     c.restart = g.restart;
     c.ring_bytes = g.ring_bytes;

@@ -35,6 +35,9 @@ struct PlanOptions {
   bool validate_only = false;
   // barge's root directory: where container stages find their images and keep their state.
   std::string root;
+  // Where container stages' cgroups go, below each hierarchy; empty: barge's default. (Tests give
+  // each process its own, to tell their cgroups from those of tests running beside them.)
+  std::string cgroup_parent;
   // Embedding (benchmarks, tests): results go to this function instead of the spec's sink. It is
   // called from the last step's task threads, one call per batch, concurrently when the last step
   // runs in several instances.

@@ -55,7 +55,12 @@ class StageTest : public ::testing::Test {
   static void TearDownTestSuite() {
     delete root_;
     root_ = nullptr;
+    EXPECT_TRUE(runtime::RemoveCgroupParent(CgroupParent()).ok());
   }
+
+  // This test process's own cgroup parent, so that its replicas' cgroups are told apart from
+  // those of tests running beside it.
+  static std::string CgroupParent() { return "barge-test-" + std::to_string(::getpid()); }
 
   static std::string RunTar(const std::string& dir) {
     std::string out;
@@ -78,7 +83,7 @@ class StageTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    scope_.cgroup_parent = runtime::kDefaultCgroupParent;
+    scope_.cgroup_parent = CgroupParent();
     scope_.path_prefixes = {root_->path(), "/dev/shm"};
     before_ = runtime::testing::TakeHostSnapshot(scope_);
   }
@@ -98,6 +103,7 @@ class StageTest : public ::testing::Test {
   Outcome Run(const std::string& text) {
     PlanOptions options;
     options.root = root_->path();
+    options.cgroup_parent = CgroupParent();
     return testing::RunCollecting(ParseSpec(text, "stage.yaml"), options);
   }
 
@@ -105,7 +111,10 @@ class StageTest : public ::testing::Test {
   Status Validate(const std::string& text) {
     Result<Spec> spec = ParseSpec(text, "stage.yaml");
     if (!spec.ok()) return spec.status();
-    return SpecPipeline::Make(*spec, {.validate_only = true, .root = root_->path()}).status();
+    return SpecPipeline::Make(
+               *spec,
+               {.validate_only = true, .root = root_->path(), .cgroup_parent = CgroupParent()})
+        .status();
   }
 
   static std::string Stage(const std::string& fault, const std::string& extra = "") {
@@ -421,6 +430,7 @@ checkpoint: {interval: 50ms, dir: )" +
   auto run = [&](int k, bool stop) -> std::pair<Status, uint64_t> {
     PlanOptions options;
     options.root = root_->path();
+    options.cgroup_parent = CgroupParent();
     options.collect = [&, k](const RecordBatch& b) {
       std::lock_guard lock(mu);
       for (size_t i = 0; i < b.rows; ++i) {
