@@ -888,8 +888,10 @@ TEST_F(RegistryCliTest, BuildFromRegistryAndShortNamesThroughRegistriesConf) {
   r = Barge({"run", "--rm", "--pull", "never", "built:2", "cat", "/etc/motd"});
   EXPECT_EQ(r.out, "moved\n") << r.err;
   ASSERT_EQ(Barge({"push", "base:1", host + "/library/base:1"}, source).exit_code, 0);
-  r = Barge({"run", "--rm", "--pull", "always", host + "/library/base:1", "cat", "/etc/motd"});
+  r = Barge(
+      {"run", "--rm", "-q", "--pull", "always", host + "/library/base:1", "cat", "/etc/motd"});
   EXPECT_EQ(r.out, "from the registry\n") << r.err;
+  EXPECT_EQ(r.err, "");  // -q: nothing of the pull
   EXPECT_EQ(ManifestDigest(host + "/library/base:1"), digest);
 
   // A short name resolves through unqualified-search-registries: the first that has it.
@@ -900,6 +902,7 @@ TEST_F(RegistryCliTest, BuildFromRegistryAndShortNamesThroughRegistriesConf) {
   r = Barge({"run", "--rm", "base:1", "cat", "/etc/motd"}, other);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "from the registry\n");
+  EXPECT_NE(r.err.find("Pulled " + host + "/base:1"), std::string::npos) << r.err;
   EXPECT_EQ(ManifestDigest(host + "/base:1", other), digest);
   // Found locally under its qualified name from now on: --pull never works.
   EXPECT_EQ(Motd("base:1", other), "from the registry\n");

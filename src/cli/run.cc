@@ -47,6 +47,7 @@ struct RunArgs : ProcessOptions {
   std::string image;
   std::string pull = "missing";
   std::string platform;
+  bool quiet = false;  // -q: no pull progress or summary
 };
 
 // The image, pulled first when it is missing from the store and --pull says so (with progress
@@ -57,7 +58,7 @@ Result<oci::Image> ResolveOrPullImage(const std::string& root, const RunArgs& ar
   ASSIGN_OR_RETURN(oci::ImageStore store, oci::ImageStore::Open(root));
   oci::PullOptions pull;
   pull.platform = args.platform;
-  TransferDisplay display(true, "Pulling");
+  TransferDisplay display(!args.quiet, "Pulling");
   pull.progress = display.Callback();
   bool pulled = false;
   Result<oci::Image> image = [&] {
@@ -73,7 +74,7 @@ Result<oci::Image> ResolveOrPullImage(const std::string& root, const RunArgs& ar
     }
     return image.status();
   }
-  if (pulled) {
+  if (pulled && !args.quiet) {
     fmt::print(stderr, "Pulled {} ({})\n", image->tags.empty() ? name : image->tags[0],
                image->manifest.digest);
   }
@@ -192,6 +193,8 @@ const Registration kRun{
                      "repository), always, never");
       cmd.add_option("--platform", args->platform,
                      "OS/ARCH[/VARIANT] to pull from a multi-platform image");
+      cmd.add_flag("-q,--quiet", args->quiet,
+                   "Print nothing of a pull the run needs (its progress and summary)");
       cmd.add_option("--cgroup-parent", args->cgroup_parent,
                      "Parent of the container's cgroup in each hierarchy (default barge)");
       // IMAGE and the command are not CLI11 positionals: parsing stops at IMAGE and every word
