@@ -218,6 +218,30 @@ void ExpectExactlyOnce(const std::vector<uint64_t>& out) {
   EXPECT_EQ(counts[0] - kCountTag + counts[1] - kCountTag, 2 * kRecords);
 }
 
+// Runs `p`, first resumed from the newest checkpoint in `store` when there is one (kept in
+// `resume`); with `cancel_after` > 0, cancels it once that many more checkpoints completed.
+Status RunResumed(Pipeline& p, CheckpointStore& store, std::optional<Checkpoint>& resume,
+                  uint64_t cancel_after = 0) {
+  std::vector<std::string> warnings;
+  Result<std::optional<Checkpoint>> latest = store.LoadLatest(&warnings);
+  if (!latest.ok()) return latest.status();
+  resume = std::move(*latest);
+  if (resume) p.ResumeFrom(&*resume);
+  std::atomic<bool> done{false};
+  std::thread stopper([&] {
+    if (cancel_after == 0) return;
+    const uint64_t first = resume ? resume->id : 0;
+    while (!done && p.last_checkpoint() < first + cancel_after) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    p.Cancel();
+  });
+  Status st = p.Run();
+  done = true;
+  stopper.join();
+  return st;
+}
+
 TEST(Checkpoints, UninterruptedRunCommitsEverythingOnce) {
   Result<TempDir> dir = TempDir::Make();
   ASSERT_TRUE(dir.ok());
@@ -243,39 +267,16 @@ TEST(Checkpoints, CancelledThenResumedIsExactlyOnce) {
   Result<CheckpointStore> store = CheckpointStore::Open(dir->path(), 3);
   ASSERT_TRUE(store.ok());
   TxStore tx;
-  for (int stop_after : {2, 5}) {
-    auto p = Build(&tx, &*store);
-    std::optional<Checkpoint> resume;
-    std::vector<std::string> warnings;
-    auto latest = store->LoadLatest(&warnings);
-    ASSERT_TRUE(latest.ok());
-    if (latest->has_value()) {
-      resume = std::move(**latest);
-      p->ResumeFrom(&*resume);
-    }
-    std::atomic<bool> done{false};
-    std::thread stopper([&] {
-      uint64_t first = resume ? resume->id : 0;
-      while (!done && p->last_checkpoint() < first + static_cast<uint64_t>(stop_after)) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      }
-      p->Cancel();
-    });
-    Status st = p->Run();
-    done = true;
-    stopper.join();
+  std::optional<Checkpoint> resume;
+  for (uint64_t stop_after : {2, 5}) {
+    Status st = RunResumed(*Build(&tx, &*store), *store, resume, stop_after);
     ASSERT_EQ(st.code(), StatusCode::kCancelled) << st.message();
   }
   // The last run goes to the end.
-  auto p = Build(&tx, &*store);
-  std::vector<std::string> warnings;
-  auto latest = store->LoadLatest(&warnings);
-  ASSERT_TRUE(latest.ok() && latest->has_value());
-  Checkpoint resume = std::move(**latest);
-  EXPECT_FALSE(resume.final);
-  p->ResumeFrom(&resume);
-  Status st = p->Run();
+  Status st = RunResumed(*Build(&tx, &*store), *store, resume);
   ASSERT_TRUE(st.ok()) << st.message();
+  ASSERT_TRUE(resume.has_value());
+  EXPECT_FALSE(resume->final);
   ExpectExactlyOnce(tx.committed);
 }
 
@@ -391,27 +392,9 @@ TEST(Checkpoints, TypedWindowsAndRollingAggregatesResumeExactlyOnce) {
   ASSERT_TRUE(store.ok());
   TxStore tx;
   for (int run = 0; run < 3; ++run) {
-    auto p = BuildKeyed(&tx, &*store);
     std::optional<Checkpoint> resume;
-    std::vector<std::string> warnings;
-    auto latest = store->LoadLatest(&warnings);
-    ASSERT_TRUE(latest.ok());
-    if (latest->has_value()) {
-      resume = std::move(**latest);
-      p->ResumeFrom(&*resume);
-    }
+    Status st = RunResumed(*BuildKeyed(&tx, &*store), *store, resume, run < 2 ? 3 : 0);
     ASSERT_EQ(resume.has_value(), run > 0);
-    std::atomic<bool> done{false};
-    std::thread stopper([&] {
-      const uint64_t first = resume ? resume->id : 0;
-      while (run < 2 && !done && p->last_checkpoint() < first + 3) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      }
-      if (run < 2) p->Cancel();
-    });
-    Status st = p->Run();
-    done = true;
-    stopper.join();
     if (run < 2) {
       ASSERT_EQ(st.code(), StatusCode::kCancelled) << st.message();
     } else {
@@ -427,23 +410,11 @@ TEST(Checkpoints, AWindowResumedWithAnotherSizeIsRefused) {
   Result<CheckpointStore> store = CheckpointStore::Open(dir->path(), 3);
   ASSERT_TRUE(store.ok());
   TxStore tx;
-  {
-    auto p = BuildKeyed(&tx, &*store);
-    std::thread stopper([&] {
-      while (p->last_checkpoint() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      p->Cancel();
-    });
-    Status st = p->Run();
-    stopper.join();
-    ASSERT_EQ(st.code(), StatusCode::kCancelled) << st.message();
-  }
-  std::vector<std::string> warnings;
-  auto latest = store->LoadLatest(&warnings);
-  ASSERT_TRUE(latest.ok() && latest->has_value());
-  Checkpoint resume = std::move(**latest);
-  auto p = BuildKeyed(&tx, &*store, /*window=*/500);
-  p->ResumeFrom(&resume);
-  Status st = p->Run();
+  std::optional<Checkpoint> resume;
+  Status st = RunResumed(*BuildKeyed(&tx, &*store), *store, resume, 2);
+  ASSERT_EQ(st.code(), StatusCode::kCancelled) << st.message();
+  st = RunResumed(*BuildKeyed(&tx, &*store, /*window=*/500), *store, resume);
+  ASSERT_TRUE(resume.has_value());
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.message();
   EXPECT_NE(st.message().find("the window changed"), std::string::npos) << st.message();
 }

@@ -9,9 +9,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include "barge/status.h"
+#include "barge/stream/checkpoint.h"
 
 namespace barge::stream {
 
@@ -151,5 +155,43 @@ class KeyedTable {
   unsigned shift_ = 64;
   size_t size_ = 0;
 };
+
+// Checkpoints of keyed state written as bytes: keys and values must be trivially copyable
+// (numbers, PODs; not pointers or views, whose targets a restore cannot bring back).
+template <class K, class V>
+inline constexpr bool kSavableAsBytes =
+    std::is_trivially_copyable_v<K>&& std::is_trivially_copyable_v<V>;
+
+// An operator's CheckpointSupport for such state: OK, or why `op` (`what`: "a window") is refused.
+template <class K, class V>
+Status SavableAsBytes(const std::string& op, const char* what) {
+  if constexpr (kSavableAsBytes<K, V>) {
+    return Status::Ok();
+  } else {
+    return Unsupported("operator '" + op + "' (" + what +
+                       ") keeps keys or accumulators that are not trivially copyable, whose "
+                       "state checkpoints cannot save");
+  }
+}
+
+// Writes every entry of `table`; LoadTable reads them back into an emptied table.
+template <class K, class V>
+void SaveTable(KeyedTable<K, V>& table, StateWriter& out) {
+  static_assert(kSavableAsBytes<K, V>);
+  out.Put<uint64_t>(table.size());
+  table.ForEach([&](const K& key, V& value) {
+    out.Put(key);
+    out.Put(value);
+  });
+}
+template <class K, class V>
+void LoadTable(StateReader& in, KeyedTable<K, V>& table) {
+  static_assert(kSavableAsBytes<K, V>);
+  table.Clear();
+  for (uint64_t n = in.Get<uint64_t>(); n > 0; --n) {
+    const K key = in.Get<K>();
+    *table.FindOrInsert(key).first = in.Get<V>();
+  }
+}
 
 }  // namespace barge::stream

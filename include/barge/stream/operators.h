@@ -138,37 +138,15 @@ class FlatMapOperator final : public Operator<In, Out> {
 template <class T, class K, class Out, class Acc, class KeyFn, class Init, class Add, class Result>
 class KeyedAggregateOperator final : public Operator<T, Out> {
  public:
-  // Checkpoints: every key's accumulator, written as bytes, so keys and accumulators must be
-  // trivially copyable (numbers, PODs; not pointers or views, whose targets a restore cannot
-  // bring back); others are refused.
-  static constexpr bool kSavable =
-      std::is_trivially_copyable_v<K> && std::is_trivially_copyable_v<Acc>;
+  // Checkpoints: every key's accumulator, as bytes (kSavableAsBytes); other types are refused.
   Status CheckpointSupport() const override {
-    if constexpr (kSavable) {
-      return Status::Ok();
-    } else {
-      return Unsupported("operator '" + this->name() +
-                         "' (a keyed aggregate) keeps keys or accumulators that are not "
-                         "trivially copyable, whose state checkpoints cannot save");
-    }
+    return SavableAsBytes<K, Acc>(this->name(), "a keyed aggregate");
   }
   void Snapshot(uint64_t, StateWriter& out) override {
-    if constexpr (kSavable) {
-      out.Put<uint64_t>(state_.size());
-      state_.ForEach([&](const K& key, Acc& acc) {
-        out.Put(key);
-        out.Put(acc);
-      });
-    }
+    if constexpr (kSavableAsBytes<K, Acc>) SaveTable(state_, out);
   }
   Status Restore(StateReader& in) override {
-    if constexpr (kSavable) {
-      state_.Clear();
-      for (uint64_t n = in.Get<uint64_t>(); n > 0; --n) {
-        const K key = in.Get<K>();
-        *state_.FindOrInsert(key).first = in.Get<Acc>();
-      }
-    }
+    if constexpr (kSavableAsBytes<K, Acc>) LoadTable(in, state_);
     return Status::Ok();
   }
 

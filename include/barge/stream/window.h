@@ -285,19 +285,11 @@ class TimeWindowOperator final : public WindowOperatorBase<T, Out> {
 
   size_t open_windows() const { return windows_.size(); }
 
-  // Checkpoints: the watermark and every open window with its accumulators, written as bytes,
-  // so keys and accumulators must be trivially copyable (numbers, PODs; not pointers or views,
-  // whose targets a restore cannot bring back); others are refused.
-  static constexpr bool kSavable =
-      std::is_trivially_copyable_v<K> && std::is_trivially_copyable_v<Acc>;
+  // Checkpoints: the watermark and every open window with its accumulators, as bytes
+  // (kSavableAsBytes); other types are refused.
+  static constexpr bool kSavable = kSavableAsBytes<K, Acc>;
   Status CheckpointSupport() const override {
-    if constexpr (kSavable) {
-      return Status::Ok();
-    } else {
-      return Unsupported("operator '" + this->name() +
-                         "' (a window) keeps keys or accumulators that are not trivially "
-                         "copyable, whose state checkpoints cannot save");
-    }
+    return SavableAsBytes<K, Acc>(this->name(), "a window");
   }
   void Snapshot(uint64_t, StateWriter& out) override {
     if constexpr (kSavable) {
@@ -307,11 +299,7 @@ class TimeWindowOperator final : public WindowOperatorBase<T, Out> {
         out.Put(start);
         out.Put(w.bounds);
         out.Put<uint8_t>(w.fired ? 1 : 0);
-        out.Put<uint64_t>(w.table.size());
-        w.table.ForEach([&](const K& key, Acc& acc) {
-          out.Put(key);
-          out.Put(acc);
-        });
+        SaveTable(w.table, out);
       }
     }
   }
@@ -331,10 +319,7 @@ class TimeWindowOperator final : public WindowOperatorBase<T, Out> {
         Window& w = windows_[start];
         w.bounds = bounds;
         w.fired = in.Get<uint8_t>() != 0;
-        for (uint64_t keys = in.Get<uint64_t>(); keys > 0; --keys) {
-          const K key = in.Get<K>();
-          *w.table.FindOrInsert(key).first = in.Get<Acc>();
-        }
+        LoadTable(in, w.table);
       }
     }
     return Status::Ok();
