@@ -7,40 +7,14 @@
 
 namespace barge::pipeline {
 
-namespace {
-// Appends to a dead letter file kept from an earlier run (resuming from a checkpoint).
-class AppendWriter final : public stream::detail::ByteWriter {
- public:
-  AppendWriter(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
-  Status Write(std::string_view block) override { return WriteAll(fd_.get(), block, path_); }
-  Status Close() override {
-    if (::close(fd_.Release()) != 0) return ErrnoError("close " + path_);
-    return Status::Ok();
-  }
-
- private:
-  UniqueFd fd_;
-  std::string path_;
-};
-}  // namespace
-
 Result<std::unique_ptr<BadRecords>> BadRecords::Open(const OnErrorSpec& spec,
                                                      const std::string& dead_letter_path,
                                                      std::vector<std::string> inputs, bool append) {
   std::unique_ptr<BadRecords> bad(new BadRecords(spec.mode, std::move(inputs)));
   if (spec.mode == OnErrorSpec::Mode::kDeadLetter) {
-    Result<std::unique_ptr<stream::detail::ByteWriter>> writer = Internal("unset");
-    if (!append) {
-      writer = stream::detail::OpenFileWriter(dead_letter_path, 0, 1);
-    } else {
-      Result<UniqueFd> fd = OpenFile(dead_letter_path, O_WRONLY | O_CREAT | O_APPEND);
-      if (fd.ok()) {
-        writer = std::unique_ptr<stream::detail::ByteWriter>(
-            std::make_unique<AppendWriter>(std::move(*fd), dead_letter_path));
-      } else {
-        writer = fd.status();
-      }
-    }
+    // A resumed run adds to the dead letter file kept from the run before.
+    Result<std::unique_ptr<stream::detail::ByteWriter>> writer =
+        stream::detail::OpenFileWriter(dead_letter_path, 0, 1, append);
     if (!writer.ok()) return writer.status().Wrap("dead_letter");
     bad->writer_ = std::move(*writer);
   }

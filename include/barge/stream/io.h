@@ -176,9 +176,10 @@ class ByteWriter {
   virtual Status Close() = 0;
 };
 
-// `path` ("-" for stdout); instance k of P > 1 writes `path.k`.
+// `path` ("-" for stdout); instance k of P > 1 writes `path.k`. The file is emptied first, or with
+// `append` added to.
 Result<std::unique_ptr<ByteWriter>> OpenFileWriter(const std::string& path, int instance,
-                                                   int parallelism);
+                                                   int parallelism, bool append = false);
 Result<std::unique_ptr<ByteWriter>> ConnectTcpWriter(const TcpOptions& options);
 
 using WriterFactory =

@@ -42,10 +42,11 @@ class StdoutWriter final : public ByteWriter {
 }  // namespace
 
 Result<std::unique_ptr<ByteWriter>> OpenFileWriter(const std::string& path, int instance,
-                                                   int parallelism) {
+                                                   int parallelism, bool append) {
   if (path == "-") return std::unique_ptr<ByteWriter>(std::make_unique<StdoutWriter>());
   std::string target = parallelism > 1 ? path + "." + std::to_string(instance) : path;
-  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(target, O_WRONLY | O_CREAT | O_TRUNC));
+  ASSIGN_OR_RETURN(UniqueFd fd,
+                   OpenFile(target, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC)));
   return std::unique_ptr<ByteWriter>(std::make_unique<FileWriter>(std::move(fd), target));
 }
 
