@@ -95,20 +95,36 @@ TEST(PipelineTest, ExchangesDeliverEveryRecordOnce) {
   }
 }
 
+// Each key goes to instance (HashKey(key) * P) >> 64, at every parallelism (P = 2 has a path of
+// its own): checkpoints rely on a key's instance staying put.
 TEST(PipelineTest, HashExchangeSendsEachKeyToOneInstance) {
-  Pipeline p({.parallelism = 3, .batch_size = 64});
-  std::mutex mu;
-  std::map<uint64_t, std::set<const void*>> seen;
-  p.generate("events", 30000, MakeEvent)
-      .key_by([](const Event& e) { return e.key; })
-      .sink([&](const Batch<Event>& b) {
-        thread_local int marker;
-        std::lock_guard lock(mu);
-        for (const Event& e : b.records) seen[e.key].insert(&marker);
-      });
-  ASSERT_TRUE(p.Run().ok());
-  EXPECT_EQ(seen.size(), 13u);
-  for (auto& [key, threads] : seen) EXPECT_EQ(threads.size(), 1u) << "key " << key;
+  for (int par : {2, 3}) {
+    Pipeline p({.parallelism = par, .batch_size = 64});
+    std::mutex mu;
+    std::map<uint64_t, std::set<const void*>> seen;
+    p.generate("events", 30000, MakeEvent)
+        .key_by([](const Event& e) { return e.key; })
+        .sink([&](const Batch<Event>& b) {
+          thread_local int marker;
+          std::lock_guard lock(mu);
+          for (const Event& e : b.records) seen[e.key].insert(&marker);
+        });
+    ASSERT_TRUE(p.Run().ok());
+    EXPECT_EQ(seen.size(), 13u);
+    std::map<uint64_t, std::set<const void*>> by_instance;
+    for (auto& [key, threads] : seen) {
+      EXPECT_EQ(threads.size(), 1u) << "key " << key;
+      auto instance = static_cast<uint64_t>(
+          (static_cast<unsigned __int128>(HashKey(key)) * static_cast<unsigned>(par)) >> 64);
+      by_instance[instance].insert(threads.begin(), threads.end());
+    }
+    std::set<const void*> all;
+    for (auto& [instance, threads] : by_instance) {
+      EXPECT_EQ(threads.size(), 1u) << "instance " << instance << " at parallelism " << par;
+      all.insert(threads.begin(), threads.end());
+    }
+    EXPECT_EQ(all.size(), by_instance.size()) << "parallelism " << par;
+  }
 }
 
 TEST(PipelineTest, BroadcastReachesEveryInstance) {
