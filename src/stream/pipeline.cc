@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -110,13 +111,20 @@ std::map<NodeBase*, NodeBase*> ChainHeads(const std::vector<std::unique_ptr<Node
   return head_of;
 }
 
-void Pin(std::thread& t, int index) {
+std::vector<int> AllowedCpuList() {
   cpu_set_t allowed;
-  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return {};
   std::vector<int> cpus;
   for (int c = 0; c < CPU_SETSIZE; ++c) {
     if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
   }
+  return cpus;
+}
+
+size_t AllowedCpus() { return std::max<size_t>(AllowedCpuList().size(), 1); }
+
+void Pin(std::thread& t, int index) {
+  std::vector<int> cpus = AllowedCpuList();
   if (cpus.size() < 2) return;
   cpu_set_t one;
   CPU_ZERO(&one);
@@ -165,6 +173,10 @@ Status Pipeline::Run() {
       rt.tasks.push_back(std::move(task));
     }
   }
+
+  // Waiting threads spin before they sleep only while every task has a CPU of its own.
+  if (rt.tasks.size() > AllowedCpus()) rt.run.spins = 0;
+  for (auto& task : rt.tasks) task->info.bell.spins = rt.run.spins;
 
   // 3. Channels of every exchange.
   for (auto& e : edges_) {

@@ -29,10 +29,14 @@ TEST(SpscRingTest, FullAndEmpty) {
   EXPECT_EQ(ring.TryPeek(), nullptr);
 }
 
-TEST(ChannelTest, TransfersInOrderAcrossThreadsWithBlocking) {
+// With and without spinning before sleeping (no spinning: more task threads than CPUs).
+class ChannelSpinTest : public ::testing::TestWithParam<uint32_t> {};
+
+TEST_P(ChannelSpinTest, TransfersInOrderAcrossThreadsWithBlocking) {
   std::atomic<bool> cancelled{false};
   Doorbell bell;
-  Channel<uint64_t> ch(4, &bell, &cancelled);
+  bell.spins = GetParam();
+  Channel<uint64_t> ch(4, &bell, &cancelled, GetParam());
   constexpr uint64_t kBatches = 20000;
   std::thread producer([&] {
     for (uint64_t i = 0; i < kBatches; ++i) {
@@ -63,6 +67,8 @@ TEST(ChannelTest, TransfersInOrderAcrossThreadsWithBlocking) {
   EXPECT_EQ(expected, kBatches);
   EXPECT_EQ(ch.metrics().records.load(), kBatches * 3);
 }
+
+INSTANTIATE_TEST_SUITE_P(Spins, ChannelSpinTest, ::testing::Values(0u, Doorbell::kDefaultSpins));
 
 TEST(ChannelTest, CancellationWakesABlockedProducer) {
   std::atomic<bool> cancelled{false};

@@ -61,9 +61,13 @@ template <class T>
 class Channel {
  public:
   // `consumer_bell` is rung after every publish (the consuming task sleeps on one bell for all
-  // its inputs). `cancelled` aborts waits.
-  Channel(size_t slots, Doorbell* consumer_bell, const std::atomic<bool>* cancelled)
-      : ring_(slots), consumer_bell_(consumer_bell), cancelled_(cancelled) {}
+  // its inputs). `cancelled` aborts waits. A producer blocked on a full channel spins `spins`
+  // pauses before it sleeps (Doorbell::spins).
+  Channel(size_t slots, Doorbell* consumer_bell, const std::atomic<bool>* cancelled,
+          uint32_t spins = Doorbell::kDefaultSpins)
+      : ring_(slots), consumer_bell_(consumer_bell), cancelled_(cancelled) {
+    space_bell_.spins = spins;
+  }
 
   // Producer: a free slot to fill, blocking while the channel is full.
   Slot<T>* Claim() {

@@ -28,8 +28,14 @@ void FutexWakeAll(std::atomic<uint32_t>* word);
 // A wake-up point for one waiting thread: a sequence number to sleep on and a flag saying
 // someone sleeps. Wakers pay a fence and one load when nobody sleeps.
 struct alignas(kCacheLine) Doorbell {
+  static constexpr uint32_t kDefaultSpins = 256;
+
   std::atomic<uint32_t> seq{0};
   std::atomic<uint32_t> sleeping{0};
+  // Pauses before sleeping: a wait that ends within them costs no futex round trip. Worth it
+  // only while every waiting thread has a CPU of its own; with more threads than CPUs the
+  // spinning steals the CPU of the thread it waits for (pipeline.cc sets 0 then).
+  uint32_t spins = kDefaultSpins;
 
   // Waker side, after publishing whatever the sleeper waits for.
   void Ring() {
@@ -45,11 +51,11 @@ struct alignas(kCacheLine) Doorbell {
     FutexWakeAll(&seq);
   }
 
-  // Sleeper side: spins briefly, then sleeps until `ready()` holds (checked after announcing
+  // Sleeper side: spins `spins` pauses, then sleeps until `ready()` holds (checked after announcing
   // the sleep, so a Ring() between the check and the sleep is never lost).
   template <class Ready>
   void WaitUntil(Ready&& ready) {
-    for (int i = 0; i < 256; ++i) {
+    for (uint32_t i = 0; i < spins; ++i) {
       if (ready()) return;
       __builtin_ia32_pause();
     }

@@ -45,6 +45,7 @@ struct RunState {
   std::atomic<bool> cancelled{false};
   size_t batch_size = 1024;
   size_t channel_slots = 8;
+  uint32_t spins = Doorbell::kDefaultSpins;      // of every doorbell: Doorbell::spins
   CheckpointCoordinator* checkpoints = nullptr;  // null: checkpoints are off
 };
 
@@ -832,8 +833,8 @@ class TypedEdge final : public ChannelEdge<T> {
     for (int i = 0; i < up; ++i) {
       for (int j = 0; j < down; ++j) {
         if (one_to_one_ && i != j) continue;
-        owned_.push_back(
-            std::make_unique<Channel<T>>(run.channel_slots, &down_tasks[j]->bell, &run.cancelled));
+        owned_.push_back(std::make_unique<Channel<T>>(run.channel_slots, &down_tasks[j]->bell,
+                                                      &run.cancelled, run.spins));
         channels_[Index(i, j)] = owned_.back().get();
       }
     }
