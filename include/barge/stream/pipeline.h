@@ -37,10 +37,10 @@
 namespace barge::stream {
 
 struct PipelineOptions {
-  int parallelism = 1;       // default instances per operator
-  size_t batch_size = 1024;  // records per batch
-  size_t channel_slots = 8;  // batches in flight per channel (the backpressure bound)
-  bool pin_threads = true;   // pin task threads round-robin to the allowed CPUs
+  int parallelism = 1;        // default instances per operator
+  size_t batch_size = 1024;   // records per batch
+  size_t channel_slots = 16;  // batches in flight per channel (the backpressure bound)
+  bool pin_threads = true;    // pin task threads round-robin to the allowed CPUs
   // Checkpoints (checkpoint.h): off unless a store is set.
   CheckpointOptions checkpoint;
 };

@@ -44,7 +44,7 @@ class CheckpointCoordinator;
 struct RunState {
   std::atomic<bool> cancelled{false};
   size_t batch_size = 1024;
-  size_t channel_slots = 8;
+  size_t channel_slots = 16;
   uint32_t spins = Doorbell::kDefaultSpins;      // of every doorbell: Doorbell::spins
   CheckpointCoordinator* checkpoints = nullptr;  // null: checkpoints are off
 };
