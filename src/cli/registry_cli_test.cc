@@ -630,6 +630,36 @@ TEST_F(RegistryCliTest, UnknownRepositoryAndTagAreOneLineErrorsAndChangeNothing)
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
+// push does not hash what it sends (the registry does); when the registry refuses a blob
+// because the local copy rotted, the error names the local blob, and no tag is made.
+TEST_F(RegistryCliTest, PushOfACorruptLocalBlobNamesItAndTagsNothing) {
+  auto registry = StartRegistry();
+  ASSERT_NE(registry, nullptr);
+  std::string host = registry->host();
+  Import("rot:1", "rot\n", {{"data", TarEntry::kFile, RandomBytes(1 << 20, 5)}});
+  // The largest blob is the layer: flip one byte of it, keeping its size.
+  std::string blob;
+  uintmax_t largest = 0;
+  for (const std::string& p : oci::testing::ListTree(root_ + "/images/blobs/sha256")) {
+    std::string path = root_ + "/images/blobs/sha256/" + p;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && static_cast<uintmax_t>(st.st_size) > largest) {
+      largest = static_cast<uintmax_t>(st.st_size);
+      blob = path;
+    }
+  }
+  ASSERT_FALSE(blob.empty());
+  std::string bytes = *ReadFile(blob);
+  bytes[bytes.size() / 2] ^= 0x20;
+  ASSERT_TRUE(WriteFile(blob, bytes, 0444).ok());
+  std::string digest = "sha256:" + blob.substr(blob.rfind('/') + 1);
+  CommandOutput r = Barge({"push", "rot:1", host + "/rot:1"});
+  ExpectOneLineError(r, "blob " + digest + " in the local repository is corrupt");
+  CommandOutput tag =
+      Tool({"skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + host + "/rot:1"});
+  EXPECT_NE(tag.exit_code, 0) << "the tag must not exist: " << tag.out;
+}
+
 TEST_F(RegistryCliTest, RegistryDyingMidPushAndMidPullLeavesNothingAndARetrySucceeds) {
   auto registry = StartRegistry();
   ASSERT_NE(registry, nullptr);

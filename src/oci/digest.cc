@@ -1,7 +1,14 @@
 #include "oci/digest.h"
 
+#include <fcntl.h>
 #include <fmt/core.h>
 #include <nettle/sha2.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "base/file_util.h"
 
 namespace barge::oci {
 
@@ -36,6 +43,20 @@ std::string Sha256::FinishDigest() {
 std::string DigestOf(std::string_view data) {
   Sha256 h;
   h.Update(data);
+  return h.FinishDigest();
+}
+
+Result<std::string> DigestOfFile(const std::string& path) {
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(path, O_RDONLY));
+  Sha256 h;
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError("read " + path);
+    if (n == 0) break;
+    h.Update(buf.data(), static_cast<size_t>(n));
+  }
   return h.FinishDigest();
 }
 

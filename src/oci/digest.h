@@ -31,6 +31,8 @@ class Sha256 {
 
 // "sha256:<hex>" of `data`.
 std::string DigestOf(std::string_view data);
+// "sha256:<hex>" of the file at `path`, read in large blocks.
+Result<std::string> DigestOfFile(const std::string& path);
 
 // Checks that `digest` is "sha256:" followed by 64 lowercase hex digits; the error names it.
 Status ValidateDigest(std::string_view digest);

@@ -99,14 +99,12 @@ class Pusher {
                       d.digest, st.st_size, d.size));
     }
     Emit({TransferEvent::Kind::kBlob, d.digest, "", 0, d.size});
-    Sha256 hash;
     int64_t sent = 0;
     int64_t reported = 0;
     Status up =
         client_.UploadBlob(repo, d.digest, fd.get(), d.size, options_.chunk_size,
                            [&](std::string_view bytes) -> Status {
                              if (stop_.load()) return Cancelled("stopped");
-                             hash.Update(bytes);
                              sent += static_cast<int64_t>(bytes.size());
                              if (sent - reported >= (1 << 20) || sent == d.size) {
                                Emit({TransferEvent::Kind::kBytes, d.digest, "", sent, d.size});
@@ -114,9 +112,12 @@ class Pusher {
                              }
                              return Status::Ok();
                            });
-    // A registry refuses a blob that does not match its digest; say why, if that is why.
-    if (sent == d.size) {
-      if (std::string actual = hash.FinishDigest(); actual != d.digest) {
+    // The registry checks every blob against its digest (the distribution spec has it refuse a
+    // mismatch), so the bytes are not hashed a second time here on the way out. When it refuses
+    // a blob it received whole, the local copy is checked, to say so if that is why.
+    if (!up.ok() && sent == d.size) {
+      ASSIGN_OR_RETURN(std::string actual, DigestOfFile(path));
+      if (actual != d.digest) {
         return Corruption(fmt::format("blob {} in the local repository is corrupt: it hashes to {}",
                                       d.digest, actual));
       }
