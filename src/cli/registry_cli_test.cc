@@ -655,6 +655,8 @@ TEST_F(RegistryCliTest, PushOfACorruptLocalBlobNamesItAndTagsNothing) {
   std::string digest = "sha256:" + blob.substr(blob.rfind('/') + 1);
   CommandOutput r = Barge({"push", "rot:1", host + "/rot:1"});
   ExpectOneLineError(r, "blob " + digest + " in the local repository is corrupt");
+  r = Barge({"push", "--chunk-size", "256k", "rot:1", host + "/rot:1"});
+  ExpectOneLineError(r, "blob " + digest + " in the local repository is corrupt");
   CommandOutput tag =
       Tool({"skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + host + "/rot:1"});
   EXPECT_NE(tag.exit_code, 0) << "the tag must not exist: " << tag.out;

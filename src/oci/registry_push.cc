@@ -115,11 +115,11 @@ class Pusher {
     // The registry checks every blob against its digest (the distribution spec has it refuse a
     // mismatch), so the bytes are not hashed a second time here on the way out. When it refuses
     // a blob it received whole, the local copy is checked, to say so if that is why.
-    if (!up.ok() && sent == d.size) {
-      ASSIGN_OR_RETURN(std::string actual, DigestOfFile(path));
-      if (actual != d.digest) {
+    if (!up.ok() && sent == d.size && !stop_.load()) {
+      Result<std::string> actual = DigestOfFile(path);
+      if (actual.ok() && *actual != d.digest) {
         return Corruption(fmt::format("blob {} in the local repository is corrupt: it hashes to {}",
-                                      d.digest, actual));
+                                      d.digest, *actual));
       }
     }
     RETURN_IF_ERROR(up);

@@ -97,34 +97,94 @@ TEST(PipelineTest, ExchangesDeliverEveryRecordOnce) {
 
 // Each key goes to instance (HashKey(key) * P) >> 64, at every parallelism (P = 2 has a path of
 // its own): checkpoints rely on a key's instance staying put.
-TEST(PipelineTest, HashExchangeSendsEachKeyToOneInstance) {
+TEST(PipelineTest, HashExchangeSendsEachKeyToItsInstance) {
+  struct InstanceSink final : Sink<Event> {
+    InstanceSink(std::mutex* mu, std::map<uint64_t, std::set<int>>* seen) : mu(mu), seen(seen) {}
+    Status Open(int i, int) override {
+      instance = i;
+      return Status::Ok();
+    }
+    Status Write(const Batch<Event>& b) override {
+      std::lock_guard lock(*mu);
+      for (const Event& e : b.records) (*seen)[e.key].insert(instance);
+      return Status::Ok();
+    }
+    std::mutex* mu;
+    std::map<uint64_t, std::set<int>>* seen;
+    int instance = -1;
+  };
   for (int par : {2, 3}) {
-    Pipeline p({.parallelism = par, .batch_size = 64});
-    std::mutex mu;
-    std::map<uint64_t, std::set<const void*>> seen;
-    p.generate("events", 30000, MakeEvent)
-        .key_by([](const Event& e) { return e.key; })
-        .sink([&](const Batch<Event>& b) {
-          thread_local int marker;
-          std::lock_guard lock(mu);
-          for (const Event& e : b.records) seen[e.key].insert(&marker);
-        });
-    ASSERT_TRUE(p.Run().ok());
-    EXPECT_EQ(seen.size(), 13u);
-    std::map<uint64_t, std::set<const void*>> by_instance;
-    for (auto& [key, threads] : seen) {
-      EXPECT_EQ(threads.size(), 1u) << "key " << key;
-      auto instance = static_cast<uint64_t>(
-          (static_cast<unsigned __int128>(HashKey(key)) * static_cast<unsigned>(par)) >> 64);
-      by_instance[instance].insert(threads.begin(), threads.end());
+    for (bool with_time : {false, true}) {
+      Pipeline p({.parallelism = par, .batch_size = 64});
+      std::mutex mu;
+      std::map<uint64_t, std::set<int>> seen;
+      auto events = p.generate("events", 30000, MakeEvent);
+      auto keyed = (with_time ? events.with_timestamps(
+                                    [](const Event& e) { return static_cast<EventTime>(e.time); })
+                              : events)
+                       .key_by([](const Event& e) { return e.key; });
+      keyed.map([](Event e) { return e; }).sink("instances", [&] {
+        return std::make_unique<InstanceSink>(&mu, &seen);
+      });
+      ASSERT_TRUE(p.Run().ok());
+      EXPECT_EQ(seen.size(), 13u);
+      for (auto& [key, instances] : seen) {
+        auto expected = static_cast<int>(
+            (static_cast<unsigned __int128>(HashKey(key)) * static_cast<unsigned>(par)) >> 64);
+        EXPECT_EQ(instances, std::set<int>{expected})
+            << "key " << key << " at parallelism " << par << (with_time ? " with time" : "");
+      }
     }
-    std::set<const void*> all;
-    for (auto& [instance, threads] : by_instance) {
-      EXPECT_EQ(threads.size(), 1u) << "instance " << instance << " at parallelism " << par;
-      all.insert(threads.begin(), threads.end());
-    }
-    EXPECT_EQ(all.size(), by_instance.size()) << "parallelism " << par;
   }
+}
+
+// Into two instances: a hot key's records go on while the channel of the instance that gets
+// none of them is full, and that instance is sent no empty batches.
+TEST(PipelineTest, HashExchangeIntoTwoNeitherBlocksOnNorFloodsTheOtherChannel) {
+  std::atomic<bool> cancelled{false};
+  Doorbell bell0, bell1;
+  Channel<uint64_t> c0(4, &bell0, &cancelled), c1(4, &bell1, &cancelled);
+  Channel<uint64_t>* ch[2] = {&c0, &c1};
+  auto key = [](uint64_t) { return uint64_t{7}; };
+  const int hot = static_cast<int>(HashKey(uint64_t{7}) >> 63);
+  Channel<uint64_t>& cold = *ch[1 - hot];
+  detail::Partitioner<uint64_t, decltype(key)> part(detail::Partitioning::kHash, {&c0, &c1}, key,
+                                                    16, 0, "window");
+  Batch<uint64_t> b;
+  for (int round = 0; round < 3; ++round) {
+    b.records.assign(5, static_cast<uint64_t>(round));
+    part.Push(b);
+    part.Idle();  // publishes what is open
+  }
+  EXPECT_EQ(ch[hot]->Fill(), 3u);
+  EXPECT_EQ(cold.Fill(), 0u) << "empty batches were sent to the instance that gets no records";
+
+  // Fill the cold channel (this thread is its only producer), then push more hot records.
+  for (Channel<uint64_t>* c : ch) {
+    while (Slot<uint64_t>* s = c->Peek()) {
+      s->batch.clear();
+      c->Release();
+    }
+  }
+  for (size_t i = 0; i < cold.capacity(); ++i) cold.Publish(*cold.Claim());
+  std::thread pusher([&] {
+    Batch<uint64_t> more;
+    more.records.assign(20, 9);
+    try {
+      part.Push(more);
+      part.Idle();
+    } catch (const PipelineCancelled&) {
+    }
+  });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (ch[hot]->Fill() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(ch[hot]->Fill(), 2u) << "the hot key's records waited for the full cold channel";
+  cancelled = true;
+  cold.WakeProducer();
+  ch[hot]->WakeProducer();
+  pusher.join();
 }
 
 TEST(PipelineTest, BroadcastReachesEveryInstance) {

@@ -85,6 +85,8 @@ class Channel {
                               std::memory_order_relaxed);
     return slot;
   }
+  // Producer: a free slot, or nullptr when the channel is full (never blocks).
+  Slot<T>* TryClaim() { return ring_.TryClaim(); }
   // Producer: publishes the slot returned by the last Claim. A sleeping consumer is woken at
   // once when `urgent` (control events, flushes) or when the last wake-up is older than
   // kMaxWakeDelay; otherwise only when the ring is half full, so that one wake-up carries many

@@ -55,7 +55,7 @@ class RegistryClient {
   Result<bool> MountBlob(const std::string& repo, const std::string& digest,
                          const std::string& from);
   // Uploads `size` bytes of `fd` as blob `digest`; `chunk_size` > 0 sends PATCH chunks.
-  // `on_bytes` sees the bytes as they go (to hash them and show progress).
+  // `on_bytes` sees the bytes as they go (for progress; an error from it stops the upload).
   Status UploadBlob(const std::string& repo, const std::string& digest, int fd, int64_t size,
                     int64_t chunk_size, const std::function<Status(std::string_view)>& on_bytes);
 

@@ -465,11 +465,19 @@ class Partitioner final : public Input<T>, public TaskPart {
       }
       return;
     }
+    PushHashedFrom(in, 0, false);
+  }
+
+  // Records `first`.. of `in`, one at a time: a destination's slot is claimed when a record for
+  // it comes, so a full channel blocks the task only when it has a record for that channel.
+  // With `until_open`, returns the index after the record that left every destination with an
+  // open slot (for the two-destination loop to go on), else the batch's size.
+  size_t PushHashedFrom(Batch<T>& in, size_t first, bool until_open) {
     const size_t n = in.size();
     const size_t parts = outs_.size();
     const bool with_ts = !in.timestamps.empty();
     T* records = in.records.data();
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = first; i < n; ++i) {
       // Range reduction without division: (hash * parts) >> 64.
       size_t d = static_cast<size_t>(
           (static_cast<unsigned __int128>(HashKey(key_fn_(records[i]))) * parts) >> 64);
@@ -481,7 +489,9 @@ class Partitioner final : public Input<T>, public TaskPart {
       o.records[o.n] = std::move(records[i]);
       if (with_ts) o.timestamps[o.n] = in.timestamps[i];
       if (++o.n == batch_size_) Close(d, false);
+      if (until_open && open_[0].slot != nullptr && open_[1].slot != nullptr) return i + 1;
     }
+    return n;
   }
 
   // `d` (0 or 1) ? b : a, computed with a mask: the destination of consecutive records is random,
@@ -503,12 +513,19 @@ class Partitioner final : public Input<T>, public TaskPart {
     const EventTime* timestamps = in.timestamps.data();
     size_t i = 0;
     while (i < n) {
+      bool open = true;
       for (size_t d = 0; d < 2; ++d) {
         Open& o = open_[d];
         if (o.slot == nullptr || (o.timestamps != nullptr) != kWithTs) {
           Close(d, false);
-          OpenSlot(d, kWithTs);
+          open = TryOpenSlot(d, kWithTs) && open;
         }
+      }
+      if (!open) {
+        // A full channel must not block the task while no record is going there: records go
+        // one at a time until both destinations have a slot.
+        i = PushHashedFrom(in, i, true);
+        continue;
       }
       // Neither destination can fill before `end`.
       const size_t room = batch_size_ - std::max(open_[0].n, open_[1].n);
@@ -561,9 +578,19 @@ class Partitioner final : public Input<T>, public TaskPart {
     }
   }
 
-  void OpenSlot(size_t d, bool with_ts) {
+  void OpenSlot(size_t d, bool with_ts) { InitSlot(d, outs_[d]->Claim(), with_ts); }
+
+  // OpenSlot without blocking: false when the channel is full.
+  bool TryOpenSlot(size_t d, bool with_ts) {
+    Slot<T>* slot = outs_[d]->TryClaim();
+    if (slot == nullptr) return false;
+    InitSlot(d, slot, with_ts);
+    return true;
+  }
+
+  void InitSlot(size_t d, Slot<T>* slot, bool with_ts) {
     Open& o = open_[d];
-    o.slot = outs_[d]->Claim();
+    o.slot = slot;
     o.slot->kind = SlotKind::kData;
     o.slot->batch.records.resize(batch_size_);
     o.slot->batch.timestamps.resize(with_ts ? batch_size_ : 0);
@@ -582,6 +609,8 @@ class Partitioner final : public Input<T>, public TaskPart {
         o.slot->batch.records.clear();
         o = Open{};
       }
+    } else if (o.slot != nullptr && o.n == 0) {
+      o = Open{};  // likewise: no empty batch wakes the consumer
     }
     if (o.slot != nullptr) {
       o.slot->batch.records.resize(o.n);
