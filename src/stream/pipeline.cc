@@ -10,6 +10,8 @@
 #include <mutex>
 #include <thread>
 
+#include "barge/stream/detail/cpus.h"
+
 namespace barge::stream {
 
 using detail::EdgeBase;
@@ -111,20 +113,8 @@ std::map<NodeBase*, NodeBase*> ChainHeads(const std::vector<std::unique_ptr<Node
   return head_of;
 }
 
-std::vector<int> AllowedCpuList() {
-  cpu_set_t allowed;
-  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return {};
-  std::vector<int> cpus;
-  for (int c = 0; c < CPU_SETSIZE; ++c) {
-    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
-  }
-  return cpus;
-}
-
-size_t AllowedCpus() { return std::max<size_t>(AllowedCpuList().size(), 1); }
-
 void Pin(std::thread& t, int index) {
-  std::vector<int> cpus = AllowedCpuList();
+  std::vector<int> cpus = detail::AllowedCpuList();
   if (cpus.size() < 2) return;
   cpu_set_t one;
   CPU_ZERO(&one);
@@ -174,8 +164,9 @@ Status Pipeline::Run() {
     }
   }
 
-  // Waiting threads spin before they sleep only while every task has a CPU of its own.
-  if (rt.tasks.size() > AllowedCpus()) rt.run.spins = 0;
+  // Waiting threads spin before they sleep only while every task has a CPU of its own (its
+  // affinity and its cgroup's CPU quota allow as many CPUs as there are tasks).
+  if (rt.tasks.size() > detail::UsableCpus()) rt.run.spins = 0;
   for (auto& task : rt.tasks) task->info.bell.spins = rt.run.spins;
 
   // 3. Channels of every exchange.
