@@ -27,6 +27,22 @@ Checkpoint Sample(uint64_t id, std::string bytes = "state") {
   return c;
 }
 
+// A checkpoint store that keeps 3 checkpoints, in a fresh temporary directory; `store` is empty
+// (and the test has failed) when either could not be made.
+struct ScratchStore {
+  ScratchStore() {
+    Result<TempDir> made = TempDir::Make();
+    EXPECT_TRUE(made.ok()) << made.status().message();
+    if (!made.ok()) return;
+    dir = std::move(*made);
+    Result<CheckpointStore> opened = CheckpointStore::Open(dir.path(), 3);
+    EXPECT_TRUE(opened.ok()) << opened.status().message();
+    if (opened.ok()) store.emplace(std::move(*opened));
+  }
+  TempDir dir;
+  std::optional<CheckpointStore> store;
+};
+
 TEST(CheckpointStore, WritesLoadsAndKeepsTheNewest) {
   Result<TempDir> dir = TempDir::Make();
   ASSERT_TRUE(dir.ok());
@@ -52,10 +68,9 @@ TEST(CheckpointStore, WritesLoadsAndKeepsTheNewest) {
 }
 
 TEST(CheckpointStore, TruncatedOrBitFlippedFallsBackToThePreviousWithAWarning) {
-  Result<TempDir> dir = TempDir::Make();
-  ASSERT_TRUE(dir.ok());
-  Result<CheckpointStore> store = CheckpointStore::Open(dir->path(), 3);
-  ASSERT_TRUE(store.ok());
+  ScratchStore scratch;
+  std::optional<CheckpointStore>& store = scratch.store;
+  ASSERT_TRUE(store.has_value());
   ASSERT_TRUE(store->Write(Sample(1, std::string(1000, 'a'))).ok());
   ASSERT_TRUE(store->Write(Sample(2, std::string(1000, 'b'))).ok());
   ASSERT_TRUE(store->Write(Sample(3, std::string(1000, 'c'))).ok());
@@ -187,16 +202,22 @@ class Counter final : public Operator<uint64_t, uint64_t> {
 
 constexpr uint64_t kRecords = 40'000;
 
-// Two generators (records i and kRecords + i) united into a Counter at parallelism 2 (each
-// instance aligns barriers from four channels), then one transactional sink.
-std::unique_ptr<Pipeline> Build(TxStore* tx, CheckpointStore* store) {
+// Options of the transactional pipelines below: parallelism 2, small batches, a checkpoint
+// every 20 ms into `store` under `job`.
+PipelineOptions CheckpointedOptions(CheckpointStore* store, std::string job) {
   PipelineOptions o;
   o.parallelism = 2;
   o.batch_size = 64;
   o.checkpoint.interval = std::chrono::milliseconds(20);
   o.checkpoint.store = store;
-  o.checkpoint.job = "test";
-  auto p = std::make_unique<Pipeline>(o);
+  o.checkpoint.job = std::move(job);
+  return o;
+}
+
+// Two generators (records i and kRecords + i) united into a Counter at parallelism 2 (each
+// instance aligns barriers from four channels), then one transactional sink.
+std::unique_ptr<Pipeline> Build(TxStore* tx, CheckpointStore* store) {
+  auto p = std::make_unique<Pipeline>(CheckpointedOptions(store, "test"));
   auto a = p->generate("a", kRecords, [](uint64_t i) { return i; });
   auto b = p->generate("b", kRecords, [](uint64_t i) { return kRecords + i; });
   a.union_with(b)
@@ -243,10 +264,9 @@ Status RunResumed(Pipeline& p, CheckpointStore& store, std::optional<Checkpoint>
 }
 
 TEST(Checkpoints, UninterruptedRunCommitsEverythingOnce) {
-  Result<TempDir> dir = TempDir::Make();
-  ASSERT_TRUE(dir.ok());
-  Result<CheckpointStore> store = CheckpointStore::Open(dir->path(), 3);
-  ASSERT_TRUE(store.ok());
+  ScratchStore scratch;
+  std::optional<CheckpointStore>& store = scratch.store;
+  ASSERT_TRUE(store.has_value());
   TxStore tx;
   auto p = Build(&tx, &*store);
   Status st = p->Run();
@@ -262,10 +282,9 @@ TEST(Checkpoints, UninterruptedRunCommitsEverythingOnce) {
 // A run stopped abruptly (cancelled: what it wrote after its last checkpoint stays uncommitted),
 // then resumed from the latest checkpoint, commits every record exactly once.
 TEST(Checkpoints, CancelledThenResumedIsExactlyOnce) {
-  Result<TempDir> dir = TempDir::Make();
-  ASSERT_TRUE(dir.ok());
-  Result<CheckpointStore> store = CheckpointStore::Open(dir->path(), 3);
-  ASSERT_TRUE(store.ok());
+  ScratchStore scratch;
+  std::optional<CheckpointStore>& store = scratch.store;
+  ASSERT_TRUE(store.has_value());
   TxStore tx;
   std::optional<Checkpoint> resume;
   for (uint64_t stop_after : {2, 5}) {
@@ -281,10 +300,9 @@ TEST(Checkpoints, CancelledThenResumedIsExactlyOnce) {
 }
 
 TEST(Checkpoints, StopWithSavepointThenResume) {
-  Result<TempDir> dir = TempDir::Make();
-  ASSERT_TRUE(dir.ok());
-  Result<CheckpointStore> store = CheckpointStore::Open(dir->path(), 3);
-  ASSERT_TRUE(store.ok());
+  ScratchStore scratch;
+  std::optional<CheckpointStore>& store = scratch.store;
+  ASSERT_TRUE(store.has_value());
   TxStore tx;
   {
     auto p = Build(&tx, &*store);
@@ -322,10 +340,9 @@ TEST(Checkpoints, StopWithSavepointThenResume) {
 }
 
 TEST(Checkpoints, ResumeRefusesAnotherPipelinesCheckpoint) {
-  Result<TempDir> dir = TempDir::Make();
-  ASSERT_TRUE(dir.ok());
-  Result<CheckpointStore> store = CheckpointStore::Open(dir->path(), 3);
-  ASSERT_TRUE(store.ok());
+  ScratchStore scratch;
+  std::optional<CheckpointStore>& store = scratch.store;
+  ASSERT_TRUE(store.has_value());
   TxStore tx;
   Checkpoint other = Sample(7);
   auto p = Build(&tx, &*store);
@@ -339,13 +356,7 @@ TEST(Checkpoints, ResumeRefusesAnotherPipelinesCheckpoint) {
 // window sum and, beside it, a rolling count per key -> one transactional sink. Results are
 // encoded as numbers for TxSink.
 std::unique_ptr<Pipeline> BuildKeyed(TxStore* tx, CheckpointStore* store, EventTime window = 1000) {
-  PipelineOptions o;
-  o.parallelism = 2;
-  o.batch_size = 64;
-  o.checkpoint.interval = std::chrono::milliseconds(20);
-  o.checkpoint.store = store;
-  o.checkpoint.job = "keyed";
-  auto p = std::make_unique<Pipeline>(o);
+  auto p = std::make_unique<Pipeline>(CheckpointedOptions(store, "keyed"));
   auto keyed = p->generate("g", kRecords, [](uint64_t i) { return i; })
                    .map([](uint64_t i) {
                      if (i % 64 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -374,10 +385,9 @@ TEST(Checkpoints, TypedWindowsAndRollingAggregatesResumeExactlyOnce) {
   };
   std::vector<uint64_t> want;
   {
-    Result<TempDir> dir = TempDir::Make();
-    ASSERT_TRUE(dir.ok());
-    Result<CheckpointStore> store = CheckpointStore::Open(dir->path(), 3);
-    ASSERT_TRUE(store.ok());
+    ScratchStore scratch;
+    std::optional<CheckpointStore>& store = scratch.store;
+    ASSERT_TRUE(store.has_value());
     TxStore tx;
     Status st = BuildKeyed(&tx, &*store)->Run();
     ASSERT_TRUE(st.ok()) << st.message();
@@ -386,10 +396,9 @@ TEST(Checkpoints, TypedWindowsAndRollingAggregatesResumeExactlyOnce) {
   ASSERT_EQ(std::count_if(want.begin(), want.end(), [](uint64_t v) { return v >= kCountTag; }),
             static_cast<long>(kRecords));
   // Cancelled twice part way, resumed each time, then run to the end.
-  Result<TempDir> dir = TempDir::Make();
-  ASSERT_TRUE(dir.ok());
-  Result<CheckpointStore> store = CheckpointStore::Open(dir->path(), 3);
-  ASSERT_TRUE(store.ok());
+  ScratchStore scratch;
+  std::optional<CheckpointStore>& store = scratch.store;
+  ASSERT_TRUE(store.has_value());
   TxStore tx;
   for (int run = 0; run < 3; ++run) {
     std::optional<Checkpoint> resume;
@@ -405,10 +414,9 @@ TEST(Checkpoints, TypedWindowsAndRollingAggregatesResumeExactlyOnce) {
 }
 
 TEST(Checkpoints, AWindowResumedWithAnotherSizeIsRefused) {
-  Result<TempDir> dir = TempDir::Make();
-  ASSERT_TRUE(dir.ok());
-  Result<CheckpointStore> store = CheckpointStore::Open(dir->path(), 3);
-  ASSERT_TRUE(store.ok());
+  ScratchStore scratch;
+  std::optional<CheckpointStore>& store = scratch.store;
+  ASSERT_TRUE(store.has_value());
   TxStore tx;
   std::optional<Checkpoint> resume;
   Status st = RunResumed(*BuildKeyed(&tx, &*store), *store, resume, 2);
@@ -420,10 +428,9 @@ TEST(Checkpoints, AWindowResumedWithAnotherSizeIsRefused) {
 }
 
 TEST(Checkpoints, OperatorsWhoseStateCannotBeSavedAreRefused) {
-  Result<TempDir> dir = TempDir::Make();
-  ASSERT_TRUE(dir.ok());
-  Result<CheckpointStore> store = CheckpointStore::Open(dir->path(), 3);
-  ASSERT_TRUE(store.ok());
+  ScratchStore scratch;
+  std::optional<CheckpointStore>& store = scratch.store;
+  ASSERT_TRUE(store.has_value());
   PipelineOptions o;
   o.checkpoint.store = &*store;
   Pipeline p(o);
