@@ -5,25 +5,24 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <sstream>
+
+#include "base/file_util.h"
 
 namespace barge::stream::detail {
 namespace {
 
-std::optional<std::string> ReadSmall(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+std::optional<std::string> ReadIfThere(const std::string& path) {
+  Result<std::string> text = ReadFile(path);
+  if (!text.ok()) return std::nullopt;
+  return std::move(*text);
 }
 
 // "QUOTA PERIOD" (v2 cpu.max; QUOTA may be "max") or the two v1 files.
 std::optional<double> QuotaAt(const std::string& dir, bool v2) {
   long long quota = -1, period = 0;
   if (v2) {
-    std::optional<std::string> max = ReadSmall(dir + "/cpu.max");
+    std::optional<std::string> max = ReadIfThere(dir + "/cpu.max");
     if (!max) return std::nullopt;
     std::istringstream in(*max);
     std::string q;
@@ -34,8 +33,8 @@ std::optional<double> QuotaAt(const std::string& dir, bool v2) {
       return std::nullopt;
     }
   } else {
-    std::optional<std::string> q = ReadSmall(dir + "/cpu.cfs_quota_us");
-    std::optional<std::string> p = ReadSmall(dir + "/cpu.cfs_period_us");
+    std::optional<std::string> q = ReadIfThere(dir + "/cpu.cfs_quota_us");
+    std::optional<std::string> p = ReadIfThere(dir + "/cpu.cfs_period_us");
     if (!q || !p) return std::nullopt;
     std::istringstream(*q) >> quota;
     std::istringstream(*p) >> period;
@@ -104,7 +103,7 @@ std::optional<double> CgroupCpuQuota(const std::string& proc_self_cgroup,
 
 size_t UsableCpus() {
   size_t cpus = std::max<size_t>(AllowedCpuList().size(), 1);
-  std::optional<std::string> self = ReadSmall("/proc/self/cgroup");
+  std::optional<std::string> self = ReadIfThere("/proc/self/cgroup");
   if (self) {
     if (std::optional<double> quota = CgroupCpuQuota(*self, "/sys/fs/cgroup")) {
       cpus = std::min(cpus, std::max<size_t>(static_cast<size_t>(std::ceil(*quota)), 1));
