@@ -95,8 +95,9 @@ TEST(PipelineTest, ExchangesDeliverEveryRecordOnce) {
   }
 }
 
-// Each key goes to instance (HashKey(key) * P) >> 64, at every parallelism (P = 2 has a path of
-// its own): checkpoints rely on a key's instance staying put.
+// Each key goes to instance (HashKey(key) * P) >> 64, at every parallelism (P = 2 has a loop of
+// its own, and so do records with and without event time): checkpoints rely on a key's instance
+// staying put.
 TEST(PipelineTest, HashExchangeSendsEachKeyToItsInstance) {
   struct InstanceSink final : Sink<Event> {
     InstanceSink(std::mutex* mu, std::map<uint64_t, std::set<int>>* seen) : mu(mu), seen(seen) {}
@@ -113,7 +114,7 @@ TEST(PipelineTest, HashExchangeSendsEachKeyToItsInstance) {
     std::map<uint64_t, std::set<int>>* seen;
     int instance = -1;
   };
-  for (int par : {2, 3}) {
+  for (int par : {2, 3, 4}) {
     for (bool with_time : {false, true}) {
       Pipeline p({.parallelism = par, .batch_size = 64});
       std::mutex mu;
@@ -138,53 +139,64 @@ TEST(PipelineTest, HashExchangeSendsEachKeyToItsInstance) {
   }
 }
 
-// Into two instances: a hot key's records go on while the channel of the instance that gets
-// none of them is full, and that instance is sent no empty batches.
-TEST(PipelineTest, HashExchangeIntoTwoNeitherBlocksOnNorFloodsTheOtherChannel) {
-  std::atomic<bool> cancelled{false};
-  Doorbell bell0, bell1;
-  Channel<uint64_t> c0(4, &bell0, &cancelled), c1(4, &bell1, &cancelled);
-  Channel<uint64_t>* ch[2] = {&c0, &c1};
-  auto key = [](uint64_t) { return uint64_t{7}; };
-  const int hot = static_cast<int>(HashKey(uint64_t{7}) >> 63);
-  Channel<uint64_t>& cold = *ch[1 - hot];
-  detail::Partitioner<uint64_t, decltype(key)> part(detail::Partitioning::kHash, {&c0, &c1}, key,
-                                                    16, 0, "window");
-  Batch<uint64_t> b;
-  for (int round = 0; round < 3; ++round) {
-    b.records.assign(5, static_cast<uint64_t>(round));
-    part.Push(b);
-    part.Idle();  // publishes what is open
-  }
-  EXPECT_EQ(ch[hot]->Fill(), 3u);
-  EXPECT_EQ(cold.Fill(), 0u) << "empty batches were sent to the instance that gets no records";
+// A hot key's records go on while the channel of an instance that gets none of them is full,
+// and the instances that get none are sent no empty batches (into two instances, and into three,
+// whose loops differ).
+TEST(PipelineTest, HashExchangeNeitherBlocksOnNorFloodsTheOtherChannels) {
+  for (size_t parts : {2u, 3u}) {
+    SCOPED_TRACE("into " + std::to_string(parts) + " instances");
+    std::atomic<bool> cancelled{false};
+    std::vector<std::unique_ptr<Doorbell>> bells;
+    std::vector<std::unique_ptr<Channel<uint64_t>>> owned;
+    std::vector<Channel<uint64_t>*> ch;
+    for (size_t d = 0; d < parts; ++d) {
+      bells.push_back(std::make_unique<Doorbell>());
+      owned.push_back(std::make_unique<Channel<uint64_t>>(4, bells.back().get(), &cancelled));
+      ch.push_back(owned.back().get());
+    }
+    auto key = [](uint64_t) { return uint64_t{7}; };
+    const auto hot =
+        static_cast<size_t>((static_cast<unsigned __int128>(HashKey(uint64_t{7})) * parts) >> 64);
+    Channel<uint64_t>& cold = *ch[(hot + 1) % parts];
+    detail::Partitioner<uint64_t, decltype(key)> part(detail::Partitioning::kHash, ch, key, 16, 0,
+                                                      "window");
+    Batch<uint64_t> b;
+    for (int round = 0; round < 3; ++round) {
+      b.records.assign(5, static_cast<uint64_t>(round));
+      part.Push(b);
+      part.Idle();  // publishes what is open
+    }
+    for (size_t d = 0; d < parts; ++d) {
+      EXPECT_EQ(ch[d]->Fill(), d == hot ? 3u : 0u)
+          << "instance " << d << (d == hot ? "" : " got empty batches");
+    }
 
-  // Fill the cold channel (this thread is its only producer), then push more hot records.
-  for (Channel<uint64_t>* c : ch) {
-    while (Slot<uint64_t>* s = c->Peek()) {
-      s->batch.clear();
-      c->Release();
+    // Fill a cold channel (this thread is its only producer), then push more hot records.
+    for (Channel<uint64_t>* c : ch) {
+      while (Slot<uint64_t>* s = c->Peek()) {
+        s->batch.clear();
+        c->Release();
+      }
     }
-  }
-  for (size_t i = 0; i < cold.capacity(); ++i) cold.Publish(*cold.Claim());
-  std::thread pusher([&] {
-    Batch<uint64_t> more;
-    more.records.assign(20, 9);
-    try {
-      part.Push(more);
-      part.Idle();
-    } catch (const PipelineCancelled&) {
+    for (size_t i = 0; i < cold.capacity(); ++i) cold.Publish(*cold.Claim());
+    std::thread pusher([&] {
+      Batch<uint64_t> more;
+      more.records.assign(20, 9);
+      try {
+        part.Push(more);
+        part.Idle();
+      } catch (const PipelineCancelled&) {
+      }
+    });
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (ch[hot]->Fill() < 2 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-  });
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (ch[hot]->Fill() < 2 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_EQ(ch[hot]->Fill(), 2u) << "the hot key's records waited for the full cold channel";
+    cancelled = true;
+    for (Channel<uint64_t>* c : ch) c->WakeProducer();
+    pusher.join();
   }
-  EXPECT_EQ(ch[hot]->Fill(), 2u) << "the hot key's records waited for the full cold channel";
-  cancelled = true;
-  cold.WakeProducer();
-  ch[hot]->WakeProducer();
-  pusher.join();
 }
 
 TEST(PipelineTest, BroadcastReachesEveryInstance) {

@@ -353,6 +353,8 @@ class Partitioner final : public Input<T>, public TaskPart {
         outs_(std::move(outs)),
         key_fn_(std::move(key_fn)),
         open_(outs_.size()),
+        counts_(outs_.size()),
+        cursors_(outs_.size()),
         sent_wm_(outs_.size(), kMinTime),
         held_(outs_.size(), 0),
         batch_size_(batch_size),
@@ -457,30 +459,24 @@ class Partitioner final : public Input<T>, public TaskPart {
   }
 
   void PushHashed(Batch<T>& in) {
-    if (outs_.size() == 2) {
-      if (in.timestamps.empty()) {
-        PushHashedInTwo<false>(in);
-      } else {
-        PushHashedInTwo<true>(in);
-      }
-      return;
+    if (in.timestamps.empty()) {
+      PushHashedInRuns<false>(in);
+    } else {
+      PushHashedInRuns<true>(in);
     }
-    PushHashedFrom(in, 0, false);
   }
 
   // Records `first`.. of `in`, one at a time: a destination's slot is claimed when a record for
   // it comes, so a full channel blocks the task only when it has a record for that channel.
   // With `until_open`, returns the index after the record that left every destination with an
-  // open slot (for the two-destination loop to go on), else the batch's size.
+  // open slot (for the run loop to go on), else the batch's size.
   size_t PushHashedFrom(Batch<T>& in, size_t first, bool until_open) {
     const size_t n = in.size();
     const size_t parts = outs_.size();
     const bool with_ts = !in.timestamps.empty();
     T* records = in.records.data();
     for (size_t i = first; i < n; ++i) {
-      // Range reduction without division: (hash * parts) >> 64.
-      size_t d = static_cast<size_t>(
-          (static_cast<unsigned __int128>(HashKey(key_fn_(records[i]))) * parts) >> 64);
+      const size_t d = Destination(records[i], parts);
       Open& o = open_[d];
       if (o.slot == nullptr || (o.timestamps != nullptr) != with_ts) {
         Close(d, false);
@@ -489,9 +485,22 @@ class Partitioner final : public Input<T>, public TaskPart {
       o.records[o.n] = std::move(records[i]);
       if (with_ts) o.timestamps[o.n] = in.timestamps[i];
       if (++o.n == batch_size_) Close(d, false);
-      if (until_open && open_[0].slot != nullptr && open_[1].slot != nullptr) return i + 1;
+      if (until_open && AllOpen()) return i + 1;
     }
     return n;
+  }
+
+  // Range reduction without division: (hash * parts) >> 64.
+  size_t Destination(const T& record, size_t parts) {
+    return static_cast<size_t>((static_cast<unsigned __int128>(HashKey(key_fn_(record))) * parts) >>
+                               64);
+  }
+
+  bool AllOpen() const {
+    for (const Open& o : open_) {
+      if (o.slot == nullptr) return false;
+    }
+    return true;
   }
 
   // `d` (0 or 1) ? b : a, computed with a mask: the destination of consecutive records is random,
@@ -503,55 +512,94 @@ class Partitioner final : public Input<T>, public TaskPart {
     return reinterpret_cast<P*>(x ^ ((x ^ y) & (uintptr_t{0} - d)));
   }
 
-  // Two destinations, the common case at parallelism 2: both write cursors stay in registers and
-  // each record goes to one of them without a branch. The general loop above keeps its cursors in
-  // `open_`, which record stores may alias, so every record reloads and stores its cursor.
+  // The batch in runs during which every destination has an open slot that cannot fill, so the
+  // per-record loop checks nothing but where the record goes. Its write cursors live outside
+  // `open_` (whose counts a record store may alias, which would make every record reload and
+  // store them): in registers for two destinations, where each record goes to one of them
+  // without a branch, else in `counts_`.
   template <bool kWithTs>
-  void PushHashedInTwo(Batch<T>& in) {
+  void PushHashedInRuns(Batch<T>& in) {
     const size_t n = in.size();
+    const size_t parts = outs_.size();
     T* records = in.records.data();
     const EventTime* timestamps = in.timestamps.data();
     size_t i = 0;
     while (i < n) {
       bool open = true;
-      for (size_t d = 0; d < 2; ++d) {
+      size_t fullest = 0;
+      for (size_t d = 0; d < parts; ++d) {
         Open& o = open_[d];
         if (o.slot == nullptr || (o.timestamps != nullptr) != kWithTs) {
           Close(d, false);
           open = TryOpenSlot(d, kWithTs) && open;
         }
+        fullest = std::max(fullest, o.n);
       }
       if (!open) {
         // A full channel must not block the task while no record is going there: records go
-        // one at a time until both destinations have a slot.
+        // one at a time until every destination has a slot.
         i = PushHashedFrom(in, i, true);
         continue;
       }
-      // Neither destination can fill before `end`.
-      const size_t room = batch_size_ - std::max(open_[0].n, open_[1].n);
-      const size_t end = i + std::min(room, n - i);
-      T* r0 = open_[0].records + open_[0].n;
-      T* r1 = open_[1].records + open_[1].n;
-      EventTime* t0 = kWithTs ? open_[0].timestamps + open_[0].n : nullptr;
-      EventTime* t1 = kWithTs ? open_[1].timestamps + open_[1].n : nullptr;
-      for (; i < end; ++i) {
-        // (hash * 2) >> 64 is the hash's top bit.
-        const size_t d = static_cast<size_t>(HashKey(key_fn_(records[i])) >> 63);
-        *PickOfTwo(d, r0, r1) = std::move(records[i]);
-        r0 += 1 - d;
-        r1 += d;
-        if constexpr (kWithTs) {
-          *PickOfTwo(d, t0, t1) = timestamps[i];
-          t0 += 1 - d;
-          t1 += d;
-        }
+      // No destination can fill before `end`.
+      const size_t end = i + std::min(batch_size_ - fullest, n - i);
+      if (parts == 2) {
+        i = RouteToTwo<kWithTs>(records, timestamps, i, end);
+      } else {
+        i = RouteToMany<kWithTs>(records, timestamps, i, end);
       }
-      open_[0].n = static_cast<size_t>(r0 - open_[0].records);
-      open_[1].n = static_cast<size_t>(r1 - open_[1].records);
-      for (size_t d = 0; d < 2; ++d) {
+      for (size_t d = 0; d < parts; ++d) {
         if (open_[d].n == batch_size_) Close(d, false);
       }
     }
+  }
+
+  template <bool kWithTs>
+  size_t RouteToTwo(T* records, const EventTime* timestamps, size_t i, size_t end) {
+    T* r0 = open_[0].records + open_[0].n;
+    T* r1 = open_[1].records + open_[1].n;
+    EventTime* t0 = kWithTs ? open_[0].timestamps + open_[0].n : nullptr;
+    EventTime* t1 = kWithTs ? open_[1].timestamps + open_[1].n : nullptr;
+    for (; i < end; ++i) {
+      // (hash * 2) >> 64 is the hash's top bit.
+      const size_t d = static_cast<size_t>(HashKey(key_fn_(records[i])) >> 63);
+      *PickOfTwo(d, r0, r1) = std::move(records[i]);
+      r0 += 1 - d;
+      r1 += d;
+      if constexpr (kWithTs) {
+        *PickOfTwo(d, t0, t1) = timestamps[i];
+        t0 += 1 - d;
+        t1 += d;
+      }
+    }
+    open_[0].n = static_cast<size_t>(r0 - open_[0].records);
+    open_[1].n = static_cast<size_t>(r1 - open_[1].records);
+    return i;
+  }
+
+  // With event time, one count per destination, shared by its record and timestamp arrays, so a
+  // record costs one load and one store of bookkeeping; without, a write cursor.
+  template <bool kWithTs>
+  size_t RouteToMany(T* records, const EventTime* timestamps, size_t i, size_t end) {
+    const size_t parts = open_.size();
+    if constexpr (kWithTs) {
+      size_t* count = counts_.data();
+      for (size_t d = 0; d < parts; ++d) count[d] = open_[d].n;
+      for (; i < end; ++i) {
+        const size_t d = Destination(records[i], parts);
+        const size_t at = count[d]++;
+        open_[d].records[at] = std::move(records[i]);
+        open_[d].timestamps[at] = timestamps[i];
+      }
+      for (size_t d = 0; d < parts; ++d) open_[d].n = count[d];
+    } else {
+      T** cursor = cursors_.data();
+      for (size_t d = 0; d < parts; ++d) cursor[d] = open_[d].records + open_[d].n;
+      for (; i < end; ++i) *cursor[Destination(records[i], parts)]++ = std::move(records[i]);
+      for (size_t d = 0; d < parts; ++d)
+        open_[d].n = static_cast<size_t>(cursor[d] - open_[d].records);
+    }
+    return i;
   }
 
   // Row batches: each record's rows go to the open record of their destination; a destination's
@@ -644,6 +692,8 @@ class Partitioner final : public Input<T>, public TaskPart {
   std::vector<Channel<T>*> outs_;
   KeyFn key_fn_;
   std::vector<Open> open_;
+  std::vector<size_t> counts_;  // RouteToMany's write positions
+  std::vector<T*> cursors_;
   std::vector<EventTime> sent_wm_;  // watermark last sent to each destination
   std::vector<int> held_;           // watermarks not sent to each destination since then
   std::vector<T*> split_outs_;      // row batches: the open record of each destination
