@@ -352,33 +352,46 @@ TEST(Checkpoints, ResumeRefusesAnotherPipelinesCheckpoint) {
   EXPECT_NE(st.message().find("checkpoint 7"), std::string::npos) << st.message();
 }
 
-// Windows and rolling aggregates of the typed API: generate -> (slow) -> key_by -> tumbling
-// window sum and, beside it, a rolling count per key -> one transactional sink. Results are
-// encoded as numbers for TxSink.
-std::unique_ptr<Pipeline> BuildKeyed(TxStore* tx, CheckpointStore* store, EventTime window = 1000) {
+// Keyed state of the typed API: generate -> (slow) -> key_by -> tumbling window sum and, beside
+// it, a rolling count per key, session windows over blocks of records with gaps between them,
+// and an interval join of the stream with every tenth of its records (times within 50) -> one
+// transactional sink. Results are encoded as numbers for TxSink.
+std::unique_ptr<Pipeline> BuildKeyed(TxStore* tx, CheckpointStore* store, EventTime window = 1000,
+                                     EventTime session_gap = 50, EventTime join_bound = 50) {
   auto p = std::make_unique<Pipeline>(CheckpointedOptions(store, "keyed"));
-  auto keyed = p->generate("g", kRecords, [](uint64_t i) { return i; })
+  auto timed = p->generate("g", kRecords, [](uint64_t i) { return i; })
                    .map([](uint64_t i) {
                      if (i % 64 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
                      return i;
                    })
-                   .with_timestamps([](uint64_t i) { return static_cast<EventTime>(i); })
-                   .key_by([](uint64_t i) { return i % 7; });
-  auto windows = keyed.window(Tumbling{window})
-                     .sum([](uint64_t i) { return i; })
-                     .map([](const WindowResult<uint64_t, uint64_t>& r) {
-                       return (r.value << 20) ^ (static_cast<uint64_t>(r.start) << 3) ^ r.key;
-                     });
+                   .with_timestamps([](uint64_t i) { return static_cast<EventTime>(i); });
+  auto by_key = [](uint64_t i) { return i % 7; };
+  auto keyed = timed.key_by(by_key);
+  auto encode = [](const WindowResult<uint64_t, uint64_t>& r) {
+    return (r.value << 20) ^ (static_cast<uint64_t>(r.start) << 3) ^ r.key;
+  };
+  auto windows = keyed.window(Tumbling{window}).sum([](uint64_t i) { return i; }).map(encode);
   auto counts = keyed.aggregate(
       [] { return uint64_t{0}; }, [](uint64_t& n, const uint64_t&) { ++n; },
       [](const uint64_t& key, const uint64_t& n) { return kCountTag + (n << 3) + key; });
+  // Blocks of 300 time units with 300 between them: each key has one session per block.
+  auto sessions = timed.filter([](uint64_t i) { return (i / 300) % 2 == 0; })
+                      .key_by(by_key)
+                      .window(Session{session_gap})
+                      .sum([](uint64_t i) { return i; })
+                      .map(encode);
+  auto pairs = keyed.interval_join(
+      timed.filter([](uint64_t i) { return i % 10 == 0; }).key_by(by_key), -join_bound, join_bound,
+      [](const uint64_t& a, const uint64_t& b) { return (a << 17) ^ b; });
   windows.union_with(counts)
+      .union_with(sessions)
+      .union_with(pairs)
       .sink("tx", [tx] { return std::make_unique<TxSink>(tx); })
       .parallelism(1);
   return p;
 }
 
-TEST(Checkpoints, TypedWindowsAndRollingAggregatesResumeExactlyOnce) {
+TEST(Checkpoints, TypedWindowsJoinsAndRollingAggregatesResumeExactlyOnce) {
   auto sorted = [](std::vector<uint64_t> v) {
     std::sort(v.begin(), v.end());
     return v;
@@ -413,39 +426,60 @@ TEST(Checkpoints, TypedWindowsAndRollingAggregatesResumeExactlyOnce) {
   EXPECT_EQ(sorted(tx.committed), want);
 }
 
-TEST(Checkpoints, AWindowResumedWithAnotherSizeIsRefused) {
-  ScratchStore scratch;
-  std::optional<CheckpointStore>& store = scratch.store;
-  ASSERT_TRUE(store.has_value());
-  TxStore tx;
-  std::optional<Checkpoint> resume;
-  Status st = RunResumed(*BuildKeyed(&tx, &*store), *store, resume, 2);
-  ASSERT_EQ(st.code(), StatusCode::kCancelled) << st.message();
-  st = RunResumed(*BuildKeyed(&tx, &*store, /*window=*/500), *store, resume);
-  ASSERT_TRUE(resume.has_value());
-  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.message();
-  EXPECT_NE(st.message().find("the window changed"), std::string::npos) << st.message();
+// A resumed run whose windows or join differ from the checkpoint's is refused, naming that.
+TEST(Checkpoints, AWindowOrJoinResumedWithOtherBoundsIsRefused) {
+  struct Change {
+    EventTime window = 1000, session_gap = 50, join_bound = 50;
+    const char* says;
+  };
+  for (const Change& c : {Change{.window = 500, .says = "the window changed"},
+                          Change{.session_gap = 80, .says = "session gap in the checkpoint is 50"},
+                          Change{.join_bound = 60, .says = "the join changed"}}) {
+    SCOPED_TRACE(c.says);
+    ScratchStore scratch;
+    std::optional<CheckpointStore>& store = scratch.store;
+    ASSERT_TRUE(store.has_value());
+    TxStore tx;
+    std::optional<Checkpoint> resume;
+    Status st = RunResumed(*BuildKeyed(&tx, &*store), *store, resume, 2);
+    ASSERT_EQ(st.code(), StatusCode::kCancelled) << st.message();
+    st = RunResumed(*BuildKeyed(&tx, &*store, c.window, c.session_gap, c.join_bound), *store,
+                    resume);
+    ASSERT_TRUE(resume.has_value());
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.message();
+    EXPECT_NE(st.message().find(c.says), std::string::npos) << st.message();
+  }
 }
 
+// Session windows and interval joins whose keys or values are not plain bytes cannot be saved:
+// a checkpointed run with one is refused before it starts.
 TEST(Checkpoints, OperatorsWhoseStateCannotBeSavedAreRefused) {
-  ScratchStore scratch;
-  std::optional<CheckpointStore>& store = scratch.store;
-  ASSERT_TRUE(store.has_value());
-  PipelineOptions o;
-  o.checkpoint.store = &*store;
-  Pipeline p(o);
-  Collected<WindowResult<uint64_t, uint64_t>> out;
-  p.generate("g", 100, [](uint64_t i) { return i; })
-      .with_timestamps([](uint64_t i) { return static_cast<EventTime>(i); })
-      .key_by([](uint64_t i) { return i % 3; })
-      .window(Session{10})
-      .count()
-      .collect(out);
-  Status st = p.Run();
-  EXPECT_EQ(st.code(), StatusCode::kUnsupported);
-  EXPECT_NE(st.message().find("(a session window) keeps state that checkpoints cannot save"),
-            std::string::npos)
-      << st.message();
+  for (bool join : {false, true}) {
+    ScratchStore scratch;
+    std::optional<CheckpointStore>& store = scratch.store;
+    ASSERT_TRUE(store.has_value());
+    PipelineOptions o;
+    o.checkpoint.store = &*store;
+    Pipeline p(o);
+    auto keyed = p.generate("g", 100, [](uint64_t i) { return std::to_string(i); })
+                     .with_timestamps([](const std::string& s) { return std::stoll(s); })
+                     .key_by([](const std::string& s) { return s.substr(0, 1); });
+    if (join) {
+      Collected<std::string> out;
+      keyed.interval_join(keyed, 0, 0, [](const std::string& a, const std::string&) { return a; })
+          .collect(out);
+    } else {
+      Collected<WindowResult<std::string, uint64_t>> out;
+      keyed.window(Session{10}).count().collect(out);
+    }
+    Status st = p.Run();
+    EXPECT_EQ(st.code(), StatusCode::kUnsupported);
+    EXPECT_NE(
+        st.message().find(join ? "(an interval join) keeps keys or records that are not "
+                               : "(a session window) keeps keys or accumulators that are not"),
+        std::string::npos)
+        << st.message();
+  }
 }
 
 }  // namespace

@@ -44,9 +44,54 @@ class JoinInput {
 template <class A, class B, class K, class KeyFn, class F, class Out>
 class IntervalJoinOperator final : public Operator<JoinInput<A, B>, Out> {
  public:
+  // Checkpoints: the watermark, the bounds, and every key's buffered records of both sides, as
+  // bytes (keys and records trivially copyable); other types are refused. Cleanup timers are not
+  // saved: a restore arms each key's again.
+  static constexpr bool kSavable = kSavableAsBytes<K, A> && kSavableAsBytes<K, B>;
   Status CheckpointSupport() const override {
-    return Unsupported("operator '" + this->name() +
-                       "' (an interval join) keeps state that checkpoints cannot save yet");
+    if constexpr (kSavable) {
+      return Status::Ok();
+    } else {
+      return Unsupported("operator '" + this->name() +
+                         "' (an interval join) keeps keys or records that are not trivially "
+                         "copyable, whose state checkpoints cannot save");
+    }
+  }
+  void Snapshot(uint64_t, StateWriter& out) override {
+    if constexpr (kSavable) {
+      out.Put(watermark_);
+      out.Put(lower_);
+      out.Put(upper_);
+      out.Put<uint64_t>(state_.size());
+      state_.ForEach([&](const K& key, Buffers& buf) {
+        out.Put(key);
+        buf.left.Save(out);
+        buf.right.Save(out);
+      });
+    }
+  }
+  Status Restore(StateReader& in) override {
+    if constexpr (kSavable) {
+      watermark_ = in.Get<EventTime>();
+      const auto lower = in.Get<EventTime>();
+      const auto upper = in.Get<EventTime>();
+      if (lower != lower_ || upper != upper_) {
+        return InvalidArgument("its bounds in the checkpoint are [" + std::to_string(lower) + ", " +
+                               std::to_string(upper) + "], not [" + std::to_string(lower_) + ", " +
+                               std::to_string(upper_) + "]: the join changed");
+      }
+      state_.Clear();
+      timers_ = {};
+      for (uint64_t keys = in.Get<uint64_t>(); keys > 0; --keys) {
+        const K key = in.Get<K>();
+        Buffers& buf = *state_.FindOrInsert(key).first;
+        buf = Buffers{};
+        buf.left.Load(in);
+        buf.right.Load(in);
+        Arm(key, buf);
+      }
+    }
+    return Status::Ok();
   }
   using In = JoinInput<A, B>;
 
@@ -142,6 +187,22 @@ class IntervalJoinOperator final : public Operator<JoinInput<A, B>, Out> {
         auto at = std::upper_bound(items_.begin() + static_cast<ptrdiff_t>(head_), items_.end(), t,
                                    [](EventTime x, const Item& e) { return x < e.first; });
         items_.emplace(at, t, value);
+      }
+    }
+    // Checkpoints (V trivially copyable): the records not dropped, in time order.
+    void Save(StateWriter& out) const {
+      out.Put<uint64_t>(size());
+      for (size_t i = head_; i < items_.size(); ++i) {
+        out.Put(items_[i].first);
+        out.Put(items_[i].second);
+      }
+    }
+    void Load(StateReader& in) {
+      items_.clear();
+      head_ = 0;
+      for (uint64_t n = in.Get<uint64_t>(); n > 0; --n) {
+        const auto t = in.Get<EventTime>();
+        items_.emplace_back(t, in.Get<V>());
       }
     }
     // Drops the records whose time is below `t`.

@@ -404,9 +404,52 @@ class SessionWindowOperator final : public WindowOperatorBase<T, Out> {
         agg_(std::move(agg)),
         gap_(assigner.gap) {}
 
+  // Checkpoints: the watermark, the gap, and every key's sessions (bounds, accumulator, whether
+  // fired), as bytes (kSavableAsBytes); other types are refused. Timers are not saved: a restore
+  // arms each session's next one again.
+  static constexpr bool kSavable = kSavableAsBytes<K, Acc>;
   Status CheckpointSupport() const override {
-    return Unsupported("operator '" + this->name() +
-                       "' (a session window) keeps state that checkpoints cannot save yet");
+    return SavableAsBytes<K, Acc>(this->name(), "a session window");
+  }
+  void Snapshot(uint64_t, StateWriter& out) override {
+    if constexpr (kSavable) {
+      out.Put(this->watermark_);
+      out.Put(gap_);
+      out.Put<uint64_t>(state_.size());
+      state_.ForEach([&](const K& key, Sessions& sessions) {
+        out.Put(key);
+        out.Put<uint64_t>(sessions.size());
+        for (const SessionState& s : sessions) {
+          out.Put(s.bounds);
+          out.Put(s.acc);
+          out.Put<uint8_t>(s.fired ? 1 : 0);
+        }
+      });
+    }
+  }
+  Status Restore(StateReader& in) override {
+    if constexpr (kSavable) {
+      this->watermark_ = in.Get<EventTime>();
+      if (const auto gap = in.Get<EventTime>(); gap != gap_) {
+        return InvalidArgument("its session gap in the checkpoint is " + std::to_string(gap) +
+                               ", not " + std::to_string(gap_) + ": the window changed");
+      }
+      state_.Clear();
+      timers_ = {};
+      for (uint64_t keys = in.Get<uint64_t>(); keys > 0; --keys) {
+        const K key = in.Get<K>();
+        Sessions& sessions = *state_.FindOrInsert(key).first;
+        sessions.clear();
+        for (uint64_t n = in.Get<uint64_t>(); n > 0; --n) {
+          SessionState& s = sessions.emplace_back();
+          s.bounds = in.Get<TimeWindow>();
+          s.acc = in.Get<Acc>();
+          s.fired = in.Get<uint8_t>() != 0;
+        }
+        for (SessionState& s : sessions) Arm(s, key);
+      }
+    }
+    return Status::Ok();
   }
 
   void Push(Batch<T>& in) override {
