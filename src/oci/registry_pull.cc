@@ -105,7 +105,7 @@ class StreamingUnpack {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return !queue_.empty() || closed_; });
     if (queue_.empty()) return std::string_view();
-    if (current_.capacity() > 0 && spare_.size() < 64) spare_.push_back(std::move(current_));
+    if (current_.capacity() > 0 && spare_.size() < 4) spare_.push_back(std::move(current_));
     current_ = std::move(queue_.front());
     queue_.pop_front();
     queued_ -= current_.size();

@@ -374,7 +374,9 @@ std::unique_ptr<Pipeline> BuildKeyed(TxStore* tx, CheckpointStore* store, EventT
   auto counts = keyed.aggregate(
       [] { return uint64_t{0}; }, [](uint64_t& n, const uint64_t&) { ++n; },
       [](const uint64_t& key, const uint64_t& n) { return kCountTag + (n << 3) + key; });
-  // Blocks of 300 time units with 300 between them: each key has one session per block.
+  // Blocks of 300 time units with 300 between them: each key has one session per block. (The
+  // map's sleeps fall on even records, so source instance 1 runs ahead and sessions are open at
+  // every checkpoint: a restore that forgot them would lose results.)
   auto sessions = timed.filter([](uint64_t i) { return (i / 300) % 2 == 0; })
                       .key_by(by_key)
                       .window(Session{session_gap})
@@ -464,13 +466,13 @@ TEST(Checkpoints, OperatorsWhoseStateCannotBeSavedAreRefused) {
     auto keyed = p.generate("g", 100, [](uint64_t i) { return std::to_string(i); })
                      .with_timestamps([](const std::string& s) { return std::stoll(s); })
                      .key_by([](const std::string& s) { return s.substr(0, 1); });
+    Collected<std::string> joined;  // outlive the run, which holds on to them
+    Collected<WindowResult<std::string, uint64_t>> counted;
     if (join) {
-      Collected<std::string> out;
       keyed.interval_join(keyed, 0, 0, [](const std::string& a, const std::string&) { return a; })
-          .collect(out);
+          .collect(joined);
     } else {
-      Collected<WindowResult<std::string, uint64_t>> out;
-      keyed.window(Session{10}).count().collect(out);
+      keyed.window(Session{10}).count().collect(counted);
     }
     Status st = p.Run();
     EXPECT_EQ(st.code(), StatusCode::kUnsupported);

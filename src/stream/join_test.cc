@@ -140,6 +140,41 @@ TEST(IntervalJoinTest, RecordsStayUntilNoLaterRecordCanMatchThem) {
   EXPECT_EQ(d.join().buffered_keys(), 0u);
 }
 
+// A join restored from a checkpoint goes on as the one that took it: its buffered records still
+// meet new ones, a record below the saved watermark is late, and its cleanup timers are armed
+// again, so buffered records are dropped at the same watermarks.
+TEST(IntervalJoinTest, RestoredFromACheckpointItJoinsLatesAndDropsAsBefore) {
+  JoinDriver before(-5, 5);
+  before.Left(1, 10, 100);
+  before.Right(2, 30, 103);
+  before.Watermark(101);
+  StateWriter saved;
+  ASSERT_TRUE(before.join().CheckpointSupport().ok());
+  before.join().Snapshot(1, saved);
+
+  JoinDriver after(-5, 5);
+  StateReader in(saved.bytes());
+  ASSERT_TRUE(after.join().Restore(in).ok());
+  EXPECT_TRUE(in.done());
+  EXPECT_EQ(after.join().buffered_records(), 2u);
+  after.Right(1, 20, 104);  // meets a@100
+  after.Right(1, 21, 100);  // below the watermark 101: late
+  EXPECT_EQ(after.pairs(), (std::vector<Pair>{{10, 20}}));
+  EXPECT_EQ(after.join().metrics().late_records.load(), 1u);
+  after.Watermark(106);                            // a@100 can meet nothing at or after 106
+  EXPECT_EQ(after.join().buffered_records(), 2u);  // b@103 and b@104 stay (they meet a up to 108)
+  after.Watermark(109);
+  EXPECT_EQ(after.join().buffered_records(), 1u);  // b@104 can still meet a@109
+  after.Watermark(110);
+  EXPECT_EQ(after.join().buffered_records(), 0u);
+
+  JoinDriver wider(-6, 5);
+  StateReader again(saved.bytes());
+  Status st = wider.join().Restore(again);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("the join changed"), std::string::npos) << st.message();
+}
+
 // Cleanup visits only keys with something to drop: many keys buffered far ahead in time do not
 // slow down a stream on a few other keys (a scan of every key per watermark made it ~40x slower).
 TEST(IntervalJoinTest, BufferedIdleKeysDoNotSlowOtherKeys) {

@@ -73,24 +73,37 @@ TEST(PipelineTest, FlatMapEmitsZeroOrMorePerRecord) {
   EXPECT_EQ(out.records().size(), expected);
 }
 
-// The same records reach the sink whatever the parallelism and exchange.
+// The same records reach the sink whatever the parallelism and exchange, each with its own
+// timestamp when they carry event time.
 TEST(PipelineTest, ExchangesDeliverEveryRecordOnce) {
   std::vector<Event> reference;
   for (uint64_t i = 0; i < 50000; ++i) reference.push_back(MakeEvent(i));
   auto by_key = [](const Event& e) { return e.key; };
   auto less = [](const Event& a, const Event& b) { return a.time < b.time; };
-  for (int par : {1, 2, 3}) {
+  for (int par : {1, 2, 3, 4}) {
     for (int kind : {0, 1, 2}) {
-      Pipeline p({.parallelism = par, .batch_size = 100, .channel_slots = 4});
-      Collected<Event> out;
-      auto src = p.generate("events", reference.size(), MakeEvent);
-      if (kind == 0) src.key_by(by_key).map([](Event e) { return e; }).collect(out);
-      if (kind == 1) src.rebalance().map([](Event e) { return e; }).collect(out);
-      if (kind == 2) src.map([](Event e) { return e; }).parallelism(1).rebalance().collect(out);
-      ASSERT_TRUE(p.Run().ok());
-      auto got = out.records();
-      std::sort(got.begin(), got.end(), less);
-      EXPECT_EQ(got, reference) << "parallelism " << par << " kind " << kind;
+      for (bool with_time : {false, true}) {
+        Pipeline p({.parallelism = par, .batch_size = 100, .channel_slots = 4});
+        Collected<Event> out;
+        auto events = p.generate("events", reference.size(), MakeEvent);
+        auto src = with_time ? events.with_timestamps([](const Event& e) {
+          return static_cast<EventTime>(e.time) * 3;
+        })
+                             : events;
+        if (kind == 0) src.key_by(by_key).map([](Event e) { return e; }).collect(out);
+        if (kind == 1) src.rebalance().map([](Event e) { return e; }).collect(out);
+        if (kind == 2) src.map([](Event e) { return e; }).parallelism(1).rebalance().collect(out);
+        ASSERT_TRUE(p.Run().ok());
+        auto got = out.records();
+        auto ts = out.timestamps();
+        ASSERT_EQ(ts.size(), with_time ? got.size() : 0u);
+        for (size_t i = 0; i < ts.size(); ++i) {
+          ASSERT_EQ(ts[i], static_cast<EventTime>(got[i].time) * 3) << "record " << i;
+        }
+        std::sort(got.begin(), got.end(), less);
+        EXPECT_EQ(got, reference) << "parallelism " << par << " kind " << kind
+                                  << (with_time ? " with time" : "");
+      }
     }
   }
 }
@@ -193,6 +206,11 @@ TEST(PipelineTest, HashExchangeNeitherBlocksOnNorFloodsTheOtherChannels) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     EXPECT_EQ(ch[hot]->Fill(), 2u) << "the hot key's records waited for the full cold channel";
+    for (size_t d = 0; d < parts; ++d) {
+      if (d == hot) continue;
+      EXPECT_EQ(ch[d]->Fill(), ch[d] == &cold ? cold.capacity() : 0u)
+          << "instance " << d << " was sent records or empty batches";
+    }
     cancelled = true;
     for (Channel<uint64_t>* c : ch) c->WakeProducer();
     pusher.join();

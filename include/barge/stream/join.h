@@ -49,13 +49,7 @@ class IntervalJoinOperator final : public Operator<JoinInput<A, B>, Out> {
   // saved: a restore arms each key's again.
   static constexpr bool kSavable = kSavableAsBytes<K, A> && kSavableAsBytes<K, B>;
   Status CheckpointSupport() const override {
-    if constexpr (kSavable) {
-      return Status::Ok();
-    } else {
-      return Unsupported("operator '" + this->name() +
-                         "' (an interval join) keeps keys or records that are not trivially "
-                         "copyable, whose state checkpoints cannot save");
-    }
+    return SavableAsBytes<K, A, B>(this->name(), "an interval join", "records");
   }
   void Snapshot(uint64_t, StateWriter& out) override {
     if constexpr (kSavable) {

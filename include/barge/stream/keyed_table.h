@@ -162,15 +162,16 @@ template <class K, class V>
 inline constexpr bool kSavableAsBytes =
     std::is_trivially_copyable_v<K>&& std::is_trivially_copyable_v<V>;
 
-// An operator's CheckpointSupport for such state: OK, or why `op` (`what`: "a window") is refused.
-template <class K, class V>
-Status SavableAsBytes(const std::string& op, const char* what) {
-  if constexpr (kSavableAsBytes<K, V>) {
+// An operator's CheckpointSupport for such state, keyed by K and holding Vs (`values`:
+// "accumulators"): OK, or why `op` (`what`: "a window") is refused.
+template <class K, class... V>
+Status SavableAsBytes(const std::string& op, const char* what,
+                      const char* values = "accumulators") {
+  if constexpr ((kSavableAsBytes<K, V> && ...)) {
     return Status::Ok();
   } else {
-    return Unsupported("operator '" + op + "' (" + what +
-                       ") keeps keys or accumulators that are not trivially copyable, whose "
-                       "state checkpoints cannot save");
+    return Unsupported("operator '" + op + "' (" + what + ") keeps keys or " + values +
+                       " that are not trivially copyable, whose state checkpoints cannot save");
   }
 }
 

@@ -468,9 +468,9 @@ class Partitioner final : public Input<T>, public TaskPart {
 
   // Records `first`.. of `in`, one at a time: a destination's slot is claimed when a record for
   // it comes, so a full channel blocks the task only when it has a record for that channel.
-  // With `until_open`, returns the index after the record that left every destination with an
-  // open slot (for the run loop to go on), else the batch's size.
-  size_t PushHashedFrom(Batch<T>& in, size_t first, bool until_open) {
+  // Returns after the record whose slot opening or filling made runs worth taking again
+  // (RunRoom() >= MinRun()), else at the batch's end.
+  size_t PushOneByOne(Batch<T>& in, size_t first) {
     const size_t n = in.size();
     const size_t parts = outs_.size();
     const bool with_ts = !in.timestamps.empty();
@@ -478,29 +478,41 @@ class Partitioner final : public Input<T>, public TaskPart {
     for (size_t i = first; i < n; ++i) {
       const size_t d = Destination(records[i], parts);
       Open& o = open_[d];
+      bool changed = false;
       if (o.slot == nullptr || (o.timestamps != nullptr) != with_ts) {
         Close(d, false);
         OpenSlot(d, with_ts);
+        changed = true;
       }
       o.records[o.n] = std::move(records[i]);
       if (with_ts) o.timestamps[o.n] = in.timestamps[i];
-      if (++o.n == batch_size_) Close(d, false);
-      if (until_open && AllOpen()) return i + 1;
+      if (++o.n == batch_size_) {
+        Close(d, false);
+        changed = true;
+      }
+      if (changed && RunRoom(with_ts) >= MinRun()) return i + 1;
     }
     return n;
   }
+
+  // The records a run can take: none while a destination has no open slot for the stream's kind
+  // of batch, else the room left in the fullest slot.
+  size_t RunRoom(bool with_ts) const {
+    size_t fullest = 0;
+    for (const Open& o : open_) {
+      if (o.slot == nullptr || (o.timestamps != nullptr) != with_ts) return 0;
+      fullest = std::max(fullest, o.n);
+    }
+    return batch_size_ - fullest;
+  }
+
+  // A run costs a few passes over the destinations: shorter runs cost more than they save.
+  size_t MinRun() const { return 4 * outs_.size(); }
 
   // Range reduction without division: (hash * parts) >> 64.
   size_t Destination(const T& record, size_t parts) {
     return static_cast<size_t>((static_cast<unsigned __int128>(HashKey(key_fn_(record))) * parts) >>
                                64);
-  }
-
-  bool AllOpen() const {
-    for (const Open& o : open_) {
-      if (o.slot == nullptr) return false;
-    }
-    return true;
   }
 
   // `d` (0 or 1) ? b : a, computed with a mask: the destination of consecutive records is random,
@@ -513,10 +525,10 @@ class Partitioner final : public Input<T>, public TaskPart {
   }
 
   // The batch in runs during which every destination has an open slot that cannot fill, so the
-  // per-record loop checks nothing but where the record goes. Its write cursors live outside
+  // per-record loop checks nothing but where the record goes. Its write positions live outside
   // `open_` (whose counts a record store may alias, which would make every record reload and
   // store them): in registers for two destinations, where each record goes to one of them
-  // without a branch, else in `counts_`.
+  // without a branch, else in `counts_` or `cursors_`.
   template <bool kWithTs>
   void PushHashedInRuns(Batch<T>& in) {
     const size_t n = in.size();
@@ -525,24 +537,22 @@ class Partitioner final : public Input<T>, public TaskPart {
     const EventTime* timestamps = in.timestamps.data();
     size_t i = 0;
     while (i < n) {
-      bool open = true;
-      size_t fullest = 0;
       for (size_t d = 0; d < parts; ++d) {
-        Open& o = open_[d];
+        const Open& o = open_[d];
         if (o.slot == nullptr || (o.timestamps != nullptr) != kWithTs) {
           Close(d, false);
-          open = TryOpenSlot(d, kWithTs) && open;
+          TryOpenSlot(d, kWithTs);
         }
-        fullest = std::max(fullest, o.n);
       }
-      if (!open) {
-        // A full channel must not block the task while no record is going there: records go
-        // one at a time until every destination has a slot.
-        i = PushHashedFrom(in, i, true);
+      const size_t room = RunRoom(kWithTs);
+      if (room < MinRun()) {
+        // A full channel must not block the task while no record is going there (and the last
+        // few records before a slot fills are not worth a run): one at a time until runs are.
+        i = PushOneByOne(in, i);
         continue;
       }
       // No destination can fill before `end`.
-      const size_t end = i + std::min(batch_size_ - fullest, n - i);
+      const size_t end = i + std::min(room, n - i);
       if (parts == 2) {
         i = RouteToTwo<kWithTs>(records, timestamps, i, end);
       } else {
@@ -692,8 +702,8 @@ class Partitioner final : public Input<T>, public TaskPart {
   std::vector<Channel<T>*> outs_;
   KeyFn key_fn_;
   std::vector<Open> open_;
-  std::vector<size_t> counts_;  // RouteToMany's write positions
-  std::vector<T*> cursors_;
+  std::vector<size_t> counts_;      // RouteToMany's write positions with event time
+  std::vector<T*> cursors_;         // and without
   std::vector<EventTime> sent_wm_;  // watermark last sent to each destination
   std::vector<int> held_;           // watermarks not sent to each destination since then
   std::vector<T*> split_outs_;      // row batches: the open record of each destination
