@@ -80,17 +80,19 @@ TEST(PipelineTest, ExchangesDeliverEveryRecordOnce) {
   for (uint64_t i = 0; i < 50000; ++i) reference.push_back(MakeEvent(i));
   auto by_key = [](const Event& e) { return e.key; };
   auto less = [](const Event& a, const Event& b) { return a.time < b.time; };
+  // kind 0: by key; 1: rebalanced; 2: into one instance, then rebalanced. kind 3: by key in
+  // batches too small for the hash exchange's runs.
   for (int par : {1, 2, 3, 4}) {
-    for (int kind : {0, 1, 2}) {
+    for (int kind : {0, 1, 2, 3}) {
       for (bool with_time : {false, true}) {
-        Pipeline p({.parallelism = par, .batch_size = 100, .channel_slots = 4});
+        Pipeline p({.parallelism = par, .batch_size = kind == 3 ? 5u : 100u, .channel_slots = 4});
         Collected<Event> out;
         auto events = p.generate("events", reference.size(), MakeEvent);
         auto src = with_time ? events.with_timestamps([](const Event& e) {
           return static_cast<EventTime>(e.time) * 3;
         })
                              : events;
-        if (kind == 0) src.key_by(by_key).map([](Event e) { return e; }).collect(out);
+        if (kind == 0 || kind == 3) src.key_by(by_key).map([](Event e) { return e; }).collect(out);
         if (kind == 1) src.rebalance().map([](Event e) { return e; }).collect(out);
         if (kind == 2) src.map([](Event e) { return e; }).parallelism(1).rebalance().collect(out);
         ASSERT_TRUE(p.Run().ok());

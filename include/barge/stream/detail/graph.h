@@ -474,6 +474,7 @@ class Partitioner final : public Input<T>, public TaskPart {
     const size_t n = in.size();
     const size_t parts = outs_.size();
     const bool with_ts = !in.timestamps.empty();
+    const bool runs_fit = batch_size_ >= MinRun();  // else never worth it (tiny batches)
     T* records = in.records.data();
     for (size_t i = first; i < n; ++i) {
       const size_t d = Destination(records[i], parts);
@@ -490,7 +491,7 @@ class Partitioner final : public Input<T>, public TaskPart {
         Close(d, false);
         changed = true;
       }
-      if (changed && RunRoom(with_ts) >= MinRun()) return i + 1;
+      if (changed && runs_fit && RunRoom(with_ts) >= MinRun()) return i + 1;
     }
     return n;
   }
