@@ -91,12 +91,13 @@ class StreamingUnpack {
     queue_.push_back(std::move(pending_));
     // Blocks are recycled: fresh memory costs a page fault per 4 KiB, which is slower than
     // the network here.
-    pending_.clear();
+    std::string next;
     if (!spare_.empty()) {
-      pending_ = std::move(spare_.back());
+      next = std::move(spare_.back());
       spare_.pop_back();
-      pending_.clear();
+      next.clear();
     }
+    pending_ = std::move(next);
     cv_.notify_all();
   }
 

@@ -47,7 +47,7 @@ class IntervalJoinOperator final : public Operator<JoinInput<A, B>, Out> {
   // Checkpoints: the watermark, the bounds, and every key's buffered records of both sides, as
   // bytes (keys and records trivially copyable); other types are refused. Cleanup timers are not
   // saved: a restore arms each key's again.
-  static constexpr bool kSavable = kSavableAsBytes<K, A> && kSavableAsBytes<K, B>;
+  static constexpr bool kSavable = kSavableAsBytes<K, A, B>;
   Status CheckpointSupport() const override {
     return SavableAsBytes<K, A, B>(this->name(), "an interval join", "records");
   }

@@ -158,16 +158,16 @@ class KeyedTable {
 
 // Checkpoints of keyed state written as bytes: keys and values must be trivially copyable
 // (numbers, PODs; not pointers or views, whose targets a restore cannot bring back).
-template <class K, class V>
-inline constexpr bool kSavableAsBytes =
-    std::is_trivially_copyable_v<K>&& std::is_trivially_copyable_v<V>;
+template <class K, class... V>
+inline constexpr bool kSavableAsBytes = std::is_trivially_copyable_v<K> &&
+                                        (std::is_trivially_copyable_v<V> && ...);
 
 // An operator's CheckpointSupport for such state, keyed by K and holding Vs (`values`:
 // "accumulators"): OK, or why `op` (`what`: "a window") is refused.
 template <class K, class... V>
 Status SavableAsBytes(const std::string& op, const char* what,
                       const char* values = "accumulators") {
-  if constexpr ((kSavableAsBytes<K, V> && ...)) {
+  if constexpr (kSavableAsBytes<K, V...>) {
     return Status::Ok();
   } else {
     return Unsupported("operator '" + op + "' (" + what + ") keeps keys or " + values +

@@ -480,7 +480,7 @@ class Partitioner final : public Input<T>, public TaskPart {
       const size_t d = Destination(records[i], parts);
       Open& o = open_[d];
       bool changed = false;
-      if (o.slot == nullptr || (o.timestamps != nullptr) != with_ts) {
+      if (!Takes(o, with_ts)) {
         Close(d, false);
         OpenSlot(d, with_ts);
         changed = true;
@@ -496,12 +496,17 @@ class Partitioner final : public Input<T>, public TaskPart {
     return n;
   }
 
-  // The records a run can take: none while a destination has no open slot for the stream's kind
-  // of batch, else the room left in the fullest slot.
+  // Whether `o` is an open slot for the stream's kind of batch (with or without event time).
+  static bool Takes(const Open& o, bool with_ts) {
+    return o.slot != nullptr && (o.timestamps != nullptr) == with_ts;
+  }
+
+  // The records a run can take: none while a destination has no slot that Takes them, else the
+  // room left in the fullest slot.
   size_t RunRoom(bool with_ts) const {
     size_t fullest = 0;
     for (const Open& o : open_) {
-      if (o.slot == nullptr || (o.timestamps != nullptr) != with_ts) return 0;
+      if (!Takes(o, with_ts)) return 0;
       fullest = std::max(fullest, o.n);
     }
     return batch_size_ - fullest;
@@ -539,8 +544,7 @@ class Partitioner final : public Input<T>, public TaskPart {
     size_t i = 0;
     while (i < n) {
       for (size_t d = 0; d < parts; ++d) {
-        const Open& o = open_[d];
-        if (o.slot == nullptr || (o.timestamps != nullptr) != kWithTs) {
+        if (!Takes(open_[d], kWithTs)) {
           Close(d, false);
           TryOpenSlot(d, kWithTs);
         }
@@ -607,8 +611,9 @@ class Partitioner final : public Input<T>, public TaskPart {
       T** cursor = cursors_.data();
       for (size_t d = 0; d < parts; ++d) cursor[d] = open_[d].records + open_[d].n;
       for (; i < end; ++i) *cursor[Destination(records[i], parts)]++ = std::move(records[i]);
-      for (size_t d = 0; d < parts; ++d)
+      for (size_t d = 0; d < parts; ++d) {
         open_[d].n = static_cast<size_t>(cursor[d] - open_[d].records);
+      }
     }
     return i;
   }
